@@ -1,0 +1,216 @@
+/*
+ * store.h — the SQLite request store (SPEC §2, §4, §5).
+ *
+ * A store is a handle on one store.db file and the background thread that
+ * writes to it. The proxy's hot path calls mcpr_store_record(), which copies
+ * the event into a bounded lock-free queue and returns at once: it never
+ * blocks, never waits on I/O and never waits on the writer. The writer
+ * thread takes events off the queue in batches (500 events or 200 ms,
+ * whichever first), writes each batch in one transaction, and retries a
+ * batch that fails (database locked, I/O error, disk full) instead of
+ * dropping it. Every event handed to record() ends in exactly one counter:
+ * refused (by cause), written, skipped as a duplicate, or failed (by cause).
+ *
+ *   mcpr_store *s;
+ *   mcpr_error err = {0};
+ *   if (mcpr_store_open(&s, NULL, NULL, &err) != MCPR_OK) { ...err.message... }
+ *   mcpr_store_record(s, &event);          // from any thread
+ *   mcpr_store_flush(s, 5000, &err);       // wait for everything so far
+ *   mcpr_store_close(s, &final_stats);     // drain, commit, join
+ *
+ * All functions are thread-safe unless noted. The library never prints.
+ */
+#ifndef MCPR_STORE_H
+#define MCPR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The schema version this library writes and the newest it can read. */
+#define MCPR_STORE_SCHEMA_VERSION 5
+
+typedef struct mcpr_store mcpr_store;
+
+typedef enum mcpr_request_status {
+  MCPR_REQUEST_OK = 0,
+  MCPR_REQUEST_ERROR = 1,
+  MCPR_REQUEST_TIMEOUT = 2,
+} mcpr_request_status;
+
+/* "ok", "error", "timeout"; NULL for an out-of-range value. */
+MCPR_API const char *mcpr_request_status_str(mcpr_request_status status);
+/* Parses "ok"|"error"|"timeout". Returns false for anything else. */
+MCPR_API bool mcpr_request_status_parse(const char *text, mcpr_request_status *out);
+
+/*
+ * Event structs: every string is borrowed for the duration of the
+ * mcpr_store_record() call only (it copies). Optional strings are NULL when
+ * absent; optional integers are negative when absent.
+ */
+typedef struct mcpr_request_event {
+  const char *request_id;   /* required: UUIDv7 text, unique */
+  int64_t ts_ms;            /* unix ms when received */
+  const char *proxy;        /* required */
+  const char *session_id;   /* optional */
+  const char *method;       /* required: JSON-RPC method as-is */
+  const char *tool;         /* optional: tools/call */
+  const char *resource_uri; /* optional: resources/read|subscribe|unsubscribe */
+  const char *prompt_name;  /* optional: prompts/get */
+  int64_t latency_us;       /* >= 0 */
+  mcpr_request_status status;
+  const char *error_code;   /* optional, e.g. "-32601" */
+  const char *error_msg;    /* optional; truncated to 512 characters */
+  int64_t bytes_in;         /* < 0: not measured */
+  int64_t bytes_out;        /* < 0: not measured */
+} mcpr_request_event;
+
+typedef struct mcpr_session_event {
+  const char *session_id;      /* required */
+  const char *proxy;           /* required */
+  int64_t started_at_ms;
+  const char *client_name;     /* optional */
+  const char *client_version;  /* optional */
+  const char *client_platform; /* optional; NULL: derived from client_name */
+} mcpr_session_event;
+
+typedef struct mcpr_session_closed_event {
+  const char *session_id; /* required */
+  int64_t ended_at_ms;
+} mcpr_session_closed_event;
+
+typedef struct mcpr_schema_version_event {
+  int64_t ts_ms;
+  const char *proxy;        /* required */
+  const char *upstream_url; /* required */
+  const char *method;       /* required, e.g. "tools/list" */
+  const char *payload;      /* required: JSON text of the merged result */
+  const char *content_hash; /* required: SHA-256 hex of the payload */
+} mcpr_schema_version_event;
+
+typedef enum mcpr_store_event_kind {
+  MCPR_STORE_EVENT_REQUEST = 1,
+  MCPR_STORE_EVENT_SESSION = 2,
+  MCPR_STORE_EVENT_SESSION_CLOSED = 3,
+  MCPR_STORE_EVENT_SCHEMA_VERSION = 4,
+} mcpr_store_event_kind;
+
+typedef struct mcpr_store_event {
+  mcpr_store_event_kind kind;
+  union {
+    mcpr_request_event request;
+    mcpr_session_event session;
+    mcpr_session_closed_event session_closed;
+    mcpr_schema_version_event schema_version;
+  } u;
+} mcpr_store_event;
+
+typedef struct mcpr_store_options {
+  /* Events per transaction (default 500). */
+  size_t batch_size;
+  /* A non-empty batch is committed at the latest this long after its
+   * first event was taken (default 200 ms). */
+  uint32_t flush_interval_ms;
+  /* Events the queue holds before record() refuses (default 65536;
+   * rounded up to a power of two). */
+  size_t queue_capacity;
+  /* How long one batch is retried after I/O errors or a full disk before
+   * its events are counted as failed (default 60000 ms). A busy or locked
+   * database is waited out without limit. */
+  uint32_t io_retry_limit_ms;
+  /* SQLite VFS name, NULL for the default (fault-injection tests). */
+  const char *vfs_name;
+} mcpr_store_options;
+
+/* Fill o with the defaults above. */
+MCPR_API void mcpr_store_options_init(mcpr_store_options *o);
+
+/*
+ * Resolve the store path (SPEC §4): explicit_path if non-NULL and
+ * non-empty, else $MCPR_DB if non-empty, else $HOME/.mcpr/store.db.
+ * Returns a *new* string (free() it), or NULL with err filled.
+ */
+MCPR_API char *mcpr_store_resolve_path(const char *explicit_path, mcpr_error *err);
+
+/*
+ * Open (creating if needed, with its parent directory) the store at path
+ * (NULL: mcpr_store_resolve_path(NULL)), migrate it to the current schema,
+ * and start the writer thread. opts may be NULL for defaults.
+ * Fails with MCPR_ENEWER for a store from a newer mcpr, MCPR_ENOTSTORE for
+ * a database that is not an mcpr store or a file that is not SQLite,
+ * MCPR_ECORRUPT, MCPR_EIO, MCPR_EREADONLY. On failure *out is NULL and the
+ * file is left untouched when it was refused.
+ */
+MCPR_API mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
+                                     const mcpr_store_options *opts, mcpr_error *err);
+
+/* The resolved path of an open store (borrowed, valid until close). */
+MCPR_API const char *mcpr_store_path(const mcpr_store *store);
+
+/*
+ * Hand one event to the writer. Copies it and returns at once:
+ *   MCPR_OK          accepted: it will be written, skipped as a duplicate,
+ *                    or counted as failed;
+ *   MCPR_EQUEUEFULL  refused, the queue is full (counted);
+ *   MCPR_ECLOSING    refused, close has begun (counted);
+ *   MCPR_EINVAL      refused, a required field is missing or a value is
+ *                    out of range (counted);
+ *   MCPR_ENOMEM      refused, the copy could not be allocated (counted).
+ * Never blocks; safe from any number of threads.
+ */
+MCPR_API mcpr_status mcpr_store_record(mcpr_store *store, const mcpr_store_event *event);
+
+/*
+ * Wait until every event accepted before this call has been committed or
+ * counted as failed. timeout_ms < 0 waits without limit. Returns MCPR_OK
+ * when all of them were written (or skipped as duplicates),
+ * MCPR_ETIMEDOUT when the time ran out, or the cause (e.g.
+ * MCPR_EDISKFULL) when some of them failed; err says how many.
+ */
+MCPR_API mcpr_status mcpr_store_flush(mcpr_store *store, int timeout_ms, mcpr_error *err);
+
+typedef struct mcpr_store_stats {
+  uint64_t accepted;            /* record() returned MCPR_OK */
+  uint64_t written;             /* committed */
+  uint64_t duplicates;          /* request_id or session_id already stored: skipped */
+  uint64_t refused_queue_full;
+  uint64_t refused_closing;
+  uint64_t refused_invalid;
+  uint64_t refused_nomem;
+  uint64_t failed_io;           /* given up after io_retry_limit_ms of I/O errors */
+  uint64_t failed_disk_full;    /* given up after io_retry_limit_ms of a full disk */
+  uint64_t failed_constraint;   /* the row broke a constraint: skipped */
+  uint64_t failed_other;        /* any other SQLite error on that row */
+  uint64_t retries;             /* batch attempts that were rolled back and retried */
+  uint64_t busy_waits;          /* of those, because the database was locked */
+  uint64_t batches;             /* transactions committed */
+  uint64_t queue_depth;         /* accepted, not yet finished */
+  mcpr_status last_error;       /* MCPR_OK if none yet */
+  char last_error_message[256];
+  int64_t last_error_at_ms;     /* 0 if none */
+} mcpr_store_stats;
+
+/* Snapshot of the counters (consistent enough for monitoring). */
+MCPR_API void mcpr_store_stats_get(const mcpr_store *store, mcpr_store_stats *out);
+/* Sums of the refused_* and failed_* counters. */
+MCPR_API uint64_t mcpr_store_stats_refused(const mcpr_store_stats *st);
+MCPR_API uint64_t mcpr_store_stats_failed(const mcpr_store_stats *st);
+
+/*
+ * Refuse new events, write everything accepted, join the writer, close the
+ * file. final (may be NULL) receives the last counters. NULL store: MCPR_OK.
+ * Returns MCPR_OK when every accepted event was written or skipped as a
+ * duplicate, otherwise the cause of the first failure.
+ */
+MCPR_API mcpr_status mcpr_store_close(mcpr_store *store, mcpr_store_stats *final);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,126 @@
+/*
+ * main.c — `mcpr`: global flags, dispatch to the command table, help.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mcpr/mcpr.h"
+
+int cli_usage_error(const mcpr_cli_command *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("mcpr: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  if (cmd)
+    fprintf(stderr, "usage:\n%s\nRun 'mcpr %s%s%s --help' for more.\n", cmd->usage,
+            cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name);
+  else
+    fputs("Run 'mcpr --help' for the list of commands.\n", stderr);
+  return CLI_EXIT_USAGE;
+}
+
+int cli_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("mcpr: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return CLI_EXIT_FAIL;
+}
+
+bool cli_is_help(const char *arg) {
+  return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static void print_help(FILE *out, const char *group) {
+  fprintf(out,
+          "mcpr %s — observability for MCP servers\n\n"
+          "usage: mcpr [--db PATH] <command> [args]\n\n"
+          "commands:\n",
+          mcpr_version());
+  for (const mcpr_cli_command *const *c = mcpr_cli_commands; *c; c++) {
+    if (group && (!(*c)->group || strcmp((*c)->group, group) != 0))
+      continue;
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", (*c)->group ? (*c)->group : "",
+             (*c)->group ? " " : "", (*c)->name);
+    fprintf(out, "  %-22s %s\n", name, (*c)->summary);
+  }
+  fputs("\nglobal options:\n"
+        "  --db PATH              store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
+        "  -h, --help             this help; 'mcpr <command> --help' for one command\n"
+        "  --version              print the version\n",
+        out);
+}
+
+static bool is_group(const char *word) {
+  for (const mcpr_cli_command *const *c = mcpr_cli_commands; *c; c++)
+    if ((*c)->group && strcmp((*c)->group, word) == 0)
+      return true;
+  return false;
+}
+
+static const mcpr_cli_command *find(const char *group, const char *name) {
+  for (const mcpr_cli_command *const *c = mcpr_cli_commands; *c; c++) {
+    bool same_group = group ? ((*c)->group && strcmp((*c)->group, group) == 0) : !(*c)->group;
+    if (same_group && strcmp((*c)->name, name) == 0)
+      return *c;
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  mcpr_cli_ctx ctx = {.db_path = NULL, .prog = "mcpr"};
+  /* Pull the global --db out wherever it stands; keep the rest in order. */
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  if (!rest)
+    return cli_fail("out of memory");
+  int n = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--db") == 0) {
+      if (i + 1 >= argc) {
+        free(rest);
+        return cli_usage_error(NULL, "--db needs a path");
+      }
+      ctx.db_path = argv[++i];
+    } else if (strncmp(argv[i], "--db=", 5) == 0) {
+      ctx.db_path = argv[i] + 5;
+    } else {
+      rest[n++] = argv[i];
+    }
+  }
+  int code;
+  if (n == 0) {
+    print_help(stderr, NULL);
+    code = CLI_EXIT_USAGE;
+  } else if (cli_is_help(rest[0])) {
+    print_help(stdout, NULL);
+    code = CLI_EXIT_OK;
+  } else if (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "version") == 0) {
+    printf("mcpr %s\n", mcpr_version());
+    code = CLI_EXIT_OK;
+  } else if (rest[0][0] == '-') {
+    code = cli_usage_error(NULL, "unknown option '%s'", rest[0]);
+  } else if (is_group(rest[0])) {
+    const char *group = rest[0];
+    if (n < 2 || cli_is_help(rest[1])) {
+      print_help(n < 2 ? stderr : stdout, group);
+      code = n < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    } else {
+      const mcpr_cli_command *cmd = find(group, rest[1]);
+      code = cmd ? cmd->run(&ctx, n - 1, rest + 1)
+                 : cli_usage_error(NULL, "unknown command '%s %s'", group, rest[1]);
+    }
+  } else {
+    const mcpr_cli_command *cmd = find(NULL, rest[0]);
+    code = cmd ? cmd->run(&ctx, n, rest) : cli_usage_error(NULL, "unknown command '%s'", rest[0]);
+  }
+  free(rest);
+  return code;
+}

@@ -1,0 +1,84 @@
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "mcpr/util.h"
+
+static bool contains_ci(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (const char *p = hay; *p; p++)
+    if (strncasecmp(p, needle, n) == 0)
+      return true;
+  return false;
+}
+
+const char *mcpr_client_platform(const char *client_name) {
+  static const struct {
+    const char *needle, *platform;
+  } rules[] = {
+      {"claude", "claude"},   {"cursor", "cursor"},   {"chatgpt", "chatgpt"},
+      {"openai", "chatgpt"},  {"copilot", "vscode"},  {"vscode", "vscode"},
+      {"vs-code", "vscode"},  {"windsurf", "windsurf"},
+  };
+  if (!client_name)
+    return NULL;
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+    if (contains_ci(client_name, rules[i].needle))
+      return rules[i].platform;
+  return "unknown";
+}
+
+int64_t mcpr_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * UUIDv7 with the 12-bit rand_a field used as a counter within one
+ * millisecond (RFC 9562 §6.2 method 1), so ids made by this process sort in
+ * creation order. The (ms, counter) pair is one 64-bit atomic word.
+ */
+static _Atomic uint64_t uuid_last; /* ms << 12 | counter */
+
+void mcpr_uuid_v7(int64_t ts_ms, char out[MCPR_UUID_STRLEN + 1]) {
+  uint8_t b[16];
+  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+    /* Not fatal for an id: fall back to clock noise. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
+    for (int i = 0; i < 16; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      b[i] = (uint8_t)x;
+    }
+  }
+  uint64_t ms = (uint64_t)ts_ms & 0xFFFFFFFFFFFFull;
+  uint64_t prev = atomic_load_explicit(&uuid_last, memory_order_relaxed), next;
+  do {
+    uint64_t prev_ms = prev >> 12;
+    if (ms > prev_ms)
+      next = ms << 12 | (b[6] & 0x03); /* small random start keeps room */
+    else if ((prev & 0xFFF) < 0xFFF)
+      next = prev + 1; /* same (or earlier) ms: keep increasing */
+    else
+      next = (prev_ms + 1) << 12; /* counter exhausted: borrow the next ms */
+  } while (!atomic_compare_exchange_weak_explicit(&uuid_last, &prev, next,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed));
+  uint64_t use_ms = next >> 12;
+  uint16_t counter = (uint16_t)(next & 0xFFF);
+  for (int i = 0; i < 6; i++)
+    b[i] = (uint8_t)(use_ms >> (40 - 8 * i));
+  b[6] = (uint8_t)(0x70 | (counter >> 8));
+  b[7] = (uint8_t)(counter & 0xFF);
+  b[8] = (uint8_t)(0x80 | (b[8] & 0x3F));
+  snprintf(out, MCPR_UUID_STRLEN + 1,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+           b[12], b[13], b[14], b[15]);
+}

@@ -1,0 +1,53 @@
+/*
+ * db.h — internal: opening a store file (SPEC §4). Shared by the writer and
+ * the query engine, so both check, configure and migrate a file the same
+ * way. This is the one place that knows the SQLite schema and pragmas.
+ */
+#ifndef MCPR__STORE_DB_H
+#define MCPR__STORE_DB_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#include "mcpr/error.h"
+
+typedef enum mcpr__db_mode {
+  /* Create the file (and its parent directory) when missing. */
+  MCPR__DB_CREATE = 1,
+  /* The file must exist. Migrations still run (they write); a read-only
+   * file at the current version is opened read-only. */
+  MCPR__DB_EXISTING = 2,
+} mcpr__db_mode;
+
+/*
+ * Open path, refuse anything that is not a store of a version we know
+ * before writing a byte, then set the pragmas and migrate to
+ * MCPR_STORE_SCHEMA_VERSION. On success *out is an open connection the
+ * caller closes with sqlite3_close_v2(). vfs may be NULL.
+ */
+mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
+                          sqlite3 **out, mcpr_error *err);
+
+/* Map an SQLite result code to a status (SQLITE_FULL → MCPR_EDISKFULL...). */
+mcpr_status mcpr__db_status(int sqlite_rc);
+
+/* Fill err from the connection's last error, prefixed with what was done.
+ * Returns the mapped status. */
+mcpr_status mcpr__db_error(sqlite3 *db, int rc, mcpr_error *err, const char *doing);
+
+/* The file's schema_version: 0 for a pre-meta store, -1 for an empty
+ * database, -2 for a database that is not a store. */
+int mcpr__db_schema_version(sqlite3 *db, mcpr_error *err);
+
+/* Run sql (no rows, no parameters) — for fixed statements only. */
+int mcpr__db_exec(sqlite3 *db, const char *sql);
+
+/* mkdir -p for the parent directory of path (mode 0700 for new ones). */
+mcpr_status mcpr__mkdir_parent(const char *path, mcpr_error *err);
+
+/* DDL of older schema versions, for tests that build old stores:
+ * mcpr__db_legacy_ddl(v) for v in 0..4 is the full DDL of that version
+ * (tables and meta rows), NULL otherwise. */
+const char *mcpr__db_legacy_ddl(int version);
+
+#endif

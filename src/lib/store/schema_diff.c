@@ -1,0 +1,97 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/schema_diff.h"
+
+static const struct {
+  const char *method, *array, *type;
+} LIST_METHODS[] = {
+    {"tools/list", "tools", "tool"},
+    {"resources/list", "resources", "resource"},
+    {"resources/templates/list", "resourceTemplates", "resource_template"},
+    {"prompts/list", "prompts", "prompt"},
+};
+
+
+static json_t *items_of(const char *payload, const char *array) {
+  json_error_t jerr;
+  json_t *root = json_loads(payload, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root)
+    return NULL;
+  json_t *items = json_object_get(root, array);
+  if (!json_is_array(items)) {
+    json_decref(root);
+    return NULL;
+  }
+  json_incref(items);
+  json_decref(root);
+  return items;
+}
+
+static json_t *find_named(json_t *items, const char *name) {
+  size_t i;
+  json_t *it;
+  json_array_foreach(items, i, it) {
+    const char *n = json_string_value(json_object_get(it, "name"));
+    if (n && strcmp(n, name) == 0)
+      return it;
+  }
+  return NULL;
+}
+
+static int emit(mcpr__schema_change_fn fn, void *ctx, const char *type, const char *what,
+                const char *name, int *rows) {
+  char change[64];
+  snprintf(change, sizeof change, "%s_%s", type, what);
+  (*rows)++;
+  return fn(ctx, change, name);
+}
+
+int mcpr__schema_diff(const char *method, const char *old_payload, const char *new_payload,
+                      mcpr__schema_change_fn fn, void *ctx) {
+  const char *array = NULL, *type = NULL;
+  for (size_t i = 0; i < sizeof LIST_METHODS / sizeof LIST_METHODS[0]; i++)
+    if (strcmp(method, LIST_METHODS[i].method) == 0) {
+      array = LIST_METHODS[i].array;
+      type = LIST_METHODS[i].type;
+    }
+  int rows = 0, rc = 0;
+  json_t *old_items = NULL, *new_items = NULL;
+  if (array) {
+    old_items = items_of(old_payload, array);
+    new_items = items_of(new_payload, array);
+  }
+  if (old_items && new_items) {
+    size_t i;
+    json_t *it;
+    /* Lists are small (tens of items): quadratic lookup is cheaper than
+     * building a map. */
+    json_array_foreach(new_items, i, it) {
+      const char *name = json_string_value(json_object_get(it, "name"));
+      if (!name)
+        continue;
+      json_t *prev = find_named(old_items, name);
+      if (!prev)
+        rc = emit(fn, ctx, type, "added", name, &rows);
+      else if (!json_equal(prev, it))
+        rc = emit(fn, ctx, type, "modified", name, &rows);
+      if (rc)
+        goto out;
+    }
+    json_array_foreach(old_items, i, it) {
+      const char *name = json_string_value(json_object_get(it, "name"));
+      if (name && !find_named(new_items, name)) {
+        rc = emit(fn, ctx, type, "removed", name, &rows);
+        if (rc)
+          goto out;
+      }
+    }
+  }
+  if (rows == 0)
+    rc = fn(ctx, "updated", NULL);
+out:
+  json_decref(old_items);
+  json_decref(new_items);
+  return rc;
+}

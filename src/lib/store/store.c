@@ -1,0 +1,461 @@
+/*
+ * store.c — the producer side of the store: open, record, flush, stats,
+ * close. The writer thread lives in writer.c.
+ *
+ * record() does four things, none of which can wait: announce itself in
+ * `inflight` (one atomic add, which also tells it whether close has begun),
+ * copy the event into one allocation, claim a queue cell with one CAS, and
+ * every batch_size-th event wake the writer. close() sets the closing bit,
+ * waits for the few record() calls already past their check to finish
+ * their push, then lets the writer drain the queue and exit: no event can
+ * be accepted after the writer's last look at the queue.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mcpr/mcpr.h"
+#include "store/db.h"
+#include "store/store_internal.h"
+
+#define DEFAULT_BATCH_SIZE 500
+#define DEFAULT_FLUSH_INTERVAL_MS 200
+#define DEFAULT_QUEUE_CAPACITY 65536
+#define DEFAULT_IO_RETRY_LIMIT_MS 60000
+#define ERROR_MSG_MAX_CHARS 512
+
+const char *mcpr_request_status_str(mcpr_request_status status) {
+  switch (status) {
+  case MCPR_REQUEST_OK:
+    return "ok";
+  case MCPR_REQUEST_ERROR:
+    return "error";
+  case MCPR_REQUEST_TIMEOUT:
+    return "timeout";
+  }
+  return NULL;
+}
+
+bool mcpr_request_status_parse(const char *text, mcpr_request_status *out) {
+  static const mcpr_request_status all[] = {MCPR_REQUEST_OK, MCPR_REQUEST_ERROR,
+                                            MCPR_REQUEST_TIMEOUT};
+  if (!text)
+    return false;
+  for (size_t i = 0; i < 3; i++)
+    if (strcmp(text, mcpr_request_status_str(all[i])) == 0) {
+      *out = all[i];
+      return true;
+    }
+  return false;
+}
+
+void mcpr_store_options_init(mcpr_store_options *o) {
+  memset(o, 0, sizeof *o);
+  o->batch_size = DEFAULT_BATCH_SIZE;
+  o->flush_interval_ms = DEFAULT_FLUSH_INTERVAL_MS;
+  o->queue_capacity = DEFAULT_QUEUE_CAPACITY;
+  o->io_retry_limit_ms = DEFAULT_IO_RETRY_LIMIT_MS;
+}
+
+char *mcpr_store_resolve_path(const char *explicit_path, mcpr_error *err) {
+  const char *env = getenv("MCPR_DB");
+  char *out = NULL;
+  if (explicit_path && *explicit_path) {
+    out = strdup(explicit_path);
+  } else if (env && *env) {
+    out = strdup(env);
+  } else {
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+      mcpr_error_set(err, MCPR_EINVAL,
+                     "cannot find the store: HOME is not set; use --db PATH or MCPR_DB");
+      return NULL;
+    }
+    size_t n = strlen(home) + sizeof "/.mcpr/store.db";
+    out = malloc(n);
+    if (out)
+      snprintf(out, n, "%s/.mcpr/store.db", home);
+  }
+  if (!out)
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory resolving the store path");
+  return out;
+}
+
+mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
+                            const mcpr_store_options *opts, mcpr_error *err) {
+  *out = NULL;
+  mcpr_status st;
+  mcpr_store *s = calloc(1, sizeof *s);
+  if (!s)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  if (opts)
+    s->opts = *opts;
+  else
+    mcpr_store_options_init(&s->opts);
+  if (!s->opts.batch_size)
+    s->opts.batch_size = DEFAULT_BATCH_SIZE;
+  if (!s->opts.flush_interval_ms)
+    s->opts.flush_interval_ms = DEFAULT_FLUSH_INTERVAL_MS;
+  if (!s->opts.queue_capacity)
+    s->opts.queue_capacity = DEFAULT_QUEUE_CAPACITY;
+  if (!s->opts.io_retry_limit_ms)
+    s->opts.io_retry_limit_ms = DEFAULT_IO_RETRY_LIMIT_MS;
+  if (s->opts.batch_size > 100000 || s->opts.queue_capacity > ((size_t)1 << 30)) {
+    free(s);
+    return mcpr_error_set(err, MCPR_EINVAL,
+                          "batch_size must be at most 100000 and queue_capacity at most 2^30");
+  }
+
+  s->path = mcpr_store_resolve_path(path, err);
+  if (!s->path) {
+    free(s);
+    return err ? err->status : MCPR_ENOMEM;
+  }
+  if (!mcpr__queue_init(&s->queue, s->opts.queue_capacity)) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory allocating the event queue");
+    goto fail_path;
+  }
+  st = mcpr__db_open(s->path, MCPR__DB_CREATE, s->opts.vfs_name, &s->db, err);
+  if (st != MCPR_OK)
+    goto fail_queue;
+
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->work_cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->done_cv, &ca);
+  pthread_cond_destroy(&s->work_cv);
+  pthread_cond_init(&s->work_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&s->thread, NULL, mcpr__writer_main, s) != 0) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "cannot start the store writer thread");
+    goto fail_sync;
+  }
+  *out = s;
+  return MCPR_OK;
+
+fail_sync:
+  pthread_cond_destroy(&s->done_cv);
+  pthread_cond_destroy(&s->work_cv);
+  pthread_mutex_destroy(&s->lock);
+  sqlite3_close_v2(s->db);
+fail_queue:
+  mcpr__queue_release(&s->queue);
+fail_path:
+  free(s->path);
+  free(s);
+  return st;
+}
+
+const char *mcpr_store_path(const mcpr_store *store) { return store ? store->path : NULL; }
+
+/* ---------- record ---------- */
+
+static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+/* Bytes of the first ERROR_MSG_MAX_CHARS code points of s (whole
+ * characters only, so the cut never splits a UTF-8 sequence). */
+static size_t truncated_msg_len(const char *s) {
+  size_t chars = 0, i = 0;
+  while (s[i]) {
+    size_t len = 1;
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0xF0)
+      len = 4;
+    else if (c >= 0xE0)
+      len = 3;
+    else if (c >= 0xC0)
+      len = 2;
+    for (size_t k = 1; k < len; k++)
+      if (((unsigned char)s[i + k] & 0xC0) != 0x80) {
+        len = k; /* malformed: take what is there, never past the NUL */
+        break;
+      }
+    if (chars == ERROR_MSG_MAX_CHARS)
+      break;
+    chars++;
+    i += len;
+  }
+  return i;
+}
+
+/* Copies src into *cursor and returns the copy (NULL stays NULL). */
+static const char *copy_str(char **cursor, const char *src, size_t len) {
+  if (!src)
+    return NULL;
+  char *dst = *cursor;
+  memcpy(dst, src, len);
+  dst[len] = '\0';
+  *cursor += len + 1;
+  return dst;
+}
+#define COPY(field) dst->field = copy_str(&cur, src->field, src->field ? strlen(src->field) : 0)
+
+static bool event_valid(const mcpr_store_event *e) {
+  switch (e->kind) {
+  case MCPR_STORE_EVENT_REQUEST: {
+    const mcpr_request_event *r = &e->u.request;
+    return r->request_id && *r->request_id && r->proxy && r->method &&
+           mcpr_request_status_str(r->status) && r->latency_us >= 0;
+  }
+  case MCPR_STORE_EVENT_SESSION:
+    return e->u.session.session_id && *e->u.session.session_id && e->u.session.proxy;
+  case MCPR_STORE_EVENT_SESSION_CLOSED:
+    return e->u.session_closed.session_id && *e->u.session_closed.session_id;
+  case MCPR_STORE_EVENT_SCHEMA_VERSION: {
+    const mcpr_schema_version_event *v = &e->u.schema_version;
+    return v->proxy && v->upstream_url && v->method && v->payload && v->content_hash;
+  }
+  }
+  return false;
+}
+
+static mcpr__item *item_copy(const mcpr_store_event *e) {
+  size_t need = 0, msg_len = 0;
+  const char *platform = NULL;
+  switch (e->kind) {
+  case MCPR_STORE_EVENT_REQUEST: {
+    const mcpr_request_event *r = &e->u.request;
+    if (r->error_msg)
+      msg_len = truncated_msg_len(r->error_msg);
+    need = str_size(r->request_id) + str_size(r->proxy) + str_size(r->session_id) +
+           str_size(r->method) + str_size(r->tool) + str_size(r->resource_uri) +
+           str_size(r->prompt_name) + str_size(r->error_code) +
+           (r->error_msg ? msg_len + 1 : 0);
+    break;
+  }
+  case MCPR_STORE_EVENT_SESSION: {
+    const mcpr_session_event *ss = &e->u.session;
+    platform = ss->client_platform ? ss->client_platform
+                                   : mcpr_client_platform(ss->client_name);
+    need = str_size(ss->session_id) + str_size(ss->proxy) + str_size(ss->client_name) +
+           str_size(ss->client_version) + str_size(platform);
+    break;
+  }
+  case MCPR_STORE_EVENT_SESSION_CLOSED:
+    need = str_size(e->u.session_closed.session_id);
+    break;
+  case MCPR_STORE_EVENT_SCHEMA_VERSION: {
+    const mcpr_schema_version_event *v = &e->u.schema_version;
+    need = str_size(v->proxy) + str_size(v->upstream_url) + str_size(v->method) +
+           str_size(v->payload) + str_size(v->content_hash);
+    break;
+  }
+  }
+  mcpr__item *it = malloc(sizeof *it + need);
+  if (!it)
+    return NULL;
+  it->event = *e;
+  char *cur = it->strings;
+  switch (e->kind) {
+  case MCPR_STORE_EVENT_REQUEST: {
+    const mcpr_request_event *src = &e->u.request;
+    mcpr_request_event *dst = &it->event.u.request;
+    COPY(request_id);
+    COPY(proxy);
+    COPY(session_id);
+    COPY(method);
+    COPY(tool);
+    COPY(resource_uri);
+    COPY(prompt_name);
+    COPY(error_code);
+    dst->error_msg = copy_str(&cur, src->error_msg, msg_len);
+    break;
+  }
+  case MCPR_STORE_EVENT_SESSION: {
+    const mcpr_session_event *src = &e->u.session;
+    mcpr_session_event *dst = &it->event.u.session;
+    COPY(session_id);
+    COPY(proxy);
+    COPY(client_name);
+    COPY(client_version);
+    dst->client_platform = copy_str(&cur, platform, platform ? strlen(platform) : 0);
+    break;
+  }
+  case MCPR_STORE_EVENT_SESSION_CLOSED: {
+    const mcpr_session_closed_event *src = &e->u.session_closed;
+    mcpr_session_closed_event *dst = &it->event.u.session_closed;
+    COPY(session_id);
+    break;
+  }
+  case MCPR_STORE_EVENT_SCHEMA_VERSION: {
+    const mcpr_schema_version_event *src = &e->u.schema_version;
+    mcpr_schema_version_event *dst = &it->event.u.schema_version;
+    COPY(proxy);
+    COPY(upstream_url);
+    COPY(method);
+    COPY(payload);
+    COPY(content_hash);
+    break;
+  }
+  }
+  return it;
+}
+#undef COPY
+
+void mcpr__store_wake(mcpr_store *s) {
+  pthread_mutex_lock(&s->lock);
+  atomic_store(&s->wake, true);
+  pthread_cond_signal(&s->work_cv);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
+
+mcpr_status mcpr_store_record(mcpr_store *s, const mcpr_store_event *event) {
+  if (!s || !event)
+    return MCPR_EINVAL;
+  uint64_t state = atomic_fetch_add_explicit(&s->inflight, 1, memory_order_seq_cst);
+  mcpr_status st = MCPR_OK;
+  mcpr__item *it = NULL;
+  size_t pos = 0;
+  if (state & MCPR__CLOSING_BIT) {
+    count(&s->refused_closing);
+    st = MCPR_ECLOSING;
+    goto out;
+  }
+  if (!event_valid(event)) {
+    count(&s->refused_invalid);
+    st = MCPR_EINVAL;
+    goto out;
+  }
+  it = item_copy(event);
+  if (!it) {
+    count(&s->refused_nomem);
+    st = MCPR_ENOMEM;
+    goto out;
+  }
+  if (!mcpr__queue_push(&s->queue, it, &pos)) {
+    free(it);
+    count(&s->refused_queue_full);
+    st = MCPR_EQUEUEFULL;
+    goto out;
+  }
+out:
+  atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
+  /* A full batch is waiting: wake the writer rather than let it sleep out
+   * its interval. Once per batch_size events, so the lock is rare. */
+  if (st == MCPR_OK && (pos + 1) % s->opts.batch_size == 0)
+    mcpr__store_wake(s);
+  return st;
+}
+
+/* ---------- flush, stats, close ---------- */
+
+static void deadline_after(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+static uint64_t failed_total(const mcpr_store *s) {
+  return atomic_load(&s->failed_io) + atomic_load(&s->failed_disk_full) +
+         atomic_load(&s->failed_constraint) + atomic_load(&s->failed_other);
+}
+
+mcpr_status mcpr_store_flush(mcpr_store *s, int timeout_ms, mcpr_error *err) {
+  if (!s)
+    return mcpr_error_set(err, MCPR_EINVAL, "no store");
+  uint64_t failed_before = failed_total(s);
+  uint64_t target = atomic_load(&s->queue.head);
+  struct timespec deadline;
+  if (timeout_ms >= 0)
+    deadline_after(&deadline, timeout_ms);
+
+  pthread_mutex_lock(&s->lock);
+  uint64_t cur = atomic_load(&s->flush_target);
+  while (cur < target && !atomic_compare_exchange_weak(&s->flush_target, &cur, target))
+    ;
+  atomic_store(&s->wake, true);
+  pthread_cond_signal(&s->work_cv);
+  int rc = 0;
+  while (atomic_load(&s->finished) < target && !atomic_load(&s->writer_exited) && rc == 0) {
+    if (timeout_ms >= 0)
+      rc = pthread_cond_timedwait(&s->done_cv, &s->lock, &deadline);
+    else
+      pthread_cond_wait(&s->done_cv, &s->lock);
+  }
+  mcpr_status cause = s->first_failure;
+  pthread_mutex_unlock(&s->lock);
+
+  uint64_t done = atomic_load(&s->finished);
+  if (done < target)
+    return mcpr_error_set(err, MCPR_ETIMEDOUT,
+                          "flush timed out after %d ms with %llu events not yet written",
+                          timeout_ms, (unsigned long long)(target - done));
+  uint64_t failed = failed_total(s) - failed_before;
+  if (failed)
+    return mcpr_error_set(err, cause == MCPR_OK ? MCPR_EIO : cause,
+                          "%llu events could not be written: %s", (unsigned long long)failed,
+                          mcpr_strerror(cause == MCPR_OK ? MCPR_EIO : cause));
+  return MCPR_OK;
+}
+
+void mcpr_store_stats_get(const mcpr_store *cs, mcpr_store_stats *o) {
+  memset(o, 0, sizeof *o);
+  if (!cs)
+    return;
+  mcpr_store *s = (mcpr_store *)cs; /* the lock is the only thing touched */
+  /* Every claimed queue position is an accepted event. */
+  o->accepted = atomic_load(&s->queue.head);
+  o->written = atomic_load(&s->written);
+  o->duplicates = atomic_load(&s->duplicates);
+  o->refused_queue_full = atomic_load(&s->refused_queue_full);
+  o->refused_closing = atomic_load(&s->refused_closing);
+  o->refused_invalid = atomic_load(&s->refused_invalid);
+  o->refused_nomem = atomic_load(&s->refused_nomem);
+  o->failed_io = atomic_load(&s->failed_io);
+  o->failed_disk_full = atomic_load(&s->failed_disk_full);
+  o->failed_constraint = atomic_load(&s->failed_constraint);
+  o->failed_other = atomic_load(&s->failed_other);
+  o->retries = atomic_load(&s->retries);
+  o->busy_waits = atomic_load(&s->busy_waits);
+  o->batches = atomic_load(&s->batches);
+  uint64_t finished = atomic_load(&s->finished);
+  o->queue_depth = o->accepted > finished ? o->accepted - finished : 0;
+  pthread_mutex_lock(&s->lock);
+  o->last_error = s->last_error;
+  memcpy(o->last_error_message, s->last_error_message, sizeof o->last_error_message);
+  o->last_error_at_ms = s->last_error_at_ms;
+  pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t mcpr_store_stats_refused(const mcpr_store_stats *st) {
+  return st->refused_queue_full + st->refused_closing + st->refused_invalid +
+         st->refused_nomem;
+}
+
+uint64_t mcpr_store_stats_failed(const mcpr_store_stats *st) {
+  return st->failed_io + st->failed_disk_full + st->failed_constraint + st->failed_other;
+}
+
+mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
+  if (!s)
+    return MCPR_OK;
+  atomic_fetch_or(&s->inflight, MCPR__CLOSING_BIT);
+  /* Wait for record() calls that passed their check before the bit was
+   * set: each is a handful of instructions from its push. */
+  while ((atomic_load(&s->inflight) & ~MCPR__CLOSING_BIT) != 0)
+    sched_yield();
+  mcpr__store_wake(s);
+  pthread_join(s->thread, NULL);
+
+  if (final)
+    mcpr_store_stats_get(s, final);
+  mcpr_status st = s->first_failure;
+  sqlite3_close_v2(s->db);
+  pthread_cond_destroy(&s->done_cv);
+  pthread_cond_destroy(&s->work_cv);
+  pthread_mutex_destroy(&s->lock);
+  mcpr__queue_release(&s->queue);
+  free(s->path);
+  free(s);
+  return st;
+}

@@ -1,0 +1,72 @@
+/*
+ * store_internal.h — internal: the store handle, shared by store.c (the
+ * producer side: record, flush, stats, close) and writer.c (the writer
+ * thread). See store.h for the design.
+ */
+#ifndef MCPR__STORE_INTERNAL_H
+#define MCPR__STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "mcpr/store.h"
+#include "store/queue.h"
+
+/* One accepted event: the caller's event with every string copied into
+ * the same allocation, so the writer frees it with one free(). */
+typedef struct mcpr__item {
+  mcpr_store_event event;
+  char strings[];
+} mcpr__item;
+
+/* Bit set in `inflight` once close has begun; the rest counts record()
+ * calls between their closing check and their push. */
+#define MCPR__CLOSING_BIT ((uint64_t)1 << 63)
+
+struct mcpr_store {
+  mcpr__queue queue;
+  mcpr_store_options opts;
+  char *path;
+  sqlite3 *db; /* owned by the writer thread once it runs */
+  pthread_t thread;
+
+  _Alignas(MCPR__CACHELINE) _Atomic uint64_t inflight;
+
+  /* Refusals: written by producers, rare. */
+  _Alignas(MCPR__CACHELINE) _Atomic uint64_t refused_queue_full;
+  _Atomic uint64_t refused_closing;
+  _Atomic uint64_t refused_invalid;
+  _Atomic uint64_t refused_nomem;
+
+  /* Outcomes: written by the writer thread only. */
+  _Alignas(MCPR__CACHELINE) _Atomic uint64_t finished; /* positions done */
+  _Atomic uint64_t written;
+  _Atomic uint64_t duplicates;
+  _Atomic uint64_t failed_io;
+  _Atomic uint64_t failed_disk_full;
+  _Atomic uint64_t failed_constraint;
+  _Atomic uint64_t failed_other;
+  _Atomic uint64_t retries;
+  _Atomic uint64_t busy_waits;
+  _Atomic uint64_t batches;
+
+  /* Wake-ups and the last error: under `lock`. */
+  pthread_mutex_t lock;
+  pthread_cond_t work_cv;          /* the writer waits here */
+  pthread_cond_t done_cv;          /* flush() and close() wait here */
+  _Atomic bool wake;               /* set before signalling work_cv */
+  _Atomic uint64_t flush_target;   /* positions a flush waits for */
+  _Atomic bool writer_exited;
+  mcpr_status last_error;
+  char last_error_message[256];
+  int64_t last_error_at_ms;
+  mcpr_status first_failure; /* first cause of failed events, for close() */
+};
+
+/* The writer thread's entry point (writer.c). */
+void *mcpr__writer_main(void *arg);
+/* Wake the writer (any thread). */
+void mcpr__store_wake(mcpr_store *s);
+
+#endif
