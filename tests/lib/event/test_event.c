@@ -1,0 +1,223 @@
+/* Proxy events: strict bounded decode, fixed-order encode, store mapping. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcpr/event.h"
+#include "testutil.h"
+
+/* The original mcpr's stderr JSON line, every optional null. */
+#define REQUEST_ALL_NULL \
+    "{\"type\":\"request\",\"id\":\"0190a0b0-0000-7000-8000-000000000001\",\"ts\":1700000000000," \
+    "\"proxy\":\"api\",\"session_id\":null,\"method\":\"POST\",\"path\":null,\"mcp_method\":null," \
+    "\"tool\":null,\"resource_uri\":null,\"prompt_name\":null,\"status\":200,\"latency_us\":1500," \
+    "\"upstream_us\":null,\"request_size\":null,\"response_size\":null,\"error_code\":null," \
+    "\"error_msg\":null,\"client_name\":null,\"client_version\":null,\"note\":null}"
+
+static const char *CANONICAL[] = {
+    "{\"type\":\"request\",\"id\":\"r1\",\"ts\":1700000000000,\"proxy\":\"api\","
+    "\"session_id\":\"s1\",\"method\":\"POST\",\"path\":\"/mcp\",\"mcp_method\":\"tools/call\","
+    "\"tool\":\"search\",\"resource_uri\":null,\"prompt_name\":null,\"status\":200,"
+    "\"latency_us\":1500,\"upstream_us\":1200,\"request_size\":10,\"response_size\":20,"
+    "\"error_code\":\"-32601\",\"error_msg\":\"nope \\\"q\\\" é\",\"client_name\":\"cursor\","
+    "\"client_version\":\"1.0\",\"note\":\"\",\"stage_timings\":{\"parse_us\":3,\"b\":[1,2]}}",
+    "{\"type\":\"session_start\",\"session_id\":\"s1\",\"proxy\":\"api\",\"ts\":1,"
+    "\"client_name\":\"claude-desktop\",\"client_version\":null,\"client_platform\":null}",
+    "{\"type\":\"session_end\",\"session_id\":\"s1\",\"ts\":2,\"server\":\"my-srv\"}",
+    "{\"type\":\"heartbeat\",\"ts\":3,\"proxy\":\"api\",\"mcp_status\":\"up\","
+    "\"tunnel_status\":null,\"uptime_secs\":60,\"request_count\":7}",
+    "{\"type\":\"schema_version_created\",\"ts\":4,\"upstream_id\":\"api\","
+    "\"upstream_url\":\"http://x/mcp\",\"method\":\"tools/list\",\"version\":2,"
+    "\"version_id\":\"v2\",\"content_hash\":\"ab\",\"payload\":{\"tools\":[{\"name\":\"a\"}]}}",
+    REQUEST_ALL_NULL,
+};
+
+static void test_roundtrip_byte_for_byte(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof CANONICAL / sizeof CANONICAL[0]; i++) {
+    mcpr_event ev;
+    mcpr_error err = {0};
+    if (mcpr_event_decode(CANONICAL[i], strlen(CANONICAL[i]), &ev, &err) != MCPR_OK)
+      fail_msg("line %zu: %s", i, err.message);
+    size_t len = 0;
+    char *out = mcpr_event_encode(&ev, &len, &err);
+    assert_non_null(out);
+    assert_string_equal(out, CANONICAL[i]);
+    assert_int_equal(len, strlen(CANONICAL[i]));
+    mcpr_event copy;
+    assert_int_equal(mcpr_event_copy(&copy, &ev, &err), MCPR_OK);
+    char *out2 = mcpr_event_encode(&copy, NULL, &err);
+    assert_string_equal(out2, CANONICAL[i]);
+    free(out2);
+    mcpr_event_release(&copy);
+    free(out);
+    mcpr_event_release(&ev);
+  }
+}
+
+static void test_reordered_keys_and_extras(void **state) {
+  (void)state;
+  const char *line = "{\"ts\":2,\"extra\":{\"x\":[1]},\"session_id\":\"s1\",\"type\":\"session_end\"}\r\n";
+  mcpr_event ev;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_event_decode(line, strlen(line), &ev, &err), MCPR_OK);
+  char *out = mcpr_event_encode(&ev, NULL, &err);
+  assert_string_equal(out, "{\"type\":\"session_end\",\"session_id\":\"s1\",\"ts\":2}");
+  free(out);
+  mcpr_event_release(&ev);
+}
+
+static void expect_error(const char *line, size_t len, const char *needle) {
+  mcpr_event ev;
+  mcpr_error err = {0};
+  mcpr_status st = mcpr_event_decode(line, len, &ev, &err);
+  if (st == MCPR_OK)
+    fail_msg("accepted: %.80s", line);
+  if (!strstr(err.message, needle))
+    fail_msg("error '%s' does not contain '%s'", err.message, needle);
+}
+
+static void test_errors_name_the_field(void **state) {
+  (void)state;
+#define E(line, needle) expect_error(line, strlen(line), needle)
+  E("{\"type\":\"session_end\",\"session_id\":\"s\",\"ts\":1.5}", "field \"ts\": expected an integer");
+  E("{\"type\":\"session_end\",\"session_id\":\"s\",\"ts\":\"1\"}", "field \"ts\": expected an integer");
+  E("{\"type\":\"session_end\",\"ts\":1}", "field \"session_id\": required");
+  E("{\"type\":\"session_end\",\"session_id\":null,\"ts\":1}", "field \"session_id\": required");
+  E("{\"type\":\"session_end\",\"session_id\":5,\"ts\":1}", "field \"session_id\": expected a string");
+  E("{\"type\":\"bogus\",\"ts\":1}", "field \"type\": unknown event type \"bogus\"");
+  E("{\"ts\":1}", "field \"type\": required");
+  E("[1,2]", "expected a JSON object");
+  E("{\"type\":\"session_end\"", "invalid JSON");
+  E("", "invalid JSON");
+  E("{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":200}",
+    "field \"latency_us\": required");
+  E("{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":200,"
+    "\"latency_us\":-5}", "field \"latency_us\": must not be negative");
+  E("{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":2,"
+    "\"latency_us\":5}", "field \"status\"");
+  E("{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":200,"
+    "\"latency_us\":5,\"stage_timings\":[1]}", "field \"stage_timings\": expected an object");
+  E("{\"type\":\"schema_version_created\",\"ts\":4,\"upstream_id\":\"a\",\"upstream_url\":\"u\","
+    "\"method\":\"m\",\"content_hash\":\"h\"}", "field \"payload\": required");
+  E("{\"type\":\"session_end\",\"session_id\":\"\xff\xfe\",\"ts\":1}", "invalid UTF-8");
+  E("{\"type\":\"session_end\",\"session_id\":\"a\\u0000b\",\"ts\":1}", "invalid JSON");
+  E("{\"type\":\"session_end\",\"type\":\"request\",\"session_id\":\"s\",\"ts\":1}", "duplicate");
+  E("{\"type\":\"session_end\",\"session_id\":\"s\",\"ts\":99999999999999999999999}", "invalid JSON");
+#undef E
+  /* A raw NUL byte inside the line. */
+  const char nul[] = "{\"type\":\"session_end\",\"session_id\":\"a\0b\",\"ts\":1}";
+  expect_error(nul, sizeof nul - 1, "NUL byte at column 38");
+}
+
+static void test_bounds(void **state) {
+  (void)state;
+  /* Depth 64 is fine, 65 is not (checked before jansson parses). */
+  char buf[512];
+  for (int depth = 64; depth <= 65; depth++) {
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"type\":\"session_end\",\"session_id\":\"s\",\"ts\":1,\"x\":");
+    for (int i = 1; i < depth; i++)
+      buf[n++] = '[';
+    for (int i = 1; i < depth; i++)
+      buf[n++] = ']';
+    buf[n++] = '}';
+    buf[n] = 0;
+    mcpr_event ev;
+    mcpr_error err = {0};
+    mcpr_status st = mcpr_event_decode(buf, n, &ev, &err);
+    if (depth == 64) {
+      assert_int_equal(st, MCPR_OK);
+      mcpr_event_release(&ev);
+    } else {
+      assert_int_equal(st, MCPR_ETOOBIG);
+      assert_non_null(strstr(err.message, "nesting deeper than 64"));
+    }
+  }
+  /* Brackets inside strings do not count. */
+  char deep_str[300];
+  size_t n = (size_t)snprintf(deep_str, sizeof deep_str, "{\"type\":\"session_end\",\"session_id\":\"");
+  for (int i = 0; i < 100; i++)
+    deep_str[n++] = '[';
+  n += (size_t)snprintf(deep_str + n, sizeof deep_str - n, "\\\"\",\"ts\":1}");
+  mcpr_event ev;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_event_decode(deep_str, n, &ev, &err), MCPR_OK);
+  assert_int_equal(strlen(ev.u.session_end.session_id), 101);
+  mcpr_event_release(&ev);
+  /* Over 1 MiB. */
+  size_t big = MCPR_EVENT_LINE_MAX + 10;
+  char *line = malloc(big);
+  memset(line, ' ', big);
+  memcpy(line, "{\"type\":\"session_end\",\"session_id\":\"s\",\"ts\":1}", 46);
+  expect_error(line, big, "longer than the limit");
+  free(line);
+}
+
+static void test_store_mapping(void **state) {
+  (void)state;
+  mcpr_event ev;
+  mcpr_store_event se;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_event_decode(REQUEST_ALL_NULL, strlen(REQUEST_ALL_NULL), &ev, &err), MCPR_OK);
+  assert_true(mcpr_event_to_store(&ev, &se));
+  assert_int_equal(se.kind, MCPR_STORE_EVENT_REQUEST);
+  assert_string_equal(se.u.request.method, "POST");
+  assert_int_equal(se.u.request.status, MCPR_REQUEST_OK);
+  assert_true(se.u.request.bytes_in < 0);
+  assert_null(se.u.request.session_id);
+  ev.u.request.status = 502;
+  assert_true(mcpr_event_to_store(&ev, &se));
+  assert_int_equal(se.u.request.status, MCPR_REQUEST_ERROR);
+  mcpr_event_release(&ev);
+
+  assert_int_equal(mcpr_event_decode(CANONICAL[0], strlen(CANONICAL[0]), &ev, &err), MCPR_OK);
+  assert_true(mcpr_event_to_store(&ev, &se));
+  assert_string_equal(se.u.request.method, "tools/call");
+  assert_string_equal(se.u.request.request_id, "r1");
+  assert_int_equal(se.u.request.status, MCPR_REQUEST_ERROR); /* error_code present, HTTP 200 */
+  assert_int_equal(se.u.request.bytes_in, 10);
+  assert_int_equal(se.u.request.bytes_out, 20);
+  mcpr_event_release(&ev);
+
+  assert_int_equal(mcpr_event_decode(CANONICAL[3], strlen(CANONICAL[3]), &ev, &err), MCPR_OK);
+  assert_false(mcpr_event_to_store(&ev, &se)); /* heartbeat */
+  mcpr_event_release(&ev);
+
+  assert_int_equal(mcpr_event_decode(CANONICAL[4], strlen(CANONICAL[4]), &ev, &err), MCPR_OK);
+  assert_true(mcpr_event_to_store(&ev, &se));
+  assert_int_equal(se.kind, MCPR_STORE_EVENT_SCHEMA_VERSION);
+  assert_string_equal(se.u.schema_version.proxy, "api");
+  assert_string_equal(se.u.schema_version.payload, "{\"tools\":[{\"name\":\"a\"}]}");
+  mcpr_event_release(&ev);
+
+  const char *code = "{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\","
+                     "\"status\":200,\"latency_us\":5,\"error_code\":-32601,\"note\":\"timeout\"}";
+  assert_int_equal(mcpr_event_decode(code, strlen(code), &ev, &err), MCPR_OK);
+  assert_string_equal(ev.u.request.error_code, "-32601");
+  assert_true(mcpr_event_to_store(&ev, &se));
+  assert_int_equal(se.u.request.status, MCPR_REQUEST_TIMEOUT);
+  mcpr_event_release(&ev);
+}
+
+static void test_encode_refuses_missing_required(void **state) {
+  (void)state;
+  mcpr_event ev;
+  mcpr_event_init(&ev, MCPR_EVENT_SESSION_END);
+  mcpr_error err = {0};
+  assert_null(mcpr_event_encode(&ev, NULL, &err));
+  assert_non_null(strstr(err.message, "session_id"));
+  mcpr_event_release(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_roundtrip_byte_for_byte),
+      cmocka_unit_test(test_reordered_keys_and_extras),
+      cmocka_unit_test(test_errors_name_the_field),
+      cmocka_unit_test(test_bounds),
+      cmocka_unit_test(test_store_mapping),
+      cmocka_unit_test(test_encode_refuses_missing_required),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
