@@ -1,0 +1,183 @@
+/*
+ * sink.h — where proxy events go (SPEC §1 "Sinks"), and the fan-out that
+ * hands each event to every sink.
+ *
+ * A fan-out owns a set of sinks. mcpr_fanout_emit() copies the event once
+ * (shared, reference counted, by every sink) and pushes it onto each sink's
+ * own bounded queue; it never waits on a sink, so a slow or stuck sink
+ * (a cloud outage, a locked database) never slows the caller or the other
+ * sinks: when one sink's queue is full, that sink refuses the event and
+ * counts it (refused_queue_full), the others still get it.
+ *
+ * Each sink has its own thread, started by mcpr_fanout_add(), which takes
+ * events off its queue in emit order and calls the sink's deliver(); every
+ * event a sink was offered ends in exactly one of its counters: refused
+ * (by cause), delivered, or failed (by cause, the mcpr_status deliver()
+ * returned). mcpr_fanout_close() stops accepting, lets each sink deliver
+ * everything queued, calls its drain(), joins its thread and frees it.
+ *
+ *   mcpr_fanout *fan;
+ *   mcpr_sink *json, *db;
+ *   mcpr_fanout_new(&fan, &err);
+ *   mcpr_sink_stream_new(&json, stderr, MCPR_STREAM_JSON, &err);
+ *   mcpr_fanout_add(fan, json, &err);           // fan-out owns it now
+ *   mcpr_sink_store_new(&db, store, NULL, &err);
+ *   mcpr_fanout_add(fan, db, &err);
+ *   mcpr_fanout_emit(fan, &event);              // any thread, never blocks
+ *   mcpr_fanout_close(fan);                     // drains, joins, frees sinks
+ *
+ * emit/flush/stats are thread-safe; add() must not run concurrently with
+ * emit(). The library never picks stderr (or any stream) by itself.
+ */
+#ifndef MCPR_SINK_H
+#define MCPR_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "event.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mcpr_sink mcpr_sink;
+typedef struct mcpr_fanout mcpr_fanout;
+
+/* A sink's behaviour. Every callback runs on the sink's own thread. */
+typedef struct mcpr_sink_ops {
+  /* Short name for counters and messages ("stderr", "store", "cloud"). */
+  const char *name;
+  /* Deliver one event (borrowed for the call). MCPR_OK counts it as
+   * delivered; any other status counts it as failed with that cause. */
+  mcpr_status (*deliver)(void *self, const mcpr_event *ev, mcpr_error *err);
+  /* Optional: called about every tick_ms, busy or idle (batching sinks
+   * send what they hold). */
+  void (*tick)(void *self);
+  uint32_t tick_ms;
+  /* Optional: mcpr_fanout_flush() asked that everything delivered so far
+   * be pushed out (written, committed, sent or spooled). */
+  mcpr_status (*flush)(void *self, mcpr_error *err);
+  /* Optional: the last call on this thread, at close, after every queued
+   * event was delivered. */
+  void (*drain)(void *self);
+  /* Optional: free self; called once, from close (or add's failure path). */
+  void (*destroy)(void *self);
+} mcpr_sink_ops;
+
+/* Default number of events one sink's queue holds. */
+#define MCPR_SINK_QUEUE_DEFAULT 8192
+
+/*
+ * A sink from your own callbacks (ops is copied; self is handed to them).
+ * queue_capacity 0 means MCPR_SINK_QUEUE_DEFAULT. On failure destroy(self)
+ * has NOT been called.
+ */
+MCPR_API mcpr_status mcpr_sink_new(mcpr_sink **out, const mcpr_sink_ops *ops, void *self,
+                                   size_t queue_capacity, mcpr_error *err);
+
+typedef enum mcpr_stream_format {
+  MCPR_STREAM_JSON = 0,   /* exactly the wire format, one object per line */
+  MCPR_STREAM_PRETTY = 1, /* one readable line per event */
+} mcpr_stream_format;
+
+/*
+ * Writes every event to fp (borrowed: the caller keeps it open until the
+ * fan-out is closed, and closes it). A write error fails the event (EIO).
+ */
+MCPR_API mcpr_status mcpr_sink_stream_new(mcpr_sink **out, FILE *fp, mcpr_stream_format format,
+                                          mcpr_error *err);
+
+/* One readable line (no newline) for an event, as the pretty sink writes
+ * it, into buf (always NUL-terminated). Returns the length it needed. */
+MCPR_API size_t mcpr_event_format_pretty(const mcpr_event *ev, char *buf, size_t size);
+
+typedef struct mcpr_store_sink_options {
+  /* How long deliver() re-offers an event the store refuses because its
+   * queue is full before counting it failed (MCPR_EQUEUEFULL); default
+   * 60000 ms. The store's writer waits out locks, so a full queue means
+   * the disk is slower than the input: waiting is the right answer. */
+  uint32_t requeue_limit_ms;
+} mcpr_store_sink_options;
+
+/*
+ * Maps events onto the store (SPEC §3) with mcpr_store_record(). store is
+ * borrowed: keep it open until the fan-out is closed. Heartbeats are not
+ * stored (counted as delivered: there is nothing to keep). An event the
+ * store refuses as invalid fails with MCPR_EINVAL; flush() waits for the
+ * store to commit. opts may be NULL.
+ */
+MCPR_API mcpr_status mcpr_sink_store_new(mcpr_sink **out, mcpr_store *store,
+                                         const mcpr_store_sink_options *opts, mcpr_error *err);
+
+/* --- fan-out --- */
+
+MCPR_API mcpr_status mcpr_fanout_new(mcpr_fanout **out, mcpr_error *err);
+
+/*
+ * Add a sink and start its thread. The sink is *stolen*: the fan-out frees
+ * it at close, or right away if add fails.
+ */
+MCPR_API mcpr_status mcpr_fanout_add(mcpr_fanout *fan, mcpr_sink *sink, mcpr_error *err);
+
+/*
+ * Offer ev (borrowed; copied once) to every sink. Never blocks. Returns
+ * MCPR_OK when every sink accepted it, else the first cause of a refusal
+ * (MCPR_EQUEUEFULL, MCPR_ECLOSING, MCPR_ENOMEM, MCPR_EINVAL for an event
+ * of no known type); each refusal is counted on its sink.
+ */
+MCPR_API mcpr_status mcpr_fanout_emit(mcpr_fanout *fan, const mcpr_event *ev);
+
+/*
+ * Like emit, but waits (up to timeout_ms, < 0 without limit) for room in
+ * a full queue instead of refusing: for batch producers such as
+ * `mcpr ingest`, never for a proxy's hot path.
+ */
+MCPR_API mcpr_status mcpr_fanout_emit_wait(mcpr_fanout *fan, const mcpr_event *ev,
+                                           int timeout_ms);
+
+/*
+ * Wait until every sink has delivered every event accepted before this
+ * call, then ask each to flush() (store: commit; cloud: send or spool).
+ * timeout_ms < 0 waits without limit. MCPR_OK, MCPR_ETIMEDOUT, or the
+ * first sink's flush failure (err says which sink).
+ */
+MCPR_API mcpr_status mcpr_fanout_flush(mcpr_fanout *fan, int timeout_ms, mcpr_error *err);
+
+typedef struct mcpr_sink_stats {
+  char name[32];
+  uint64_t accepted;           /* taken into the queue */
+  uint64_t delivered;          /* deliver() returned MCPR_OK */
+  uint64_t refused_queue_full;
+  uint64_t refused_closing;
+  uint64_t refused_nomem;
+  uint64_t failed;                        /* sum of failed_by[] */
+  uint64_t failed_by[MCPR_STATUS_COUNT];  /* by the status deliver() returned */
+  uint64_t queue_depth;                   /* accepted, not yet delivered or failed */
+  mcpr_status last_error;
+  char last_error_message[256];
+} mcpr_sink_stats;
+
+MCPR_API size_t mcpr_fanout_sink_count(const mcpr_fanout *fan);
+/* Counters of the i-th sink added (0-based). */
+MCPR_API mcpr_status mcpr_fanout_sink_stats(mcpr_fanout *fan, size_t i, mcpr_sink_stats *out);
+
+/*
+ * Refuse new events, deliver everything queued, drain, join and free every
+ * sink and the fan-out. final (may be NULL) receives up to nfinal sinks'
+ * last counters. NULL fan: no-op. Returns MCPR_OK when nothing failed or
+ * was refused, else the first cause seen.
+ */
+MCPR_API mcpr_status mcpr_fanout_close(mcpr_fanout *fan, mcpr_sink_stats *final, size_t nfinal);
+
+/* Counter of a sink's refusals (all causes). */
+MCPR_API uint64_t mcpr_sink_stats_refused(const mcpr_sink_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
