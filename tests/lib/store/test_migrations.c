@@ -258,14 +258,58 @@ static void test_v2_unique_key_now_per_proxy(void **state) {
   free(path);
 }
 
-/* Two processes open the same v0 file at the same moment. */
+/* The original ran in WAL mode: an old file may be a WAL database. */
+static void test_v0_wal_mode_file(void **state) {
+  fixture *f = *state;
+  for (int way = 0; way < 2; way++) {
+    char *path = tu_path(f->dir, way ? "wal0-db.db" : "wal0-store.db");
+    sf_build_legacy(path, 0);
+    sf_exec(path, "PRAGMA journal_mode=WAL;");
+    int64_t t0 = mcpr_now_ms();
+    if (way)
+      open_with_db(path);
+    else
+      open_with_store(path);
+    assert_migrated(path, f->fresh, 0, t0, mcpr_now_ms());
+    free(path);
+  }
+}
+
+/* Child process: wait at the gate, open, close; the exit code says how it
+ * went (0 ok, 10+status for a failed open). */
+static void race_child(int gate, const char *path, bool via_db_open) {
+  char c;
+  /* Blocks until the parent closes the write end: all start together. */
+  if (read(gate, &c, 1) != 0)
+    _exit(90);
+  mcpr_error err = {0};
+  if (via_db_open) {
+    sqlite3 *db = NULL;
+    mcpr_status st = mcpr__db_open(path, MCPR__DB_EXISTING, NULL, &db, &err);
+    if (st != MCPR_OK)
+      _exit(10 + (int)st);
+    _exit(sqlite3_close_v2(db) == SQLITE_OK ? 0 : 81);
+  }
+  mcpr_store *s = NULL;
+  mcpr_status st = mcpr_store_open(&s, path, NULL, &err);
+  if (st != MCPR_OK)
+    _exit(10 + (int)st);
+  _exit(mcpr_store_close(s, NULL) == MCPR_OK ? 0 : 80);
+}
+
+/* Two processes open the same v0 file at the same moment: both succeed and
+ * the file is migrated once. Rounds vary the file's journal mode and
+ * whether the second opener is a writer or a read command. */
 static void test_concurrent_open_v0(void **state) {
   fixture *f = *state;
-  for (int round = 0; round < 4; round++) {
+  for (int round = 0; round < 8; round++) {
+    bool wal = round & 1, mixed = round & 2;
     char name[32];
     snprintf(name, sizeof name, "race-%d.db", round);
     char *path = tu_path(f->dir, name);
     sf_build_legacy(path, 0);
+    if (wal)
+      sf_exec(path, "PRAGMA journal_mode=WAL;");
 
     int gate[2];
     assert_int_equal(pipe(gate), 0);
@@ -275,16 +319,7 @@ static void test_concurrent_open_v0(void **state) {
       assert_true(pids[i] >= 0);
       if (pids[i] == 0) {
         close(gate[1]);
-        char c;
-        /* Blocks until the parent closes the write end: both start together. */
-        if (read(gate[0], &c, 1) != 0)
-          _exit(90);
-        mcpr_store *s = NULL;
-        mcpr_error err = {0};
-        mcpr_status st = mcpr_store_open(&s, path, NULL, &err);
-        if (st != MCPR_OK)
-          _exit(10 + (int)st);
-        _exit(mcpr_store_close(s, NULL) == MCPR_OK ? 0 : 80);
+        race_child(gate[0], path, mixed && i == 1);
       }
     }
     close(gate[0]);
@@ -294,7 +329,8 @@ static void test_concurrent_open_v0(void **state) {
       assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
       assert_true(WIFEXITED(status));
       if (WEXITSTATUS(status) != 0)
-        fail_msg("round %d: child %d exited %d", round, i, WEXITSTATUS(status));
+        fail_msg("round %d (wal %d, mixed %d): child %d exited %d", round, wal, mixed, i,
+                 WEXITSTATUS(status));
     }
     assert_migrated(path, f->fresh, 0, 0, mcpr_now_ms());
     free(path);
@@ -315,6 +351,7 @@ int main(void) {
       cmocka_unit_test(test_v4_db_open_existing),
       cmocka_unit_test(test_latency_units),
       cmocka_unit_test(test_v2_unique_key_now_per_proxy),
+      cmocka_unit_test(test_v0_wal_mode_file),
       cmocka_unit_test(test_concurrent_open_v0),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
