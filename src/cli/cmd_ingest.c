@@ -1,0 +1,325 @@
+/*
+ * cmd_ingest.c — `mcpr ingest [FILE|-]`: proxy events (SPEC §3), one JSON
+ * object per line, into the store (and the cloud when configured).
+ *
+ * The input is read as a stream with poll() + read() and a bounded line
+ * buffer, so `tail -f proxy.log | mcpr ingest -` works: whenever the input
+ * has been idle for 500 ms the fan-out is flushed, so rows reach the store
+ * within about a second of their line. The store's writer commits in
+ * batches (one short transaction each), never one transaction for the
+ * whole input, so other writers, readers and a vacuum get their turn.
+ *
+ * A line over the 1 MiB limit is skipped up to its newline without being
+ * buffered. A bad line is reported as `line N: <reason>` and skipped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "mcpr/config.h"
+#include "mcpr/mcpr.h"
+#include "mcpr/event.h"
+#include "mcpr/sink.h"
+
+#define IDLE_FLUSH_MS 500
+#define READ_CHUNK (64 * 1024)
+#define BUF_CAP (MCPR_EVENT_LINE_MAX + READ_CHUNK + 2)
+#define PROGRESS_MIN_BYTES (8 * 1024 * 1024)
+
+extern const mcpr_cli_command cmd_ingest;
+
+typedef struct ingest_counts {
+  uint64_t lineno;  /* physical line number, for messages */
+  uint64_t lines;   /* non-blank lines read */
+  uint64_t events, rejected, heartbeats, emit_refused;
+} ingest_counts;
+
+typedef struct reader {
+  int fd;
+  char *buf;
+  size_t len;      /* bytes in buf */
+  bool skipping;   /* inside an over-long line: drop bytes up to its newline */
+  bool eof;
+  uint64_t bytes_read;
+} reader;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool blank(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+      return false;
+  return true;
+}
+
+typedef struct ingest_run {
+  mcpr_fanout *fan;
+  ingest_counts c;
+  bool progress;
+  int64_t last_progress_ms;
+  off_t total_bytes;
+} ingest_run;
+
+static void handle_line(ingest_run *r, const char *line, size_t n, bool too_long) {
+  r->c.lineno++;
+  if (!too_long && blank(line, n))
+    return; /* blank lines are not input, but they count for line numbers */
+  r->c.lines++;
+  if (too_long) {
+    fprintf(stderr, "line %" PRIu64 ": line is longer than the limit of %d bytes\n", r->c.lineno,
+            MCPR_EVENT_LINE_MAX);
+    r->c.rejected++;
+    return;
+  }
+  mcpr_event ev;
+  mcpr_error err = {0};
+  if (mcpr_event_decode(line, n, &ev, &err) != MCPR_OK) {
+    fprintf(stderr, "line %" PRIu64 ": %s\n", r->c.lineno, err.message);
+    r->c.rejected++;
+    return;
+  }
+  r->c.events++;
+  if (ev.type == MCPR_EVENT_HEARTBEAT)
+    r->c.heartbeats++;
+  if (mcpr_fanout_emit_wait(r->fan, &ev, -1) != MCPR_OK)
+    r->c.emit_refused++;
+  mcpr_event_release(&ev);
+}
+
+static void show_progress(ingest_run *r, uint64_t bytes, bool final) {
+  if (!r->progress)
+    return;
+  int64_t now = mono_ms();
+  if (!final && now - r->last_progress_ms < 500)
+    return;
+  r->last_progress_ms = now;
+  if (r->total_bytes > 0)
+    fprintf(stderr, "\ringest: %" PRIu64 " lines, %3d%%", r->c.lines,
+            (int)(bytes * 100 / (uint64_t)r->total_bytes));
+  else
+    fprintf(stderr, "\ringest: %" PRIu64 " lines", r->c.lines);
+  if (final)
+    fputc('\n', stderr);
+}
+
+/* Returns 0 at EOF, -1 on a read error (message printed). */
+static int pump(ingest_run *r, reader *rd) {
+  for (;;) {
+    /* Hand over every complete line in the buffer. */
+    size_t start = 0;
+    for (;;) {
+      char *nl = memchr(rd->buf + start, '\n', rd->len - start);
+      if (!nl)
+        break;
+      size_t n = (size_t)(nl - (rd->buf + start));
+      if (rd->skipping) {
+        rd->skipping = false;
+        handle_line(r, NULL, 0, true);
+      } else {
+        handle_line(r, rd->buf + start, n, false);
+      }
+      start += n + 1;
+    }
+    memmove(rd->buf, rd->buf + start, rd->len - start);
+    rd->len -= start;
+    if (rd->len > MCPR_EVENT_LINE_MAX + 1) { /* +1: a trailing \r */
+      rd->skipping = true;
+      rd->len = 0;
+    }
+    if (rd->skipping)
+      rd->len = 0;
+    show_progress(r, rd->bytes_read, false);
+    if (rd->eof) {
+      if (rd->skipping)
+        handle_line(r, NULL, 0, true);
+      else if (rd->len > 0)
+        handle_line(r, rd->buf, rd->len, false); /* last line without newline */
+      rd->len = 0;
+      return 0;
+    }
+    struct pollfd pfd = {.fd = rd->fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, IDLE_FLUSH_MS);
+    if (pr == 0) {
+      /* Idle input (a live pipe): make what we have visible now. */
+      mcpr_fanout_flush(r->fan, -1, NULL);
+      continue;
+    }
+    if (pr < 0 && errno != EINTR) {
+      fprintf(stderr, "mcpr: reading input: %s\n", strerror(errno));
+      return -1;
+    }
+    ssize_t got = read(rd->fd, rd->buf + rd->len, READ_CHUNK);
+    if (got < 0) {
+      if (errno == EINTR || errno == EAGAIN)
+        continue;
+      fprintf(stderr, "mcpr: reading input: %s\n", strerror(errno));
+      return -1;
+    }
+    if (got == 0)
+      rd->eof = true;
+    rd->len += (size_t)got;
+    rd->bytes_read += (uint64_t)got;
+  }
+}
+
+/* The cloud sink is built in cmd_cloud.c from the same config. */
+mcpr_status cli_cloud_sink_from_config(const mcpr_config *cfg, const char *store_path,
+                                       mcpr_sink **out, mcpr_error *err);
+
+static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  const char *input = NULL, *config_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) {
+      printf("%s\n", cmd_ingest.usage);
+      return CLI_EXIT_OK;
+    } else if (strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc)
+        return cli_usage_error(&cmd_ingest, "--config needs a file");
+      config_path = argv[++i];
+    } else if (strncmp(argv[i], "--config=", 9) == 0) {
+      config_path = argv[i] + 9;
+    } else if (argv[i][0] == '-' && argv[i][1] != 0) {
+      return cli_usage_error(&cmd_ingest, "unknown option '%s'", argv[i]);
+    } else if (input) {
+      return cli_usage_error(&cmd_ingest, "only one input file, got '%s' and '%s'", input, argv[i]);
+    } else {
+      input = argv[i];
+    }
+  }
+  if (!input)
+    input = "-";
+
+  int code = CLI_EXIT_FAIL;
+  mcpr_error err = {0};
+  mcpr_config *cfg = NULL;
+  char *db_path = NULL;
+  mcpr_store *store = NULL;
+  ingest_run r = {0};
+  reader rd = {.fd = -1};
+  mcpr_sink *sink = NULL;
+  bool cloud = false;
+
+  if (config_path) {
+    mcpr_status st = mcpr_config_load(config_path, &cfg, &err);
+    if (st != MCPR_OK) {
+      code = cli_fail("%s: %s", config_path, err.message);
+      goto out;
+    }
+  }
+  db_path = cfg ? mcpr_config_store_path(cfg, ctx->db_path, &err)
+                : mcpr_store_resolve_path(ctx->db_path, &err);
+  if (!db_path) {
+    code = cli_fail("%s", err.message);
+    goto out;
+  }
+  if (strcmp(input, "-") == 0) {
+    rd.fd = STDIN_FILENO;
+  } else if ((rd.fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
+    code = cli_fail("cannot open %s: %s", input, strerror(errno));
+    goto out;
+  }
+  struct stat sb;
+  if (fstat(rd.fd, &sb) == 0 && S_ISREG(sb.st_mode))
+    r.total_bytes = sb.st_size;
+  r.progress = isatty(STDERR_FILENO) && (r.total_bytes == 0 || r.total_bytes >= PROGRESS_MIN_BYTES) &&
+               !(r.total_bytes == 0 && isatty(rd.fd));
+  if (!(rd.buf = malloc(BUF_CAP))) {
+    code = cli_fail("out of memory");
+    goto out;
+  }
+  if (mcpr_store_open(&store, db_path, NULL, &err) != MCPR_OK) {
+    code = cli_fail("cannot open the store %s: %s", db_path, err.message);
+    goto out;
+  }
+  if (mcpr_fanout_new(&r.fan, &err) != MCPR_OK || mcpr_sink_store_new(&sink, store, NULL, &err) != MCPR_OK ||
+      mcpr_fanout_add(r.fan, sink, &err) != MCPR_OK) {
+    code = cli_fail("%s", err.message);
+    goto out;
+  }
+  if (cfg && cfg->cloud.token && cfg->cloud.token[0]) {
+    sink = NULL;
+    if (cli_cloud_sink_from_config(cfg, db_path, &sink, &err) != MCPR_OK ||
+        mcpr_fanout_add(r.fan, sink, &err) != MCPR_OK) {
+      code = cli_fail("cloud sink: %s", err.message);
+      goto out;
+    }
+    cloud = true;
+  }
+
+  int rc = pump(&r, &rd);
+  show_progress(&r, rd.bytes_read, true);
+
+  mcpr_sink_stats fin[2];
+  memset(fin, 0, sizeof fin);
+  mcpr_fanout_close(r.fan, fin, 2);
+  r.fan = NULL;
+  mcpr_store_stats st;
+  mcpr_status close_st = mcpr_store_close(store, &st);
+  store = NULL;
+  uint64_t failed = mcpr_store_stats_failed(&st) + mcpr_store_stats_refused(&st) + fin[0].failed +
+                    mcpr_sink_stats_refused(&fin[0]);
+  fprintf(stderr,
+          "ingest: read %" PRIu64 " lines, stored %" PRIu64 ", duplicates %" PRIu64
+          ", rejected %" PRIu64 "",
+          r.c.lines, st.written, st.duplicates, r.c.rejected);
+  if (r.c.heartbeats)
+    fprintf(stderr, ", heartbeats %" PRIu64 " (not stored)", r.c.heartbeats);
+  if (failed)
+    fprintf(stderr, ", failed %" PRIu64, failed);
+  fputc('\n', stderr);
+  if (failed)
+    fprintf(stderr, "mcpr: %" PRIu64 " events could not be stored: %s\n", failed,
+            st.last_error_message[0] ? st.last_error_message
+            : fin[0].last_error_message[0] ? fin[0].last_error_message
+                                           : mcpr_strerror(close_st));
+  if (cloud)
+    fprintf(stderr,
+            "cloud: %" PRIu64 " events queued for delivery, %" PRIu64 " not accepted"
+            " (see 'mcpr cloud status')\n",
+            fin[1].delivered, fin[1].failed + mcpr_sink_stats_refused(&fin[1]));
+  code = (rc == 0 && r.c.rejected == 0 && failed == 0 && r.c.emit_refused == 0) ? CLI_EXIT_OK
+                                                                               : CLI_EXIT_FAIL;
+out:
+  mcpr_fanout_close(r.fan, NULL, 0);
+  mcpr_store_close(store, NULL);
+  if (rd.fd > STDIN_FILENO)
+    close(rd.fd);
+  free(rd.buf);
+  free(db_path);
+  mcpr_config_free(cfg);
+  return code;
+}
+
+const mcpr_cli_command cmd_ingest = {
+    .group = NULL,
+    .name = "ingest",
+    .summary = "read proxy events (JSON lines) into the store",
+    .usage = "mcpr ingest [FILE|-] [--db PATH] [--config FILE]\n"
+             "\n"
+             "Reads proxy events (one JSON object per line, the format of mcpr's\n"
+             "JSON log) from FILE, or standard input when FILE is '-' or absent,\n"
+             "into the store. Works on a live pipe: tail -f proxy.log | mcpr ingest -\n"
+             "\n"
+             "A bad line is reported as 'line N: <reason>' and skipped; every good\n"
+             "line is stored. Ingesting the same events twice stores them once.\n"
+             "\n"
+             "  --db PATH      store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
+             "  --config FILE  mcpr.toml: its [store] path, and its [cloud] section:\n"
+             "                 with a token the events are also sent to the cloud\n"
+             "\n"
+             "Exit status: 0 every line stored, 1 some line rejected or not stored,\n"
+             "2 usage error.",
+    .run = run_ingest,
+};

@@ -1,0 +1,292 @@
+/* `mcpr ingest`: bad lines reported by number and skipped, idempotent
+ * re-ingest, the original mcpr's JSON lines, live pipes, concurrent
+ * ingests against a locked store. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "testutil.h"
+
+static const char *bin(void) {
+  const char *b = getenv("MCPR_BIN");
+  assert_non_null(b);
+  return b;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *s = calloc(1, (size_t)n + 1);
+  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  return s;
+}
+
+/* Start mcpr with argv (NULL-terminated, without the program), stdin from
+ * in_path (or /dev/null), stderr to err_path. Returns the pid. */
+static pid_t spawn(const char *const *args, const char *in_path, const char *err_path) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+    int er = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(in, 0);
+    dup2(er, 2);
+    const char *argv[32] = {bin()};
+    int n = 1;
+    for (; args[n - 1] && n < 31; n++)
+      argv[n] = args[n - 1];
+    argv[n] = NULL;
+    execv(bin(), (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int wait_code(pid_t pid) {
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static int run(const char *const *args, const char *in_path, const char *err_path) {
+  return wait_code(spawn(args, in_path, err_path));
+}
+
+#define REQ(id, sid, extra)                                                                    \
+  "{\"type\":\"request\",\"id\":\"" id "\",\"ts\":1700000000000,\"proxy\":\"api\","        \
+  "\"session_id\":" sid ",\"method\":\"POST\",\"path\":\"/mcp\",\"mcp_method\":\"tools/call\"," \
+  "\"tool\":\"search\",\"resource_uri\":null,\"prompt_name\":null,\"status\":200,"           \
+  "\"latency_us\":1500,\"upstream_us\":null,\"request_size\":null,\"response_size\":null,"     \
+  "\"error_code\":null,\"error_msg\":null,\"client_name\":null,\"client_version\":null,"       \
+  "\"note\":null" extra "}\n"
+
+static void test_bad_lines_reported_and_skipped(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *in = tu_path(dir, "in.ndjson"), *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
+  write_file(in,
+             "{\"type\":\"session_start\",\"session_id\":\"s1\",\"proxy\":\"api\",\"ts\":1,"
+             "\"client_name\":\"cursor\",\"client_version\":\"1\",\"client_platform\":null}\n"
+             REQ("r1", "\"s1\"", "")
+             "{\"type\":\"request\",\"id\":\"r2\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
+             "\"status\":200,\"latency_us\":\"slow\"}\n"
+             REQ("r3", "\"s1\"", "")
+             "this is not json\n"
+             "\n"
+             "{\"type\":\"mystery\",\"ts\":1}\n"
+             REQ("r4", "\"s1\"", ",\"future_field\":{\"a\":1}")
+             REQ("r5", "\"s1\"", "")); /* no newline issue: last line ends with \n */
+  const char *args[] = {"ingest", in, "--db", db, NULL};
+  assert_int_equal(run(args, NULL, errp), 1);
+  char *err = read_file(errp);
+  assert_non_null(strstr(err, "line 3: field \"latency_us\": expected an integer\n"));
+  assert_non_null(strstr(err, "line 5: invalid JSON"));
+  assert_non_null(strstr(err, "line 7: field \"type\": unknown event type \"mystery\"\n"));
+  assert_null(strstr(err, "line 6:"));
+  assert_non_null(strstr(err, "read 8 lines, stored 5, duplicates 0, rejected 3"));
+  free(err);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests"), 4);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests WHERE request_id IN ('r1','r3','r4','r5')"), 4);
+  assert_int_equal(tu_sql_int(db, "SELECT total_calls FROM sessions WHERE session_id='s1'"), 4);
+  free(in); free(db); free(errp);
+  tu_rmdir(dir);
+}
+
+static void test_sample_traffic_and_reingest(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
+  char sample[4096];
+  snprintf(sample, sizeof sample, "%s/examples/sample-traffic.ndjson", MCPR_TEST_SOURCE_DIR);
+  const char *args[] = {"ingest", sample, "--db", db, NULL};
+  assert_int_equal(run(args, NULL, errp), 0);
+  int64_t requests = tu_sql_int(db, "SELECT count(*) FROM requests");
+  int64_t calls = tu_sql_int(db, "SELECT sum(total_calls) FROM sessions");
+  int64_t errors = tu_sql_int(db, "SELECT sum(total_errors) FROM sessions");
+  assert_true(requests >= 200);
+  assert_int_equal(calls, requests);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM sessions"), 10);
+  assert_int_equal(tu_sql_int(db, "SELECT count(DISTINCT client_platform) FROM sessions"), 4);
+  assert_true(tu_sql_int(db, "SELECT count(*) FROM requests WHERE status='timeout'") > 0);
+  assert_true(tu_sql_int(db, "SELECT count(*) FROM requests WHERE status='error'") > 0);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM schema_changes WHERE change_type='tool_added' "
+                                  "AND item_name='summarize'"), 1);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM schema_changes WHERE change_type='tool_removed' "
+                                  "AND item_name='create_issue'"), 1);
+  /* Again, from standard input: nothing new, no call counted twice. */
+  const char *again[] = {"ingest", "-", "--db", db, NULL};
+  assert_int_equal(run(again, sample, errp), 0);
+  char *err = read_file(errp);
+  char want[128];
+  snprintf(want, sizeof want, "duplicates %lld", (long long)requests + 10);
+  assert_non_null(strstr(err, want));
+  free(err);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests"), requests);
+  assert_int_equal(tu_sql_int(db, "SELECT sum(total_calls) FROM sessions"), calls);
+  assert_int_equal(tu_sql_int(db, "SELECT sum(total_errors) FROM sessions"), errors);
+  free(db); free(errp);
+  tu_rmdir(dir);
+}
+
+static void test_original_json_lines(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *in = tu_path(dir, "in"), *db = tu_path(dir, "s.db");
+  /* Exactly as the original writes them: every optional null, no session. */
+  write_file(in, REQ("0190a0b0-0000-7000-8000-000000000001", "null", "")
+                 REQ("0190a0b0-0000-7000-8000-000000000002", "null", "")
+                 "{\"type\":\"session_end\",\"session_id\":\"zzz\",\"ts\":5}");
+  const char *args[] = {"ingest", in, "--db", db, NULL};
+  assert_int_equal(run(args, NULL, NULL), 0);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests WHERE session_id IS NULL AND "
+                                  "method='tools/call' AND status='ok' AND bytes_in IS NULL"), 2);
+  free(in); free(db);
+  tu_rmdir(dir);
+}
+
+static void test_usage_errors(void **state) {
+  (void)state;
+  const char *a1[] = {"ingest", "--bogus", NULL};
+  assert_int_equal(run(a1, NULL, NULL), 2);
+  const char *a2[] = {"ingest", "a", "b", NULL};
+  assert_int_equal(run(a2, NULL, NULL), 2);
+  const char *a3[] = {"ingest", "--config", NULL};
+  assert_int_equal(run(a3, NULL, NULL), 2);
+  char *dir = tu_tmpdir();
+  char *db = tu_path(dir, "s.db"), *missing = tu_path(dir, "nope.ndjson");
+  const char *a4[] = {"ingest", missing, "--db", db, NULL};
+  assert_int_equal(run(a4, NULL, NULL), 1);
+  free(db); free(missing);
+  tu_rmdir(dir);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int64_t count_or_zero(const char *db) {
+  if (access(db, F_OK) != 0)
+    return 0;
+  sqlite3 *h = NULL;
+  int64_t n = 0;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+    sqlite3_busy_timeout(h, 2000);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(h, "SELECT count(*) FROM requests", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(h);
+  return n;
+}
+
+/* A live pipe: rows arrive while the writer of the pipe is still open. */
+static void test_live_pipe(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *db = tu_path(dir, "s.db");
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[0], 0);
+    close(fds[1]);
+    int nul = open("/dev/null", O_WRONLY);
+    dup2(nul, 2);
+    execl(bin(), bin(), "ingest", "-", "--db", db, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[0]);
+  const char *lines = REQ("p1", "null", "") REQ("p2", "null", "");
+  assert_int_equal(write(fds[1], lines, strlen(lines)), (ssize_t)strlen(lines));
+  int64_t n = 0;
+  for (int i = 0; i < 100 && n < 2; i++) { /* up to 10 s, normally < 1 s */
+    sleep_ms(100);
+    n = count_or_zero(db);
+  }
+  assert_int_equal(n, 2);
+  close(fds[1]);
+  assert_int_equal(wait_code(pid), 0);
+  free(db);
+  tu_rmdir(dir);
+}
+
+/* Three ingests into one store at once, while another connection holds
+ * an exclusive lock for 2 s (standing in for `mcpr store vacuum`): every
+ * row arrives. */
+static void test_concurrent_ingests_with_lock(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *db = tu_path(dir, "s.db");
+  /* Create the store first so the lock has a file to hold. */
+  char *seed = tu_path(dir, "seed");
+  write_file(seed, REQ("seed", "null", ""));
+  const char *a0[] = {"ingest", seed, "--db", db, NULL};
+  assert_int_equal(run(a0, NULL, NULL), 0);
+  char *files[3];
+  for (int f = 0; f < 3; f++) {
+    char name[32];
+    snprintf(name, sizeof name, "in%d", f);
+    files[f] = tu_path(dir, name);
+    FILE *fp = fopen(files[f], "w");
+    for (int i = 0; i < 3000; i++)
+      fprintf(fp,
+              "{\"type\":\"request\",\"id\":\"f%d-%d\",\"ts\":%d,\"proxy\":\"p%d\",\"method\":\"POST\","
+              "\"mcp_method\":\"tools/call\",\"tool\":\"t\",\"status\":200,\"latency_us\":%d}\n",
+              f, i, 1000 + i, f, i);
+    fclose(fp);
+  }
+  sqlite3 *lock = NULL;
+  assert_int_equal(sqlite3_open(db, &lock), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(lock, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  pid_t pids[3];
+  for (int f = 0; f < 3; f++) {
+    const char *args[] = {"ingest", files[f], "--db", db, NULL};
+    pids[f] = spawn(args, NULL, NULL);
+  }
+  sleep_ms(2000);
+  assert_int_equal(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(lock);
+  for (int f = 0; f < 3; f++)
+    assert_int_equal(wait_code(pids[f]), 0);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests"), 9001);
+  for (int f = 0; f < 3; f++)
+    free(files[f]);
+  free(seed);
+  free(db);
+  tu_rmdir(dir);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_lines_reported_and_skipped),
+      cmocka_unit_test(test_sample_traffic_and_reingest),
+      cmocka_unit_test(test_original_json_lines),
+      cmocka_unit_test(test_usage_errors),
+      cmocka_unit_test(test_live_pipe),
+      cmocka_unit_test(test_concurrent_ingests_with_lock),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
