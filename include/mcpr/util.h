@@ -32,6 +32,28 @@ MCPR_API void mcpr_uuid_v7(int64_t ts_ms, char out[MCPR_UUID_STRLEN + 1]);
 /* Wall clock, unix milliseconds UTC. */
 MCPR_API int64_t mcpr_now_ms(void);
 
+/*
+ * Human durations and counts for command-line flags (SPEC §7). Each takes
+ * the flag's name (for the message; may be NULL) and fills err with a
+ * message that names the flag and the accepted forms. Nothing out of range
+ * ever reaches a caller: negative, zero, non-numeric and overflowing values
+ * are MCPR_EINVAL / MCPR_ERANGE.
+ *
+ * mcpr_parse_duration_ms: an integer and one of s m h d w, surrounding
+ *   spaces allowed ("1h", " 30 m "); *out_ms > 0.
+ * mcpr_parse_threshold_us: the same units plus us, µs/μs and ms ("500ms",
+ *   "250us", "2s"); *out_us > 0.
+ * mcpr_parse_count: a positive decimal integer (--tail, --limit) of at most
+ *   MCPR_COUNT_MAX.
+ */
+#define MCPR_COUNT_MAX 100000000
+MCPR_API mcpr_status mcpr_parse_duration_ms(const char *flag, const char *text,
+                                            int64_t *out_ms, mcpr_error *err);
+MCPR_API mcpr_status mcpr_parse_threshold_us(const char *flag, const char *text,
+                                             int64_t *out_us, mcpr_error *err);
+MCPR_API mcpr_status mcpr_parse_count(const char *flag, const char *text, int64_t *out,
+                                      mcpr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,216 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd_proxy_common.h"
+#include "format.h"
+
+volatile sig_atomic_t cli_stop = 0;
+
+static void on_stop(int sig) {
+  (void)sig;
+  cli_stop = 1;
+}
+
+void cli_install_stop_handler(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  if (!cli_stop)
+    nanosleep(&ts, NULL); /* EINTR on the signal: fine */
+}
+
+static const cli_opt *find_long(const cli_opt *opts, const char *name, size_t len) {
+  for (const cli_opt *o = opts; o->name; o++)
+    if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+      return o;
+  return NULL;
+}
+
+static const cli_opt *find_short(const cli_opt *opts, char c) {
+  for (const cli_opt *o = opts; o->name; o++)
+    if (o->short_name && o->short_name == c)
+      return o;
+  return NULL;
+}
+
+int cli_parse_args(const mcpr_cli_command *cmd, int argc, char **argv, const cli_opt *opts,
+                   const char **pos, int max_pos, int *npos) {
+  *npos = 0;
+  bool only_positional = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!only_positional && cli_is_help(a)) {
+      fputs(cmd->usage, stdout);
+      fputc('\n', stdout);
+      return 0;
+    }
+    if (!only_positional && strcmp(a, "--") == 0) {
+      only_positional = true;
+      continue;
+    }
+    if (!only_positional && a[0] == '-' && a[1] != '\0') {
+      const cli_opt *o;
+      const char *inline_value = NULL;
+      if (a[1] == '-') {
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        o = find_long(opts, a, len);
+        inline_value = eq ? eq + 1 : NULL;
+      } else {
+        o = a[2] == '\0' ? find_short(opts, a[1]) : NULL;
+      }
+      if (!o)
+        return cli_usage_error(cmd, "unknown option '%s'", a);
+      if (!o->takes_value) {
+        if (inline_value)
+          return cli_usage_error(cmd, "%s takes no value", o->name);
+        *o->flag = true;
+        continue;
+      }
+      if (!inline_value) {
+        if (i + 1 >= argc)
+          return cli_usage_error(cmd, "%s needs a value", o->name);
+        inline_value = argv[++i];
+      }
+      *o->value = inline_value;
+      continue;
+    }
+    if (*npos >= max_pos)
+      return cli_usage_error(cmd, "unexpected argument '%s'", a);
+    pos[(*npos)++] = a;
+  }
+  return -1;
+}
+
+int cli_window(const mcpr_cli_command *cmd, const char *flag, const char *text,
+               const char *dflt, int64_t now_ms, int64_t *cutoff_ms) {
+  const char *use = text ? text : dflt;
+  if (!use) {
+    *cutoff_ms = MCPR_QUERY_NO_CUTOFF;
+    return 0;
+  }
+  int64_t ms = 0;
+  mcpr_error err = {0};
+  if (mcpr_parse_duration_ms(flag, use, &ms, &err) != MCPR_OK)
+    return cli_usage_error(cmd, "%s", err.message);
+  *cutoff_ms = ms >= now_ms ? 0 : now_ms - ms;
+  return 0;
+}
+
+int cli_count(const mcpr_cli_command *cmd, const char *flag, const char *text, int64_t dflt,
+              int64_t *out) {
+  if (!text) {
+    *out = dflt;
+    return 0;
+  }
+  mcpr_error err = {0};
+  if (mcpr_parse_count(flag, text, out, &err) != MCPR_OK)
+    return cli_usage_error(cmd, "%s", err.message);
+  return 0;
+}
+
+int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q) {
+  mcpr_error err = {0};
+  if (mcpr_query_open(q, ctx->db_path, &err) != MCPR_OK)
+    return cli_fail("%s", err.message);
+  return 0;
+}
+
+/* ---------- log rows ---------- */
+
+
+#define FOLLOW_POLL_MS 200
+#define FOLLOW_BATCH 1000
+
+/* What a request acted on: its tool, resource or prompt. */
+static const char *target_of(const mcpr_log_row *r) {
+  if (r->tool)
+    return r->tool;
+  if (r->resource_uri)
+    return r->resource_uri;
+  return r->prompt_name;
+}
+
+void cli_print_logs(const mcpr_log_rows *rows, bool json, bool reverse, bool header,
+                    bool steady, int64_t now_ms) {
+  if (json) {
+    for (size_t k = 0; k < rows->count; k++) {
+      size_t i = reverse ? rows->count - 1 - k : k;
+      fmt_json_line(stdout, fmt_json_log_row(&rows->rows[i]));
+    }
+    return;
+  }
+  static const char *const headers[] = {"TIME",    "PROXY",   "METHOD", "TARGET",
+                                        "STATUS",  ">LATENCY", "SESSION", "ERROR"};
+  fmt_table *t = fmt_table_new(8, headers);
+  if (!t)
+    return;
+  if (steady) {
+    static const size_t widths[] = {8, 10, 12, 16, 7, 8, 8, 0};
+    for (size_t c = 0; c < 8; c++)
+      fmt_table_min_width(t, c, widths[c]);
+  }
+  for (size_t k = 0; k < rows->count; k++) {
+    const mcpr_log_row *r = &rows->rows[reverse ? rows->count - 1 - k : k];
+    char when[32], lat[32], sess[16], err[600];
+    fmt_time(r->ts_ms, now_ms, when, sizeof when);
+    fmt_latency(r->latency_us, lat, sizeof lat);
+    snprintf(sess, sizeof sess, "%.8s", r->session_id ? r->session_id : "-");
+    if (r->error_code || r->error_msg)
+      snprintf(err, sizeof err, "%s%s%s", r->error_code ? r->error_code : "",
+               r->error_code && r->error_msg ? " " : "", r->error_msg ? r->error_msg : "");
+    else
+      snprintf(err, sizeof err, "%s", "");
+    fmt_table_cell(t, when, NULL);
+    fmt_table_cell(t, r->proxy, NULL);
+    fmt_table_cell(t, r->method, NULL);
+    fmt_table_cell(t, target_of(r), NULL);
+    fmt_table_cell(t, r->status, fmt_status_color(r->status));
+    fmt_table_cell(t, lat, NULL);
+    fmt_table_cell(t, sess, NULL);
+    fmt_table_cell(t, err, FMT_RED);
+  }
+  fmt_table_print(t, stdout, fmt_use_color(), header);
+  fmt_table_free(t);
+}
+
+int cli_follow(mcpr_query *q, const mcpr_log_filter *f, int64_t after_row_id, bool json) {
+  cli_install_stop_handler();
+  mcpr_log_filter ff = *f;
+  ff.limit = FOLLOW_BATCH;
+  ff.up_to_row_id = 0;
+  ff.after_row_id = after_row_id;
+  fflush(stdout);
+  while (!cli_stop) {
+    mcpr_log_rows rows;
+    mcpr_error err = {0};
+    if (mcpr_query_follow(q, &ff, &rows, &err) != MCPR_OK) {
+      /* A writer mid-checkpoint can make a read fail for a moment. */
+      if (err.status == MCPR_EBUSY) {
+        cli_sleep_ms(FOLLOW_POLL_MS);
+        continue;
+      }
+      return cli_fail("%s", err.message);
+    }
+    if (rows.count) {
+      cli_print_logs(&rows, json, false, false, true, mcpr_now_ms());
+      ff.after_row_id = rows.rows[rows.count - 1].row_id;
+      fflush(stdout);
+    }
+    size_t n = rows.count;
+    mcpr_log_rows_release(&rows);
+    if (n < FOLLOW_BATCH)
+      cli_sleep_ms(FOLLOW_POLL_MS);
+  }
+  return CLI_EXIT_OK;
+}

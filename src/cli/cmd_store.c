@@ -1,0 +1,142 @@
+/* cmd_store.c — `mcpr store stats` and `mcpr store vacuum`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_proxy_common.h"
+#include "format.h"
+
+static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv);
+static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv);
+
+const mcpr_cli_command cmd_store_stats = {
+    .group = "store",
+    .name = "stats",
+    .summary = "size and contents of the store",
+    .usage = "mcpr store stats [--json]\n"
+             "\n"
+             "Requests and sessions stored, the time they span, how many proxies\n"
+             "write here, and the size of the database and its WAL file.\n"
+             "\n"
+             "examples:\n"
+             "  mcpr store stats\n"
+             "  mcpr --db /var/lib/mcpr/store.db store stats --json",
+    .run = run_stats,
+};
+
+const mcpr_cli_command cmd_store_vacuum = {
+    .group = "store",
+    .name = "vacuum",
+    .summary = "delete old requests and sessions, reclaim space",
+    .usage = "mcpr store vacuum --before D [--proxy P] [--dry-run]\n"
+             "\n"
+             "Delete requests older than D (an integer and s|m|h|d|w), then sessions\n"
+             "that ended before it and have no requests left, then reclaim the space.\n"
+             "A running proxy keeps writing: vacuum waits for its lock and it waits\n"
+             "for vacuum's, nothing it has accepted is lost.\n"
+             "  --before D   required: keep the last D\n"
+             "  --proxy P    only rows of proxy P\n"
+             "  --dry-run    count what would be deleted, change nothing\n"
+             "\n"
+             "examples:\n"
+             "  mcpr store vacuum --before 30d --dry-run\n"
+             "  mcpr store vacuum --before 7d --proxy staging",
+    .run = run_vacuum,
+};
+
+static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  const mcpr_cli_command *cmd = &cmd_store_stats;
+  bool json = false;
+  const cli_opt opts[] = {
+      {"--json", 0, false, NULL, &json},
+      {NULL, 0, false, NULL, NULL},
+  };
+  const char *pos[1];
+  int npos = 0;
+  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 0, &npos);
+  if (rc >= 0)
+    return rc;
+  mcpr_query *q = NULL;
+  if ((rc = cli_open_query(ctx, &q)) != 0)
+    return rc;
+  mcpr_store_info info;
+  mcpr_error err = {0};
+  if (mcpr_query_store_info(q, &info, &err) != MCPR_OK) {
+    mcpr_query_close(q);
+    return cli_fail("%s", err.message);
+  }
+  if (json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(mcpr_query_path(q)));
+    json_object_set_new(o, "schema_version", json_integer(info.schema_version));
+    json_object_set_new(o, "total_requests", json_integer(info.total_requests));
+    json_object_set_new(o, "total_sessions", json_integer(info.total_sessions));
+    json_object_set_new(o, "oldest_request", fmt_json_int(info.oldest_request_ms));
+    json_object_set_new(o, "newest_request", fmt_json_int(info.newest_request_ms));
+    json_object_set_new(o, "proxies", json_integer(info.proxies));
+    json_object_set_new(o, "db_bytes", json_integer(info.db_bytes));
+    json_object_set_new(o, "wal_bytes", json_integer(info.wal_bytes));
+    fmt_json_line(stdout, o);
+  } else {
+    int64_t now = mcpr_now_ms();
+    char oldest[32] = "-", newest[32] = "-", db[32], wal[32];
+    if (info.oldest_request_ms != MCPR_QUERY_NULL)
+      fmt_time(info.oldest_request_ms, now, oldest, sizeof oldest);
+    if (info.newest_request_ms != MCPR_QUERY_NULL)
+      fmt_time(info.newest_request_ms, now, newest, sizeof newest);
+    fmt_bytes(info.db_bytes, db, sizeof db);
+    fmt_bytes(info.wal_bytes, wal, sizeof wal);
+    printf("store      %s (schema v%d)\n", mcpr_query_path(q), info.schema_version);
+    printf("requests   %lld\n", (long long)info.total_requests);
+    printf("sessions   %lld\n", (long long)info.total_sessions);
+    printf("oldest     %s\nnewest     %s\n", oldest, newest);
+    printf("proxies    %lld\n", (long long)info.proxies);
+    printf("db size    %s\nwal size   %s\n", db, wal);
+  }
+  mcpr_query_close(q);
+  return CLI_EXIT_OK;
+}
+
+static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  const mcpr_cli_command *cmd = &cmd_store_vacuum;
+  const char *before = NULL, *proxy = NULL;
+  bool dry_run = false;
+  const cli_opt opts[] = {
+      {"--before", 0, true, &before, NULL},
+      {"--proxy", 0, true, &proxy, NULL},
+      {"--dry-run", 0, false, NULL, &dry_run},
+      {NULL, 0, false, NULL, NULL},
+  };
+  const char *pos[1];
+  int npos = 0;
+  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 0, &npos);
+  if (rc >= 0)
+    return rc;
+  if (!before)
+    return cli_usage_error(cmd, "--before is required (e.g. --before 30d)");
+  mcpr_vacuum_options o = {.proxy = proxy, .dry_run = dry_run};
+  if ((rc = cli_window(cmd, "--before", before, NULL, mcpr_now_ms(), &o.before_ms)) != 0)
+    return rc;
+  mcpr_query *q = NULL;
+  if ((rc = cli_open_query(ctx, &q)) != 0)
+    return rc;
+  mcpr_vacuum_result r;
+  mcpr_error err = {0};
+  if (mcpr_query_vacuum(q, &o, &r, &err) != MCPR_OK) {
+    mcpr_query_close(q);
+    return cli_fail("%s", err.message);
+  }
+  char b0[32], b1[32];
+  fmt_bytes(r.bytes_before, b0, sizeof b0);
+  fmt_bytes(r.bytes_after, b1, sizeof b1);
+  if (dry_run)
+    printf("Would delete %lld requests and %lld sessions older than %s%s%s (store is %s).\n"
+           "Nothing was changed (--dry-run).\n",
+           (long long)r.requests_deleted, (long long)r.sessions_deleted, before,
+           proxy ? " of proxy " : "", proxy ? proxy : "", b0);
+  else
+    printf("Deleted %lld requests and %lld sessions older than %s%s%s; store %s -> %s.\n",
+           (long long)r.requests_deleted, (long long)r.sessions_deleted, before,
+           proxy ? " of proxy " : "", proxy ? proxy : "", b0, b1);
+  mcpr_query_close(q);
+  return CLI_EXIT_OK;
+}

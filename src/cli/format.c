@@ -1,0 +1,337 @@
+/*
+ * format.c — table, latency, time and JSON formatting for the `mcpr proxy`
+ * and `mcpr store` commands. Only the CLI prints; the library hands it
+ * typed rows.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+
+bool fmt_use_color(void) {
+  const char *no = getenv("NO_COLOR");
+  if (no && *no)
+    return false;
+  return isatty(STDOUT_FILENO) == 1;
+}
+
+const char *fmt_status_color(const char *status) {
+  if (!status)
+    return NULL;
+  if (strcmp(status, "ok") == 0)
+    return FMT_GREEN;
+  if (strcmp(status, "error") == 0)
+    return FMT_RED;
+  if (strcmp(status, "timeout") == 0)
+    return FMT_YELLOW;
+  return NULL;
+}
+
+void fmt_latency(int64_t us, char *buf, size_t n) {
+  if (us < 0)
+    us = 0;
+  if (us < 1000)
+    snprintf(buf, n, "%lld\xc2\xb5s", (long long)us);
+  else if (us < 999950)
+    snprintf(buf, n, "%.1fms", (double)us / 1000.0);
+  else
+    snprintf(buf, n, "%.2fs", (double)us / 1000000.0);
+}
+
+void fmt_time(int64_t ts_ms, int64_t now_ms, char *buf, size_t n) {
+  time_t t = (time_t)(ts_ms / 1000), now = (time_t)(now_ms / 1000);
+  struct tm tm, tn;
+  if (!localtime_r(&t, &tm) || !localtime_r(&now, &tn)) {
+    snprintf(buf, n, "%lld", (long long)ts_ms);
+    return;
+  }
+  bool today = tm.tm_year == tn.tm_year && tm.tm_yday == tn.tm_yday;
+  if (strftime(buf, n, today ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm) == 0 && n)
+    buf[0] = '\0';
+}
+
+void fmt_bytes(int64_t bytes, char *buf, size_t n) {
+  static const char *const units[] = {"KB", "MB", "GB", "TB"};
+  if (bytes < 1024) {
+    snprintf(buf, n, "%lld B", (long long)(bytes < 0 ? 0 : bytes));
+    return;
+  }
+  double v = (double)bytes;
+  size_t u = 0;
+  v /= 1024.0;
+  while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+    v /= 1024.0;
+    u++;
+  }
+  snprintf(buf, n, "%.1f %s", v, units[u]);
+}
+
+void fmt_pct(double pct, char *buf, size_t n) { snprintf(buf, n, "%.1f%%", pct); }
+
+/* ---------- tables ---------- */
+
+typedef struct cell {
+  char *text;
+  const char *color;
+} cell;
+
+struct fmt_table {
+  size_t ncols;
+  char **headers;
+  bool *right;
+  size_t *min_width;
+  cell *cells;
+  size_t count, cap;
+};
+
+fmt_table *fmt_table_new(size_t ncols, const char *const *headers) {
+  fmt_table *t = calloc(1, sizeof *t);
+  if (!t)
+    return NULL;
+  t->ncols = ncols;
+  t->headers = calloc(ncols, sizeof *t->headers);
+  t->right = calloc(ncols, sizeof *t->right);
+  t->min_width = calloc(ncols, sizeof *t->min_width);
+  if (!t->headers || !t->right || !t->min_width) {
+    fmt_table_free(t);
+    return NULL;
+  }
+  for (size_t i = 0; i < ncols; i++) {
+    const char *h = headers[i];
+    t->right[i] = h[0] == '>';
+    t->headers[i] = strdup(h + (t->right[i] ? 1 : 0));
+    if (!t->headers[i]) {
+      fmt_table_free(t);
+      return NULL;
+    }
+  }
+  return t;
+}
+
+void fmt_table_free(fmt_table *t) {
+  if (!t)
+    return;
+  for (size_t i = 0; t->headers && i < t->ncols; i++)
+    free(t->headers[i]);
+  for (size_t i = 0; i < t->count; i++)
+    free(t->cells[i].text);
+  free(t->headers);
+  free(t->right);
+  free(t->min_width);
+  free(t->cells);
+  free(t);
+}
+
+bool fmt_table_cell(fmt_table *t, const char *text, const char *color) {
+  if (t->count == t->cap) {
+    size_t ncap = t->cap ? t->cap * 2 : 64;
+    cell *n = realloc(t->cells, ncap * sizeof *n);
+    if (!n)
+      return false;
+    t->cells = n;
+    t->cap = ncap;
+  }
+  char *copy = strdup(text ? text : "-");
+  if (!copy)
+    return false;
+  /* Cells are one line: a newline or tab in an error message would break
+   * the columns. */
+  for (char *p = copy; *p; p++)
+    if (*p == '\n' || *p == '\r' || *p == '\t')
+      *p = ' ';
+  t->cells[t->count++] = (cell){copy, color};
+  return true;
+}
+
+void fmt_table_min_width(fmt_table *t, size_t col, size_t width) {
+  if (col < t->ncols)
+    t->min_width[col] = width;
+}
+
+size_t fmt_table_rows(const fmt_table *t) { return t->count / t->ncols; }
+
+/* Display columns of UTF-8 text: count the bytes that start a character. */
+static size_t width_of(const char *s) {
+  size_t w = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80)
+      w++;
+  return w;
+}
+
+static void print_cell(FILE *out, const char *text, const char *color, size_t width,
+                       bool right, bool last, bool use_color) {
+  size_t w = width_of(text);
+  size_t pad = width > w ? width - w : 0;
+  if (right)
+    fprintf(out, "%*s", (int)pad, "");
+  if (color && use_color)
+    fprintf(out, "%s%s%s", color, text, FMT_RESET);
+  else
+    fputs(text, out);
+  if (!right && !last)
+    fprintf(out, "%*s", (int)pad, "");
+  if (!last)
+    fputs("  ", out);
+}
+
+void fmt_table_print(const fmt_table *t, FILE *out, bool color, bool header) {
+  size_t *width = calloc(t->ncols, sizeof *width);
+  if (!width)
+    return;
+  for (size_t c = 0; c < t->ncols; c++) {
+    width[c] = t->min_width[c];
+    if (header && width_of(t->headers[c]) > width[c])
+      width[c] = width_of(t->headers[c]);
+  }
+  for (size_t i = 0; i < t->count; i++) {
+    size_t w = width_of(t->cells[i].text);
+    if (w > width[i % t->ncols])
+      width[i % t->ncols] = w;
+  }
+  if (header) {
+    for (size_t c = 0; c < t->ncols; c++)
+      print_cell(out, t->headers[c], color ? FMT_BOLD : NULL, width[c], t->right[c],
+                 c + 1 == t->ncols, color);
+    fputc('\n', out);
+  }
+  size_t rows = t->count / t->ncols;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t c = 0; c < t->ncols; c++) {
+      const cell *x = &t->cells[r * t->ncols + c];
+      print_cell(out, x->text, x->color, width[c], t->right[c], c + 1 == t->ncols, color);
+    }
+    fputc('\n', out);
+  }
+  free(width);
+}
+
+/* ---------- JSON ---------- */
+
+void fmt_json_line(FILE *out, json_t *obj) {
+  if (!obj)
+    return;
+  char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+  if (text) {
+    fputs(text, out);
+    fputc('\n', out);
+    free(text);
+  }
+  json_decref(obj);
+}
+
+json_t *fmt_json_str(const char *s) { return s ? json_string(s) : json_null(); }
+
+json_t *fmt_json_int(int64_t v) {
+  return v == MCPR_QUERY_NULL ? json_null() : json_integer((json_int_t)v);
+}
+
+/* Two decimals: 33.33, not 33.333333333333336. */
+json_t *fmt_json_pct(double pct) { return json_real(round(pct * 100.0) / 100.0); }
+
+/* json_object_set_new that tolerates a NULL value from a failed alloc. */
+static void put(json_t *o, const char *key, json_t *v) {
+  if (o && v)
+    json_object_set_new(o, key, v);
+  else
+    json_decref(v);
+}
+
+json_t *fmt_json_log_row(const mcpr_log_row *r) {
+  json_t *o = json_object();
+  put(o, "request_id", fmt_json_str(r->request_id));
+  put(o, "ts", fmt_json_int(r->ts_ms));
+  put(o, "method", fmt_json_str(r->method));
+  put(o, "tool", fmt_json_str(r->tool));
+  put(o, "resource_uri", fmt_json_str(r->resource_uri));
+  put(o, "prompt_name", fmt_json_str(r->prompt_name));
+  put(o, "latency_us", fmt_json_int(r->latency_us));
+  put(o, "status", fmt_json_str(r->status));
+  put(o, "error_code", fmt_json_str(r->error_code));
+  put(o, "error_msg", fmt_json_str(r->error_msg));
+  put(o, "session_id", fmt_json_str(r->session_id));
+  put(o, "bytes_in", fmt_json_int(r->bytes_in));
+  put(o, "bytes_out", fmt_json_int(r->bytes_out));
+  return o;
+}
+
+json_t *fmt_json_stats_row(const mcpr_stats_row *r) {
+  json_t *o = json_object();
+  put(o, "label", fmt_json_str(r->label));
+  put(o, "calls", fmt_json_int(r->calls));
+  put(o, "avg_us", fmt_json_int(r->avg_us));
+  put(o, "min_us", fmt_json_int(r->min_us));
+  put(o, "max_us", fmt_json_int(r->max_us));
+  put(o, "p95_us", fmt_json_int(r->p95_us));
+  put(o, "error_pct", fmt_json_pct(r->error_pct));
+  put(o, "total_bytes_in", fmt_json_int(r->total_bytes_in));
+  put(o, "total_bytes_out", fmt_json_int(r->total_bytes_out));
+  return o;
+}
+
+json_t *fmt_json_session_row(const mcpr_session_row *r) {
+  json_t *o = json_object();
+  put(o, "session_id", fmt_json_str(r->session_id));
+  put(o, "client_name", fmt_json_str(r->client_name));
+  put(o, "client_version", fmt_json_str(r->client_version));
+  put(o, "client_platform", fmt_json_str(r->client_platform));
+  put(o, "started_at", fmt_json_int(r->started_at_ms));
+  put(o, "last_seen_at", fmt_json_int(r->last_seen_at_ms));
+  put(o, "ended_at", fmt_json_int(r->ended_at_ms));
+  put(o, "total_calls", fmt_json_int(r->total_calls));
+  put(o, "total_errors", fmt_json_int(r->total_errors));
+  put(o, "is_active", json_boolean(r->is_active));
+  return o;
+}
+
+json_t *fmt_json_client_row(const mcpr_client_row *r) {
+  json_t *o = json_object();
+  put(o, "client_name", fmt_json_str(r->client_name));
+  put(o, "client_version", fmt_json_str(r->client_version));
+  put(o, "client_platform", fmt_json_str(r->client_platform));
+  put(o, "sessions", fmt_json_int(r->sessions));
+  put(o, "total_calls", fmt_json_int(r->total_calls));
+  put(o, "total_errors", fmt_json_int(r->total_errors));
+  put(o, "error_pct", fmt_json_pct(r->error_pct));
+  put(o, "first_seen", fmt_json_int(r->first_seen_ms));
+  put(o, "last_seen", fmt_json_int(r->last_seen_ms));
+  return o;
+}
+
+json_t *fmt_json_change_row(const mcpr_schema_change_row *r) {
+  json_t *o = json_object();
+  put(o, "upstream_url", fmt_json_str(r->upstream_url));
+  put(o, "method", fmt_json_str(r->method));
+  put(o, "change_type", fmt_json_str(r->change_type));
+  put(o, "item_name", fmt_json_str(r->item_name));
+  put(o, "old_hash", fmt_json_str(r->old_hash));
+  put(o, "new_hash", fmt_json_str(r->new_hash));
+  put(o, "detected_at", fmt_json_int(r->detected_at_ms));
+  return o;
+}
+
+json_t *fmt_json_unused_row(const mcpr_unused_tool_row *r) {
+  json_t *o = json_object();
+  put(o, "tool_name", fmt_json_str(r->tool_name));
+  put(o, "description", fmt_json_str(r->description));
+  put(o, "calls", fmt_json_int(r->calls));
+  put(o, "errors", fmt_json_int(r->errors));
+  put(o, "last_called_at", fmt_json_int(r->last_called_at_ms));
+  return o;
+}
+
+json_t *fmt_json_schema_row(const mcpr_schema_row *r) {
+  json_t *o = json_object();
+  put(o, "proxy", fmt_json_str(r->proxy));
+  put(o, "upstream_url", fmt_json_str(r->upstream_url));
+  put(o, "method", fmt_json_str(r->method));
+  put(o, "schema_hash", fmt_json_str(r->schema_hash));
+  put(o, "captured_at", fmt_json_int(r->captured_at_ms));
+  /* The payload as a JSON value; its text when it does not parse. */
+  json_t *payload = r->payload ? json_loads(r->payload, JSON_DECODE_ANY, NULL) : NULL;
+  put(o, "payload", payload ? payload : fmt_json_str(r->payload));
+  return o;
+}

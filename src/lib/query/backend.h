@@ -1,0 +1,101 @@
+/*
+ * backend.h — internal: what a store backend provides to the query engine.
+ *
+ * The public calls of query.h live in query/query.c and hold no SQL: they
+ * check arguments, call the backend through this table, and do the work
+ * that is the same for every backend (stats and p95 from a stream of
+ * samples, schema payload parsing, merging, ordering). SQLite's SQL lives
+ * in store/query_sqlite.c; a PostgreSQL backend would be another table.
+ *
+ * Every function fills a caller-zeroed result whose pool the caller made.
+ */
+#ifndef MCPR__QUERY_BACKEND_H
+#define MCPR__QUERY_BACKEND_H
+
+#include "mcpr/query.h"
+#include "query/pool.h"
+
+typedef enum mcpr__log_kind {
+  MCPR__LOGS = 0,   /* newest first */
+  MCPR__SLOW = 1,   /* slowest first */
+  MCPR__FOLLOW = 2, /* insertion order, after a row id */
+} mcpr__log_kind;
+
+/* One request as the stats pass sees it; strings valid during the call. */
+typedef struct mcpr__stats_sample {
+  const char *tool; /* NULL: label is "<method>" */
+  size_t tool_len;
+  const char *method;
+  size_t method_len;
+  int64_t latency_us;
+  int is_error; /* status is not ok */
+  int64_t bytes_in;  /* MCPR_QUERY_NULL when not measured */
+  int64_t bytes_out;
+} mcpr__stats_sample;
+
+/* Returns 0 to go on, non-zero to stop (out of memory). */
+typedef int (*mcpr__stats_sink)(void *ctx, const mcpr__stats_sample *s);
+
+typedef struct mcpr__tool_usage {
+  int64_t calls, errors, last_called_at_ms;
+} mcpr__tool_usage;
+
+typedef struct mcpr__query_backend {
+  const char *name;
+  void (*close)(void *impl);
+  mcpr_status (*logs)(void *impl, mcpr__log_kind kind, const mcpr_log_filter *f,
+                      mcpr_log_rows *out, size_t *cap, mcpr_error *err);
+  mcpr_status (*last_row_id)(void *impl, int64_t *out, mcpr_error *err);
+  /* Every request of the window, in any order, each handed to sink once. */
+  mcpr_status (*stats_scan)(void *impl, const mcpr_stats_filter *f, mcpr__stats_sink sink,
+                            void *ctx, mcpr_error *err);
+  mcpr_status (*session_counts)(void *impl, const char *proxy, int64_t since_ms,
+                                int64_t now_ms, int64_t *active, int64_t *total,
+                                mcpr_error *err);
+  mcpr_status (*sessions)(void *impl, const mcpr_session_filter *f, int64_t now_ms,
+                          mcpr_session_rows *out, mcpr_error *err);
+  /* Up to max sessions whose id starts with prefix, exact match first. */
+  mcpr_status (*sessions_by_prefix)(void *impl, const char *prefix, int64_t now_ms,
+                                    size_t max, mcpr_session_rows *out, mcpr_error *err);
+  mcpr_status (*clients)(void *impl, const char *proxy, int64_t since_ms,
+                         mcpr_client_rows *out, mcpr_error *err);
+  mcpr_status (*schema)(void *impl, const char *proxy, const char *method,
+                        mcpr_schema_rows *out, mcpr_error *err);
+  mcpr_status (*schema_changes)(void *impl, const char *proxy, const char *method,
+                                int64_t limit, mcpr_schema_change_rows *out, mcpr_error *err);
+  /* usage[i] for names[i]: requests with tool = names[i] in the window. */
+  mcpr_status (*tool_usage)(void *impl, const char *proxy, int64_t since_ms,
+                            const char *const *names, size_t n, mcpr__tool_usage *usage,
+                            mcpr_error *err);
+  mcpr_status (*store_info)(void *impl, mcpr_store_info *out, mcpr_error *err);
+  mcpr_status (*vacuum)(void *impl, const mcpr_vacuum_options *o, mcpr_vacuum_result *out,
+                        mcpr_error *err);
+} mcpr__query_backend;
+
+struct mcpr_query {
+  const mcpr__query_backend *backend;
+  void *impl;
+  char *path;
+};
+
+/* Row helpers shared by backends: append a zeroed row. */
+mcpr_log_row *mcpr__log_rows_push(mcpr_log_rows *rows, size_t *cap);
+
+/* Stats accumulator (query/stats.c): the one-pass stats of SPEC §6. */
+typedef struct mcpr__stats_acc mcpr__stats_acc;
+mcpr__stats_acc *mcpr__stats_acc_new(void);
+void mcpr__stats_acc_free(mcpr__stats_acc *acc);
+/* mcpr__stats_sink-compatible. */
+int mcpr__stats_acc_add(void *acc, const mcpr__stats_sample *s);
+/* Compute p95s and the ordering into out (whose pool it creates). */
+mcpr_status mcpr__stats_acc_finish(mcpr__stats_acc *acc, mcpr_stats *out, mcpr_error *err);
+/* ceil(0.95·n) − 1 for n >= 1, in integers. */
+size_t mcpr__p95_index(size_t n);
+/* Order stats rows by calls desc, then label, and fill the totals. */
+void mcpr__stats_order(mcpr_stats *s);
+
+/* The SQLite backend (store/query_sqlite.c). */
+mcpr_status mcpr__query_sqlite_open(const char *path, void **impl, mcpr_error *err);
+extern const mcpr__query_backend mcpr__query_sqlite_backend;
+
+#endif

@@ -1,0 +1,1248 @@
+/*
+ * query_sqlite.c — the SQLite backend of the query engine: every SQL
+ * statement of the read side (SPEC §6) lives here, so a PostgreSQL backend
+ * can sit beside it behind query/backend.h.
+ *
+ * Statements are assembled from fixed fragments, one per filter that is
+ * set, and every value is a bound parameter: no user text ever reaches the
+ * SQL. Each builder (build_*) is used both to run the query and, by
+ * mcpr__query_sqlite_plans(), to show its plan — so docs/query-plans.md and
+ * the plan test see exactly the SQL that runs.
+ *
+ * Index use (see docs/query-plans.md): time windows go through
+ * idx_requests_ts or idx_requests_proxy_ts / idx_requests_tool_ts when a
+ * proxy or tool is given; a session prefix is turned into the range
+ * [prefix, prefix-with-last-byte+1) so idx_requests_session serves it;
+ * follow mode walks the rowid. The connection is read-only in practice
+ * (WAL: it never blocks the writer); only vacuum writes, in short
+ * transactions that wait out the writer's lock.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "mcpr/util.h"
+#include "query/backend.h"
+#include "store/db.h"
+#include "store/query_sqlite.h"
+
+#define SQL_MAX 2048
+#define PARAMS_MAX 16
+#define VACUUM_CHUNK_ROWS 5000
+#define VACUUM_LOCK_WAIT_MS 60000
+
+typedef struct sqlite_impl {
+  sqlite3 *db;
+  char *path;
+} sqlite_impl;
+
+/* ---------- statement builder ---------- */
+
+typedef struct param {
+  int is_text;
+  int64_t i;
+  const char *s;
+} param;
+
+typedef struct sqlb {
+  char sql[SQL_MAX];
+  size_t len;
+  int overflow;
+  param params[PARAMS_MAX];
+  int nparams;
+  char prefix_hi[1100]; /* upper bound of a session prefix range */
+} sqlb;
+
+static void sb_init(sqlb *b) {
+  b->len = 0;
+  b->sql[0] = '\0';
+  b->overflow = 0;
+  b->nparams = 0;
+}
+
+static void sb_add(sqlb *b, const char *frag) {
+  size_t n = strlen(frag);
+  if (b->len + n + 1 > sizeof b->sql) {
+    b->overflow = 1;
+    return;
+  }
+  memcpy(b->sql + b->len, frag, n + 1);
+  b->len += n;
+}
+
+/* frag contains exactly one '?' for value. */
+static void sb_text(sqlb *b, const char *frag, const char *value) {
+  sb_add(b, frag);
+  if (b->nparams == PARAMS_MAX) {
+    b->overflow = 1;
+    return;
+  }
+  b->params[b->nparams++] = (param){1, 0, value};
+}
+
+static void sb_int(sqlb *b, const char *frag, int64_t value) {
+  sb_add(b, frag);
+  if (b->nparams == PARAMS_MAX) {
+    b->overflow = 1;
+    return;
+  }
+  b->params[b->nparams++] = (param){0, value, NULL};
+}
+
+static mcpr_status sb_prepare(sqlite3 *db, sqlb *b, sqlite3_stmt **st, mcpr_error *err) {
+  *st = NULL;
+  if (b->overflow)
+    return mcpr_error_set(err, MCPR_EINVAL, "internal: query too long");
+  int rc = sqlite3_prepare_v2(db, b->sql, (int)b->len + 1, st, NULL);
+  if (rc != SQLITE_OK)
+    return mcpr__db_error(db, rc, err, "preparing a query");
+  for (int i = 0; i < b->nparams; i++) {
+    if (b->params[i].is_text)
+      rc = sqlite3_bind_text(*st, i + 1, b->params[i].s, -1, SQLITE_TRANSIENT);
+    else
+      rc = sqlite3_bind_int64(*st, i + 1, b->params[i].i);
+    if (rc != SQLITE_OK) {
+      mcpr_status s = mcpr__db_error(db, rc, err, "binding a query parameter");
+      sqlite3_finalize(*st);
+      *st = NULL;
+      return s;
+    }
+  }
+  return MCPR_OK;
+}
+
+/*
+ * session_id LIKE 'prefix%' without LIKE's wildcards and case folding, and
+ * with an index: session_id >= prefix AND session_id < hi, where hi is the
+ * prefix with its last byte incremented (dropping trailing 0xFF bytes;
+ * none left → no upper bound). SQLite compares TEXT bytewise (BINARY).
+ */
+static void sb_prefix(sqlb *b, const char *column_ge, const char *column_lt,
+                      const char *prefix) {
+  size_t n = strlen(prefix);
+  if (n >= sizeof b->prefix_hi) {
+    b->overflow = 1;
+    return;
+  }
+  memcpy(b->prefix_hi, prefix, n + 1);
+  while (n > 0 && (unsigned char)b->prefix_hi[n - 1] == 0xFF)
+    b->prefix_hi[--n] = '\0';
+  sb_text(b, column_ge, prefix);
+  if (n > 0) {
+    b->prefix_hi[n - 1] = (char)((unsigned char)b->prefix_hi[n - 1] + 1);
+    sb_text(b, column_lt, b->prefix_hi);
+  }
+}
+
+/* ---------- column readers ---------- */
+
+static const char *col_text(sqlite3_stmt *st, int i, mcpr__query_pool *pool, int *oom) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  if (!t)
+    return NULL;
+  return mcpr__pool_strndup(pool, (const char *)t, (size_t)sqlite3_column_bytes(st, i), oom);
+}
+
+static int64_t col_int(sqlite3_stmt *st, int i) {
+  return sqlite3_column_type(st, i) == SQLITE_NULL ? MCPR_QUERY_NULL
+                                                   : sqlite3_column_int64(st, i);
+}
+
+static mcpr_status step_error(sqlite3 *db, int rc, mcpr_error *err) {
+  return mcpr__db_error(db, rc, err, "reading the store");
+}
+
+static mcpr_status oom_error(mcpr_error *err) {
+  return mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading the store");
+}
+
+/* ---------- open / close ---------- */
+
+mcpr_status mcpr__query_sqlite_open(const char *path, void **out, mcpr_error *err) {
+  *out = NULL;
+  sqlite_impl *impl = calloc(1, sizeof *impl);
+  if (!impl)
+    return oom_error(err);
+  impl->path = strdup(path);
+  if (!impl->path) {
+    free(impl);
+    return oom_error(err);
+  }
+  mcpr_status st = mcpr__db_open(path, MCPR__DB_EXISTING, NULL, &impl->db, err);
+  if (st != MCPR_OK) {
+    free(impl->path);
+    free(impl);
+    return st;
+  }
+  *out = impl;
+  return MCPR_OK;
+}
+
+static void sqlite_close(void *p) {
+  sqlite_impl *impl = p;
+  if (!impl)
+    return;
+  sqlite3_close_v2(impl->db);
+  free(impl->path);
+  free(impl);
+}
+
+/* ---------- requests ---------- */
+
+#define LOG_COLUMNS                                                            \
+  "SELECT id, request_id, ts, proxy, method, tool, resource_uri, prompt_name,"  \
+  " latency_us, status, error_code, error_msg, session_id, bytes_in, bytes_out" \
+  " FROM requests WHERE 1"
+
+static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
+  sb_init(b);
+  sb_add(b, LOG_COLUMNS);
+  if (f->proxy)
+    sb_text(b, " AND proxy = ?", f->proxy);
+  if (f->tool)
+    sb_text(b, " AND tool = ?", f->tool);
+  if (kind != MCPR__SLOW) {
+    if (f->method)
+      sb_text(b, " AND method = ?", f->method);
+    if (f->error_code)
+      sb_text(b, " AND error_code = ?", f->error_code);
+    if (f->has_status)
+      sb_text(b, " AND status = ?", mcpr_request_status_str(f->status));
+    if (f->session_id)
+      sb_text(b, " AND session_id = ?", f->session_id);
+    else if (f->session_prefix && *f->session_prefix)
+      sb_prefix(b, " AND session_id >= ?", " AND session_id < ?", f->session_prefix);
+  }
+  if (kind != MCPR__FOLLOW && f->since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND ts >= ?", f->since_ms);
+  if (f->min_latency_us > 0)
+    sb_int(b, " AND latency_us >= ?", f->min_latency_us);
+  if (f->after_row_id > 0)
+    sb_int(b, " AND id > ?", f->after_row_id);
+  if (f->up_to_row_id > 0)
+    sb_int(b, " AND id <= ?", f->up_to_row_id);
+  switch (kind) {
+  case MCPR__LOGS:
+    sb_add(b, " ORDER BY ts DESC, id DESC");
+    break;
+  case MCPR__SLOW:
+    sb_add(b, " ORDER BY latency_us DESC, ts DESC, id DESC");
+    break;
+  case MCPR__FOLLOW:
+    sb_add(b, " ORDER BY id");
+    break;
+  }
+  sb_int(b, " LIMIT ?", f->limit);
+}
+
+static mcpr_status sqlite_logs(void *p, mcpr__log_kind kind, const mcpr_log_filter *f,
+                               mcpr_log_rows *out, size_t *cap, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  sqlite3_stmt *st;
+  build_logs(&b, kind, f);
+  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc, oom = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    mcpr_log_row *r = mcpr__log_rows_push(out, cap);
+    if (!r) {
+      oom = 1;
+      break;
+    }
+    r->row_id = sqlite3_column_int64(st, 0);
+    r->request_id = col_text(st, 1, out->pool, &oom);
+    r->ts_ms = sqlite3_column_int64(st, 2);
+    r->proxy = col_text(st, 3, out->pool, &oom);
+    r->method = col_text(st, 4, out->pool, &oom);
+    r->tool = col_text(st, 5, out->pool, &oom);
+    r->resource_uri = col_text(st, 6, out->pool, &oom);
+    r->prompt_name = col_text(st, 7, out->pool, &oom);
+    r->latency_us = sqlite3_column_int64(st, 8);
+    r->status = col_text(st, 9, out->pool, &oom);
+    r->error_code = col_text(st, 10, out->pool, &oom);
+    r->error_msg = col_text(st, 11, out->pool, &oom);
+    r->session_id = col_text(st, 12, out->pool, &oom);
+    r->bytes_in = col_int(st, 13);
+    r->bytes_out = col_int(st, 14);
+    if (oom)
+      break;
+  }
+  if (oom)
+    s = oom_error(err);
+  else if (rc != SQLITE_DONE)
+    s = step_error(impl->db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+static const char SQL_LAST_ROW_ID[] = "SELECT max(id) FROM requests";
+
+static mcpr_status sqlite_last_row_id(void *p, int64_t *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(impl->db, SQL_LAST_ROW_ID, -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0); /* NULL (empty) reads as 0 */
+    rc = SQLITE_OK;
+  }
+  mcpr_status s = rc == SQLITE_OK ? MCPR_OK : step_error(impl->db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+/* ---------- stats ---------- */
+
+#define STATS_COLUMNS                                                          \
+  "SELECT tool, method, latency_us, status <> 'ok', bytes_in, bytes_out"        \
+  " FROM requests WHERE 1"
+
+static void build_stats_where(sqlb *b, const mcpr_stats_filter *f) {
+  if (f->proxy)
+    sb_text(b, " AND proxy = ?", f->proxy);
+  if (f->since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND ts >= ?", f->since_ms);
+}
+
+static void build_stats(sqlb *b, const mcpr_stats_filter *f, bool sorted) {
+  sb_init(b);
+  sb_add(b, STATS_COLUMNS);
+  build_stats_where(b, f);
+  if (sorted)
+    sb_add(b, " ORDER BY coalesce(tool, '<' || method || '>'), latency_us");
+}
+
+static mcpr_status stream_samples(sqlite3 *db, sqlb *b, mcpr__stats_sink sink, void *ctx,
+                                  mcpr_error *err) {
+  sqlite3_stmt *st;
+  mcpr_status s = sb_prepare(db, b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    mcpr__stats_sample sm;
+    sm.tool = (const char *)sqlite3_column_text(st, 0);
+    sm.tool_len = (size_t)sqlite3_column_bytes(st, 0);
+    sm.method = (const char *)sqlite3_column_text(st, 1);
+    sm.method_len = (size_t)sqlite3_column_bytes(st, 1);
+    sm.latency_us = sqlite3_column_int64(st, 2);
+    sm.is_error = sqlite3_column_int(st, 3);
+    sm.bytes_in = col_int(st, 4);
+    sm.bytes_out = col_int(st, 5);
+    if (sink(ctx, &sm) != 0) {
+      sqlite3_finalize(st);
+      return oom_error(err);
+    }
+  }
+  s = rc == SQLITE_DONE ? MCPR_OK : step_error(db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+static mcpr_status sqlite_stats_scan(void *p, const mcpr_stats_filter *f, mcpr__stats_sink sink,
+                                     void *ctx, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  build_stats(&b, f, false);
+  return stream_samples(impl->db, &b, sink, ctx, err);
+}
+
+/* The original's approach, for the benchmark's comparison only. */
+static mcpr_status stats_original(sqlite3 *db, const mcpr_stats_filter *f, mcpr_stats *out,
+                                  mcpr_error *err) {
+  sqlb b;
+  sqlite3_stmt *labels = NULL, *agg = NULL, *lat = NULL;
+  int64_t *values = NULL;
+  size_t nvalues = 0, cap = 0, rows_cap = 0;
+  int oom = 0, rc;
+  memset(out, 0, sizeof *out);
+  out->pool = mcpr__pool_new();
+  if (!out->pool)
+    return oom_error(err);
+  sb_init(&b);
+  sb_add(&b, "SELECT DISTINCT tool, CASE WHEN tool IS NULL THEN method END"
+             " FROM requests WHERE 1");
+  build_stats_where(&b, f);
+  mcpr_status s = sb_prepare(db, &b, &labels, err);
+  while (s == MCPR_OK && (rc = sqlite3_step(labels)) == SQLITE_ROW) {
+    const char *tool = (const char *)sqlite3_column_text(labels, 0);
+    const char *method = (const char *)sqlite3_column_text(labels, 1);
+    sb_init(&b);
+    sb_add(&b, "SELECT count(*), avg(latency_us), min(latency_us), max(latency_us),"
+               " sum(status <> 'ok'), sum(bytes_in), sum(bytes_out) FROM requests WHERE 1");
+    if (tool)
+      sb_text(&b, " AND tool = ?", tool);
+    else
+      sb_text(&b, " AND tool IS NULL AND method = ?", method ? method : "");
+    build_stats_where(&b, f);
+    sqlb lb = b;
+    s = sb_prepare(db, &b, &agg, err);
+    if (s != MCPR_OK)
+      break;
+    if ((rc = sqlite3_step(agg)) != SQLITE_ROW) {
+      s = step_error(db, rc, err);
+      break;
+    }
+    mcpr_stats_row *r = mcpr__array_push((void **)&out->rows, &out->count, &rows_cap,
+                                         sizeof *r);
+    if (!r) {
+      oom = 1;
+      break;
+    }
+    if (tool) {
+      r->label = mcpr__pool_strdup(out->pool, tool, &oom);
+    } else {
+      char label[512];
+      snprintf(label, sizeof label, "<%s>", method ? method : "");
+      r->label = mcpr__pool_strdup(out->pool, label, &oom);
+    }
+    r->calls = sqlite3_column_int64(agg, 0);
+    r->avg_us = (int64_t)(sqlite3_column_double(agg, 1) + 0.5);
+    r->min_us = sqlite3_column_int64(agg, 2);
+    r->max_us = sqlite3_column_int64(agg, 3);
+    r->errors = sqlite3_column_int64(agg, 4);
+    r->total_bytes_in = sqlite3_column_int64(agg, 5);
+    r->total_bytes_out = sqlite3_column_int64(agg, 6);
+    r->error_pct = r->calls ? 100.0 * (double)r->errors / (double)r->calls : 0;
+    sqlite3_finalize(agg);
+    agg = NULL;
+    /* The p95 fetch: every latency of the label, sorted. */
+    char *where = strstr(b.sql, " WHERE 1");
+    int w = snprintf(lb.sql, sizeof lb.sql,
+                     "SELECT latency_us FROM requests%s ORDER BY latency_us", where);
+    if (w < 0 || (size_t)w >= sizeof lb.sql)
+      lb.overflow = 1;
+    lb.len = strlen(lb.sql);
+    s = sb_prepare(db, &lb, &lat, err);
+    if (s != MCPR_OK)
+      break;
+    nvalues = 0;
+    while ((rc = sqlite3_step(lat)) == SQLITE_ROW) {
+      int64_t *v = mcpr__array_push((void **)&values, &nvalues, &cap, sizeof *v);
+      if (!v) {
+        oom = 1;
+        break;
+      }
+      *v = sqlite3_column_int64(lat, 0);
+    }
+    sqlite3_finalize(lat);
+    lat = NULL;
+    if (oom)
+      break;
+    r->p95_us = nvalues ? values[mcpr__p95_index(nvalues)] : 0;
+  }
+  if (s == MCPR_OK && !oom && rc != SQLITE_DONE)
+    s = step_error(db, rc, err);
+  sqlite3_finalize(labels);
+  sqlite3_finalize(agg);
+  free(values);
+  if (oom)
+    s = oom_error(err);
+  if (s != MCPR_OK) {
+    mcpr_stats_release(out);
+    return s;
+  }
+  mcpr__stats_order(out);
+  return MCPR_OK;
+}
+
+mcpr_status mcpr__query_sqlite_stats(mcpr_query *q, const mcpr_stats_filter *f,
+                                     mcpr__stats_strategy strategy, mcpr_stats *out,
+                                     mcpr_error *err) {
+  sqlite_impl *impl = q->impl;
+  if (strategy == MCPR__STATS_ORIGINAL)
+    return stats_original(impl->db, f, out, err);
+  if (strategy == MCPR__STATS_ONE_PASS)
+    return mcpr_query_stats(q, f, out, err);
+  memset(out, 0, sizeof *out);
+  mcpr__stats_acc *acc = mcpr__stats_acc_new();
+  if (!acc)
+    return oom_error(err);
+  sqlb b;
+  build_stats(&b, f, true);
+  mcpr_status s = stream_samples(impl->db, &b, mcpr__stats_acc_add, acc, err);
+  if (s == MCPR_OK)
+    s = mcpr__stats_acc_finish(acc, out, err);
+  mcpr__stats_acc_free(acc);
+  return s;
+}
+
+/* ---------- sessions ---------- */
+
+static void build_active_count(sqlb *b, const char *proxy, int64_t now_ms) {
+  sb_init(b);
+  sb_add(b, "SELECT count(*) FROM sessions WHERE ended_at IS NULL");
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  sb_int(b, " AND last_seen_at > ?", now_ms - MCPR_QUERY_ACTIVE_WINDOW_MS);
+}
+
+static void build_total_count(sqlb *b, const char *proxy, int64_t since_ms) {
+  sb_init(b);
+  sb_add(b, "SELECT count(*) FROM sessions WHERE 1");
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  if (since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND started_at >= ?", since_ms);
+}
+
+static mcpr_status count_one(sqlite3 *db, sqlb *b, int64_t *out, mcpr_error *err) {
+  sqlite3_stmt *st;
+  mcpr_status s = sb_prepare(db, b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *out = sqlite3_column_int64(st, 0);
+  else
+    s = step_error(db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+static mcpr_status sqlite_session_counts(void *p, const char *proxy, int64_t since_ms,
+                                         int64_t now_ms, int64_t *active, int64_t *total,
+                                         mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  build_active_count(&b, proxy, now_ms);
+  mcpr_status s = count_one(impl->db, &b, active, err);
+  if (s != MCPR_OK)
+    return s;
+  build_total_count(&b, proxy, since_ms);
+  return count_one(impl->db, &b, total, err);
+}
+
+#define SESSION_COLUMNS                                                        \
+  "SELECT session_id, proxy, client_name, client_version, client_platform,"     \
+  " started_at, last_seen_at, ended_at, total_calls, total_errors,"             \
+  " ended_at IS NULL AND last_seen_at > ? FROM sessions WHERE 1"
+
+static void build_sessions(sqlb *b, const mcpr_session_filter *f, int64_t now_ms) {
+  int64_t active_after = now_ms - MCPR_QUERY_ACTIVE_WINDOW_MS;
+  sb_init(b);
+  sb_int(b, SESSION_COLUMNS, active_after);
+  if (f->proxy)
+    sb_text(b, " AND proxy = ?", f->proxy);
+  if (f->client_name)
+    sb_text(b, " AND client_name = ?", f->client_name);
+  if (f->since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND started_at >= ?", f->since_ms);
+  if (f->active_only)
+    sb_int(b, " AND ended_at IS NULL AND last_seen_at > ?", active_after);
+  sb_int(b, " ORDER BY last_seen_at DESC, session_id LIMIT ?", f->limit);
+}
+
+static mcpr_status read_sessions(sqlite3 *db, sqlb *b, mcpr_session_rows *out, size_t *cap,
+                                 mcpr_error *err) {
+  sqlite3_stmt *st;
+  mcpr_status s = sb_prepare(db, b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc, oom = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    mcpr_session_row *r =
+        mcpr__array_push((void **)&out->rows, &out->count, cap, sizeof *r);
+    if (!r) {
+      oom = 1;
+      break;
+    }
+    r->session_id = col_text(st, 0, out->pool, &oom);
+    r->proxy = col_text(st, 1, out->pool, &oom);
+    r->client_name = col_text(st, 2, out->pool, &oom);
+    r->client_version = col_text(st, 3, out->pool, &oom);
+    r->client_platform = col_text(st, 4, out->pool, &oom);
+    r->started_at_ms = sqlite3_column_int64(st, 5);
+    r->last_seen_at_ms = sqlite3_column_int64(st, 6);
+    r->ended_at_ms = col_int(st, 7);
+    r->total_calls = sqlite3_column_int64(st, 8);
+    r->total_errors = sqlite3_column_int64(st, 9);
+    r->is_active = sqlite3_column_int(st, 10) != 0;
+    if (oom)
+      break;
+  }
+  if (oom)
+    s = oom_error(err);
+  else if (rc != SQLITE_DONE)
+    s = step_error(db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+static mcpr_status sqlite_sessions(void *p, const mcpr_session_filter *f, int64_t now_ms,
+                                   mcpr_session_rows *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  size_t cap = 0;
+  build_sessions(&b, f, now_ms);
+  return read_sessions(impl->db, &b, out, &cap, err);
+}
+
+static void build_session_exact(sqlb *b, const char *id, int64_t now_ms) {
+  sb_init(b);
+  sb_int(b, SESSION_COLUMNS, now_ms - MCPR_QUERY_ACTIVE_WINDOW_MS);
+  sb_text(b, " AND session_id = ?", id);
+}
+
+static void build_session_prefix(sqlb *b, const char *prefix, int64_t now_ms, size_t max) {
+  sb_init(b);
+  sb_int(b, SESSION_COLUMNS, now_ms - MCPR_QUERY_ACTIVE_WINDOW_MS);
+  sb_prefix(b, " AND session_id >= ?", " AND session_id < ?", prefix);
+  sb_int(b, " ORDER BY session_id LIMIT ?", (int64_t)max);
+}
+
+static mcpr_status sqlite_sessions_by_prefix(void *p, const char *prefix, int64_t now_ms,
+                                             size_t max, mcpr_session_rows *out,
+                                             mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  size_t cap = 0;
+  build_session_exact(&b, prefix, now_ms);
+  mcpr_status s = read_sessions(impl->db, &b, out, &cap, err);
+  if (s != MCPR_OK || out->count > 0)
+    return s;
+  build_session_prefix(&b, prefix, now_ms, max);
+  return read_sessions(impl->db, &b, out, &cap, err);
+}
+
+static void build_clients(sqlb *b, const char *proxy, int64_t since_ms) {
+  sb_init(b);
+  sb_add(b, "SELECT client_name, client_version, client_platform, count(*),"
+            " sum(total_calls), sum(total_errors), min(started_at), max(last_seen_at)"
+            " FROM sessions WHERE 1");
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  if (since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND started_at >= ?", since_ms);
+  sb_add(b, " GROUP BY client_name, client_version, client_platform"
+            " ORDER BY sum(total_calls) DESC, count(*) DESC, client_name, client_version");
+}
+
+static mcpr_status sqlite_clients(void *p, const char *proxy, int64_t since_ms,
+                                  mcpr_client_rows *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  sqlite3_stmt *st;
+  size_t cap = 0;
+  build_clients(&b, proxy, since_ms);
+  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc, oom = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    mcpr_client_row *r = mcpr__array_push((void **)&out->rows, &out->count, &cap, sizeof *r);
+    if (!r) {
+      oom = 1;
+      break;
+    }
+    r->client_name = col_text(st, 0, out->pool, &oom);
+    r->client_version = col_text(st, 1, out->pool, &oom);
+    r->client_platform = col_text(st, 2, out->pool, &oom);
+    r->sessions = sqlite3_column_int64(st, 3);
+    r->total_calls = sqlite3_column_int64(st, 4);
+    r->total_errors = sqlite3_column_int64(st, 5);
+    r->error_pct =
+        r->total_calls ? 100.0 * (double)r->total_errors / (double)r->total_calls : 0.0;
+    r->first_seen_ms = sqlite3_column_int64(st, 6);
+    r->last_seen_ms = sqlite3_column_int64(st, 7);
+    if (oom)
+      break;
+  }
+  if (oom)
+    s = oom_error(err);
+  else if (rc != SQLITE_DONE)
+    s = step_error(impl->db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+/* ---------- schema ---------- */
+
+static void build_schema(sqlb *b, const char *proxy, const char *method) {
+  sb_init(b);
+  sb_add(b, "SELECT proxy, upstream_url, method, payload, captured_at, schema_hash"
+            " FROM server_schema WHERE 1");
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  if (method)
+    sb_text(b, " AND method = ?", method);
+  sb_add(b, " ORDER BY upstream_url, proxy, method");
+}
+
+static mcpr_status sqlite_schema(void *p, const char *proxy, const char *method,
+                                 mcpr_schema_rows *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  sqlite3_stmt *st;
+  size_t cap = 0;
+  build_schema(&b, proxy, method);
+  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc, oom = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    mcpr_schema_row *r = mcpr__array_push((void **)&out->rows, &out->count, &cap, sizeof *r);
+    if (!r) {
+      oom = 1;
+      break;
+    }
+    r->proxy = col_text(st, 0, out->pool, &oom);
+    r->upstream_url = col_text(st, 1, out->pool, &oom);
+    r->method = col_text(st, 2, out->pool, &oom);
+    r->payload = col_text(st, 3, out->pool, &oom);
+    r->captured_at_ms = sqlite3_column_int64(st, 4);
+    r->schema_hash = col_text(st, 5, out->pool, &oom);
+    if (oom)
+      break;
+  }
+  if (oom)
+    s = oom_error(err);
+  else if (rc != SQLITE_DONE)
+    s = step_error(impl->db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+static void build_changes(sqlb *b, const char *proxy, const char *method, int64_t limit) {
+  sb_init(b);
+  sb_add(b, "SELECT proxy, upstream_url, method, change_type, item_name, old_hash, new_hash,"
+            " detected_at FROM schema_changes WHERE 1");
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  if (method)
+    sb_text(b, " AND method = ?", method);
+  sb_int(b, " ORDER BY detected_at DESC, id DESC LIMIT ?", limit);
+}
+
+static mcpr_status sqlite_schema_changes(void *p, const char *proxy, const char *method,
+                                         int64_t limit, mcpr_schema_change_rows *out,
+                                         mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  sqlite3_stmt *st;
+  size_t cap = 0;
+  build_changes(&b, proxy, method, limit);
+  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc, oom = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    mcpr_schema_change_row *r =
+        mcpr__array_push((void **)&out->rows, &out->count, &cap, sizeof *r);
+    if (!r) {
+      oom = 1;
+      break;
+    }
+    r->proxy = col_text(st, 0, out->pool, &oom);
+    r->upstream_url = col_text(st, 1, out->pool, &oom);
+    r->method = col_text(st, 2, out->pool, &oom);
+    r->change_type = col_text(st, 3, out->pool, &oom);
+    r->item_name = col_text(st, 4, out->pool, &oom);
+    r->old_hash = col_text(st, 5, out->pool, &oom);
+    r->new_hash = col_text(st, 6, out->pool, &oom);
+    r->detected_at_ms = sqlite3_column_int64(st, 7);
+    if (oom)
+      break;
+  }
+  if (oom)
+    s = oom_error(err);
+  else if (rc != SQLITE_DONE)
+    s = step_error(impl->db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+/* One range lookup per tool on (tool, ts); the tool names arrive as one
+ * bound JSON array rather than as N statements. */
+static void build_tool_usage(sqlb *b, const char *names_json, const char *proxy,
+                             int64_t since_ms) {
+  sb_init(b);
+  sb_text(b, "SELECT tool, count(*), sum(status <> 'ok'), max(ts) FROM requests"
+             " WHERE tool IN (SELECT value FROM json_each(?))", names_json);
+  if (since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND ts >= ?", since_ms);
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  sb_add(b, " GROUP BY tool");
+}
+
+/* JSON array of the names (each JSON-escaped) as a new string. */
+static char *names_to_json(const char *const *names, size_t n) {
+  size_t cap = 2;
+  for (size_t i = 0; i < n; i++)
+    cap += strlen(names[i]) * 6 + 3;
+  char *buf = malloc(cap + 1);
+  if (!buf)
+    return NULL;
+  size_t len = 0;
+  buf[len++] = '[';
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      buf[len++] = ',';
+    buf[len++] = '"';
+    for (const unsigned char *c = (const unsigned char *)names[i]; *c; c++) {
+      if (*c == '"' || *c == '\\') {
+        buf[len++] = '\\';
+        buf[len++] = (char)*c;
+      } else if (*c < 0x20) {
+        len += (size_t)snprintf(buf + len, cap + 1 - len, "\\u%04x", *c);
+      } else {
+        buf[len++] = (char)*c;
+      }
+    }
+    buf[len++] = '"';
+  }
+  buf[len++] = ']';
+  buf[len] = '\0';
+  return buf;
+}
+
+static mcpr_status sqlite_tool_usage(void *p, const char *proxy, int64_t since_ms,
+                                     const char *const *names, size_t n,
+                                     mcpr__tool_usage *usage, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  char *json = names_to_json(names, n);
+  if (!json)
+    return oom_error(err);
+  sqlb b;
+  sqlite3_stmt *st;
+  build_tool_usage(&b, json, proxy, since_ms);
+  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
+  free(json);
+  if (s != MCPR_OK)
+    return s;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *tool = (const char *)sqlite3_column_text(st, 0);
+    for (size_t i = 0; tool && i < n; i++) {
+      if (strcmp(names[i], tool) == 0) {
+        usage[i].calls = sqlite3_column_int64(st, 1);
+        usage[i].errors = sqlite3_column_int64(st, 2);
+        usage[i].last_called_at_ms = col_int(st, 3);
+        break;
+      }
+    }
+  }
+  if (rc != SQLITE_DONE)
+    s = step_error(impl->db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+/* ---------- store info ---------- */
+
+static const char SQL_INFO_REQUESTS[] = "SELECT count(*) FROM requests";
+static const char SQL_INFO_SESSIONS[] = "SELECT count(*) FROM sessions";
+static const char SQL_INFO_RANGE[] = "SELECT min(ts), max(ts) FROM requests";
+/* count(DISTINCT proxy) would walk the whole index; this hops from one
+ * proxy name to the next on idx_requests_proxy_ts: one seek per proxy. */
+static const char SQL_INFO_PROXIES[] =
+    "WITH RECURSIVE p(name) AS ("
+    " SELECT (SELECT min(proxy) FROM requests)"
+    " UNION ALL"
+    " SELECT (SELECT min(proxy) FROM requests WHERE proxy > p.name) FROM p"
+    " WHERE p.name IS NOT NULL)"
+    " SELECT count(name) FROM p";
+
+static int64_t file_size(const char *path, const char *suffix) {
+  char buf[4200];
+  snprintf(buf, sizeof buf, "%s%s", path, suffix);
+  struct stat sb;
+  return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+static mcpr_status fixed_row(sqlite3 *db, const char *sql, int64_t *a, int64_t *b2,
+                             mcpr_error *err) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *a = col_int(st, 0);
+    if (b2)
+      *b2 = col_int(st, 1);
+    rc = SQLITE_OK;
+  }
+  mcpr_status s = rc == SQLITE_OK ? MCPR_OK : step_error(db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+static mcpr_status sqlite_store_info(void *p, mcpr_store_info *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  mcpr_status s = fixed_row(impl->db, SQL_INFO_REQUESTS, &out->total_requests, NULL, err);
+  if (s == MCPR_OK)
+    s = fixed_row(impl->db, SQL_INFO_SESSIONS, &out->total_sessions, NULL, err);
+  if (s == MCPR_OK)
+    s = fixed_row(impl->db, SQL_INFO_RANGE, &out->oldest_request_ms, &out->newest_request_ms,
+                  err);
+  if (s == MCPR_OK)
+    s = fixed_row(impl->db, SQL_INFO_PROXIES, &out->proxies, NULL, err);
+  if (s != MCPR_OK)
+    return s;
+  out->schema_version = mcpr__db_schema_version(impl->db, NULL);
+  out->db_bytes = file_size(impl->path, "");
+  out->wal_bytes = file_size(impl->path, "-wal");
+  return MCPR_OK;
+}
+
+/* ---------- vacuum ---------- */
+
+static void build_vacuum_count_requests(sqlb *b, const mcpr_vacuum_options *o) {
+  sb_init(b);
+  sb_int(b, "SELECT count(*) FROM requests WHERE ts < ?", o->before_ms);
+  if (o->proxy)
+    sb_text(b, " AND proxy = ?", o->proxy);
+}
+
+/* Sessions that ended before the cutoff and will have no requests left
+ * once the requests older than it are gone. */
+static void build_vacuum_count_sessions(sqlb *b, const mcpr_vacuum_options *o) {
+  sb_init(b);
+  sb_int(b, "SELECT count(*) FROM sessions s WHERE s.ended_at < ?", o->before_ms);
+  if (o->proxy)
+    sb_text(b, " AND s.proxy = ?", o->proxy);
+  sb_int(b, " AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.session_id = s.session_id"
+            " AND NOT (r.ts < ?", o->before_ms);
+  if (o->proxy)
+    sb_text(b, " AND r.proxy = ?", o->proxy);
+  sb_add(b, "))");
+}
+
+static void build_vacuum_delete_requests(sqlb *b, const mcpr_vacuum_options *o) {
+  sb_init(b);
+  sb_int(b, "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts < ?",
+         o->before_ms);
+  if (o->proxy)
+    sb_text(b, " AND proxy = ?", o->proxy);
+  sb_int(b, " LIMIT ?)", VACUUM_CHUNK_ROWS);
+}
+
+static void build_vacuum_delete_sessions(sqlb *b, const mcpr_vacuum_options *o) {
+  sb_init(b);
+  sb_int(b, "DELETE FROM sessions WHERE ended_at < ?", o->before_ms);
+  if (o->proxy)
+    sb_text(b, " AND proxy = ?", o->proxy);
+  sb_add(b, " AND NOT EXISTS (SELECT 1 FROM requests r"
+            " WHERE r.session_id = sessions.session_id)");
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static bool is_busy(int rc) {
+  return (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED;
+}
+
+/*
+ * Run one write statement in its own IMMEDIATE transaction, retrying the
+ * whole transaction while another connection (the writer) holds the lock,
+ * until deadline. *changes receives the rows it changed.
+ */
+static mcpr_status write_txn(sqlite3 *db, sqlb *b, int64_t deadline, int64_t *changes,
+                             mcpr_error *err) {
+  for (;;) {
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_stmt *st;
+      mcpr_status s = sb_prepare(db, b, &st, err);
+      if (s != MCPR_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return s;
+      }
+      rc = sqlite3_step(st);
+      sqlite3_finalize(st);
+      if (rc == SQLITE_DONE) {
+        *changes = sqlite3_changes64(db);
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+          return MCPR_OK;
+      }
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (!is_busy(rc) || mono_ms() >= deadline)
+      return mcpr__db_error(db, rc, err, "deleting old rows");
+    nap_ms(20);
+  }
+}
+
+static mcpr_status exec_retry(sqlite3 *db, const char *sql, int64_t deadline, mcpr_error *err,
+                              const char *doing) {
+  for (;;) {
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+      return MCPR_OK;
+    if (!is_busy(rc) || mono_ms() >= deadline)
+      return mcpr__db_error(db, rc, err, doing);
+    nap_ms(20);
+  }
+}
+
+static mcpr_status sqlite_vacuum(void *p, const mcpr_vacuum_options *o,
+                                 mcpr_vacuum_result *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  sqlb b;
+  int64_t deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
+  out->bytes_before = file_size(impl->path, "") + file_size(impl->path, "-wal");
+  mcpr_status s;
+  if (o->dry_run) {
+    build_vacuum_count_requests(&b, o);
+    s = count_one(impl->db, &b, &out->requests_deleted, err);
+    if (s == MCPR_OK) {
+      build_vacuum_count_sessions(&b, o);
+      s = count_one(impl->db, &b, &out->sessions_deleted, err);
+    }
+    out->bytes_after = out->bytes_before;
+    return s;
+  }
+  /* Small transactions: the writer gets the lock between chunks. */
+  for (;;) {
+    int64_t n = 0;
+    build_vacuum_delete_requests(&b, o);
+    s = write_txn(impl->db, &b, deadline, &n, err);
+    if (s != MCPR_OK)
+      return s;
+    out->requests_deleted += n;
+    if (n < VACUUM_CHUNK_ROWS)
+      break;
+    deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
+  }
+  build_vacuum_delete_sessions(&b, o);
+  s = write_txn(impl->db, &b, deadline, &out->sessions_deleted, err);
+  if (s != MCPR_OK)
+    return s;
+  deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
+  s = exec_retry(impl->db, "VACUUM", deadline, err, "reclaiming space (VACUUM)");
+  if (s != MCPR_OK)
+    return s;
+  /* Best effort: a reader may keep part of the WAL alive for a moment. */
+  sqlite3_exec(impl->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+  out->bytes_after = file_size(impl->path, "") + file_size(impl->path, "-wal");
+  return MCPR_OK;
+}
+
+/* ---------- plans ---------- */
+
+static mcpr_status explain(sqlite3 *db, sqlb *b, const char *name, mcpr__plan_fn fn, void *ctx,
+                           int *stop, mcpr_error *err) {
+  sqlb e = *b;
+  int w0 = snprintf(e.sql, sizeof e.sql, "EXPLAIN QUERY PLAN %s", b->sql);
+  if (w0 < 0 || (size_t)w0 >= sizeof e.sql)
+    return mcpr_error_set(err, MCPR_EINVAL, "internal: query too long to explain");
+  e.len = (size_t)w0;
+  sqlite3_stmt *st;
+  mcpr_status s = sb_prepare(db, &e, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  char plan[4096];
+  size_t len = 0;
+  plan[0] = '\0';
+  /* Indent each row by its depth: parent ids lead back to 0. */
+  int ids[64], depth[64], n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int id = sqlite3_column_int(st, 0), parent = sqlite3_column_int(st, 1), d = 0;
+    for (int i = 0; i < n; i++)
+      if (ids[i] == parent)
+        d = depth[i] + 1;
+    if (n < 64) {
+      ids[n] = id;
+      depth[n++] = d;
+    }
+    const char *detail = (const char *)sqlite3_column_text(st, 3);
+    int w = snprintf(plan + len, sizeof plan - len, "%*s%s\n", d * 2, "",
+                     detail ? detail : "");
+    if (w > 0 && (size_t)w < sizeof plan - len)
+      len += (size_t)w;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return step_error(db, rc, err);
+  if (fn(ctx, name, b->sql, plan) != 0)
+    *stop = 1;
+  return MCPR_OK;
+}
+
+mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
+                                     mcpr_error *err) {
+  sqlite_impl *impl = q->impl;
+  sqlite3 *db = impl->db;
+  int64_t now = mcpr_now_ms(), hour = now - 3600000, week = now - 7 * 86400000LL;
+  int stop = 0;
+  mcpr_status s = MCPR_OK;
+  sqlb b;
+#define PLAN(name) \
+  do { \
+    if (s == MCPR_OK && !stop) \
+      s = explain(db, &b, name, fn, ctx, &stop, err); \
+  } while (0)
+
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.since_ms = hour;
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs --since 1h");
+  f.proxy = "api";
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs NAME --since 1h");
+  f.proxy = NULL;
+  f.tool = "search";
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs --tool T");
+  f.tool = NULL;
+  f.method = "tools/list";
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs --method M");
+  f.method = NULL;
+  f.has_status = true;
+  f.status = MCPR_REQUEST_ERROR;
+  f.error_code = "-32601";
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs --status error --error-code C");
+  f.has_status = false;
+  f.error_code = NULL;
+  f.since_ms = MCPR_QUERY_NO_CUTOFF;
+  f.session_prefix = "0198";
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs --session PREFIX (all time)");
+  f.session_prefix = NULL;
+  f.after_row_id = 1000;
+  build_logs(&b, MCPR__FOLLOW, &f);
+  PLAN("logs --follow (poll)");
+  f.tool = "search";
+  build_logs(&b, MCPR__FOLLOW, &f);
+  PLAN("logs --tool T --follow (poll)");
+  f.tool = NULL;
+  f.after_row_id = 0;
+  f.up_to_row_id = 1000;
+  f.since_ms = hour;
+  build_logs(&b, MCPR__LOGS, &f);
+  PLAN("logs --follow (initial tail)");
+  f.up_to_row_id = 0;
+  f.min_latency_us = 500000;
+  f.limit = 20;
+  build_logs(&b, MCPR__SLOW, &f);
+  PLAN("slow --since 1h");
+  f.proxy = "api";
+  build_logs(&b, MCPR__SLOW, &f);
+  PLAN("slow NAME");
+  f.proxy = NULL;
+  f.tool = "search";
+  build_logs(&b, MCPR__SLOW, &f);
+  PLAN("slow --tool T");
+  f.tool = NULL;
+  f.after_row_id = 1000;
+  build_logs(&b, MCPR__FOLLOW, &f);
+  PLAN("slow --follow (poll)");
+  sb_init(&b);
+  sb_add(&b, SQL_LAST_ROW_ID);
+  PLAN("follow start (last row id)");
+
+  mcpr_stats_filter sf = {NULL, hour};
+  build_stats(&b, &sf, false);
+  PLAN("status/stats --since 1h");
+  sf.proxy = "api";
+  build_stats(&b, &sf, false);
+  PLAN("status/stats NAME --since 1h");
+  build_active_count(&b, "api", now);
+  PLAN("status: active sessions");
+  build_total_count(&b, "api", hour);
+  PLAN("status: sessions in window");
+  build_active_count(&b, NULL, now);
+  PLAN("status: active sessions (all proxies)");
+
+  mcpr_session_filter sess;
+  mcpr_session_filter_init(&sess);
+  sess.since_ms = hour;
+  build_sessions(&b, &sess, now);
+  PLAN("sessions --since 1h");
+  sess.proxy = "api";
+  build_sessions(&b, &sess, now);
+  PLAN("sessions NAME");
+  sess.active_only = true;
+  build_sessions(&b, &sess, now);
+  PLAN("sessions NAME --active");
+  sess.proxy = NULL;
+  sess.active_only = false;
+  sess.client_name = "cursor";
+  build_sessions(&b, &sess, now);
+  PLAN("sessions --client C");
+  build_session_exact(&b, "0198abcd", now);
+  PLAN("session ID (exact)");
+  build_session_prefix(&b, "0198", now, 4);
+  PLAN("session PREFIX");
+  mcpr_log_filter_init(&f);
+  f.session_id = "0198abcd";
+  f.limit = INT64_MAX;
+  build_logs(&b, MCPR__FOLLOW, &f);
+  PLAN("session ID: its requests");
+
+  build_clients(&b, NULL, week);
+  PLAN("clients --since 7d");
+  build_clients(&b, "api", week);
+  PLAN("clients NAME");
+  build_schema(&b, "api", NULL);
+  PLAN("schema NAME");
+  build_schema(&b, NULL, "tools/list");
+  PLAN("schema --method M");
+  build_changes(&b, "api", NULL, 50);
+  PLAN("schema --changes");
+  build_tool_usage(&b, "[\"search\",\"fetch\"]", NULL, week);
+  PLAN("schema --unused --since 7d");
+  build_tool_usage(&b, "[\"search\",\"fetch\"]", "api", week);
+  PLAN("schema NAME --unused");
+
+  sb_init(&b);
+  sb_add(&b, SQL_INFO_REQUESTS);
+  PLAN("store stats: requests");
+  sb_init(&b);
+  sb_add(&b, SQL_INFO_RANGE);
+  PLAN("store stats: oldest/newest");
+  sb_init(&b);
+  sb_add(&b, SQL_INFO_PROXIES);
+  PLAN("store stats: proxies");
+  mcpr_vacuum_options vo = {.before_ms = week, .proxy = NULL};
+  build_vacuum_count_requests(&b, &vo);
+  PLAN("vacuum --dry-run: requests");
+  build_vacuum_count_sessions(&b, &vo);
+  PLAN("vacuum --dry-run: sessions");
+  build_vacuum_delete_requests(&b, &vo);
+  PLAN("vacuum: delete requests");
+  build_vacuum_delete_sessions(&b, &vo);
+  PLAN("vacuum: delete sessions");
+  vo.proxy = "api";
+  build_vacuum_delete_requests(&b, &vo);
+  PLAN("vacuum --proxy P: delete requests");
+#undef PLAN
+  return s;
+}
+
+const mcpr__query_backend mcpr__query_sqlite_backend = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .logs = sqlite_logs,
+    .last_row_id = sqlite_last_row_id,
+    .stats_scan = sqlite_stats_scan,
+    .session_counts = sqlite_session_counts,
+    .sessions = sqlite_sessions,
+    .sessions_by_prefix = sqlite_sessions_by_prefix,
+    .clients = sqlite_clients,
+    .schema = sqlite_schema,
+    .schema_changes = sqlite_schema_changes,
+    .tool_usage = sqlite_tool_usage,
+    .store_info = sqlite_store_info,
+    .vacuum = sqlite_vacuum,
+};
