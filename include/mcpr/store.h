@@ -117,8 +117,9 @@ typedef struct mcpr_store_options {
   /* A non-empty batch is committed at the latest this long after its
    * first event was taken (default 200 ms). */
   uint32_t flush_interval_ms;
-  /* Events the queue holds before record() refuses (default 65536;
-   * rounded up to a power of two). */
+  /* Events the queue holds before record() refuses (default 16384;
+   * rounded up to a power of two). Each takes a 512-byte cell, allocated
+   * at open, so the hot path never allocates. */
   size_t queue_capacity;
   /* How long one batch is retried after I/O errors or a full disk before
    * its events are counted as failed (default 60000 ms). A busy or locked

@@ -45,18 +45,40 @@ int64_t mcpr_now_ms(void) {
  */
 static _Atomic uint64_t uuid_last; /* ms << 12 | counter */
 
+/* Per-thread xoshiro256** seeded once from the OS: one getrandom() per
+ * thread instead of one system call per id on the proxy's hot path. */
+static _Thread_local uint64_t rng_state[4];
+static _Thread_local bool rng_seeded;
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(void) {
+  if (!rng_seeded) {
+    if (getrandom(rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^
+                   (uint64_t)(uintptr_t)&rng_state;
+      for (int i = 0; i < 4; i++) {
+        x += 0x9E3779B97F4A7C15ull;
+        rng_state[i] = x ^ (x >> 31);
+      }
+    }
+    if (!(rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]))
+      rng_state[0] = 1;
+    rng_seeded = true;
+  }
+  uint64_t *s = rng_state;
+  uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
+  return result;
+}
+
 void mcpr_uuid_v7(int64_t ts_ms, char out[MCPR_UUID_STRLEN + 1]) {
   uint8_t b[16];
-  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-    /* Not fatal for an id: fall back to clock noise. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec;
-    for (int i = 0; i < 16; i++) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      b[i] = (uint8_t)x;
-    }
-  }
+  uint64_t r0 = rng_next(), r1 = rng_next();
+  memcpy(b, &r0, 8);
+  memcpy(b + 8, &r1, 8);
   uint64_t ms = (uint64_t)ts_ms & 0xFFFFFFFFFFFFull;
   uint64_t prev = atomic_load_explicit(&uuid_last, memory_order_relaxed), next;
   do {
@@ -77,8 +99,13 @@ void mcpr_uuid_v7(int64_t ts_ms, char out[MCPR_UUID_STRLEN + 1]) {
   b[6] = (uint8_t)(0x70 | (counter >> 8));
   b[7] = (uint8_t)(counter & 0xFF);
   b[8] = (uint8_t)(0x80 | (b[8] & 0x3F));
-  snprintf(out, MCPR_UUID_STRLEN + 1,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-           b[12], b[13], b[14], b[15]);
+  static const char hex[] = "0123456789abcdef";
+  char *p = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *p++ = '-';
+    *p++ = hex[b[i] >> 4];
+    *p++ = hex[b[i] & 0xF];
+  }
+  *p = '\0';
 }

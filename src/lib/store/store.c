@@ -4,8 +4,9 @@
  *
  * record() does four things, none of which can wait: announce itself in
  * `inflight` (one atomic add, which also tells it whether close has begun),
- * copy the event into one allocation, claim a queue cell with one CAS, and
- * every batch_size-th event wake the writer. close() sets the closing bit,
+ * claim a queue cell with one CAS, copy the event into the cell (only an
+ * event too big for a cell is copied to the heap), and every
+ * batch_size-th event wake the writer. close() sets the closing bit,
  * waits for the few record() calls already past their check to finish
  * their push, then lets the writer drain the queue and exit: no event can
  * be accepted after the writer's last look at the queue.
@@ -22,7 +23,7 @@
 
 #define DEFAULT_BATCH_SIZE 500
 #define DEFAULT_FLUSH_INTERVAL_MS 200
-#define DEFAULT_QUEUE_CAPACITY 65536
+#define DEFAULT_QUEUE_CAPACITY 16384
 #define DEFAULT_IO_RETRY_LIMIT_MS 60000
 #define ERROR_MSG_MAX_CHARS 512
 
@@ -113,7 +114,7 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
     free(s);
     return err ? err->status : MCPR_ENOMEM;
   }
-  if (!mcpr__queue_init(&s->queue, s->opts.queue_capacity)) {
+  if (!mcpr__queue_init(&s->queue, s->opts.queue_capacity, MCPR__SLOT_SIZE)) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory allocating the event queue");
     goto fail_path;
   }
@@ -143,7 +144,7 @@ fail_sync:
   pthread_mutex_destroy(&s->lock);
   sqlite3_close_v2(s->db);
 fail_queue:
-  mcpr__queue_release(&s->queue);
+  mcpr__queue_release_all(&s->queue);
 fail_path:
   free(s->path);
   free(s);
@@ -213,41 +214,38 @@ static bool event_valid(const mcpr_store_event *e) {
   return false;
 }
 
-static mcpr__item *item_copy(const mcpr_store_event *e) {
-  size_t need = 0, msg_len = 0;
-  const char *platform = NULL;
+/* Bytes of strings an event needs copied (and its error_msg cut). */
+static size_t item_need(const mcpr_store_event *e, size_t *msg_len, const char **platform) {
   switch (e->kind) {
   case MCPR_STORE_EVENT_REQUEST: {
     const mcpr_request_event *r = &e->u.request;
-    if (r->error_msg)
-      msg_len = truncated_msg_len(r->error_msg);
-    need = str_size(r->request_id) + str_size(r->proxy) + str_size(r->session_id) +
+    *msg_len = r->error_msg ? truncated_msg_len(r->error_msg) : 0;
+    return str_size(r->request_id) + str_size(r->proxy) + str_size(r->session_id) +
            str_size(r->method) + str_size(r->tool) + str_size(r->resource_uri) +
            str_size(r->prompt_name) + str_size(r->error_code) +
-           (r->error_msg ? msg_len + 1 : 0);
-    break;
+           (r->error_msg ? *msg_len + 1 : 0);
   }
   case MCPR_STORE_EVENT_SESSION: {
     const mcpr_session_event *ss = &e->u.session;
-    platform = ss->client_platform ? ss->client_platform
-                                   : mcpr_client_platform(ss->client_name);
-    need = str_size(ss->session_id) + str_size(ss->proxy) + str_size(ss->client_name) +
-           str_size(ss->client_version) + str_size(platform);
-    break;
+    *platform = ss->client_platform ? ss->client_platform
+                                    : mcpr_client_platform(ss->client_name);
+    return str_size(ss->session_id) + str_size(ss->proxy) + str_size(ss->client_name) +
+           str_size(ss->client_version) + str_size(*platform);
   }
   case MCPR_STORE_EVENT_SESSION_CLOSED:
-    need = str_size(e->u.session_closed.session_id);
-    break;
+    return str_size(e->u.session_closed.session_id);
   case MCPR_STORE_EVENT_SCHEMA_VERSION: {
     const mcpr_schema_version_event *v = &e->u.schema_version;
-    need = str_size(v->proxy) + str_size(v->upstream_url) + str_size(v->method) +
+    return str_size(v->proxy) + str_size(v->upstream_url) + str_size(v->method) +
            str_size(v->payload) + str_size(v->content_hash);
-    break;
   }
   }
-  mcpr__item *it = malloc(sizeof *it + need);
-  if (!it)
-    return NULL;
+  return 0;
+}
+
+/* Copy e into it, whose strings[] has room for item_need() bytes. */
+static void item_fill(mcpr__item *it, const mcpr_store_event *e, size_t msg_len,
+                      const char *platform) {
   it->event = *e;
   char *cur = it->strings;
   switch (e->kind) {
@@ -292,7 +290,6 @@ static mcpr__item *item_copy(const mcpr_store_event *e) {
     break;
   }
   }
-  return it;
 }
 #undef COPY
 
@@ -310,7 +307,6 @@ mcpr_status mcpr_store_record(mcpr_store *s, const mcpr_store_event *event) {
     return MCPR_EINVAL;
   uint64_t state = atomic_fetch_add_explicit(&s->inflight, 1, memory_order_seq_cst);
   mcpr_status st = MCPR_OK;
-  mcpr__item *it = NULL;
   size_t pos = 0;
   if (state & MCPR__CLOSING_BIT) {
     count(&s->refused_closing);
@@ -322,18 +318,31 @@ mcpr_status mcpr_store_record(mcpr_store *s, const mcpr_store_event *event) {
     st = MCPR_EINVAL;
     goto out;
   }
-  it = item_copy(event);
-  if (!it) {
-    count(&s->refused_nomem);
-    st = MCPR_ENOMEM;
-    goto out;
+  size_t msg_len = 0;
+  const char *platform = NULL;
+  size_t need = sizeof(mcpr__item) + item_need(event, &msg_len, &platform);
+  mcpr__item *heap = NULL;
+  if (need > s->queue.payload_size - MCPR__SLOT_ITEM_OFFSET) {
+    /* Rare (schema payloads): too big for a cell, so it goes on the heap. */
+    heap = malloc(need);
+    if (!heap) {
+      count(&s->refused_nomem);
+      st = MCPR_ENOMEM;
+      goto out;
+    }
+    item_fill(heap, event, msg_len, platform);
   }
-  if (!mcpr__queue_push(&s->queue, it, &pos)) {
-    free(it);
+  unsigned char *slot = mcpr__queue_claim(&s->queue, &pos);
+  if (!slot) {
+    free(heap);
     count(&s->refused_queue_full);
     st = MCPR_EQUEUEFULL;
     goto out;
   }
+  memcpy(slot, &heap, sizeof heap);
+  if (!heap)
+    item_fill((mcpr__item *)(slot + MCPR__SLOT_ITEM_OFFSET), event, msg_len, platform);
+  mcpr__queue_publish(&s->queue, pos);
 out:
   atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
   /* A full batch is waiting: wake the writer rather than let it sleep out
@@ -454,7 +463,7 @@ mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
   pthread_cond_destroy(&s->done_cv);
   pthread_cond_destroy(&s->work_cv);
   pthread_mutex_destroy(&s->lock);
-  mcpr__queue_release(&s->queue);
+  mcpr__queue_release_all(&s->queue);
   free(s->path);
   free(s);
   return st;

@@ -13,12 +13,30 @@
 #include "mcpr/store.h"
 #include "store/queue.h"
 
-/* One accepted event: the caller's event with every string copied into
- * the same allocation, so the writer frees it with one free(). */
+/* One accepted event: the caller's event with every string copied right
+ * behind it. */
 typedef struct mcpr__item {
   mcpr_store_event event;
   char strings[];
 } mcpr__item;
+
+/* A queue cell's payload: a pointer that is NULL when the item is inline
+ * at MCPR__SLOT_ITEM_OFFSET, or points to a heap copy of an item too big
+ * for the cell. 512-byte cells hold a typical request event whole. */
+#define MCPR__SLOT_SIZE (512 - 16)
+#define MCPR__SLOT_ITEM_OFFSET 16
+
+static inline mcpr__item *mcpr__slot_item(void *slot) {
+  mcpr__item *heap;
+  __builtin_memcpy(&heap, slot, sizeof heap);
+  return heap ? heap : (mcpr__item *)((unsigned char *)slot + MCPR__SLOT_ITEM_OFFSET);
+}
+
+static inline void mcpr__slot_free(void *slot) {
+  mcpr__item *heap;
+  __builtin_memcpy(&heap, slot, sizeof heap);
+  __builtin_free(heap);
+}
 
 /* Bit set in `inflight` once close has begun; the rest counts record()
  * calls between their closing check and their push. */

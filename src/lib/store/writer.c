@@ -22,6 +22,8 @@
  * insert counts exactly as it would have row by row (not at all). A
  * duplicate request_id is skipped and counts nothing.
  */
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +98,7 @@ typedef struct session_sum {
 typedef struct writer {
   mcpr_store *s;
   sqlite3_stmt *stmt[STMT_COUNT];
-  mcpr__item **batch;
+  void **batch; /* queue slots, in order */
   outcome *outcomes;
   size_t n;
   int64_t first_at_ms; /* monotonic time the batch's first event was taken */
@@ -134,9 +136,10 @@ static bool is_row_error(int rc) {
 }
 
 static int run(sqlite3_stmt *st) {
+  /* Every parameter is bound (NULL included) before each step, so no
+   * sqlite3_clear_bindings() is needed between rows. */
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
   return rc == SQLITE_ROW ? SQLITE_DONE : rc;
 }
 
@@ -240,7 +243,6 @@ static int apply_schema_version(writer *w, const mcpr_schema_version_event *v) {
     rc = (old_hash && old_payload) ? SQLITE_DONE : SQLITE_NOMEM;
   }
   sqlite3_reset(sel);
-  sqlite3_clear_bindings(sel);
   if (rc != SQLITE_DONE)
     goto out;
 
@@ -343,7 +345,7 @@ static int attempt(writer *w) {
   if (rc != SQLITE_DONE)
     return rc;
   for (size_t i = 0; i < w->n && rc == SQLITE_DONE; i++)
-    rc = apply(w, &w->batch[i]->event, &w->outcomes[i]);
+    rc = apply(w, &mcpr__slot_item(w->batch[i])->event, &w->outcomes[i]);
   if (rc == SQLITE_DONE)
     rc = sums_apply(w);
   if (rc == SQLITE_DONE)
@@ -368,7 +370,8 @@ static void finish_batch(writer *w) {
   mcpr_store *s = w->s;
   uint64_t n = w->n;
   for (size_t i = 0; i < w->n; i++)
-    free(w->batch[i]);
+    mcpr__slot_free(w->batch[i]);
+  mcpr__queue_release(&s->queue, w->n);
   w->n = 0;
   pthread_mutex_lock(&s->lock);
   atomic_fetch_add(&s->finished, n);
@@ -476,6 +479,7 @@ static bool writer_init(writer *w, mcpr_store *s) {
   w->sums_used = calloc(bs, sizeof *w->sums_used);
   if (!w->batch || !w->outcomes || !w->sums || !w->sums_used)
     return false;
+  if (getenv("MCPR_EXP_SQL")) mcpr__db_exec(s->db, getenv("MCPR_EXP_SQL"));
   for (int i = 0; i < STMT_COUNT; i++) {
     int rc = sqlite3_prepare_v3(s->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &w->stmt[i], NULL);
@@ -501,10 +505,11 @@ static void writer_release(writer *w) {
 static void run_failed(writer *w) {
   mcpr_store *s = w->s;
   for (;;) {
-    mcpr__item *it;
+    void *slot;
     uint64_t n = 0;
-    while ((it = mcpr__queue_pop(&s->queue))) {
-      free(it);
+    while ((slot = mcpr__queue_read(&s->queue))) {
+      mcpr__slot_free(slot);
+      mcpr__queue_release(&s->queue, 1);
       n++;
     }
     if (n) {
@@ -525,17 +530,18 @@ static void run_failed(writer *w) {
 void *mcpr__writer_main(void *arg) {
   mcpr_store *s = arg;
   writer w;
+  pthread_setname_np(pthread_self(), "mcpr-writer");
   if (!writer_init(&w, s)) {
     run_failed(&w);
     goto out;
   }
   size_t bs = s->opts.batch_size;
   for (;;) {
-    mcpr__item *it;
-    while (w.n < bs && (it = mcpr__queue_pop(&s->queue))) {
+    void *slot;
+    while (w.n < bs && (slot = mcpr__queue_read(&s->queue))) {
       if (w.n == 0)
         w.first_at_ms = monotonic_ms();
-      w.batch[w.n++] = it;
+      w.batch[w.n++] = slot;
     }
     bool closing = closing_and_quiet(s);
     uint64_t taken = atomic_load(&s->finished) + w.n;

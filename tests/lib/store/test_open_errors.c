@@ -170,6 +170,17 @@ static void test_text_file_not_a_store(void **state) {
   free(path);
 }
 
+/* A file of one byte (e.g. a lone newline) is not a store either: SQLite
+ * reads it as an empty database, so only a check of the header before
+ * sqlite3_open tells. It must not be turned into a store. */
+static void test_one_byte_file_not_a_store(void **state) {
+  fixture *f = *state;
+  char *tiny = tu_path(f->dir, "tiny.txt");
+  sf_write_file(tiny, "\n", 1);
+  assert_refused(tiny, MCPR_ENOTSTORE, MCPR_OK, NULL);
+  free(tiny);
+}
+
 static void test_other_sqlite_db_not_a_store(void **state) {
   fixture *f = *state;
   char *path = tu_path(f->dir, "other.db");
@@ -421,6 +432,7 @@ int main(void) {
       cmocka_unit_test(test_newer_version_wal_file_untouched),
       cmocka_unit_test(test_random_bytes_not_a_store),
       cmocka_unit_test(test_text_file_not_a_store),
+      cmocka_unit_test(test_one_byte_file_not_a_store),
       cmocka_unit_test(test_other_sqlite_db_not_a_store),
       cmocka_unit_test(test_sqlite_header_then_garbage),
       cmocka_unit_test(test_empty_file_becomes_store),
