@@ -229,6 +229,88 @@ static void test_ioerr_fsync_lasting(void **state) {
   run_fault(FAULT_IOERR_FSYNC, true);
 }
 
+/* ---------- flush as a durability barrier ---------- */
+
+/*
+ * store.h: flush "returns MCPR_OK when all of [the events accepted before
+ * this call] were written". A caller that takes MCPR_OK as "everything I
+ * handed over is on disk" (as a proxy checkpointing its input would) must
+ * not get it when some of those events were given up on before it asked.
+ */
+static void test_flush_after_batch_failed_reports_it(void **state) {
+  (void)state;
+  assert_int_equal(faultvfs_register(), SQLITE_OK);
+  faultvfs_reset();
+  char *dir = tu_tmpdir();
+  char *path = tu_path(dir, "store.db");
+  mcpr_store_options opts;
+  mcpr_store_options_init(&opts);
+  opts.vfs_name = FAULTVFS_NAME;
+  opts.io_retry_limit_ms = 300;
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
+
+  faultvfs_fail_writes(SQLITE_FULL);
+  assert_int_equal(record_n(s, "lost", 100, NULL), 100);
+  mcpr_store_stats st;
+  for (int i = 0; i < 2000; i++) {
+    mcpr_store_stats_get(s, &st);
+    if (st.failed_disk_full == 100)
+      break;
+    sleep_ms(5);
+  }
+  assert_int_equal(st.failed_disk_full, 100); /* given up before anyone flushed */
+  faultvfs_reset();
+
+  mcpr_error_clear(&err);
+  mcpr_status fst = mcpr_store_flush(s, 10000, &err);
+  if (fst != MCPR_EDISKFULL)
+    printf("# flush after 100 events were given up on returned %s: \"%s\"\n",
+           mcpr_status_name(fst), err.message);
+  assert_int_equal(fst, MCPR_EDISKFULL);
+  mcpr_store_stats fin;
+  assert_int_equal(mcpr_store_close(s, &fin), MCPR_EDISKFULL);
+  assert_int_equal(fin.failed_disk_full, 100);
+  free(path);
+  tu_rmdir(dir);
+}
+
+/* ---------- fsync failing at close ---------- */
+
+/* Closing checkpoints the WAL into the database, which syncs. If those
+ * syncs fail, what was committed stays in the WAL: nothing is lost. */
+static void test_close_while_syncs_fail_loses_nothing(void **state) {
+  (void)state;
+  assert_int_equal(faultvfs_register(), SQLITE_OK);
+  faultvfs_reset();
+  char *dir = tu_tmpdir();
+  char *path = tu_path(dir, "store.db");
+  mcpr_store_options opts;
+  mcpr_store_options_init(&opts);
+  opts.vfs_name = FAULTVFS_NAME;
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
+  assert_int_equal(record_n(s, "kept", 300, NULL), 300);
+  assert_int_equal(mcpr_store_flush(s, 30000, &err), MCPR_OK);
+  faultvfs_fail_syncs(SQLITE_IOERR_FSYNC);
+  mcpr_store_stats fin;
+  assert_int_equal(mcpr_store_close(s, &fin), MCPR_OK);
+  assert_int_equal(fin.written, 300);
+  assert_true(faultvfs_failed_syncs() > 0); /* the checkpoint did meet the fault */
+  faultvfs_reset();
+  assert_integrity_ok(path);
+  assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM requests"), 300);
+  /* And the store opens again on it and goes on writing. */
+  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
+  assert_int_equal(record_n(s, "more", 10, NULL), 10);
+  assert_int_equal(mcpr_store_close(s, &fin), MCPR_OK);
+  assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM requests"), 310);
+  free(path);
+  tu_rmdir(dir);
+}
+
 /* ---------- a small queue while the disk is full ---------- */
 
 static void test_full_disk_small_queue_refuses_counted(void **state) {
@@ -362,6 +444,8 @@ int main(void) {
       cmocka_unit_test(test_ioerr_fsync_transient),
       cmocka_unit_test(test_ioerr_fsync_lasting),
       cmocka_unit_test(test_full_disk_small_queue_refuses_counted),
+      cmocka_unit_test(test_close_while_syncs_fail_loses_nothing),
+      cmocka_unit_test(test_flush_after_batch_failed_reports_it),
       cmocka_unit_test(test_real_tmpfs_full),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
