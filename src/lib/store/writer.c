@@ -479,7 +479,6 @@ static bool writer_init(writer *w, mcpr_store *s) {
   w->sums_used = calloc(bs, sizeof *w->sums_used);
   if (!w->batch || !w->outcomes || !w->sums || !w->sums_used)
     return false;
-  if (getenv("MCPR_EXP_SQL")) mcpr__db_exec(s->db, getenv("MCPR_EXP_SQL"));
   for (int i = 0; i < STMT_COUNT; i++) {
     int rc = sqlite3_prepare_v3(s->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &w->stmt[i], NULL);
