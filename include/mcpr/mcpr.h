@@ -2,6 +2,8 @@
 #ifndef MCPR_MCPR_H
 #define MCPR_MCPR_H
 
+#include "cloud.h"
+#include "config.h"
 #include "error.h"
 #include "store.h"
 #include "util.h"

@@ -1,0 +1,147 @@
+/*
+ * config.h — mcpr.toml (SPEC §9): reading, validating, and updating the
+ * [cloud] section in place.
+ *
+ *   mcpr_config *cfg = NULL;
+ *   mcpr_error err = {0};
+ *   mcpr_status st = mcpr_config_load(NULL, &cfg, &err);   // ./mcpr.toml
+ *   if (!cfg) { ...err.message... }                         // unreadable
+ *   for (size_t i = 0; i < mcpr_config_diag_count(cfg); i++) ...  // warnings, errors
+ *   if (st == MCPR_OK) { use cfg->store, cfg->cloud ... }
+ *   mcpr_config_free(cfg);
+ *
+ * The file is a TOML subset read by mcpr's own parser (Debian 12 ships no C
+ * TOML library): tables, dotted keys, strings, numbers, booleans, arrays,
+ * inline tables, comments. Input is bounded: 1 MiB, 16 KiB per line, 32
+ * levels of nesting.
+ */
+#ifndef MCPR_CONFIG_H
+#define MCPR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MCPR_CONFIG_DEFAULT_PATH "mcpr.toml"
+#define MCPR_CLOUD_DEFAULT_URL "https://api.mcpr.app"
+#define MCPR_CONFIG_DEFAULT_BATCH_SIZE 100
+#define MCPR_CONFIG_DEFAULT_FLUSH_INTERVAL_MS 5000
+
+typedef enum mcpr_config_severity {
+  MCPR_CONFIG_WARNING = 1, /* reported, not fatal (e.g. an unknown key) */
+  MCPR_CONFIG_ERROR = 2,   /* the config cannot be used */
+} mcpr_config_severity;
+
+/* One finding about the file. line/column are 1-based; 0 = whole file. */
+typedef struct mcpr_config_diag {
+  mcpr_config_severity severity;
+  int line;
+  int column;
+  char message[256];
+} mcpr_config_diag;
+
+/*
+ * The resolved config. Every string is owned by the config (freed by
+ * mcpr_config_free) and NULL when the key is absent.
+ */
+typedef struct mcpr_config {
+  char *file_path;  /* the path that was read (or looked for) */
+  bool file_exists; /* false: the default file was absent, defaults apply */
+
+  char *name; /* top-level `name` (proxy name) */
+  char *mcp;  /* top-level `mcp` (upstream URL) */
+  int64_t port; /* top-level `port`; 0 when absent */
+
+  struct {
+    bool enabled; /* default true */
+    char *path;   /* as written in the file (NULL: platform default) */
+    char *name;
+  } store;
+
+  struct {
+    char *token;
+    char *server;
+    char *endpoint; /* ingest base URL; NULL: MCPR_CLOUD_DEFAULT_URL */
+    int64_t batch_size;        /* default 100 */
+    int64_t flush_interval_ms; /* default 5000 */
+  } cloud;
+
+  /* private: use mcpr_config_diag_count / mcpr_config_diag_at */
+  mcpr_config_diag *diags_;
+  size_t n_diags_, cap_diags_;
+} mcpr_config;
+
+/*
+ * Read and validate the config at path (NULL or "": ./mcpr.toml).
+ *
+ *   MCPR_OK      read, no errors (there may be warnings); *out is set.
+ *   MCPR_EPARSE  a syntax error or invalid values; *out is still set and
+ *                holds every diagnostic (err has the first error, with
+ *                its line and column), so the caller can list them all.
+ *   MCPR_ENOTFOUND  an explicit path does not exist (*out NULL). A missing
+ *                default ./mcpr.toml is not an error: defaults, file_exists
+ *                false, MCPR_OK.
+ *   MCPR_ETOOBIG    the file is larger than 1 MiB (*out NULL).
+ *   MCPR_EIO / MCPR_ENOMEM (*out NULL).
+ * *out is new: free it with mcpr_config_free().
+ */
+MCPR_API mcpr_status mcpr_config_load(const char *path, mcpr_config **out, mcpr_error *err);
+
+/*
+ * The same from text in memory; source_name is used in messages (may be
+ * NULL). file_exists is true.
+ */
+MCPR_API mcpr_status mcpr_config_load_string(const char *text, size_t len, const char *source_name,
+                                             mcpr_config **out, mcpr_error *err);
+
+/* NULL is a no-op. */
+MCPR_API void mcpr_config_free(mcpr_config *cfg);
+
+MCPR_API size_t mcpr_config_diag_count(const mcpr_config *cfg);
+/* Borrowed; NULL when i is out of range. In file order. */
+MCPR_API const mcpr_config_diag *mcpr_config_diag_at(const mcpr_config *cfg, size_t i);
+MCPR_API size_t mcpr_config_error_count(const mcpr_config *cfg);
+
+/*
+ * The store file this config selects (SPEC §4): store.path (a leading "~/"
+ * is the home directory), else $MCPR_DB, else ~/.mcpr/store.db — through
+ * mcpr_store_resolve_path(). override_path (e.g. the CLI's --db) wins when
+ * non-NULL and non-empty. Returns a new string (free()) or NULL with err.
+ */
+MCPR_API char *mcpr_config_store_path(const mcpr_config *cfg, const char *override_path,
+                                      mcpr_error *err);
+
+/* cloud.endpoint or MCPR_CLOUD_DEFAULT_URL (borrowed). */
+MCPR_API const char *mcpr_config_cloud_endpoint(const mcpr_config *cfg);
+
+/*
+ * Set [cloud] token, server and endpoint in the file at path (NULL: ./mcpr.toml),
+ * in place: an existing value is replaced where it stands, a missing key is
+ * added to the [cloud] table (which is appended when absent); every other
+ * line, comment and the order of keys stay as they were. A NULL value
+ * leaves that key untouched. A missing file is created. The new file is
+ * written beside the old one and renamed over it (atomic), with mode 0600
+ * when it holds a token (otherwise the old mode is kept). Fails with
+ * MCPR_EPARSE when the current file does not parse (nothing is written).
+ */
+MCPR_API mcpr_status mcpr_config_set_cloud(const char *path, const char *token, const char *server,
+                                           const char *endpoint, mcpr_error *err);
+
+/*
+ * The same on text in memory: *out is a new NUL-terminated string with the
+ * change applied (free()).
+ */
+MCPR_API mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char *token,
+                                                const char *server, const char *endpoint,
+                                                char **out, mcpr_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,881 @@
+/*
+ * client.c — the cloud API client (SPEC §8) over libcurl + jansson.
+ *
+ * One call = one curl easy handle, used and cleaned up inside the call, so
+ * a client holds nothing but its settings and the last answer's status.
+ * Rules every call follows, and why:
+ *   - TLS verification is set explicitly on (never off), and only http and
+ *     https are allowed as protocols;
+ *   - http:// is accepted only for loopback hosts: the fake cloud of the
+ *     tests runs there, and nothing else should see a JWT in clear text;
+ *   - curl never follows redirects itself (it would carry our headers to
+ *     any host); we follow a redirect only when it stays on the same
+ *     scheme, host and port, and fail clearly otherwise;
+ *   - connect and total timeouts on every request;
+ *   - bodies are capped at MCPR_CLOUD_MAX_BODY_BYTES while they arrive;
+ *     error details are cut to 4 KiB, cleaned of control characters and of
+ *     the client's JWT before they reach a message.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mcpr/cloud.h"
+#include "mcpr/mcpr.h"
+
+struct mcpr_cloud_client {
+  char *base_url; /* no trailing slash */
+  char *jwt;
+  char *user_agent;
+  mcpr_cloud_options opts;
+  long last_status;
+  char last_error_body[MCPR_CLOUD_MAX_ERROR_BODY_BYTES + 1];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_OK;
+/* curl_global_init is process-wide by curl's design; run it exactly once. */
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void mcpr_cloud_options_init(mcpr_cloud_options *o) {
+  *o = (mcpr_cloud_options){.connect_timeout_ms = 10000, .timeout_ms = 30000, .max_redirects = 5};
+}
+
+/* An URL's scheme, host and port (default port filled in), lowercase. */
+typedef struct origin {
+  char scheme[16];
+  char host[256];
+  long port;
+} origin;
+
+static bool is_loopback_host(const char *host) {
+  if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
+    return true;
+  struct in_addr a;
+  if (inet_pton(AF_INET, host, &a) == 1)
+    return (ntohl(a.s_addr) >> 24) == 127;
+  return false;
+}
+
+/* Parse url into o; false with err for an URL we refuse. */
+static bool parse_origin(const char *url, origin *o, bool allow_query, mcpr_error *err) {
+  bool ok = false;
+  char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *query = NULL;
+  CURLU *u = curl_url();
+  if (!u) {
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory parsing a URL");
+    return false;
+  }
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+    mcpr_error_set(err, MCPR_EINVAL, "'%.200s' is not a valid URL (expected https://host[:port])",
+                   url);
+    goto out;
+  }
+  if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
+    mcpr_error_set(err, MCPR_EINVAL, "the cloud URL must not carry a user name or password");
+    goto out;
+  }
+  if (!allow_query && curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query) {
+    mcpr_error_set(err, MCPR_EINVAL, "the cloud URL must not have a query string");
+    goto out;
+  }
+  for (char *c = scheme; *c; c++)
+    *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+  for (char *c = host; *c; c++)
+    *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+  if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
+    mcpr_error_set(err, MCPR_EINVAL, "the cloud URL must start with https:// (got %.20s://)",
+                   scheme);
+    goto out;
+  }
+  if (strcmp(scheme, "http") == 0 && !is_loopback_host(host)) {
+    mcpr_error_set(err, MCPR_EINVAL,
+                   "refusing plain http:// to %.200s: credentials would travel unencrypted; "
+                   "use https:// (http:// is only allowed for localhost)",
+                   host);
+    goto out;
+  }
+  snprintf(o->scheme, sizeof o->scheme, "%s", scheme);
+  snprintf(o->host, sizeof o->host, "%s", host);
+  o->port = strtol(port, NULL, 10);
+  ok = true;
+out:
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_free(user);
+  curl_free(query);
+  curl_url_cleanup(u);
+  return ok;
+}
+
+mcpr_status mcpr_cloud_client_new(mcpr_cloud_client **out, const char *base_url,
+                                  const mcpr_cloud_options *opts, mcpr_error *err) {
+  *out = NULL;
+  pthread_once(&curl_once, curl_init);
+  if (curl_init_rc != CURLE_OK)
+    return mcpr_error_set(err, MCPR_ENETWORK, "cannot initialise libcurl: %s",
+                          curl_easy_strerror(curl_init_rc));
+  if (!base_url || !*base_url)
+    return mcpr_error_set(err, MCPR_EINVAL, "no cloud URL given");
+  origin o;
+  if (!parse_origin(base_url, &o, false, err))
+    return err ? err->status : MCPR_EINVAL;
+  mcpr_cloud_client *c = calloc(1, sizeof *c);
+  if (!c)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  if (opts)
+    c->opts = *opts;
+  else
+    mcpr_cloud_options_init(&c->opts);
+  mcpr_cloud_options defaults;
+  mcpr_cloud_options_init(&defaults);
+  if (c->opts.connect_timeout_ms <= 0)
+    c->opts.connect_timeout_ms = defaults.connect_timeout_ms;
+  if (c->opts.timeout_ms <= 0)
+    c->opts.timeout_ms = defaults.timeout_ms;
+  if (c->opts.max_redirects < 0)
+    c->opts.max_redirects = 0;
+  c->base_url = strdup(base_url);
+  char ua[64];
+  snprintf(ua, sizeof ua, "mcpr/%s", mcpr_version());
+  c->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : ua);
+  c->opts.user_agent = NULL;
+  if (!c->base_url || !c->user_agent) {
+    mcpr_cloud_client_free(c);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  }
+  size_t n = strlen(c->base_url);
+  while (n > 0 && c->base_url[n - 1] == '/')
+    c->base_url[--n] = '\0';
+  *out = c;
+  return MCPR_OK;
+}
+
+static void wipe_free(char *s) {
+  if (!s)
+    return;
+  volatile char *v = s;
+  while (*v)
+    *v++ = 0;
+  free(s);
+}
+
+void mcpr_cloud_client_free(mcpr_cloud_client *c) {
+  if (!c)
+    return;
+  free(c->base_url);
+  wipe_free(c->jwt);
+  free(c->user_agent);
+  free(c);
+}
+
+mcpr_status mcpr_cloud_client_set_jwt(mcpr_cloud_client *c, const char *jwt, mcpr_error *err) {
+  char *copy = NULL;
+  if (jwt) {
+    if (strpbrk(jwt, "\r\n"))
+      return mcpr_error_set(err, MCPR_EINVAL, "the login token contains a line break");
+    copy = strdup(jwt);
+    if (!copy)
+      return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  }
+  wipe_free(c->jwt);
+  c->jwt = copy;
+  return MCPR_OK;
+}
+
+const char *mcpr_cloud_client_base_url(const mcpr_cloud_client *c) { return c->base_url; }
+long mcpr_cloud_client_last_http_status(const mcpr_cloud_client *c) { return c->last_status; }
+const char *mcpr_cloud_client_last_error_body(const mcpr_cloud_client *c) {
+  return c->last_error_body;
+}
+
+/* ---- transport ------------------------------------------------------ */
+
+typedef struct body {
+  char *p;
+  size_t n, cap;
+  bool too_big;
+} body;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
+  body *b = ud;
+  size_t n = size * nmemb;
+  if (b->n + n > MCPR_CLOUD_MAX_BODY_BYTES) {
+    b->too_big = true;
+    return 0; /* curl stops with CURLE_WRITE_ERROR */
+  }
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + n + 1)
+      cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q)
+      return 0;
+    b->p = q;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, data, n);
+  b->n += n;
+  b->p[b->n] = '\0';
+  return n;
+}
+
+/* Keep at most 4 KiB of text, printable, without the JWT. */
+static void set_error_detail(mcpr_cloud_client *c, const char *text, size_t len) {
+  size_t cap = sizeof c->last_error_body - 1;
+  if (len > cap)
+    len = cap;
+  /* cut at a UTF-8 boundary */
+  while (len > 0 && len < strlen(text) && ((unsigned char)text[len] & 0xc0) == 0x80)
+    len--;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)text[i];
+    c->last_error_body[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+  }
+  c->last_error_body[len] = '\0';
+  if (c->jwt)
+    mcpr_secret_redact(c->last_error_body, sizeof c->last_error_body, c->jwt);
+}
+
+static void error_detail_from_body(mcpr_cloud_client *c, const body *b) {
+  if (!b->p || !b->n) {
+    set_error_detail(c, "(empty body)", 12);
+    return;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(b->p, b->n, 0, &je);
+  const char *msg = NULL;
+  if (j && json_is_object(j)) {
+    json_t *m = json_object_get(j, "message");
+    json_t *e = json_object_get(j, "error");
+    if (json_is_string(m))
+      msg = json_string_value(m);
+    else if (json_is_string(e))
+      msg = json_string_value(e);
+    else if (json_is_object(e) && json_is_string(json_object_get(e, "message")))
+      msg = json_string_value(json_object_get(e, "message"));
+  }
+  if (msg)
+    set_error_detail(c, msg, strlen(msg));
+  else
+    set_error_detail(c, b->p, strlen(b->p));
+  json_decref(j);
+}
+
+/*
+ * Do one API call. body_json is borrowed (NULL: no body). On a 2xx answer
+ * *out is the parsed JSON (new reference) — NULL when out is NULL.
+ */
+static mcpr_status call(mcpr_cloud_client *c, const char *method, const char *path,
+                        json_t *body_json, bool authed, json_t **out, mcpr_error *err) {
+  mcpr_status st = MCPR_OK;
+  char *url = NULL, *payload = NULL;
+  char errbuf[CURL_ERROR_SIZE];
+  body b = {0};
+  struct curl_slist *headers = NULL;
+  CURL *h = NULL;
+  const char *verb = method;
+  origin base;
+  if (out)
+    *out = NULL;
+  c->last_status = 0;
+  c->last_error_body[0] = '\0';
+  if (authed && !c->jwt)
+    return mcpr_error_set(err, MCPR_EAUTH, "%s %s needs a login first", method, path);
+  if (!parse_origin(c->base_url, &base, false, err))
+    return err ? err->status : MCPR_EINVAL;
+  size_t ulen = strlen(c->base_url) + strlen(path) + 1;
+  url = malloc(ulen);
+  if (!url)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  snprintf(url, ulen, "%s%s", c->base_url, path);
+  if (body_json) {
+    payload = json_dumps(body_json, JSON_COMPACT);
+    if (!payload) {
+      st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+      goto out;
+    }
+  }
+  headers = curl_slist_append(headers, "Accept: application/json");
+  if (payload)
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+  if (authed) {
+    size_t alen = strlen(c->jwt) + 32;
+    char *auth = malloc(alen);
+    if (auth) {
+      snprintf(auth, alen, "Authorization: Bearer %s", c->jwt);
+      headers = curl_slist_append(headers, auth);
+      memset(auth, 0, alen);
+      free(auth);
+    } else {
+      curl_slist_free_all(headers);
+      headers = NULL;
+    }
+  }
+  if (!headers) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+
+  for (int hop = 0;; hop++) {
+    h = curl_easy_init();
+    if (!h) {
+      st = mcpr_error_set(err, MCPR_ENOMEM, "cannot create a curl handle");
+      goto out;
+    }
+    errbuf[0] = '\0';
+    free(b.p);
+    b = (body){0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MCPR_CLOUD_MAX_BODY_BYTES);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    if (strcmp(verb, "GET") == 0) {
+      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, verb);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload ? payload : "");
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(payload ? strlen(payload) : 0));
+    }
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    c->last_status = status;
+    if (rc == CURLE_FILESIZE_EXCEEDED || (rc == CURLE_WRITE_ERROR && b.too_big)) {
+      st = mcpr_error_set(err, MCPR_ETOOBIG,
+                          "%s %s: the cloud's answer is larger than %d bytes; refusing it",
+                          method, path, MCPR_CLOUD_MAX_BODY_BYTES);
+      goto out;
+    }
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+      st = mcpr_error_set(err, MCPR_ETIMEDOUT, "%s %s: no answer from %s within %ld ms", method,
+                          path, c->base_url, c->opts.timeout_ms);
+      goto out;
+    }
+    if (rc != CURLE_OK) {
+      st = mcpr_error_set(err, MCPR_ENETWORK, "%s %s: cannot reach %s: %s", method, path,
+                          c->base_url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+      goto out;
+    }
+    if (status >= 300 && status < 400) {
+      char *loc = NULL;
+      curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+      if (!loc) {
+        st = mcpr_error_set(err, MCPR_EHTTP, "%s %s: HTTP %ld without a Location", method, path,
+                            status);
+        goto out;
+      }
+      origin to;
+      mcpr_error ignored = {0};
+      bool same = parse_origin(loc, &to, true, &ignored) && strcmp(to.scheme, base.scheme) == 0 &&
+                  strcmp(to.host, base.host) == 0 && to.port == base.port;
+      if (!same) {
+        st = mcpr_error_set(err, MCPR_EHTTP,
+                            "%s %s: the cloud redirected (HTTP %ld) to another host or scheme "
+                            "(%.200s); not following it, so your credentials are not sent there. "
+                            "Check the cloud URL",
+                            method, path, status, to.host[0] ? to.host : "an invalid URL");
+        goto out;
+      }
+      if (hop >= c->opts.max_redirects) {
+        st = mcpr_error_set(err, MCPR_EHTTP, "%s %s: too many redirects", method, path);
+        goto out;
+      }
+      char *next = strdup(loc);
+      if (!next) {
+        st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+        goto out;
+      }
+      free(url);
+      url = next;
+      /* 301/302/303 turn a POST into a GET, as browsers and curl do. */
+      if (status != 307 && status != 308 && strcmp(verb, "GET") != 0) {
+        verb = "GET";
+        free(payload);
+        payload = NULL;
+      }
+      curl_easy_cleanup(h);
+      h = NULL;
+      continue;
+    }
+    break;
+  }
+
+  if (c->last_status < 200 || c->last_status > 299) {
+    error_detail_from_body(c, &b);
+    long s = c->last_status;
+    st = mcpr_error_set(err, (s == 401 || s == 403) ? MCPR_EAUTH : MCPR_EHTTP,
+                        "%s %s: HTTP %ld: %s", method, path, s, c->last_error_body);
+    goto out;
+  }
+  if (out) {
+    json_error_t je;
+    *out = b.n ? json_loadb(b.p, b.n, 0, &je) : NULL;
+    if (!*out) {
+      st = mcpr_error_set(err, MCPR_EPARSE,
+                          "%s %s: the cloud's answer (HTTP %ld) is not valid JSON%s%s", method,
+                          path, c->last_status, b.n ? ": " : " (empty body)",
+                          b.n ? je.text : "");
+      goto out;
+    }
+  }
+out:
+  if (h)
+    curl_easy_cleanup(h);
+  curl_slist_free_all(headers); /* held the JWT: curl copies nothing we must wipe */
+  free(url);
+  free(payload);
+  free(b.p);
+  return st;
+}
+
+/* ---- typed results -------------------------------------------------- */
+
+/* A string field (numbers become decimal text). NULL if absent or other. */
+static char *field(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  char buf[32];
+  if (json_is_string(v))
+    return strdup(json_string_value(v));
+  if (json_is_integer(v)) {
+    snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return strdup(buf);
+  }
+  return NULL;
+}
+
+static mcpr_status need(char *value, const char *what, const char *key, mcpr_error *err) {
+  if (value)
+    return MCPR_OK;
+  return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s has no '%s' string", what,
+                        key);
+}
+
+/* Escape an id for use as one URL path segment. */
+static char *segment(const char *id, mcpr_error *err) {
+  if (!id || !*id) {
+    mcpr_error_set(err, MCPR_EINVAL, "empty id");
+    return NULL;
+  }
+  char *e = curl_easy_escape(NULL, id, 0);
+  if (!e) {
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    return NULL;
+  }
+  char *copy = strdup(e);
+  curl_free(e);
+  if (!copy)
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  return copy;
+}
+
+void mcpr_cloud_auth_free(mcpr_cloud_auth *a) {
+  if (!a)
+    return;
+  wipe_free(a->jwt);
+  free(a->user.id);
+  free(a->user.email);
+  free(a->user.name);
+  free(a);
+}
+
+static void project_release(mcpr_cloud_project *p) {
+  free(p->id);
+  free(p->name);
+  free(p->slug);
+}
+void mcpr_cloud_project_free(mcpr_cloud_project *p) {
+  if (!p)
+    return;
+  project_release(p);
+  free(p);
+}
+void mcpr_cloud_project_list_free(mcpr_cloud_project_list *l) {
+  if (!l)
+    return;
+  for (size_t i = 0; i < l->count; i++)
+    project_release(&l->items[i]);
+  free(l->items);
+  free(l);
+}
+
+static void server_release(mcpr_cloud_server *s) {
+  free(s->id);
+  free(s->name);
+  free(s->slug);
+  free(s->project_id);
+}
+void mcpr_cloud_server_free(mcpr_cloud_server *s) {
+  if (!s)
+    return;
+  server_release(s);
+  free(s);
+}
+void mcpr_cloud_server_list_free(mcpr_cloud_server_list *l) {
+  if (!l)
+    return;
+  for (size_t i = 0; i < l->count; i++)
+    server_release(&l->items[i]);
+  free(l->items);
+  free(l);
+}
+
+static void endpoint_release(mcpr_cloud_endpoint *e) {
+  free(e->id);
+  free(e->name);
+  free(e->status);
+  free(e->server_id);
+}
+void mcpr_cloud_endpoint_free(mcpr_cloud_endpoint *e) {
+  if (!e)
+    return;
+  endpoint_release(e);
+  free(e);
+}
+void mcpr_cloud_endpoint_list_free(mcpr_cloud_endpoint_list *l) {
+  if (!l)
+    return;
+  for (size_t i = 0; i < l->count; i++)
+    endpoint_release(&l->items[i]);
+  free(l->items);
+  free(l);
+}
+
+void mcpr_cloud_token_free(mcpr_cloud_token *t) {
+  if (!t)
+    return;
+  free(t->id);
+  wipe_free(t->token);
+  free(t->name);
+  free(t);
+}
+
+static mcpr_status project_from(json_t *o, mcpr_cloud_project *p, const char *what,
+                                mcpr_error *err) {
+  if (!json_is_object(o))
+    return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
+  p->id = field(o, "id");
+  p->name = field(o, "name");
+  p->slug = field(o, "slug");
+  mcpr_status st = need(p->id, what, "id", err);
+  if (st == MCPR_OK)
+    st = need(p->slug, what, "slug", err);
+  return st;
+}
+
+static mcpr_status server_from(json_t *o, mcpr_cloud_server *s, const char *what,
+                               mcpr_error *err) {
+  if (!json_is_object(o))
+    return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
+  s->id = field(o, "id");
+  s->name = field(o, "name");
+  s->slug = field(o, "slug");
+  s->project_id = field(o, "project_id");
+  mcpr_status st = need(s->id, what, "id", err);
+  if (st == MCPR_OK)
+    st = need(s->slug, what, "slug", err);
+  return st;
+}
+
+static mcpr_status endpoint_from(json_t *o, mcpr_cloud_endpoint *e, const char *what,
+                                 mcpr_error *err) {
+  if (!json_is_object(o))
+    return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
+  e->id = field(o, "id");
+  e->name = field(o, "name");
+  e->status = field(o, "status");
+  e->server_id = field(o, "server_id");
+  mcpr_status st = need(e->id, what, "id", err);
+  if (st == MCPR_OK)
+    st = need(e->name, what, "name", err);
+  return st;
+}
+
+mcpr_status mcpr_cloud_login(mcpr_cloud_client *c, const char *email, char **request_id,
+                             mcpr_error *err) {
+  *request_id = NULL;
+  json_t *req = json_pack("{s:s}", "email", email ? email : "");
+  json_t *res = NULL;
+  if (!req)
+    return mcpr_error_set(err, MCPR_EINVAL, "the email is not valid UTF-8");
+  mcpr_status st = call(c, "POST", "/api/auth/cli/login", req, false, &res, err);
+  if (st == MCPR_OK) {
+    *request_id = json_is_object(res) ? field(res, "request_id") : NULL;
+    st = need(*request_id, "the login", "request_id", err);
+  }
+  json_decref(req);
+  json_decref(res);
+  return st;
+}
+
+mcpr_status mcpr_cloud_verify(mcpr_cloud_client *c, const char *request_id, const char *code,
+                              mcpr_cloud_auth **out, mcpr_error *err) {
+  *out = NULL;
+  json_t *req = json_pack("{s:s, s:s}", "request_id", request_id ? request_id : "", "code",
+                          code ? code : "");
+  json_t *res = NULL;
+  if (!req)
+    return mcpr_error_set(err, MCPR_EINVAL, "the code is not valid UTF-8");
+  mcpr_cloud_auth *a = calloc(1, sizeof *a);
+  mcpr_status st = a ? call(c, "POST", "/api/auth/cli/verify", req, false, &res, err)
+                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  if (st == MCPR_OK && !json_is_object(res))
+    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to the verification is not an object");
+  if (st == MCPR_OK) {
+    a->jwt = field(res, "token");
+    json_t *u = json_object_get(res, "user");
+    if (json_is_object(u)) {
+      a->user.id = field(u, "id");
+      a->user.email = field(u, "email");
+      a->user.name = field(u, "name");
+    }
+    st = need(a->jwt, "the verification", "token", err);
+  }
+  if (st == MCPR_OK) {
+    *out = a;
+    a = NULL;
+  }
+  mcpr_cloud_auth_free(a);
+  json_decref(req);
+  json_decref(res);
+  return st;
+}
+
+mcpr_status mcpr_cloud_list_projects(mcpr_cloud_client *c, mcpr_cloud_project_list **out,
+                                     mcpr_error *err) {
+  *out = NULL;
+  json_t *res = NULL;
+  mcpr_status st = call(c, "GET", "/api/projects", NULL, true, &res, err);
+  if (st != MCPR_OK)
+    return st;
+  mcpr_cloud_project_list *l = calloc(1, sizeof *l);
+  if (!l) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  if (!json_is_array(res)) {
+    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of projects is not a JSON array");
+    goto out;
+  }
+  l->items = calloc(json_array_size(res) + 1, sizeof *l->items);
+  if (!l->items) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, l->count++)
+    st = project_from(json_array_get(res, i), &l->items[i], "the list of projects", err);
+out:
+  json_decref(res);
+  if (st == MCPR_OK)
+    *out = l;
+  else
+    mcpr_cloud_project_list_free(l);
+  return st;
+}
+
+mcpr_status mcpr_cloud_create_project(mcpr_cloud_client *c, const char *name, const char *slug,
+                                      mcpr_cloud_project **out, mcpr_error *err) {
+  *out = NULL;
+  json_t *req = json_pack("{s:s, s:s}", "name", name ? name : "", "slug", slug ? slug : "");
+  if (!req)
+    return mcpr_error_set(err, MCPR_EINVAL, "the project name is not valid UTF-8");
+  json_t *res = NULL;
+  mcpr_cloud_project *p = calloc(1, sizeof *p);
+  mcpr_status st = p ? call(c, "POST", "/api/projects", req, true, &res, err)
+                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  if (st == MCPR_OK)
+    st = project_from(res, p, "creating a project", err);
+  if (st == MCPR_OK) {
+    *out = p;
+    p = NULL;
+  }
+  mcpr_cloud_project_free(p);
+  json_decref(req);
+  json_decref(res);
+  return st;
+}
+
+/* "/prefix/<escaped id>/suffix" as a new string. */
+static char *build_path(const char *prefix, const char *id, const char *suffix, mcpr_error *err) {
+  char *seg = segment(id, err);
+  if (!seg)
+    return NULL;
+  size_t n = strlen(prefix) + strlen(seg) + strlen(suffix) + 1;
+  char *p = malloc(n);
+  if (p)
+    snprintf(p, n, "%s%s%s", prefix, seg, suffix);
+  else
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  free(seg);
+  return p;
+}
+
+mcpr_status mcpr_cloud_list_servers(mcpr_cloud_client *c, const char *project_id,
+                                    mcpr_cloud_server_list **out, mcpr_error *err) {
+  *out = NULL;
+  char *path = build_path("/api/servers/by-project/", project_id, "", err);
+  if (!path)
+    return err ? err->status : MCPR_EINVAL;
+  json_t *res = NULL;
+  mcpr_cloud_server_list *l = NULL;
+  mcpr_status st = call(c, "GET", path, NULL, true, &res, err);
+  if (st != MCPR_OK)
+    goto out;
+  l = calloc(1, sizeof *l);
+  if (!l || !json_is_array(res)) {
+    st = l ? mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of servers is not a JSON array")
+           : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  l->items = calloc(json_array_size(res) + 1, sizeof *l->items);
+  if (!l->items) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, l->count++)
+    st = server_from(json_array_get(res, i), &l->items[i], "the list of servers", err);
+out:
+  free(path);
+  json_decref(res);
+  if (st == MCPR_OK)
+    *out = l;
+  else
+    mcpr_cloud_server_list_free(l);
+  return st;
+}
+
+mcpr_status mcpr_cloud_create_server(mcpr_cloud_client *c, const char *project_id,
+                                     const char *name, const char *slug, mcpr_cloud_server **out,
+                                     mcpr_error *err) {
+  *out = NULL;
+  char *path = build_path("/api/servers/by-project/", project_id, "", err);
+  if (!path)
+    return err ? err->status : MCPR_EINVAL;
+  json_t *req = json_pack("{s:s, s:s}", "name", name ? name : "", "slug", slug ? slug : "");
+  json_t *res = NULL;
+  mcpr_cloud_server *s = calloc(1, sizeof *s);
+  mcpr_status st = !req  ? mcpr_error_set(err, MCPR_EINVAL, "the server name is not valid UTF-8")
+                   : !s  ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
+                         : call(c, "POST", path, req, true, &res, err);
+  if (st == MCPR_OK)
+    st = server_from(res, s, "creating a server", err);
+  if (st == MCPR_OK) {
+    *out = s;
+    s = NULL;
+  }
+  mcpr_cloud_server_free(s);
+  free(path);
+  json_decref(req);
+  json_decref(res);
+  return st;
+}
+
+mcpr_status mcpr_cloud_list_endpoints(mcpr_cloud_client *c, const char *server_id,
+                                      mcpr_cloud_endpoint_list **out, mcpr_error *err) {
+  *out = NULL;
+  char *path = build_path("/api/endpoints/by-server/", server_id, "", err);
+  if (!path)
+    return err ? err->status : MCPR_EINVAL;
+  json_t *res = NULL;
+  mcpr_cloud_endpoint_list *l = NULL;
+  mcpr_status st = call(c, "GET", path, NULL, true, &res, err);
+  if (st != MCPR_OK)
+    goto out;
+  l = calloc(1, sizeof *l);
+  if (!l || !json_is_array(res)) {
+    st = l ? mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of endpoints is not a JSON array")
+           : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  l->items = calloc(json_array_size(res) + 1, sizeof *l->items);
+  if (!l->items) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, l->count++)
+    st = endpoint_from(json_array_get(res, i), &l->items[i], "the list of endpoints", err);
+out:
+  free(path);
+  json_decref(res);
+  if (st == MCPR_OK)
+    *out = l;
+  else
+    mcpr_cloud_endpoint_list_free(l);
+  return st;
+}
+
+mcpr_status mcpr_cloud_create_endpoint(mcpr_cloud_client *c, const char *server_id,
+                                       const char *name, mcpr_cloud_endpoint **out,
+                                       mcpr_error *err) {
+  *out = NULL;
+  char *path = build_path("/api/endpoints/by-server/", server_id, "", err);
+  if (!path)
+    return err ? err->status : MCPR_EINVAL;
+  json_t *req = json_pack("{s:s}", "name", name ? name : "");
+  json_t *res = NULL;
+  mcpr_cloud_endpoint *e = calloc(1, sizeof *e);
+  mcpr_status st = !req  ? mcpr_error_set(err, MCPR_EINVAL, "the endpoint name is not valid UTF-8")
+                   : !e  ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
+                         : call(c, "POST", path, req, true, &res, err);
+  if (st == MCPR_OK)
+    st = endpoint_from(res, e, "creating an endpoint", err);
+  if (st == MCPR_OK) {
+    *out = e;
+    e = NULL;
+  }
+  mcpr_cloud_endpoint_free(e);
+  free(path);
+  json_decref(req);
+  json_decref(res);
+  return st;
+}
+
+mcpr_status mcpr_cloud_create_token(mcpr_cloud_client *c, const char *project_id,
+                                    const char *name, mcpr_cloud_token **out, mcpr_error *err) {
+  *out = NULL;
+  char *path = build_path("/api/projects/", project_id, "/tokens", err);
+  if (!path)
+    return err ? err->status : MCPR_EINVAL;
+  json_t *req = json_pack("{s:s}", "name", name ? name : "");
+  json_t *res = NULL;
+  mcpr_cloud_token *t = calloc(1, sizeof *t);
+  mcpr_status st = !req  ? mcpr_error_set(err, MCPR_EINVAL, "the token name is not valid UTF-8")
+                   : !t  ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
+                         : call(c, "POST", path, req, true, &res, err);
+  if (st == MCPR_OK && !json_is_object(res))
+    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to creating a token is not an object");
+  if (st == MCPR_OK) {
+    t->id = field(res, "id");
+    t->token = field(res, "token");
+    t->name = field(res, "name");
+    st = need(t->token, "creating a token", "token", err);
+  }
+  if (st == MCPR_OK) {
+    *out = t;
+    t = NULL;
+  }
+  mcpr_cloud_token_free(t);
+  free(path);
+  json_decref(req);
+  json_decref(res);
+  return st;
+}

@@ -1,0 +1,358 @@
+/*
+ * config.c — mcpr.toml into an mcpr_config (SPEC §9).
+ *
+ * The file is parsed into a TOML tree (toml.c), then the tree is checked
+ * key by key against what mcpr knows. Every finding becomes a diagnostic
+ * with its line, so `mcpr config check` can list them all at once: unknown
+ * keys are warnings (a newer mcpr or another tool may use them), values of
+ * the wrong type or out of range are errors naming the key.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config_internal.h"
+#include "config/toml.h"
+#include "mcpr/config.h"
+#include "mcpr/store.h"
+
+static void add_diag(mcpr_config *cfg, mcpr_config_severity sev, int line, int column,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void add_diag(mcpr_config *cfg, mcpr_config_severity sev, int line, int column,
+                     const char *fmt, ...) {
+  if (cfg->n_diags_ == cfg->cap_diags_) {
+    size_t cap = cfg->cap_diags_ ? cfg->cap_diags_ * 2 : 8;
+    if (cap > 1000)
+      return; /* a file with more findings than this is listed in part */
+    mcpr_config_diag *d = realloc(cfg->diags_, cap * sizeof *d);
+    if (!d)
+      return;
+    cfg->diags_ = d;
+    cfg->cap_diags_ = cap;
+  }
+  mcpr_config_diag *d = &cfg->diags_[cfg->n_diags_++];
+  d->severity = sev;
+  d->line = line;
+  d->column = column;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(d->message, sizeof d->message, fmt, ap);
+  va_end(ap);
+}
+
+size_t mcpr_config_diag_count(const mcpr_config *cfg) { return cfg ? cfg->n_diags_ : 0; }
+
+const mcpr_config_diag *mcpr_config_diag_at(const mcpr_config *cfg, size_t i) {
+  return cfg && i < cfg->n_diags_ ? &cfg->diags_[i] : NULL;
+}
+
+size_t mcpr_config_error_count(const mcpr_config *cfg) {
+  size_t n = 0;
+  for (size_t i = 0; i < mcpr_config_diag_count(cfg); i++)
+    n += cfg->diags_[i].severity == MCPR_CONFIG_ERROR;
+  return n;
+}
+
+void mcpr_config_free(mcpr_config *cfg) {
+  if (!cfg)
+    return;
+  free(cfg->file_path);
+  free(cfg->name);
+  free(cfg->mcp);
+  free(cfg->store.path);
+  free(cfg->store.name);
+  free(cfg->cloud.token);
+  free(cfg->cloud.server);
+  free(cfg->cloud.endpoint);
+  free(cfg->diags_);
+  free(cfg);
+}
+
+static mcpr_config *config_new(const char *file_path) {
+  mcpr_config *cfg = calloc(1, sizeof *cfg);
+  if (!cfg)
+    return NULL;
+  cfg->file_path = strdup(file_path ? file_path : MCPR_CONFIG_DEFAULT_PATH);
+  if (!cfg->file_path) {
+    free(cfg);
+    return NULL;
+  }
+  cfg->store.enabled = true;
+  cfg->cloud.batch_size = MCPR_CONFIG_DEFAULT_BATCH_SIZE;
+  cfg->cloud.flush_interval_ms = MCPR_CONFIG_DEFAULT_FLUSH_INTERVAL_MS;
+  return cfg;
+}
+
+static void wrong_type(mcpr_config *cfg, const char *section, const mcpr__toml_entry *e,
+                       const char *want) {
+  add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column, "%s%s%s must be %s, not %s",
+           section ? section : "", section ? "." : "", e->key, want,
+           mcpr__toml_type_name(e->value->type));
+}
+
+static bool take_string(mcpr_config *cfg, const char *section, const mcpr__toml_entry *e,
+                        char **dst) {
+  if (e->value->type != MCPR__TOML_STRING) {
+    wrong_type(cfg, section, e, "a string");
+    return false;
+  }
+  char *s = strdup(e->value->string);
+  if (!s) {
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->line, e->column, "out of memory");
+    return false;
+  }
+  free(*dst);
+  *dst = s;
+  return true;
+}
+
+static void take_int(mcpr_config *cfg, const char *section, const mcpr__toml_entry *e, int64_t min,
+                     int64_t max, int64_t *dst) {
+  if (e->value->type != MCPR__TOML_INTEGER) {
+    wrong_type(cfg, section, e, "an integer");
+    return;
+  }
+  if (e->value->integer < min || e->value->integer > max) {
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+             "%s%s%s must be between %lld and %lld, not %lld", section ? section : "",
+             section ? "." : "", e->key, (long long)min, (long long)max,
+             (long long)e->value->integer);
+    return;
+  }
+  *dst = e->value->integer;
+}
+
+static void unknown_key(mcpr_config *cfg, const char *section, const mcpr__toml_entry *e) {
+  add_diag(cfg, MCPR_CONFIG_WARNING, e->line, e->column, "unknown key '%s%s%s' (ignored)",
+           section ? section : "", section ? "." : "", e->key);
+}
+
+static bool is_table(mcpr_config *cfg, const mcpr__toml_entry *e) {
+  if (e->value->type == MCPR__TOML_TABLE)
+    return true;
+  add_diag(cfg, MCPR_CONFIG_ERROR, e->line, e->column, "%s must be a table ([%s]), not %s", e->key,
+           e->key, mcpr__toml_type_name(e->value->type));
+  return false;
+}
+
+static void check_store(mcpr_config *cfg, const mcpr__toml_value *t) {
+  for (size_t i = 0; i < t->n_entries; i++) {
+    const mcpr__toml_entry *e = &t->entries[i];
+    if (strcmp(e->key, "enabled") == 0) {
+      if (e->value->type != MCPR__TOML_BOOLEAN)
+        wrong_type(cfg, "store", e, "a boolean (true or false)");
+      else
+        cfg->store.enabled = e->value->boolean;
+    } else if (strcmp(e->key, "path") == 0 || strcmp(e->key, "name") == 0) {
+      char **dst = e->key[0] == 'p' ? &cfg->store.path : &cfg->store.name;
+      if (take_string(cfg, "store", e, dst) && !**dst) {
+        add_diag(cfg, MCPR_CONFIG_ERROR, e->line, e->column,
+                 "store.%s cannot be an empty string — remove the key to use the platform "
+                 "default, or set a valid %s",
+                 e->key, e->key);
+        free(*dst);
+        *dst = NULL;
+      }
+    } else {
+      unknown_key(cfg, "store", e);
+    }
+  }
+}
+
+static void check_cloud(mcpr_config *cfg, const mcpr__toml_value *t) {
+  for (size_t i = 0; i < t->n_entries; i++) {
+    const mcpr__toml_entry *e = &t->entries[i];
+    if (strcmp(e->key, "token") == 0)
+      take_string(cfg, "cloud", e, &cfg->cloud.token);
+    else if (strcmp(e->key, "server") == 0)
+      take_string(cfg, "cloud", e, &cfg->cloud.server);
+    else if (strcmp(e->key, "endpoint") == 0) {
+      if (take_string(cfg, "cloud", e, &cfg->cloud.endpoint) &&
+          strncmp(cfg->cloud.endpoint, "https://", 8) != 0 &&
+          strncmp(cfg->cloud.endpoint, "http://", 7) != 0)
+        add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+                 "cloud.endpoint must be an http:// or https:// URL");
+    } else if (strcmp(e->key, "batch_size") == 0)
+      take_int(cfg, "cloud", e, 1, 100000, &cfg->cloud.batch_size);
+    else if (strcmp(e->key, "flush_interval_ms") == 0)
+      take_int(cfg, "cloud", e, 1, 3600000, &cfg->cloud.flush_interval_ms);
+    else
+      unknown_key(cfg, "cloud", e);
+  }
+}
+
+static void check_root(mcpr_config *cfg, const mcpr__toml_value *root) {
+  for (size_t i = 0; i < root->n_entries; i++) {
+    const mcpr__toml_entry *e = &root->entries[i];
+    if (strcmp(e->key, "name") == 0)
+      take_string(cfg, NULL, e, &cfg->name);
+    else if (strcmp(e->key, "mcp") == 0)
+      take_string(cfg, NULL, e, &cfg->mcp);
+    else if (strcmp(e->key, "port") == 0)
+      take_int(cfg, NULL, e, 1, 65535, &cfg->port);
+    else if (strcmp(e->key, "store") == 0) {
+      if (is_table(cfg, e))
+        check_store(cfg, e->value);
+    } else if (strcmp(e->key, "cloud") == 0) {
+      if (is_table(cfg, e))
+        check_cloud(cfg, e->value);
+    } else
+      unknown_key(cfg, NULL, e);
+  }
+}
+
+/* Sort diagnostics by line so they read in file order. */
+static int diag_cmp(const void *a, const void *b) {
+  const mcpr_config_diag *x = a, *y = b;
+  if (x->line != y->line)
+    return x->line < y->line ? -1 : 1;
+  return x->column < y->column ? -1 : x->column > y->column;
+}
+
+static mcpr_status first_error(const mcpr_config *cfg, mcpr_error *err) {
+  for (size_t i = 0; i < cfg->n_diags_; i++) {
+    const mcpr_config_diag *d = &cfg->diags_[i];
+    if (d->severity == MCPR_CONFIG_ERROR)
+      return mcpr_error_set(err, MCPR_EPARSE, "%s:%d:%d: %s", cfg->file_path, d->line, d->column,
+                            d->message);
+  }
+  return MCPR_OK;
+}
+
+mcpr_status mcpr__config_from_text(mcpr_config *cfg, const char *text, size_t len,
+                                   mcpr_error *err) {
+  mcpr__toml_value *root = NULL;
+  mcpr__toml_error te;
+  if (!mcpr__toml_parse(text, len, &root, &te)) {
+    add_diag(cfg, MCPR_CONFIG_ERROR, te.line, te.column, "%s", te.message);
+    return first_error(cfg, err);
+  }
+  check_root(cfg, root);
+  mcpr__toml_free(root);
+  if (cfg->n_diags_ > 1)
+    qsort(cfg->diags_, cfg->n_diags_, sizeof *cfg->diags_, diag_cmp);
+  return first_error(cfg, err);
+}
+
+mcpr_status mcpr_config_load_string(const char *text, size_t len, const char *source_name,
+                                    mcpr_config **out, mcpr_error *err) {
+  *out = config_new(source_name);
+  if (!*out)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading the config");
+  (*out)->file_exists = true;
+  return mcpr__config_from_text(*out, text, len, err);
+}
+
+mcpr_status mcpr__config_read_file(const char *path, bool missing_ok, char **text, size_t *len,
+                                   bool *exists, mcpr_error *err) {
+  *text = NULL;
+  *len = 0;
+  *exists = false;
+  mcpr_status st = MCPR_OK;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT && missing_ok)
+      return MCPR_OK;
+    if (errno == ENOENT)
+      return mcpr_error_set(err, MCPR_ENOTFOUND, "config file %s does not exist", path);
+    return mcpr_error_set(err, MCPR_EIO, "cannot open config file %s: %s", path, strerror(errno));
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    st = mcpr_error_set(err, MCPR_EIO, "config file %s is not a regular file", path);
+    goto out;
+  }
+  if (sb.st_size > MCPR__TOML_MAX_BYTES) {
+    st = mcpr_error_set(err, MCPR_ETOOBIG, "config file %s is larger than %d bytes", path,
+                        MCPR__TOML_MAX_BYTES);
+    goto out;
+  }
+  char *buf = malloc(MCPR__TOML_MAX_BYTES + 2);
+  if (!buf) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading %s", path);
+    goto out;
+  }
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + n, MCPR__TOML_MAX_BYTES + 1 - n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      st = mcpr_error_set(err, MCPR_EIO, "cannot read config file %s: %s", path, strerror(errno));
+      free(buf);
+      goto out;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+    if (n > MCPR__TOML_MAX_BYTES) {
+      st = mcpr_error_set(err, MCPR_ETOOBIG, "config file %s is larger than %d bytes", path,
+                          MCPR__TOML_MAX_BYTES);
+      free(buf);
+      goto out;
+    }
+  }
+  buf[n] = '\0';
+  *text = buf;
+  *len = n;
+  *exists = true;
+out:
+  close(fd);
+  return st;
+}
+
+mcpr_status mcpr_config_load(const char *path, mcpr_config **out, mcpr_error *err) {
+  *out = NULL;
+  bool explicit_path = path && *path;
+  const char *p = explicit_path ? path : MCPR_CONFIG_DEFAULT_PATH;
+  char *text = NULL;
+  size_t len = 0;
+  bool exists = false;
+  mcpr_status st = mcpr__config_read_file(p, !explicit_path, &text, &len, &exists, err);
+  if (st != MCPR_OK)
+    return st;
+  mcpr_config *cfg = config_new(p);
+  if (!cfg) {
+    free(text);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading the config");
+  }
+  cfg->file_exists = exists;
+  if (exists)
+    st = mcpr__config_from_text(cfg, text, len, err);
+  free(text);
+  *out = cfg;
+  return st;
+}
+
+char *mcpr_config_store_path(const mcpr_config *cfg, const char *override_path, mcpr_error *err) {
+  if (override_path && *override_path)
+    return mcpr_store_resolve_path(override_path, err);
+  const char *path = cfg ? cfg->store.path : NULL;
+  if (path && strncmp(path, "~/", 2) == 0) {
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+      mcpr_error_set(err, MCPR_EINVAL, "store.path starts with ~/ but HOME is not set");
+      return NULL;
+    }
+    size_t n = strlen(home) + strlen(path);
+    char *full = malloc(n);
+    if (!full) {
+      mcpr_error_set(err, MCPR_ENOMEM, "out of memory resolving the store path");
+      return NULL;
+    }
+    snprintf(full, n, "%s/%s", home, path + 2);
+    char *out = mcpr_store_resolve_path(full, err);
+    free(full);
+    return out;
+  }
+  return mcpr_store_resolve_path(path, err);
+}
+
+const char *mcpr_config_cloud_endpoint(const mcpr_config *cfg) {
+  return cfg && cfg->cloud.endpoint ? cfg->cloud.endpoint : MCPR_CLOUD_DEFAULT_URL;
+}
