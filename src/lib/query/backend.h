@@ -19,6 +19,7 @@ typedef enum mcpr__log_kind {
   MCPR__LOGS = 0,   /* newest first */
   MCPR__SLOW = 1,   /* slowest first */
   MCPR__FOLLOW = 2, /* insertion order, after a row id */
+  MCPR__OLDEST_FIRST = 3, /* by ts then insertion: one session's requests */
 } mcpr__log_kind;
 
 /* One request as the stats pass sees it; strings valid during the call. */

@@ -233,7 +233,7 @@ mcpr_status mcpr_query_session(mcpr_query *q, const char *id_prefix, int64_t now
   mcpr_log_filter_init(&f);
   f.session_id = out->session.session_id;
   f.limit = INT64_MAX;
-  st = run_logs(q, MCPR__FOLLOW, &f, &out->requests, err);
+  st = run_logs(q, MCPR__OLDEST_FIRST, &f, &out->requests, err);
   if (st != MCPR_OK)
     mcpr_session_detail_release(out);
 done:

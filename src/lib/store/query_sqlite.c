@@ -216,7 +216,7 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
     else if (f->session_prefix && *f->session_prefix)
       sb_prefix(b, " AND session_id >= ?", " AND session_id < ?", f->session_prefix);
   }
-  if (kind != MCPR__FOLLOW && f->since_ms != MCPR_QUERY_NO_CUTOFF)
+  if (kind != MCPR__FOLLOW && kind != MCPR__OLDEST_FIRST && f->since_ms != MCPR_QUERY_NO_CUTOFF)
     sb_int(b, " AND ts >= ?", f->since_ms);
   if (f->min_latency_us > 0)
     sb_int(b, " AND latency_us >= ?", f->min_latency_us);
@@ -224,15 +224,22 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
     sb_int(b, " AND id > ?", f->after_row_id);
   if (f->up_to_row_id > 0)
     sb_int(b, " AND id <= ?", f->up_to_row_id);
+  /* With a session filter the session index must drive the query: "+ts"
+   * keeps the planner from walking the whole ts index to skip a sort of
+   * a few hundred rows. */
+  bool by_session = f->session_id || (f->session_prefix && *f->session_prefix);
   switch (kind) {
   case MCPR__LOGS:
-    sb_add(b, " ORDER BY ts DESC, id DESC");
+    sb_add(b, by_session ? " ORDER BY +ts DESC, id DESC" : " ORDER BY ts DESC, id DESC");
     break;
   case MCPR__SLOW:
     sb_add(b, " ORDER BY latency_us DESC, ts DESC, id DESC");
     break;
   case MCPR__FOLLOW:
     sb_add(b, " ORDER BY id");
+    break;
+  case MCPR__OLDEST_FIRST:
+    sb_add(b, by_session ? " ORDER BY +ts, id" : " ORDER BY ts, id");
     break;
   }
   sb_int(b, " LIMIT ?", f->limit);
@@ -1187,7 +1194,7 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   mcpr_log_filter_init(&f);
   f.session_id = "0198abcd";
   f.limit = INT64_MAX;
-  build_logs(&b, MCPR__FOLLOW, &f);
+  build_logs(&b, MCPR__OLDEST_FIRST, &f);
   PLAN("session ID: its requests");
 
   build_clients(&b, NULL, week);

@@ -1,0 +1,454 @@
+/*
+ * query.c — `mcpr-bench query`: the read side at scale.
+ *
+ * Builds a store of N generated requests (bench/gen.h, recorded through the
+ * store API like a proxy would) whose timestamps end now and span --span
+ * (default 7d: 1M requests a week is ~1.7 requests/s, a busy server), so a
+ * 1h window holds ~0.6% of the rows and 7d holds all of them. Then times,
+ * on that same file in this same run, every query the CLI makes with its
+ * default window, and the stats three ways over ALL rows: ours (one
+ * unordered pass, p95 by selection), one pass ordered in SQL, and the
+ * original's (per label: an aggregate query plus a sorted fetch of all its
+ * latencies). The three must agree; the last line is a JSON object.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "gen.h"
+#include "mcpr/mcpr.h"
+#include "mcpr/query.h"
+#include "store/query_sqlite.h"
+
+#define HOUR_MS 3600000LL
+#define DAY_MS (24 * HOUR_MS)
+
+typedef struct timing {
+  const char *name;
+  double ms; /* best of the runs */
+} timing;
+
+static double elapsed_ms(uint64_t t0) { return (double)(bench_now_ns() - t0) / 1e6; }
+
+static void nap_ms(int ms) {
+  struct timespec ts = {0, (long)ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int record_retry(mcpr_store *s, const mcpr_store_event *e) {
+  for (;;) {
+    mcpr_status st = mcpr_store_record(s, e);
+    if (st == MCPR_OK)
+      return 0;
+    if (st != MCPR_EQUEUEFULL) {
+      fprintf(stderr, "mcpr-bench: record: %s\n", mcpr_strerror(st));
+      return -1;
+    }
+    nap_ms(1);
+  }
+}
+
+static int build_store(const char *path, uint64_t rows, int64_t span_ms) {
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  if (mcpr_store_open(&s, path, NULL, &err) != MCPR_OK) {
+    fprintf(stderr, "mcpr-bench: %s\n", err.message);
+    return -1;
+  }
+  int64_t now = mcpr_now_ms(), start = now - span_ms;
+  bench_gen_options o = {.seed = 42, .sessions = 64, .id_prefix = "bq", .start_ts_ms = start,
+                         .step_us = 1000};
+  bench_gen *g = bench_gen_new(&o);
+  if (!g) {
+    mcpr_store_close(s, NULL);
+    return -1;
+  }
+  /*
+   * Timestamps: the i-th request gets start + i·span/rows, so the data ends
+   * now and is spread evenly; session starts and ends take the time of the
+   * request position they occur at.
+   */
+  uint64_t t0 = bench_now_ns(), requests = 0;
+  int64_t ts = start;
+  int rc = 0;
+  while (requests < rows && rc == 0) {
+    mcpr_store_event e = *bench_gen_next(g);
+    switch (e.kind) {
+    case MCPR_STORE_EVENT_REQUEST:
+      ts = start + (int64_t)((double)requests * (double)span_ms / (double)rows);
+      e.u.request.ts_ms = ts;
+      requests++;
+      break;
+    case MCPR_STORE_EVENT_SESSION:
+      e.u.session.started_at_ms = ts;
+      break;
+    case MCPR_STORE_EVENT_SESSION_CLOSED:
+      e.u.session_closed.ended_at_ms = ts;
+      break;
+    default:
+      break;
+    }
+    rc = record_retry(s, &e);
+  }
+  for (const mcpr_store_event *e; rc == 0 && (e = bench_gen_finish(g));) {
+    mcpr_store_event closed = *e;
+    closed.u.session_closed.ended_at_ms = ts;
+    rc = record_retry(s, &closed);
+  }
+  /* A captured tools/list per proxy (all but two tools), for `unused`. */
+  static const char *const proxies[] = {"api-server", "docs-server"};
+  for (size_t p = 0; p < 2 && rc == 0; p++) {
+    char payload[2048];
+    size_t len = (size_t)snprintf(payload, sizeof payload, "{\"tools\":[");
+    for (size_t i = 0; bench_gen_tools[i]; i++)
+      len += (size_t)snprintf(payload + len, sizeof payload - len, "%s{\"name\":\"%s\"}",
+                              i ? "," : "", bench_gen_tools[i]);
+    len += (size_t)snprintf(payload + len, sizeof payload - len,
+                            ",{\"name\":\"never_a\"},{\"name\":\"never_b\"}]}");
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_SCHEMA_VERSION};
+    e.u.schema_version = (mcpr_schema_version_event){now - span_ms, proxies[p], "http://upstream",
+                                                     "tools/list", payload, "bench-hash"};
+    rc = record_retry(s, &e);
+  }
+  bench_gen_free(g);
+  mcpr_store_stats st;
+  mcpr_status cs = mcpr_store_close(s, &st);
+  if (rc == 0 && cs != MCPR_OK) {
+    fprintf(stderr, "mcpr-bench: close: %s\n", mcpr_strerror(cs));
+    rc = -1;
+  }
+  double ms = elapsed_ms(t0);
+  printf("built %s: %llu requests (%llu events written) in %.1f s (%.0f events/s)\n", path,
+         (unsigned long long)requests, (unsigned long long)st.written, ms / 1000,
+         (double)st.written / (ms / 1000));
+  return rc;
+}
+
+/* The CLI's queries. Each returns 0 on success; rows_out counts results. */
+typedef struct ctx {
+  mcpr_query *q;
+  int64_t now;
+  const char *session_id;
+  size_t rows;
+} ctx;
+
+static int q_logs(ctx *c) {
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.since_ms = c->now - HOUR_MS;
+  mcpr_log_rows r;
+  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_log_rows_release(&r);
+  return 0;
+}
+
+static int q_logs_errors(ctx *c) {
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.since_ms = c->now - HOUR_MS;
+  f.has_status = true;
+  f.status = MCPR_REQUEST_ERROR;
+  mcpr_log_rows r;
+  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_log_rows_release(&r);
+  return 0;
+}
+
+static int q_logs_tool(ctx *c) {
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.since_ms = c->now - HOUR_MS;
+  f.tool = "send_email";
+  mcpr_log_rows r;
+  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_log_rows_release(&r);
+  return 0;
+}
+
+static int q_logs_session(ctx *c) {
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.session_prefix = c->session_id;
+  mcpr_log_rows r;
+  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_log_rows_release(&r);
+  return 0;
+}
+
+static int q_slow(ctx *c) {
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.since_ms = c->now - HOUR_MS;
+  f.min_latency_us = 500000;
+  f.limit = 20;
+  mcpr_log_rows r;
+  if (mcpr_query_slow(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_log_rows_release(&r);
+  return 0;
+}
+
+static int q_status(ctx *c) {
+  mcpr_stats_filter f = {NULL, c->now - HOUR_MS};
+  mcpr_status_summary s;
+  if (mcpr_query_status(c->q, &f, c->now, &s, NULL) != MCPR_OK)
+    return -1;
+  c->rows = (size_t)s.stats.total_calls;
+  mcpr_status_summary_release(&s);
+  return 0;
+}
+
+static int q_sessions(ctx *c) {
+  mcpr_session_filter f;
+  mcpr_session_filter_init(&f);
+  f.since_ms = c->now - HOUR_MS;
+  f.now_ms = c->now;
+  mcpr_session_rows r;
+  if (mcpr_query_sessions(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_session_rows_release(&r);
+  return 0;
+}
+
+static int q_session_detail(ctx *c) {
+  mcpr_session_detail d;
+  if (mcpr_query_session(c->q, c->session_id, c->now, &d, NULL) != MCPR_OK)
+    return -1;
+  c->rows = d.requests.count;
+  mcpr_session_detail_release(&d);
+  return 0;
+}
+
+static int q_clients(ctx *c) {
+  mcpr_client_rows r;
+  if (mcpr_query_clients(c->q, NULL, c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_client_rows_release(&r);
+  return 0;
+}
+
+static int q_unused(ctx *c) {
+  mcpr_unused_tool_rows r;
+  if (mcpr_query_unused_tools(c->q, NULL, c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_unused_tool_rows_release(&r);
+  return 0;
+}
+
+static int q_unused_proxy(ctx *c) {
+  mcpr_unused_tool_rows r;
+  if (mcpr_query_unused_tools(c->q, "docs-server", c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_unused_tool_rows_release(&r);
+  return 0;
+}
+
+static int q_store_stats(ctx *c) {
+  mcpr_store_info info;
+  if (mcpr_query_store_info(c->q, &info, NULL) != MCPR_OK)
+    return -1;
+  c->rows = (size_t)info.total_requests;
+  return 0;
+}
+
+static double best_of(ctx *c, int (*fn)(ctx *), int runs) {
+  double best = -1;
+  for (int i = 0; i < runs; i++) {
+    uint64_t t0 = bench_now_ns();
+    if (fn(c) != 0)
+      return -1;
+    double ms = elapsed_ms(t0);
+    if (best < 0 || ms < best)
+      best = ms;
+  }
+  return best;
+}
+
+static double time_stats(mcpr_query *q, mcpr__stats_strategy s, int64_t since, int runs,
+                         mcpr_stats *keep) {
+  double best = -1;
+  for (int i = 0; i < runs; i++) {
+    mcpr_stats st;
+    mcpr_stats_filter f = {NULL, since};
+    uint64_t t0 = bench_now_ns();
+    mcpr_error err = {0};
+    if (mcpr__query_sqlite_stats(q, &f, s, &st, &err) != MCPR_OK) {
+      fprintf(stderr, "mcpr-bench: stats: %s\n", err.message);
+      return -1;
+    }
+    double ms = elapsed_ms(t0);
+    if (best < 0 || ms < best)
+      best = ms;
+    if (i == 0 && keep)
+      *keep = st;
+    else
+      mcpr_stats_release(&st);
+  }
+  return best;
+}
+
+static bool same_stats(const mcpr_stats *a, const mcpr_stats *b) {
+  if (a->count != b->count || a->total_calls != b->total_calls ||
+      a->total_errors != b->total_errors)
+    return false;
+  for (size_t i = 0; i < a->count; i++) {
+    const mcpr_stats_row *x = &a->rows[i], *y = &b->rows[i];
+    if (strcmp(x->label, y->label) || x->calls != y->calls || x->p95_us != y->p95_us ||
+        x->min_us != y->min_us || x->max_us != y->max_us || x->errors != y->errors ||
+        x->total_bytes_in != y->total_bytes_in || x->total_bytes_out != y->total_bytes_out ||
+        x->avg_us - y->avg_us > 1 || y->avg_us - x->avg_us > 1)
+      return false;
+  }
+  return true;
+}
+
+static void usage(FILE *out) {
+  fputs("usage: mcpr-bench query [--rows N] [--db PATH] [--span D] [--runs N]\n"
+        "  --rows N   requests in the store (default 1000000)\n"
+        "  --db PATH  store file: reused when it exists, else built (default: a\n"
+        "             temporary file, removed at the end)\n"
+        "  --span D   time the data spans, ending now (default 7d)\n"
+        "  --runs N   timed runs per query, the best is kept (default 5)\n",
+        out);
+}
+
+int bench_query_main(int argc, char **argv) {
+  uint64_t rows = 1000000, runs = 5;
+  const char *db = NULL;
+  int64_t span_ms = 7 * DAY_MS;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--rows") == 0) {
+      rows = bench_parse_count("--rows", v), i++;
+    } else if (strcmp(a, "--runs") == 0) {
+      runs = bench_parse_count("--runs", v), i++;
+    } else if (strcmp(a, "--db") == 0 && v) {
+      db = v, i++;
+    } else if (strcmp(a, "--span") == 0) {
+      mcpr_error err = {0};
+      if (mcpr_parse_duration_ms("--span", v, &span_ms, &err) != MCPR_OK) {
+        fprintf(stderr, "mcpr-bench: %s\n", err.message);
+        return 2;
+      }
+      i++;
+    } else {
+      fprintf(stderr, "mcpr-bench: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  char tmp[256] = "";
+  if (!db) {
+    snprintf(tmp, sizeof tmp, "/tmp/mcpr-bench-query-%ld.db", (long)getpid());
+    db = tmp;
+  }
+  if (access(db, F_OK) != 0 && build_store(db, rows, span_ms) != 0)
+    return 1;
+
+  ctx c = {.now = mcpr_now_ms()};
+  mcpr_error err = {0};
+  if (mcpr_query_open(&c.q, db, &err) != MCPR_OK) {
+    fprintf(stderr, "mcpr-bench: %s\n", err.message);
+    return 1;
+  }
+  mcpr_store_info info;
+  mcpr_query_store_info(c.q, &info, NULL);
+  printf("store: %lld requests, %lld sessions, spanning %.1f h, %.1f MB\n",
+         (long long)info.total_requests, (long long)info.total_sessions,
+         (double)(info.newest_request_ms - info.oldest_request_ms) / HOUR_MS,
+         (double)(info.db_bytes + info.wal_bytes) / 1048576.0);
+  /* A real session for the session queries: the most recently seen. */
+  mcpr_session_filter sf;
+  mcpr_session_filter_init(&sf);
+  sf.limit = 1;
+  mcpr_session_rows srows;
+  static char session_id[128] = "bq";
+  if (mcpr_query_sessions(c.q, &sf, &srows, NULL) == MCPR_OK && srows.count)
+    snprintf(session_id, sizeof session_id, "%s", srows.rows[0].session_id);
+  mcpr_session_rows_release(&srows);
+  c.session_id = session_id;
+
+  static const struct {
+    const char *name, *what;
+    int (*fn)(ctx *);
+  } queries[] = {
+      {"logs", "logs --since 1h --tail 50", q_logs},
+      {"logs_errors", "logs --status error", q_logs_errors},
+      {"logs_tool", "logs --tool send_email", q_logs_tool},
+      {"logs_session", "logs --session ID (all time)", q_logs_session},
+      {"slow", "slow --threshold 500ms --since 1h", q_slow},
+      {"status", "status --since 1h", q_status},
+      {"sessions", "sessions --since 1h", q_sessions},
+      {"session", "session ID", q_session_detail},
+      {"clients", "clients --since 7d", q_clients},
+      {"unused", "schema --unused --since 7d", q_unused},
+      {"unused_proxy", "schema docs-server --unused", q_unused_proxy},
+      {"store_stats", "store stats", q_store_stats},
+  };
+  size_t nq = sizeof queries / sizeof queries[0];
+  double ms[16];
+  printf("\n%-34s %10s %10s\n", "query (default window)", "ms", "rows");
+  for (size_t i = 0; i < nq; i++) {
+    ms[i] = best_of(&c, queries[i].fn, (int)runs);
+    printf("%-34s %10.2f %10zu\n", queries[i].what, ms[i], c.rows);
+  }
+
+  mcpr_stats ours = {0}, sorted = {0}, orig = {0};
+  int stat_runs = runs > 3 ? 3 : (int)runs;
+  double t_ours = time_stats(c.q, MCPR__STATS_ONE_PASS, MCPR_QUERY_NO_CUTOFF, stat_runs, &ours);
+  double t_sorted =
+      time_stats(c.q, MCPR__STATS_SORTED_SQL, MCPR_QUERY_NO_CUTOFF, stat_runs, &sorted);
+  double t_orig = time_stats(c.q, MCPR__STATS_ORIGINAL, MCPR_QUERY_NO_CUTOFF, stat_runs, &orig);
+  double t_orig_1h =
+      time_stats(c.q, MCPR__STATS_ORIGINAL, c.now - HOUR_MS, (int)runs, NULL);
+  bool agree = same_stats(&ours, &sorted) && same_stats(&ours, &orig);
+  printf("\nstats over all %lld requests (%zu labels):\n", (long long)ours.total_calls,
+         ours.count);
+  printf("  %-40s %10.1f ms\n", "one pass, p95 by selection (ours)", t_ours);
+  printf("  %-40s %10.1f ms\n", "one pass ordered by label, latency", t_sorted);
+  printf("  %-40s %10.1f ms\n", "original: 2N+1 queries, sorted fetches", t_orig);
+  printf("  %-40s %10.1f ms\n", "original, --since 1h", t_orig_1h);
+  double speedup = t_ours > 0 ? t_orig / t_ours : 0;
+  printf("  speed-up over the original: %.1fx; results %s\n", speedup,
+         agree ? "identical" : "DIFFER");
+  mcpr_stats_release(&ours);
+  mcpr_stats_release(&sorted);
+  mcpr_stats_release(&orig);
+  mcpr_query_close(c.q);
+
+  printf("{\"bench\":\"query\",\"rows\":%lld,\"span_hours\":%.1f", (long long)info.total_requests,
+         (double)span_ms / HOUR_MS);
+  for (size_t i = 0; i < nq; i++)
+    printf(",\"%s_ms\":%.2f", queries[i].name, ms[i]);
+  printf(",\"stats_all_ms\":%.1f,\"stats_sorted_sql_ms\":%.1f,\"stats_original_ms\":%.1f,"
+         "\"stats_original_1h_ms\":%.2f,\"stats_speedup\":%.2f,\"stats_agree\":%s}\n",
+         t_ours, t_sorted, t_orig, t_orig_1h, speedup, agree ? "true" : "false");
+  if (tmp[0]) {
+    char wal[300], shm[300];
+    snprintf(wal, sizeof wal, "%s-wal", tmp);
+    snprintf(shm, sizeof shm, "%s-shm", tmp);
+    unlink(tmp);
+    unlink(wal);
+    unlink(shm);
+  }
+  return agree ? 0 : 1;
+}
