@@ -114,6 +114,78 @@ typedef struct mcpr_store_sink_options {
 MCPR_API mcpr_status mcpr_sink_store_new(mcpr_sink **out, mcpr_store *store,
                                          const mcpr_store_sink_options *opts, mcpr_error *err);
 
+/* --- the cloud sink (SPEC §8) --- */
+
+/*
+ * Events are batched (batch_size events or flush_interval_ms, whichever
+ * first) into a JSON array and written, before any upload, as one record
+ * to an on-disk spool (fsync'd); a delivery thread then POSTs the spooled
+ * batches oldest first to <endpoint>/api/ingest-events with
+ * `Authorization: Bearer <token>`, `Content-Type: application/json` and an
+ * `Idempotency-Key` that is fixed when the batch is spooled, so it is the
+ * same on every retry, in every process. Outcomes:
+ *   200/202                     delivered: the record is removed;
+ *   5xx, 408, 429, network      retried with exponential backoff and
+ *                               jitter (backoff_base_ms .. backoff_max_ms),
+ *                               or after Retry-After; no retry limit;
+ *   401/403                     delivery pauses (batches keep being
+ *                               spooled) until a process with a good token;
+ *   other 4xx (400, 413, 422…)  moved to <spool>/rejected/ with the
+ *                               server's answer, never retried.
+ * The spool is capped (spool_max_bytes): when a new batch does not fit,
+ * the oldest batches are dropped and counted. A process killed at any
+ * point loses at most the batch it was still filling in memory; the next
+ * process (or `mcpr cloud flush`) delivers the spool.
+ */
+typedef struct mcpr_cloud_sink_options {
+  const char *endpoint;        /* base URL; NULL: https://api.mcpr.app */
+  const char *token;           /* required; never printed */
+  const char *server;          /* slug added as "server" to events without one; NULL: none */
+  const char *spool_dir;       /* required; see mcpr_cloud_spool_dir() */
+  size_t batch_size;           /* default 100 */
+  uint32_t flush_interval_ms;  /* default 5000 */
+  uint64_t spool_max_bytes;    /* default 256 MiB */
+  uint32_t backoff_base_ms;    /* default 1000 */
+  uint32_t backoff_max_ms;     /* default 300000 */
+  uint32_t request_timeout_ms; /* one POST, default 30000 */
+  uint32_t close_timeout_ms;   /* at close, keep delivering this long (default 5000) */
+} mcpr_cloud_sink_options;
+
+MCPR_API void mcpr_cloud_sink_options_init(mcpr_cloud_sink_options *o);
+
+/* The spool directory for a store file: "<dir of store_path>/cloud-spool".
+ * Returns a *new* string or NULL (no memory). */
+MCPR_API char *mcpr_cloud_spool_dir(const char *store_path);
+
+MCPR_API mcpr_status mcpr_sink_cloud_new(mcpr_sink **out, const mcpr_cloud_sink_options *opts,
+                                         mcpr_error *err);
+
+typedef struct mcpr_spool_status {
+  uint64_t pending_batches, pending_events, pending_bytes;
+  uint64_t delivered_batches, delivered_events;
+  uint64_t rejected_batches, rejected_events;
+  uint64_t dropped_batches, dropped_events; /* oldest dropped at the cap */
+  uint64_t corrupt_records;                 /* torn or failed checksum: set aside */
+  bool paused;                              /* 401/403 seen, not yet cleared */
+  char last_error[256];
+  int64_t last_error_at_ms;    /* 0: none */
+  int64_t last_delivery_at_ms; /* 0: none */
+} mcpr_spool_status;
+
+/* Read the spool's state without changing it (a missing spool is empty). */
+MCPR_API mcpr_status mcpr_cloud_spool_status(const char *spool_dir, mcpr_spool_status *out,
+                                             mcpr_error *err);
+
+/*
+ * Deliver the spool now, oldest first, each batch once (no backoff), for
+ * up to timeout_ms (< 0: no limit). Returns MCPR_OK when the spool is
+ * empty at the end; otherwise the cause (MCPR_ENETWORK, MCPR_EHTTP,
+ * MCPR_EAUTH, MCPR_ETIMEDOUT, MCPR_EBUSY when another process is
+ * delivering) with the reason in err. out (may be NULL) gets the state.
+ */
+MCPR_API mcpr_status mcpr_cloud_spool_deliver(const mcpr_cloud_sink_options *opts, int timeout_ms,
+                                              mcpr_spool_status *out, mcpr_error *err);
+
 /* --- fan-out --- */
 
 MCPR_API mcpr_status mcpr_fanout_new(mcpr_fanout **out, mcpr_error *err);

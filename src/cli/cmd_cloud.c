@@ -1,15 +1,261 @@
-/* cmd_cloud.c — `mcpr cloud status|flush` (being written). */
+/*
+ * cmd_cloud.c — `mcpr cloud status` and `mcpr cloud flush`: the cloud
+ * sink's spool (SPEC §8), and the cloud sink built from a config for the
+ * commands that feed it (`mcpr ingest --config`).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
 #include "cli.h"
 #include "mcpr/config.h"
+#include "mcpr/mcpr.h"
 #include "mcpr/sink.h"
+
+extern const mcpr_cli_command cmd_cloud_status;
+extern const mcpr_cli_command cmd_cloud_flush;
 
 mcpr_status cli_cloud_sink_from_config(const mcpr_config *cfg, const char *store_path,
                                        mcpr_sink **out, mcpr_error *err);
 
+static void options_from_config(const mcpr_config *cfg, char *spool_dir,
+                                mcpr_cloud_sink_options *o) {
+  mcpr_cloud_sink_options_init(o);
+  o->endpoint = mcpr_config_cloud_endpoint(cfg);
+  o->token = cfg->cloud.token;
+  o->server = cfg->cloud.server;
+  o->spool_dir = spool_dir;
+  if (cfg->cloud.batch_size > 0)
+    o->batch_size = (size_t)cfg->cloud.batch_size;
+  if (cfg->cloud.flush_interval_ms > 0 && cfg->cloud.flush_interval_ms <= UINT32_MAX)
+    o->flush_interval_ms = (uint32_t)cfg->cloud.flush_interval_ms;
+}
+
 mcpr_status cli_cloud_sink_from_config(const mcpr_config *cfg, const char *store_path,
                                        mcpr_sink **out, mcpr_error *err) {
-  (void)cfg;
-  (void)store_path;
   *out = NULL;
-  return mcpr_error_set(err, MCPR_EINVAL, "the cloud sink is not available in this build yet");
+  char *dir = mcpr_cloud_spool_dir(store_path);
+  if (!dir)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  mcpr_cloud_sink_options o;
+  options_from_config(cfg, dir, &o);
+  mcpr_status st = mcpr_sink_cloud_new(out, &o, err); /* copies every string */
+  free(dir);
+  return st;
 }
+
+/* Shared argument handling: [--config FILE] [--json] [--timeout SECONDS]. */
+typedef struct cloud_args {
+  const char *config_path;
+  bool json;
+  long timeout_s;
+} cloud_args;
+
+static int parse_args(const mcpr_cli_command *cmd, int argc, char **argv, cloud_args *a,
+                      bool allow_timeout, bool *help) {
+  *help = false;
+  memset(a, 0, sizeof *a);
+  a->timeout_s = 120;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) {
+      *help = true;
+      printf("%s\n", cmd->usage);
+      return CLI_EXIT_OK;
+    } else if (strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc)
+        return cli_usage_error(cmd, "--config needs a file");
+      a->config_path = argv[++i];
+    } else if (strcmp(argv[i], "--json") == 0 && !allow_timeout) {
+      a->json = true;
+    } else if (strcmp(argv[i], "--timeout") == 0 && allow_timeout) {
+      char *end = NULL;
+      if (i + 1 >= argc)
+        return cli_usage_error(cmd, "--timeout needs a number of seconds");
+      long v = strtol(argv[++i], &end, 10);
+      if (end == argv[i] || *end || v <= 0 || v > 86400)
+        return cli_usage_error(cmd, "--timeout: expected seconds between 1 and 86400, got '%s'",
+                               argv[i]);
+      a->timeout_s = v;
+    } else {
+      return cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
+    }
+  }
+  return CLI_EXIT_OK;
+}
+
+/* Load the config (explicit path, or ./mcpr.toml when it exists) and find
+ * the store; prints and returns non-zero on failure. */
+static int load(const mcpr_cli_ctx *ctx, const cloud_args *a, mcpr_config **cfg, char **store_path) {
+  mcpr_error err = {0};
+  *cfg = NULL;
+  *store_path = NULL;
+  if (mcpr_config_load(a->config_path, cfg, &err) != MCPR_OK) {
+    mcpr_config_free(*cfg);
+    *cfg = NULL;
+    return cli_fail("%s: %s", a->config_path ? a->config_path : "mcpr.toml", err.message);
+  }
+  *store_path = mcpr_config_store_path(*cfg, ctx->db_path, &err);
+  if (!*store_path) {
+    mcpr_config_free(*cfg);
+    *cfg = NULL;
+    return cli_fail("%s", err.message);
+  }
+  return CLI_EXIT_OK;
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t size) {
+  if (ms <= 0) {
+    snprintf(buf, size, "never");
+    return;
+  }
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_status(const char *dir, const mcpr_spool_status *s) {
+  char when[64];
+  printf("spool:      %s\n", dir);
+  printf("pending:    %" PRIu64 " batches, %" PRIu64 " events, %" PRIu64 " bytes\n",
+         s->pending_batches, s->pending_events, s->pending_bytes);
+  fmt_time(s->last_delivery_at_ms, when, sizeof when);
+  printf("delivered:  %" PRIu64 " batches, %" PRIu64 " events (last: %s)\n", s->delivered_batches,
+         s->delivered_events, when);
+  printf("rejected:   %" PRIu64 " batches, %" PRIu64 " events%s%s%s\n", s->rejected_batches,
+         s->rejected_events, s->rejected_batches ? " (kept in " : "", s->rejected_batches ? dir : "",
+         s->rejected_batches ? "/rejected)" : "");
+  printf("dropped:    %" PRIu64 " batches, %" PRIu64 " events (spool size cap)\n",
+         s->dropped_batches, s->dropped_events);
+  printf("corrupt:    %" PRIu64 " records set aside\n", s->corrupt_records);
+  printf("delivery:   %s\n", s->paused ? "paused (the cloud refused the token)" : "active");
+  fmt_time(s->last_error_at_ms, when, sizeof when);
+  if (s->last_error[0])
+    printf("last error: %s (%s)\n", s->last_error, when);
+  else
+    printf("last error: none\n");
+}
+
+static void print_status_json(const char *dir, const mcpr_spool_status *s) {
+  json_t *j = json_pack(
+      "{ss sI sI sI sI sI sI sI sI sI sI sb so sI sI}", "spool", dir, "pending_batches",
+      (json_int_t)s->pending_batches, "pending_events", (json_int_t)s->pending_events,
+      "pending_bytes", (json_int_t)s->pending_bytes, "delivered_batches",
+      (json_int_t)s->delivered_batches, "delivered_events", (json_int_t)s->delivered_events,
+      "rejected_batches", (json_int_t)s->rejected_batches, "rejected_events",
+      (json_int_t)s->rejected_events, "dropped_batches", (json_int_t)s->dropped_batches,
+      "dropped_events", (json_int_t)s->dropped_events, "corrupt_records",
+      (json_int_t)s->corrupt_records, "paused", s->paused, "last_error",
+      s->last_error[0] ? json_string(s->last_error) : json_null(), "last_error_at_ms",
+      (json_int_t)s->last_error_at_ms, "last_delivery_at_ms", (json_int_t)s->last_delivery_at_ms);
+  char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  if (text)
+    printf("%s\n", text);
+  free(text);
+  json_decref(j);
+}
+
+static int run_status(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  cloud_args a;
+  bool help;
+  int code = parse_args(&cmd_cloud_status, argc, argv, &a, false, &help);
+  if (code != CLI_EXIT_OK || help)
+    return code;
+  mcpr_config *cfg = NULL;
+  char *store_path = NULL, *dir = NULL;
+  if ((code = load(ctx, &a, &cfg, &store_path)) != CLI_EXIT_OK)
+    return code;
+  code = CLI_EXIT_FAIL;
+  mcpr_error err = {0};
+  mcpr_spool_status s;
+  if (!(dir = mcpr_cloud_spool_dir(store_path))) {
+    cli_fail("out of memory");
+    goto out;
+  }
+  if (mcpr_cloud_spool_status(dir, &s, &err) != MCPR_OK) {
+    cli_fail("%s", err.message);
+    goto out;
+  }
+  if (a.json)
+    print_status_json(dir, &s);
+  else
+    print_status(dir, &s);
+  code = CLI_EXIT_OK;
+out:
+  free(dir);
+  free(store_path);
+  mcpr_config_free(cfg);
+  return code;
+}
+
+static int run_flush(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  cloud_args a;
+  bool help;
+  int code = parse_args(&cmd_cloud_flush, argc, argv, &a, true, &help);
+  if (code != CLI_EXIT_OK || help)
+    return code;
+  mcpr_config *cfg = NULL;
+  char *store_path = NULL, *dir = NULL;
+  if ((code = load(ctx, &a, &cfg, &store_path)) != CLI_EXIT_OK)
+    return code;
+  code = CLI_EXIT_FAIL;
+  mcpr_error err = {0};
+  mcpr_spool_status before, after;
+  if (!(dir = mcpr_cloud_spool_dir(store_path))) {
+    cli_fail("out of memory");
+    goto out;
+  }
+  if (!cfg->cloud.token || !cfg->cloud.token[0]) {
+    cli_fail("no [cloud] token in %s: nothing can be delivered", cfg->file_path ? cfg->file_path : "mcpr.toml");
+    goto out;
+  }
+  mcpr_cloud_spool_status(dir, &before, NULL);
+  mcpr_cloud_sink_options o;
+  options_from_config(cfg, dir, &o);
+  mcpr_status st = mcpr_cloud_spool_deliver(&o, (int)(a.timeout_s * 1000), &after, &err);
+  uint64_t sent = after.delivered_batches - before.delivered_batches;
+  uint64_t rejected = after.rejected_batches - before.rejected_batches;
+  if (st == MCPR_OK) {
+    printf("delivered %" PRIu64 " batches (%" PRIu64 " events)%s; the spool is empty\n", sent,
+           after.delivered_events - before.delivered_events, rejected ? "" : "");
+    if (rejected)
+      printf("%" PRIu64 " batches were rejected by the server: see %s/rejected\n", rejected, dir);
+    code = CLI_EXIT_OK;
+  } else {
+    cli_fail("cloud flush: %s; %" PRIu64 " batches (%" PRIu64 " events) still in %s", err.message,
+             after.pending_batches, after.pending_events, dir);
+  }
+out:
+  free(dir);
+  free(store_path);
+  mcpr_config_free(cfg);
+  return code;
+}
+
+const mcpr_cli_command cmd_cloud_status = {
+    .group = "cloud",
+    .name = "status",
+    .summary = "the cloud spool: pending, delivered, rejected, last error",
+    .usage = "mcpr cloud status [--config FILE] [--db PATH] [--json]\n"
+             "\n"
+             "Shows the cloud sink's spool beside the store: batches and events\n"
+             "waiting for delivery, delivered, rejected by the server, dropped at\n"
+             "the size cap, corrupt records set aside, and the last error.",
+    .run = run_status,
+};
+
+const mcpr_cli_command cmd_cloud_flush = {
+    .group = "cloud",
+    .name = "flush",
+    .summary = "deliver the cloud spool now",
+    .usage = "mcpr cloud flush [--config FILE] [--db PATH] [--timeout SECONDS]\n"
+             "\n"
+             "Delivers every batch waiting in the spool to [cloud] endpoint with\n"
+             "[cloud] token from the config (default ./mcpr.toml), oldest first.\n"
+             "Exit status: 0 when the spool is empty, 1 with the reason otherwise.",
+    .run = run_flush,
+};

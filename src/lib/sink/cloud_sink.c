@@ -1,0 +1,647 @@
+/*
+ * cloud_sink.c — proxy events to the mcpr cloud without losing them.
+ *
+ * Two threads per cloud sink:
+ *   - the fan-out's sink thread calls deliver(): each event is encoded
+ *     (with the "server" slug added) and appended to the batch in memory;
+ *     a batch that reaches batch_size, or is flush_interval_ms old, or is
+ *     flushed, is appended to the spool (fsync'd) — write-ahead, before any
+ *     upload, so a process killed mid-upload loses nothing;
+ *   - the delivery thread owns the curl handle. It uploads spooled
+ *     batches oldest first (see deliver_pass) and, after a retryable
+ *     failure, sleeps with exponential backoff and jitter or for the
+ *     server's Retry-After; after 401/403 it pauses until close.
+ * They meet only at the spool directory and a condition variable that the
+ * sink thread signals when it has spooled a batch.
+ *
+ * Close (drain): the last batch is spooled, then the delivery thread gets
+ * close_timeout_ms to deliver what it can (a POST in flight is aborted at
+ * the deadline); what is left stays in the spool for the next process or
+ * `mcpr cloud flush`. Several processes may share one spool; only one at
+ * a time delivers (delivery.lock).
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mcpr/mcpr.h"
+#include "mcpr/sink.h"
+#include "sink/spool.h"
+
+#define BATCH_BYTES_MAX (4u * 1024 * 1024) /* start a new batch beyond this */
+#define MEMORY_BYTES_MAX (16u * 1024 * 1024) /* refuse events when the spool fails this long */
+#define ERROR_BODY_MAX 4096
+#define RETRY_AFTER_MAX_MS (3600 * 1000)
+
+typedef struct http_result {
+  long status;          /* 0: no HTTP answer */
+  CURLcode curl;
+  char curl_error[CURL_ERROR_SIZE];
+  char body[ERROR_BODY_MAX + 1];
+  size_t body_len;
+  int64_t retry_after_ms; /* -1: none */
+} http_result;
+
+typedef struct poster {
+  CURL *curl;
+  char *url;
+  char *auth_header;
+  uint32_t timeout_ms;
+  atomic_llong *abort_at_ms; /* monotonic ms; < 0: never */
+  http_result *res;
+} poster;
+
+typedef enum pass_result { PASS_EMPTY, PASS_RETRY, PASS_PAUSED, PASS_BUSY, PASS_STOPPED } pass_result;
+
+typedef struct cloud_sink {
+  mcpr_cloud_sink_options o; /* strings below are owned copies */
+  char *endpoint, *token, *server, *spool_dir;
+
+  /* sink-thread side */
+  char *batch;
+  size_t batch_len, batch_cap;
+  uint32_t batch_events;
+  int64_t batch_started_ms;
+
+  /* delivery thread */
+  pthread_t thread;
+  bool thread_started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool closing, kick;
+  atomic_llong abort_at_ms;
+  poster post;
+} cloud_sink;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void mcpr_cloud_sink_options_init(mcpr_cloud_sink_options *o) {
+  memset(o, 0, sizeof *o);
+  o->batch_size = 100;
+  o->flush_interval_ms = 5000;
+  o->spool_max_bytes = 256ull * 1024 * 1024;
+  o->backoff_base_ms = 1000;
+  o->backoff_max_ms = 300000;
+  o->request_timeout_ms = 30000;
+  o->close_timeout_ms = 5000;
+}
+
+static void fill_defaults(mcpr_cloud_sink_options *o, const mcpr_cloud_sink_options *in) {
+  mcpr_cloud_sink_options d;
+  mcpr_cloud_sink_options_init(&d);
+  *o = *in;
+#define DEF(f) if (!o->f) o->f = d.f
+  DEF(batch_size);
+  DEF(flush_interval_ms);
+  DEF(spool_max_bytes);
+  DEF(backoff_base_ms);
+  DEF(backoff_max_ms);
+  DEF(request_timeout_ms);
+  DEF(close_timeout_ms);
+#undef DEF
+  if (o->backoff_max_ms < o->backoff_base_ms)
+    o->backoff_max_ms = o->backoff_base_ms;
+}
+
+char *mcpr_cloud_spool_dir(const char *store_path) {
+  const char *slash = store_path ? strrchr(store_path, '/') : NULL;
+  size_t dlen = slash ? (size_t)(slash - store_path) : 1;
+  const char *d = slash ? store_path : ".";
+  if (slash && dlen == 0) { /* "/store.db" */
+    d = "/";
+    dlen = 1;
+  }
+  size_t n = dlen + sizeof "/cloud-spool";
+  char *out = malloc(n);
+  if (out)
+    snprintf(out, n, "%.*s/cloud-spool", (int)dlen, d);
+  return out;
+}
+
+/* --- HTTP --- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
+  http_result *r = arg;
+  size_t n = size * nmemb;
+  size_t room = ERROR_BODY_MAX - r->body_len;
+  size_t take = n < room ? n : room;
+  memcpy(r->body + r->body_len, data, take);
+  r->body_len += take;
+  r->body[r->body_len] = 0;
+  return n; /* the rest is dropped: we only keep the start for messages */
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
+  http_result *r = arg;
+  size_t n = size * nmemb;
+  if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+    char v[128];
+    size_t len = n - 12 < sizeof v - 1 ? n - 12 : sizeof v - 1;
+    memcpy(v, data + 12, len);
+    v[len] = 0;
+    char *p = v;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    char *end = p + strlen(p);
+    while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+      *--end = 0;
+    char *stop = NULL;
+    long long secs = strtoll(p, &stop, 10);
+    if (stop != p && *stop == 0 && secs >= 0) {
+      r->retry_after_ms = secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
+    } else {
+      time_t at = curl_getdate(p, NULL); /* an HTTP-date */
+      if (at > 0) {
+        int64_t ms = ((int64_t)at * 1000) - mcpr_now_ms();
+        r->retry_after_ms = ms < 0 ? 0 : ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
+      }
+    }
+  }
+  return n;
+}
+
+static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+  (void)a, (void)b, (void)c, (void)d;
+  poster *p = arg;
+  long long at = atomic_load(p->abort_at_ms);
+  return at >= 0 && mono_ms() >= at ? 1 : 0;
+}
+
+static bool loopback_url(const char *url) {
+  const char *hosts[] = {"http://127.", "http://localhost:", "http://localhost/", "http://[::1]"};
+  for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+    if (strncmp(url, hosts[i], strlen(hosts[i])) == 0)
+      return true;
+  return strcmp(url, "http://localhost") == 0;
+}
+
+static mcpr_status poster_init(poster *p, const mcpr_cloud_sink_options *o, atomic_llong *abort_at,
+                               mcpr_error *err) {
+  memset(p, 0, sizeof *p);
+  pthread_once(&curl_once, curl_init_once);
+  const char *ep = o->endpoint && *o->endpoint ? o->endpoint : "https://api.mcpr.app";
+  if (strncmp(ep, "https://", 8) != 0 && !loopback_url(ep))
+    return mcpr_error_set(err, MCPR_EINVAL,
+                          "cloud endpoint %s: only https:// (or http:// on loopback) is allowed", ep);
+  size_t elen = strlen(ep);
+  while (elen > 0 && ep[elen - 1] == '/')
+    elen--;
+  size_t ulen = elen + sizeof "/api/ingest-events";
+  size_t alen = strlen(o->token) + sizeof "Authorization: Bearer ";
+  p->url = malloc(ulen);
+  p->auth_header = malloc(alen);
+  p->curl = curl_easy_init();
+  if (!p->url || !p->auth_header || !p->curl) {
+    free(p->url);
+    free(p->auth_header);
+    curl_easy_cleanup(p->curl);
+    memset(p, 0, sizeof *p);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory setting up the cloud sink");
+  }
+  snprintf(p->url, ulen, "%.*s/api/ingest-events", (int)elen, ep);
+  snprintf(p->auth_header, alen, "Authorization: Bearer %s", o->token);
+  p->timeout_ms = o->request_timeout_ms;
+  p->abort_at_ms = abort_at;
+  return MCPR_OK;
+}
+
+static void poster_release(poster *p) {
+  curl_easy_cleanup(p->curl);
+  if (p->auth_header) /* a secret: do not leave it in freed memory */
+    memset(p->auth_header, 0, strlen(p->auth_header));
+  free(p->auth_header);
+  free(p->url);
+  memset(p, 0, sizeof *p);
+}
+
+static void post_batch(poster *p, const mcpr__spool_record *rec, http_result *r) {
+  memset(r, 0, sizeof *r);
+  r->retry_after_ms = -1;
+  char idem[80];
+  snprintf(idem, sizeof idem, "Idempotency-Key: %s", rec->key);
+  struct curl_slist *h = NULL, *t;
+  const char *lines[] = {p->auth_header, "Content-Type: application/json", idem, "Expect:"};
+  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+    if (!(t = curl_slist_append(h, lines[i]))) {
+      curl_slist_free_all(h);
+      r->curl = CURLE_OUT_OF_MEMORY;
+      snprintf(r->curl_error, sizeof r->curl_error, "out of memory");
+      return;
+    }
+    h = t;
+  }
+  CURL *c = p->curl;
+  curl_easy_reset(c);
+  curl_easy_setopt(c, CURLOPT_URL, p->url);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, rec->body);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rec->body_len);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "mcpr-c/" MCPR_VERSION_STRING);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, p);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->curl_error);
+  r->curl = curl_easy_perform(c);
+  if (r->curl == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(h);
+}
+
+/* The server's "message" (or "error") field, else the start of the body. */
+static void server_message(const http_result *r, char *buf, size_t size) {
+  json_error_t je;
+  json_t *j = json_loadb(r->body, r->body_len, 0, &je);
+  const char *m = NULL;
+  if (json_is_object(j)) {
+    m = json_string_value(json_object_get(j, "message"));
+    if (!m)
+      m = json_string_value(json_object_get(j, "error"));
+  }
+  snprintf(buf, size, "%.200s", m ? m : r->body_len ? r->body : "(empty body)");
+  for (char *q = buf; *q; q++)
+    if (*q == '\n' || *q == '\r')
+      *q = ' ';
+  json_decref(j);
+}
+
+/*
+ * Upload the spool oldest first until it is empty, a retryable failure,
+ * a pause (401/403), or the deadline. *retry_after_ms gets Retry-After
+ * (-1 if none); err the reason of a non-empty result.
+ */
+static pass_result deliver_pass(const char *dir, poster *p, int64_t deadline_ms,
+                                int64_t *retry_after_ms, mcpr_error *err) {
+  *retry_after_ms = -1;
+  int lock = mcpr__spool_lock_delivery(dir);
+  if (lock < 0) {
+    mcpr_error_set(err, MCPR_EBUSY, "another process is delivering this spool");
+    return PASS_BUSY;
+  }
+  mcpr__spool_sweep(dir);
+  pass_result res = PASS_EMPTY;
+  mcpr__spool_entry *v = NULL;
+  size_t n = 0;
+  if (mcpr__spool_list(dir, &v, &n, err) != MCPR_OK) {
+    res = PASS_RETRY;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (deadline_ms >= 0 && mono_ms() >= deadline_ms) {
+      mcpr_error_set(err, MCPR_ETIMEDOUT, "ran out of time with %zu batches left", n - i);
+      res = PASS_STOPPED;
+      break;
+    }
+    mcpr__spool_record rec;
+    mcpr_error rerr = {0};
+    mcpr_status st = mcpr__spool_read(dir, v[i].name, &rec, &rerr);
+    if (st == MCPR_ECORRUPT) {
+      mcpr__spool_set_aside(dir, v[i].name, "corrupt", 0, rerr.message);
+      continue;
+    }
+    if (st == MCPR_ENOTFOUND)
+      continue; /* delivered by another process meanwhile */
+    if (st != MCPR_OK) {
+      mcpr_error_set(err, st, "%s", rerr.message);
+      res = PASS_RETRY;
+      break;
+    }
+    http_result r;
+    post_batch(p, &rec, &r);
+    char msg[512], why[220];
+    if (r.curl != CURLE_OK) {
+      bool aborted = r.curl == CURLE_ABORTED_BY_CALLBACK;
+      snprintf(msg, sizeof msg, "cannot reach %s: %.180s", p->url,
+               aborted ? "stopped at the deadline" : r.curl_error[0] ? r.curl_error : curl_easy_strerror(r.curl));
+      mcpr_error_set(err, aborted ? MCPR_ETIMEDOUT : MCPR_ENETWORK, "%s", msg);
+      mcpr__spool_note_error(dir, msg, false);
+      res = aborted ? PASS_STOPPED : PASS_RETRY;
+    } else if (r.status == 200 || r.status == 202) {
+      mcpr__spool_delivered(dir, v[i].name, rec.nevents);
+    } else if (r.status == 401 || r.status == 403) {
+      server_message(&r, why, sizeof why);
+      snprintf(msg, sizeof msg,
+               "cloud refused the token (HTTP %ld: %.60s); delivery paused, batches kept in the "
+               "spool: fix [cloud] token, then run 'mcpr cloud flush'",
+               r.status, why);
+      mcpr_error_set(err, MCPR_EAUTH, "%s", msg);
+      mcpr__spool_note_error(dir, msg, true);
+      res = PASS_PAUSED;
+    } else if (r.status == 408 || r.status == 429 || r.status >= 500 || r.status < 200) {
+      server_message(&r, why, sizeof why);
+      snprintf(msg, sizeof msg, "HTTP %ld from %s: %.150s", r.status, p->url, why);
+      mcpr_error_set(err, MCPR_EHTTP, "%s", msg);
+      mcpr__spool_note_error(dir, msg, false);
+      *retry_after_ms = r.retry_after_ms;
+      res = PASS_RETRY;
+    } else {
+      /* 400, 413, 422 and every other answer: the batch itself is refused. */
+      server_message(&r, why, sizeof why);
+      snprintf(msg, sizeof msg, "rejected by the server (HTTP %ld): %.200s", r.status, why);
+      mcpr__spool_set_aside(dir, v[i].name, "rejected", rec.nevents, msg);
+    }
+    mcpr__spool_record_release(&rec);
+    if (res != PASS_EMPTY)
+      break;
+  }
+out:
+  free(v);
+  mcpr__spool_unlock_delivery(lock);
+  return res;
+}
+
+/* Exponential backoff with jitter in [d/2, d]. */
+static int64_t backoff_ms(const mcpr_cloud_sink_options *o, unsigned attempt, unsigned *seed) {
+  uint64_t d = o->backoff_base_ms;
+  for (unsigned i = 0; i < attempt && d < o->backoff_max_ms; i++)
+    d *= 2;
+  if (d > o->backoff_max_ms)
+    d = o->backoff_max_ms;
+  uint64_t half = d / 2;
+  return (int64_t)(half + (half ? (uint64_t)rand_r(seed) % (half + 1) : 0));
+}
+
+static void wait_until(cloud_sink *s, int64_t at_ms) {
+  struct timespec ts = {.tv_sec = at_ms / 1000, .tv_nsec = (long)(at_ms % 1000) * 1000000L};
+  pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+static void *delivery_thread(void *arg) {
+  cloud_sink *s = arg;
+  unsigned attempt = 0;
+  unsigned seed = (unsigned)(mcpr_now_ms() ^ (int64_t)getpid() ^ (intptr_t)s);
+  bool paused = false;
+  int64_t next_try = 0; /* monotonic ms; 0: now */
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    if (s->closing)
+      break;
+    /* A new batch starts a pass only when no backoff is running. */
+    bool due = !paused && ((next_try == 0 && s->kick) || (next_try != 0 && mono_ms() >= next_try));
+    if (!due) {
+      if (paused || next_try == 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+      else
+        wait_until(s, next_try);
+      continue;
+    }
+    s->kick = false;
+    pthread_mutex_unlock(&s->mu);
+    int64_t retry_after = -1;
+    mcpr_error err = {0};
+    pass_result r = deliver_pass(s->spool_dir, &s->post, -1, &retry_after, &err);
+    pthread_mutex_lock(&s->mu);
+    switch (r) {
+    case PASS_EMPTY:
+      attempt = 0;
+      next_try = 0;
+      break;
+    case PASS_PAUSED:
+      paused = true;
+      break;
+    case PASS_BUSY: /* another process delivers; look again later */
+      next_try = mono_ms() + (int64_t)s->o.backoff_base_ms;
+      break;
+    case PASS_RETRY:
+    case PASS_STOPPED:
+      next_try = mono_ms() + (retry_after >= 0 ? retry_after : backoff_ms(&s->o, attempt, &seed));
+      if (attempt < 32)
+        attempt++;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  /* Closing: one last pass within close_timeout_ms (unless paused). */
+  if (!paused) {
+    int64_t retry_after;
+    deliver_pass(s->spool_dir, &s->post, atomic_load(&s->abort_at_ms), &retry_after, NULL);
+  }
+  return NULL;
+}
+
+/* --- the sink-thread side --- */
+
+static mcpr_status spool_batch(cloud_sink *s, mcpr_error *err) {
+  if (s->batch_events == 0)
+    return MCPR_OK;
+  if (s->batch_len + 2 > s->batch_cap) {
+    char *nb = realloc(s->batch, s->batch_len + 2);
+    if (!nb)
+      return mcpr_error_set(err, MCPR_ENOMEM, "out of memory closing a batch");
+    s->batch = nb;
+    s->batch_cap = s->batch_len + 2;
+  }
+  s->batch[s->batch_len] = ']';
+  mcpr_status st = mcpr__spool_append(s->spool_dir, s->batch, s->batch_len + 1, s->batch_events,
+                                      s->o.spool_max_bytes, err);
+  if (st != MCPR_OK)
+    return st; /* kept in memory; tried again at the next tick */
+  s->batch_len = 0;
+  s->batch_events = 0;
+  pthread_mutex_lock(&s->mu);
+  s->kick = true;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return MCPR_OK;
+}
+
+static mcpr_status cloud_deliver(void *self, const mcpr_event *ev, mcpr_error *err) {
+  cloud_sink *s = self;
+  mcpr_event tagged = *ev; /* shallow: only "server" changes */
+  if (!tagged.server && s->server)
+    tagged.server = s->server;
+  size_t len = 0;
+  char *text = mcpr_event_encode(&tagged, &len, err);
+  if (!text)
+    return err ? err->status : MCPR_EINVAL;
+  if (s->batch_len + len + 2 > MEMORY_BYTES_MAX) {
+    free(text);
+    return mcpr_error_set(err, MCPR_EIO, "the spool has been failing; batch memory is full");
+  }
+  size_t need = s->batch_len + len + 2;
+  if (need > s->batch_cap) {
+    size_t cap = s->batch_cap ? s->batch_cap : 16384;
+    while (cap < need)
+      cap *= 2;
+    char *nb = realloc(s->batch, cap);
+    if (!nb) {
+      free(text);
+      return mcpr_error_set(err, MCPR_ENOMEM, "out of memory growing a batch");
+    }
+    s->batch = nb;
+    s->batch_cap = cap;
+  }
+  if (s->batch_events == 0) {
+    s->batch[0] = '[';
+    s->batch_len = 1;
+    s->batch_started_ms = mono_ms();
+  } else {
+    s->batch[s->batch_len++] = ',';
+  }
+  memcpy(s->batch + s->batch_len, text, len);
+  s->batch_len += len;
+  s->batch_events++;
+  free(text);
+  if (s->batch_events >= s->o.batch_size || s->batch_len >= BATCH_BYTES_MAX)
+    spool_batch(s, NULL);
+  return MCPR_OK;
+}
+
+static void cloud_tick(void *self) {
+  cloud_sink *s = self;
+  if (s->batch_events && mono_ms() - s->batch_started_ms >= (int64_t)s->o.flush_interval_ms)
+    spool_batch(s, NULL);
+}
+
+static mcpr_status cloud_flush(void *self, mcpr_error *err) { return spool_batch(self, err); }
+
+static void cloud_drain(void *self) {
+  cloud_sink *s = self;
+  spool_batch(s, NULL);
+  atomic_store(&s->abort_at_ms, mono_ms() + (int64_t)s->o.close_timeout_ms);
+  pthread_mutex_lock(&s->mu);
+  s->closing = true;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (s->thread_started)
+    pthread_join(s->thread, NULL);
+  s->thread_started = false;
+}
+
+static void cloud_destroy(void *self) {
+  cloud_sink *s = self;
+  if (!s)
+    return;
+  if (s->thread_started)
+    cloud_drain(s);
+  poster_release(&s->post);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  if (s->token)
+    memset(s->token, 0, strlen(s->token));
+  free(s->token);
+  free(s->endpoint);
+  free(s->server);
+  free(s->spool_dir);
+  free(s->batch);
+  free(s);
+}
+
+static char *dup_or_null(const char *v) { return v ? strdup(v) : NULL; }
+
+mcpr_status mcpr_sink_cloud_new(mcpr_sink **out, const mcpr_cloud_sink_options *opts,
+                                mcpr_error *err) {
+  *out = NULL;
+  if (!opts || !opts->token || !*opts->token || !opts->spool_dir || !*opts->spool_dir)
+    return mcpr_error_set(err, MCPR_EINVAL, "the cloud sink needs a token and a spool directory");
+  cloud_sink *s = calloc(1, sizeof *s);
+  if (!s)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory creating the cloud sink");
+  fill_defaults(&s->o, opts);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  atomic_init(&s->abort_at_ms, -1);
+  mcpr_status st = MCPR_ENOMEM;
+  s->token = strdup(opts->token);
+  s->spool_dir = strdup(opts->spool_dir);
+  s->endpoint = dup_or_null(opts->endpoint);
+  s->server = opts->server && *opts->server ? strdup(opts->server) : NULL;
+  if (!s->token || !s->spool_dir || (opts->endpoint && !s->endpoint) ||
+      (opts->server && *opts->server && !s->server)) {
+    mcpr_error_set(err, st, "out of memory creating the cloud sink");
+    goto fail;
+  }
+  s->o.token = s->token;
+  s->o.endpoint = s->endpoint;
+  s->o.server = s->server;
+  s->o.spool_dir = s->spool_dir;
+  if ((st = mcpr__spool_prepare(s->spool_dir, err)) != MCPR_OK)
+    goto fail;
+  if ((st = poster_init(&s->post, &s->o, &s->abort_at_ms, err)) != MCPR_OK)
+    goto fail;
+  s->kick = true; /* deliver what earlier processes left in the spool */
+  if (pthread_create(&s->thread, NULL, delivery_thread, s) != 0) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "cannot start the cloud delivery thread");
+    goto fail;
+  }
+  s->thread_started = true;
+  uint32_t tick = s->o.flush_interval_ms < 250 ? s->o.flush_interval_ms : 250;
+  mcpr_sink_ops ops = {.name = "cloud",
+                       .deliver = cloud_deliver,
+                       .tick = cloud_tick,
+                       .tick_ms = tick ? tick : 1,
+                       .flush = cloud_flush,
+                       .drain = cloud_drain,
+                       .destroy = cloud_destroy};
+  if ((st = mcpr_sink_new(out, &ops, s, 0, err)) != MCPR_OK)
+    goto fail;
+  return MCPR_OK;
+fail:
+  cloud_destroy(s);
+  return st;
+}
+
+mcpr_status mcpr_cloud_spool_status(const char *spool_dir, mcpr_spool_status *out, mcpr_error *err) {
+  if (!spool_dir || !out)
+    return mcpr_error_set(err, MCPR_EINVAL, "no spool directory");
+  return mcpr__spool_status(spool_dir, out, err);
+}
+
+mcpr_status mcpr_cloud_spool_deliver(const mcpr_cloud_sink_options *opts, int timeout_ms,
+                                     mcpr_spool_status *out, mcpr_error *err) {
+  if (!opts || !opts->token || !*opts->token || !opts->spool_dir)
+    return mcpr_error_set(err, MCPR_EINVAL, "delivery needs a token and a spool directory");
+  mcpr_cloud_sink_options o;
+  fill_defaults(&o, opts);
+  atomic_llong abort_at;
+  int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  atomic_init(&abort_at, deadline);
+  poster p;
+  mcpr_status st = poster_init(&p, &o, &abort_at, err);
+  if (st != MCPR_OK)
+    return st;
+  int64_t retry_after;
+  mcpr_error perr = {0};
+  pass_result r = deliver_pass(opts->spool_dir, &p, deadline, &retry_after, &perr);
+  poster_release(&p);
+  mcpr_spool_status s;
+  mcpr__spool_status(opts->spool_dir, &s, NULL);
+  if (out)
+    *out = s;
+  if (r == PASS_EMPTY && s.pending_batches == 0)
+    return MCPR_OK;
+  if (r == PASS_EMPTY)
+    return mcpr_error_set(err, MCPR_EBUSY, "%llu batches arrived while delivering",
+                          (unsigned long long)s.pending_batches);
+  if (r == PASS_RETRY && retry_after >= 0)
+    return mcpr_error_set(err, perr.status, "%s (server asks to retry in %lld s)", perr.message,
+                          (long long)(retry_after / 1000));
+  return mcpr_error_set(err, perr.status ? perr.status : MCPR_EIO, "%s", perr.message);
+}

@@ -1,0 +1,327 @@
+// ctest-labels: tsan
+/* The cloud sink against a fake cloud on loopback: an outage then
+ * recovery delivers every event exactly once (by id), 429 + Retry-After,
+ * 400 quarantined, 401 pauses and the next sink delivers. */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fakecloud.h"
+#include "mcpr/sink.h"
+#include "testutil.h"
+
+#define PATH "/api/ingest-events"
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct rig {
+  char *dir, *spool;
+  fakecloud *fc;
+  mcpr_fanout *fan;
+} rig;
+
+static void rig_start(rig *r) {
+  memset(r, 0, sizeof *r);
+  r->dir = tu_tmpdir();
+  r->spool = tu_path(r->dir, "cloud-spool");
+  r->fc = fc_start(NULL);
+  assert_non_null(r->fc);
+}
+
+static void rig_sink(rig *r, size_t batch_size, uint32_t backoff_base_ms) {
+  mcpr_cloud_sink_options o;
+  mcpr_cloud_sink_options_init(&o);
+  o.endpoint = fc_url(r->fc);
+  o.token = "tok-secret";
+  o.server = "my-server";
+  o.spool_dir = r->spool;
+  o.batch_size = batch_size;
+  o.flush_interval_ms = 100;
+  o.backoff_base_ms = backoff_base_ms;
+  o.backoff_max_ms = backoff_base_ms * 8;
+  o.close_timeout_ms = 2000;
+  mcpr_sink *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_fanout_new(&r->fan, &err), MCPR_OK);
+  if (mcpr_sink_cloud_new(&s, &o, &err) != MCPR_OK)
+    fail_msg("%s", err.message);
+  assert_int_equal(mcpr_fanout_add(r->fan, s, &err), MCPR_OK);
+}
+
+static void emit_requests(rig *r, int from, int n) {
+  for (int i = from; i < from + n; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "e-%05d", i);
+    mcpr_event ev;
+    mcpr_event_init(&ev, MCPR_EVENT_REQUEST);
+    ev.u.request.id = id;
+    ev.u.request.ts = 1700000000000 + i;
+    ev.u.request.proxy = "api";
+    ev.u.request.method = "POST";
+    ev.u.request.status = 200;
+    ev.u.request.latency_us = i;
+    assert_int_equal(mcpr_fanout_emit_wait(r->fan, &ev, -1), MCPR_OK);
+  }
+}
+
+static mcpr_spool_status status_of(rig *r) {
+  mcpr_spool_status s;
+  assert_int_equal(mcpr_cloud_spool_status(r->spool, &s, NULL), MCPR_OK);
+  return s;
+}
+
+static bool wait_for(rig *r, uint64_t delivered_events, int timeout_ms) {
+  int64_t end = mono_ms() + timeout_ms;
+  while (mono_ms() < end) {
+    mcpr_spool_status s = status_of(r);
+    if (s.delivered_events >= delivered_events && s.pending_batches == 0)
+      return true;
+    sleep_ms(50);
+  }
+  return false;
+}
+
+static void rig_stop(rig *r) {
+  if (r->fan)
+    mcpr_fanout_close(r->fan, NULL, 0);
+  fc_stop(r->fc);
+  free(r->spool);
+  tu_rmdir(r->dir);
+}
+
+/* ids[] counts how often each event id arrived in a 2xx-answered POST. */
+static void count_ids(fakecloud *fc, int *ids, int n, char keys[][64], size_t *nkeys) {
+  for (size_t i = 0; i < fc_request_count(fc); i++) {
+    fc_request q;
+    assert_true(fc_request_get(fc, i, &q));
+    char buf[256];
+    assert_non_null(fc_header(&q, "Authorization", buf, sizeof buf));
+    assert_string_equal(buf, "Bearer tok-secret");
+    assert_non_null(fc_header(&q, "Content-Type", buf, sizeof buf));
+    assert_string_equal(buf, "application/json");
+    assert_non_null(fc_header(&q, "Idempotency-Key", buf, sizeof buf));
+    if (keys)
+      snprintf(keys[(*nkeys)++], 64, "%.63s", buf);
+    json_t *arr = json_loads(q.body, 0, NULL);
+    assert_true(json_is_array(arr));
+    size_t j;
+    json_t *e;
+    json_array_foreach(arr, j, e) {
+      assert_string_equal(json_string_value(json_object_get(e, "server")), "my-server");
+      int id = atoi(json_string_value(json_object_get(e, "id")) + 2);
+      assert_true(id >= 0 && id < n);
+      ids[id]++;
+    }
+    json_decref(arr);
+    fc_request_release(&q);
+  }
+}
+
+static void test_outage_then_recovery(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  fc_route(r.fc, "POST", PATH, 503, "{\"message\":\"down for maintenance\"}");
+  rig_sink(&r, 50, 50);
+  emit_requests(&r, 0, 500);
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK); /* all spooled */
+  sleep_ms(1500); /* the outage */
+  mcpr_spool_status s = status_of(&r);
+  assert_int_equal(s.pending_events, 500);
+  assert_int_equal(s.delivered_events, 0);
+  assert_non_null(strstr(s.last_error, "HTTP 503"));
+  assert_non_null(strstr(s.last_error, "down for maintenance"));
+  /* Keys used during the outage. */
+  char keys_out[512][64];
+  size_t nout = 0;
+  int ids[600] = {0};
+  count_ids(r.fc, ids, 600, keys_out, &nout);
+  assert_true(nout >= 2); /* retried */
+  fc_reset(r.fc);
+  fc_route(r.fc, "POST", PATH, 202, "{}");
+  assert_true(wait_for(&r, 500, 20000));
+  memset(ids, 0, sizeof ids);
+  char keys_ok[64][64];
+  size_t nok = 0;
+  count_ids(r.fc, ids, 600, keys_ok, &nok);
+  for (int i = 0; i < 500; i++)
+    if (ids[i] != 1)
+      fail_msg("event %d delivered %d times", i, ids[i]);
+  assert_int_equal(nok, 10);
+  /* Every key sent during the outage is one of the delivered batches' keys. */
+  for (size_t i = 0; i < nout; i++) {
+    bool found = false;
+    for (size_t j = 0; j < nok; j++)
+      found |= strcmp(keys_out[i], keys_ok[j]) == 0;
+    assert_true(found);
+  }
+  s = status_of(&r);
+  assert_int_equal(s.delivered_batches, 10);
+  rig_stop(&r);
+}
+
+static void test_retry_after(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  fc_response busy = {.status = 429, .body = "{\"message\":\"slow down\"}",
+                      .headers = "Retry-After: 1\n", .once = true};
+  fc_route_ex(r.fc, "POST", PATH, &busy);
+  fc_route(r.fc, "POST", PATH, 200, "{}");
+  rig_sink(&r, 10, 30000); /* backoff far longer than the test: only Retry-After can help */
+  emit_requests(&r, 0, 10);
+  int64_t end = mono_ms() + 10000;
+  while (fc_count(r.fc, "POST", PATH) < 1 && mono_ms() < end)
+    sleep_ms(5);
+  int64_t first = mono_ms();
+  assert_true(wait_for(&r, 10, 10000));
+  assert_true(mono_ms() - first >= 900); /* not before the server allowed it */
+  assert_int_equal(fc_count(r.fc, "POST", PATH), 2);
+  rig_stop(&r);
+}
+
+static void test_400_quarantined(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  fc_response bad = {.status = 400, .body = "{\"message\":\"event 3: unknown field\"}", .once = true};
+  fc_route_ex(r.fc, "POST", PATH, &bad);
+  fc_route(r.fc, "POST", PATH, 200, "{}");
+  rig_sink(&r, 5, 50);
+  emit_requests(&r, 0, 5);
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
+  int64_t end = mono_ms() + 10000;
+  while (status_of(&r).rejected_batches < 1 && mono_ms() < end)
+    sleep_ms(20);
+  emit_requests(&r, 5, 5);
+  assert_true(wait_for(&r, 5, 10000));
+  sleep_ms(300);
+  mcpr_spool_status s = status_of(&r);
+  assert_int_equal(s.rejected_batches, 1);
+  assert_int_equal(s.rejected_events, 5);
+  assert_int_equal(s.delivered_events, 5);
+  assert_int_equal(fc_count(r.fc, "POST", PATH), 2); /* never retried */
+  assert_non_null(strstr(s.last_error, "event 3: unknown field"));
+  /* The batch and the server's reason are kept. */
+  char *rej = tu_path(r.spool, "rejected");
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "grep -q 'HTTP 400' %s/*.reason && ls %s/*.rec >/dev/null", rej, rej);
+  assert_int_equal(system(cmd), 0);
+  free(rej);
+  rig_stop(&r);
+}
+
+static void test_401_pauses_then_new_token(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  fc_route(r.fc, "POST", PATH, 401, "{\"error\":\"invalid token\"}");
+  rig_sink(&r, 5, 50);
+  emit_requests(&r, 0, 5);
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
+  int64_t end = mono_ms() + 10000;
+  while (fc_count(r.fc, "POST", PATH) < 1 && mono_ms() < end)
+    sleep_ms(10);
+  emit_requests(&r, 5, 10); /* keeps spooling while paused */
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
+  sleep_ms(600);             /* 12 backoff bases: a retrying sink would have retried */
+  assert_int_equal(fc_count(r.fc, "POST", PATH), 1);
+  mcpr_spool_status s = status_of(&r);
+  assert_true(s.paused);
+  assert_int_equal(s.pending_events, 15);
+  assert_non_null(strstr(s.last_error, "HTTP 401"));
+  assert_non_null(strstr(s.last_error, "invalid token"));
+  assert_null(strstr(s.last_error, "tok-secret"));
+  mcpr_fanout_close(r.fan, NULL, 0);
+  assert_int_equal(fc_count(r.fc, "POST", PATH), 1); /* close does not retry either */
+  /* A new process with a token the cloud accepts delivers the spool. */
+  fc_reset(r.fc);
+  fc_route(r.fc, "POST", PATH, 200, "{}");
+  rig_sink(&r, 5, 50);
+  assert_true(wait_for(&r, 15, 10000));
+  assert_false(status_of(&r).paused);
+  rig_stop(&r);
+}
+
+static void test_unreachable_keeps_everything(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  /* A loopback port nothing listens on: bound, then closed. */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+  close(fd);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+  mcpr_cloud_sink_options o;
+  mcpr_cloud_sink_options_init(&o);
+  o.endpoint = url;
+  o.token = "tok-secret";
+  o.spool_dir = r.spool;
+  o.batch_size = 7;
+  o.backoff_base_ms = 20;
+  o.close_timeout_ms = 500;
+  mcpr_sink *s = NULL;
+  assert_int_equal(mcpr_fanout_new(&r.fan, NULL), MCPR_OK);
+  assert_int_equal(mcpr_sink_cloud_new(&s, &o, NULL), MCPR_OK);
+  assert_int_equal(mcpr_fanout_add(r.fan, s, NULL), MCPR_OK);
+  emit_requests(&r, 0, 20);
+  mcpr_fanout_close(r.fan, NULL, 0);
+  r.fan = NULL;
+  mcpr_spool_status st = status_of(&r);
+  assert_int_equal(st.pending_events, 20);
+  assert_int_equal(st.pending_batches, 3);
+  assert_non_null(strstr(st.last_error, "cannot reach"));
+  rig_stop(&r);
+}
+
+static void test_endpoint_rules(void **state) {
+  (void)state;
+  mcpr_cloud_sink_options o;
+  mcpr_cloud_sink_options_init(&o);
+  o.token = "t";
+  o.spool_dir = "/tmp";
+  o.endpoint = "http://example.com";
+  mcpr_sink *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_sink_cloud_new(&s, &o, &err), MCPR_EINVAL);
+  assert_non_null(strstr(err.message, "https"));
+  o.token = NULL;
+  assert_int_equal(mcpr_sink_cloud_new(&s, &o, &err), MCPR_EINVAL);
+  char *d = mcpr_cloud_spool_dir("/var/lib/mcpr/store.db");
+  assert_string_equal(d, "/var/lib/mcpr/cloud-spool");
+  free(d);
+  d = mcpr_cloud_spool_dir("store.db");
+  assert_string_equal(d, "./cloud-spool");
+  free(d);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_outage_then_recovery),
+      cmocka_unit_test(test_retry_after),
+      cmocka_unit_test(test_400_quarantined),
+      cmocka_unit_test(test_401_pauses_then_new_token),
+      cmocka_unit_test(test_unreachable_keeps_everything),
+      cmocka_unit_test(test_endpoint_rules),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
