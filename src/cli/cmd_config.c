@@ -1,0 +1,110 @@
+/*
+ * cmd_config.c — `mcpr config check [--config FILE]`: the config as mcpr
+ * will use it (store path resolved, cloud endpoint, token masked) and every
+ * warning and error with its line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mcpr/mcpr.h"
+
+extern const mcpr_cli_command cmd_config_check;
+
+/* Print user-controlled text without control characters (no terminal tricks). */
+static void put_clean(FILE *out, const char *s) {
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+    fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+}
+
+static void line_str(const char *key, const char *value, const char *absent) {
+  printf("%-24s ", key);
+  if (value)
+    put_clean(stdout, value);
+  else
+    fputs(absent, stdout);
+  fputc('\n', stdout);
+}
+
+static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  const char *path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) {
+      printf("%s\n", cmd_config_check.usage);
+      return CLI_EXIT_OK;
+    } else if (strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc || !*argv[i + 1])
+        return cli_usage_error(&cmd_config_check, "--config needs a file");
+      path = argv[++i];
+    } else if (strncmp(argv[i], "--config=", 9) == 0) {
+      path = argv[i] + 9;
+      if (!*path)
+        return cli_usage_error(&cmd_config_check, "--config needs a file");
+    } else {
+      return cli_usage_error(&cmd_config_check, "unexpected argument '%s'", argv[i]);
+    }
+  }
+  mcpr_config *cfg = NULL;
+  mcpr_error err = {0};
+  mcpr_status st = mcpr_config_load(path, &cfg, &err);
+  if (!cfg)
+    return cli_fail("%s", err.message);
+
+  printf("%-24s ", "config");
+  put_clean(stdout, cfg->file_path);
+  fputs(cfg->file_exists ? "\n" : " (not found: defaults)\n", stdout);
+  line_str("name", cfg->name, "(not set)");
+  line_str("mcp", cfg->mcp, "(not set)");
+  if (cfg->port)
+    printf("%-24s %lld\n", "port", (long long)cfg->port);
+  else
+    line_str("port", NULL, "(not set)");
+  line_str("store.enabled", cfg->store.enabled ? "true" : "false", "");
+  mcpr_error perr = {0};
+  char *store_path = mcpr_config_store_path(cfg, ctx->db_path, &perr);
+  line_str("store.path", store_path, perr.message[0] ? perr.message : "(unknown)");
+  free(store_path);
+  line_str("store.name", cfg->store.name, "(not set)");
+  line_str("cloud.endpoint", mcpr_config_cloud_endpoint(cfg), "");
+  char mask[64];
+  line_str("cloud.token", cfg->cloud.token ? mcpr_secret_mask(cfg->cloud.token, mask, sizeof mask)
+                                           : NULL,
+           "(not set)");
+  line_str("cloud.server", cfg->cloud.server, "(not set)");
+  printf("%-24s %lld\n", "cloud.batch_size", (long long)cfg->cloud.batch_size);
+  printf("%-24s %lld\n", "cloud.flush_interval_ms", (long long)cfg->cloud.flush_interval_ms);
+
+  size_t errors = 0, warnings = 0;
+  for (size_t i = 0; i < mcpr_config_diag_count(cfg); i++) {
+    const mcpr_config_diag *d = mcpr_config_diag_at(cfg, i);
+    bool is_err = d->severity == MCPR_CONFIG_ERROR;
+    errors += is_err;
+    warnings += !is_err;
+    char msg[sizeof d->message];
+    snprintf(msg, sizeof msg, "%s", d->message);
+    if (cfg->cloud.token)
+      mcpr_secret_redact(msg, sizeof msg, cfg->cloud.token);
+    put_clean(stderr, cfg->file_path);
+    fprintf(stderr, ":%d:%d: %s: ", d->line, d->column, is_err ? "error" : "warning");
+    put_clean(stderr, msg);
+    fputc('\n', stderr);
+  }
+  if (errors)
+    fprintf(stderr, "mcpr: %zu error%s, %zu warning%s in %s\n", errors, errors == 1 ? "" : "s",
+            warnings, warnings == 1 ? "" : "s", cfg->file_path);
+  (void)st;
+  mcpr_config_free(cfg);
+  return errors ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
+const mcpr_cli_command cmd_config_check = {
+    .group = "config",
+    .name = "check",
+    .summary = "check mcpr.toml and show the config mcpr will use",
+    .usage = "mcpr config check [--config FILE]\n"
+             "  --config FILE   config file (default: ./mcpr.toml; a missing default is fine)\n"
+             "Prints the resolved config (store path, cloud endpoint, masked token) and every\n"
+             "warning and error with its line. Exit 1 when the file has errors.",
+    .run = run,
+};

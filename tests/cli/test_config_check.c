@@ -1,0 +1,142 @@
+/* `mcpr config check`: resolved values, masked token, diagnostics with lines, exit codes. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define CANARY "mcpr_CANARYcfgchk0123456789wxyz"
+
+typedef struct result {
+  int code;
+  char out[65536], err[65536];
+} result;
+
+static void slurp(const char *path, char *buf, size_t n) {
+  FILE *f = fopen(path, "rb");
+  size_t k = f ? fread(buf, 1, n - 1, f) : 0;
+  buf[k] = '\0';
+  if (f)
+    fclose(f);
+}
+
+/* mcpr args... in dir, with HOME=dir and MCPR_DB unset. */
+static void run(const char *dir, const char *const *args, result *r) {
+  char *out_path = tu_path(dir, "out.txt"), *err_path = tu_path(dir, "err.txt");
+  const char *bin = getenv("MCPR_BIN");
+  assert_non_null(bin);
+  char *argv[16];
+  size_t a = 0;
+  argv[a++] = (char *)bin;
+  for (size_t i = 0; args[i] && a < 15; i++)
+    argv[a++] = (char *)args[i];
+  argv[a] = NULL;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (chdir(dir) != 0 || in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+        dup2(err, 2) < 0)
+      _exit(127);
+    setenv("HOME", dir, 1); /* single-threaded test process: fine after fork */
+    unsetenv("MCPR_DB");
+    execv(bin, argv);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  slurp(out_path, r->out, sizeof r->out);
+  slurp(err_path, r->err, sizeof r->err);
+  assert_null(strstr(r->out, CANARY));
+  assert_null(strstr(r->err, CANARY));
+  free(out_path);
+  free(err_path);
+}
+
+static void spit(const char *dir, const char *name, const char *text) {
+  char *p = tu_path(dir, name);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  free(p);
+}
+
+static void test_good_config(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  spit(dir, "mcpr.toml",
+       "name = \"api\"\n[store]\npath = \"~/s.db\"\n[cloud]\ntoken = \"" CANARY "\"\n"
+       "server = \"srv\"\nendpoint = \"https://staging.mcpr.app\"\nbatch_size = 20\nextra = 1\n");
+  static result r;
+  const char *args[] = {"config", "check", NULL};
+  run(dir, args, &r);
+  assert_int_equal(r.code, 0);
+  char want[4200];
+  snprintf(want, sizeof want, "%s/s.db\n", dir);
+  assert_non_null(strstr(r.out, want)); /* ~ resolved against HOME */
+  assert_non_null(strstr(r.out, "https://staging.mcpr.app"));
+  assert_non_null(strstr(r.out, "mcpr_…wxyz"));
+  assert_non_null(strstr(r.out, "20\n"));
+  assert_non_null(strstr(r.err, "mcpr.toml:9:1: warning: unknown key 'cloud.extra'"));
+  /* global --db wins over the config */
+  const char *db[] = {"--db", "/elsewhere.db", "config", "check", NULL};
+  run(dir, db, &r);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "/elsewhere.db"));
+  tu_rmdir(dir);
+}
+
+static void test_errors_and_usage(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  static result r;
+  /* no file at all: defaults, fine */
+  const char *plain[] = {"config", "check", NULL};
+  run(dir, plain, &r);
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.out, "not found: defaults"));
+  assert_non_null(strstr(r.out, "https://api.mcpr.app"));
+  /* validation errors, each with its line */
+  spit(dir, "bad.toml", "[store]\npath = \"\"\n[cloud]\ntoken = \"" CANARY "\"\nbatch_size = \"x\"\n");
+  const char *bad[] = {"config", "check", "--config", "bad.toml", NULL};
+  run(dir, bad, &r);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "bad.toml:2:1: error: store.path cannot be an empty string"));
+  assert_non_null(strstr(r.err, "bad.toml:5:14: error: cloud.batch_size must be an integer"));
+  assert_non_null(strstr(r.err, "2 errors"));
+  /* a syntax error */
+  spit(dir, "syntax.toml", "# one\nname = 'x\n");
+  const char *syn[] = {"config", "check", "--config=syntax.toml", NULL};
+  run(dir, syn, &r);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "syntax.toml:2:10: error: unterminated string"));
+  /* an explicit file that is missing */
+  const char *missing[] = {"config", "check", "--config", "nope.toml", NULL};
+  run(dir, missing, &r);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "nope.toml does not exist"));
+  /* usage errors */
+  const char *noval[] = {"config", "check", "--config", NULL};
+  run(dir, noval, &r);
+  assert_int_equal(r.code, 2);
+  const char *extra[] = {"config", "check", "what", NULL};
+  run(dir, extra, &r);
+  assert_int_equal(r.code, 2);
+  tu_rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_good_config),
+      cmocka_unit_test(test_errors_and_usage),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
