@@ -268,8 +268,10 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_store_stats st;
   mcpr_status close_st = mcpr_store_close(store, &st);
   store = NULL;
-  uint64_t failed = mcpr_store_stats_failed(&st) + mcpr_store_stats_refused(&st) + fin[0].failed +
-                    mcpr_sink_stats_refused(&fin[0]);
+  /* The store's own refusals are not counted here: the store sink offers
+   * a refused event again until it is accepted, or fails it (fin[0]). */
+  uint64_t failed =
+      mcpr_store_stats_failed(&st) + fin[0].failed + mcpr_sink_stats_refused(&fin[0]);
   fprintf(stderr,
           "ingest: read %" PRIu64 " lines, stored %" PRIu64 ", duplicates %" PRIu64
           ", rejected %" PRIu64 "",
@@ -284,11 +286,19 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
             st.last_error_message[0] ? st.last_error_message
             : fin[0].last_error_message[0] ? fin[0].last_error_message
                                            : mcpr_strerror(close_st));
-  if (cloud)
-    fprintf(stderr,
-            "cloud: %" PRIu64 " events queued for delivery, %" PRIu64 " not accepted"
-            " (see 'mcpr cloud status')\n",
-            fin[1].delivered, fin[1].failed + mcpr_sink_stats_refused(&fin[1]));
+  if (cloud) {
+    mcpr_spool_status sp;
+    char *dir = mcpr_cloud_spool_dir(db_path);
+    if (dir && mcpr_cloud_spool_status(dir, &sp, NULL) == MCPR_OK) {
+      fprintf(stderr,
+              "cloud: %" PRIu64 " events handed to the cloud sink, %" PRIu64 " not accepted; %" PRIu64
+              " events waiting in the spool (see 'mcpr cloud status')\n",
+              fin[1].delivered, fin[1].failed + mcpr_sink_stats_refused(&fin[1]), sp.pending_events);
+      if (sp.paused || (sp.pending_events && sp.last_error[0]))
+        fprintf(stderr, "cloud: %s\n", sp.last_error);
+    }
+    free(dir);
+  }
   code = (rc == 0 && r.c.rejected == 0 && failed == 0 && r.c.emit_refused == 0) ? CLI_EXIT_OK
                                                                                : CLI_EXIT_FAIL;
 out:
@@ -318,6 +328,9 @@ const mcpr_cli_command cmd_ingest = {
              "  --db PATH      store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
              "  --config FILE  mcpr.toml: its [store] path, and its [cloud] section:\n"
              "                 with a token the events are also sent to the cloud\n"
+             "\n"
+             "Events the cloud cannot take now wait in the spool beside the store\n"
+             "('mcpr cloud status', 'mcpr cloud flush'); that is not a failure.\n"
              "\n"
              "Exit status: 0 every line stored, 1 some line rejected or not stored,\n"
              "2 usage error.",
