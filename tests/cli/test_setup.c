@@ -3,6 +3,7 @@
  * cloud, HOME in a temp dir, stdin not a terminal. A canary token and JWT
  * are served by the fake cloud; neither may appear in any output.
  */
+#define _XOPEN_SOURCE 700 /* posix_openpt, ptsname */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,8 +86,11 @@ static void spit(const char *path, const char *text) {
   fclose(f);
 }
 
-/* Run mcpr with args (NULL-terminated) in f->dir, HOME=f->home, stdin /dev/null. */
-static result run(fixture *f, const char *const *args) {
+/*
+ * Run mcpr with args (NULL-terminated) in f->dir, HOME=f->home. stdin is
+ * /dev/null, or with tty_input a pseudo-terminal that has those lines typed.
+ */
+static result run_with(fixture *f, const char *const *args, const char *tty_input) {
   const char *bin = getenv("MCPR_BIN");
   assert_non_null(bin);
   char *out_path = tu_path(f->root, "stdout.txt");
@@ -110,7 +114,17 @@ static result run(fixture *f, const char *const *args) {
   for (; args[a - 1] && a < 31; a++)
     argv[a] = (char *)args[a - 1];
   argv[a] = NULL;
-  int in = open("/dev/null", O_RDONLY);
+  int in = -1, master = -1;
+  if (tty_input) {
+    master = posix_openpt(O_RDWR | O_NOCTTY);
+    assert_true(master >= 0);
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    in = open(ptsname(master), O_RDWR | O_NOCTTY);
+    assert_int_equal(write(master, tty_input, strlen(tty_input)), (ssize_t)strlen(tty_input));
+  } else {
+    in = open("/dev/null", O_RDONLY);
+  }
   int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(in >= 0 && out >= 0 && err >= 0);
@@ -127,6 +141,8 @@ static result run(fixture *f, const char *const *args) {
   close(err);
   int status = 0;
   waitpid(pid, &status, 0);
+  if (master >= 0)
+    close(master);
   free(envp);
   result r = {WIFEXITED(status) ? WEXITSTATUS(status) : 128, slurp(out_path), slurp(err_path)};
   size_t add = strlen(r.out) + strlen(r.err);
@@ -139,6 +155,8 @@ static result run(fixture *f, const char *const *args) {
   free(err_path);
   return r;
 }
+
+static result run(fixture *f, const char *const *args) { return run_with(f, args, NULL); }
 
 static void result_free(result *r) {
   free(r->out);
@@ -488,6 +506,36 @@ static void test_broken_config_fails_before_any_call(void **state) {
   free(cfg);
 }
 
+static void test_prompts_on_a_terminal(void **state) {
+  fixture *f = *state;
+  char *jwt = make_jwt((long long)time(NULL) + 86400, "tty");
+  script_new_account(f, jwt);
+  char *cfg = tu_path(f->dir, "mcpr.toml");
+  spit(cfg, "name = \"api\"\n");
+  const char *args[] = {"setup", "--cloud-url", fc_url(f->fc), NULL};
+  /* e-mail, code, project (new), server: empty line takes the default, the config's name */
+  result r = run_with(f, args, "dev@example.com\n777\ndemo\n\n");
+  if (r.code != 0)
+    fail_msg("exit %d\n%s\n%s", r.code, r.out, r.err);
+  assert_non_null(strstr(r.err, "E-mail"));
+  assert_non_null(strstr(r.err, "A login code was sent to dev@example.com"));
+  assert_non_null(strstr(r.err, "project: other")); /* existing projects are listed */
+  assert_non_null(strstr(r.err, "Server (slug; created if new) [api]"));
+  assert_non_null(strstr(r.out, "Created server api"));
+  result_free(&r);
+  fc_request q;
+  for (size_t i = 0; fc_request_get(f->fc, i, &q); i++) {
+    if (!strcmp(q.path, "/api/auth/cli/verify"))
+      assert_non_null(strstr(q.body, "\"code\":\"777\""));
+    fc_request_release(&q);
+  }
+  char *text = slurp(cfg);
+  assert_non_null(strstr(text, "server = \"api\""));
+  free(text);
+  free(cfg);
+  free(jwt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
@@ -498,6 +546,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_api_errors_are_reported, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redirect_elsewhere_is_not_followed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_broken_config_fails_before_any_call, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_prompts_on_a_terminal, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,7 @@ typedef struct outbuf {
 } outbuf;
 
 static void out_add(outbuf *b, const char *s, size_t n) {
-  if (b->oom)
+  if (b->oom || n == 0)
     return;
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;

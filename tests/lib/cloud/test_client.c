@@ -1,3 +1,4 @@
+// ctest-labels: tsan
 /* The cloud API client against the fake cloud: every call, every error shape, transport rules. */
 #include <stdio.h>
 #include <stdlib.h>
