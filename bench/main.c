@@ -17,6 +17,7 @@ static const struct {
 } SUBCOMMANDS[] = {
     {"write", "record generated traffic into a store; --baseline compares the original's design",
      bench_write_main},
+    {"query", "time every CLI query on an N-row store; stats vs the original's approach", bench_query_main},
 };
 
 uint64_t bench_now_ns(void) {

@@ -5,6 +5,9 @@
 #include "cloud.h"
 #include "config.h"
 #include "error.h"
+#include "event.h"
+#include "query.h"
+#include "sink.h"
 #include "store.h"
 #include "util.h"
 

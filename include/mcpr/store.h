@@ -170,9 +170,11 @@ MCPR_API mcpr_status mcpr_store_record(mcpr_store *store, const mcpr_store_event
 /*
  * Wait until every event accepted before this call has been committed or
  * counted as failed. timeout_ms < 0 waits without limit. Returns MCPR_OK
- * when all of them were written (or skipped as duplicates),
- * MCPR_ETIMEDOUT when the time ran out, or the cause (e.g.
- * MCPR_EDISKFULL) when some of them failed; err says how many.
+ * when nothing failed since the previous flush returned, MCPR_ETIMEDOUT
+ * when the time ran out, or the cause (e.g. MCPR_EDISKFULL) when events
+ * failed since the previous flush — each failure is reported by exactly
+ * one flush, even if its batch was given up before this call; err says
+ * how many.
  */
 MCPR_API mcpr_status mcpr_store_flush(mcpr_store *store, int timeout_ms, mcpr_error *err);
 

@@ -11,8 +11,9 @@
  *
  * Index use (see docs/query-plans.md): time windows go through
  * idx_requests_ts or idx_requests_proxy_ts / idx_requests_tool_ts when a
- * proxy or tool is given; a session prefix is turned into the range
- * [prefix, prefix-with-last-byte+1) so idx_requests_session serves it;
+ * proxy or tool is given; a session filter is bounded by the session's
+ * lifetime from the sessions table (sb_session_window) and a prefix is
+ * turned into the range [prefix, prefix-with-last-byte+1);
  * follow mode walks the rowid. The connection is read-only in practice
  * (WAL: it never blocks the writer); only vacuum writes, in short
  * transactions that wait out the writer's lock.
@@ -137,6 +138,35 @@ static void sb_prefix(sqlb *b, const char *column_ge, const char *column_lt,
   }
 }
 
+/*
+ * A session's requests lie between its started_at and its last activity
+ * (last_seen_at, or ended_at once closed; an open session: up to now), so
+ * the ts index bounds the search to that window instead of the whole table
+ * (the store keeps no index on the random session ids: it costs the writer
+ * more than anything else). The window is widened by SESSION_SLACK_MS on
+ * both sides for clock steps between the proxy's timestamps. Requests
+ * whose session row is missing (its session_start was never seen) get no
+ * bound and are still found.
+ */
+#define SESSION_SLACK_MS "3600000"
+static void sb_session_window(sqlb *b, const char *where_ge, const char *where_lt,
+                              const char *id) {
+  static const char lo[] =
+      " AND ts >= coalesce((SELECT min(started_at) - " SESSION_SLACK_MS " FROM sessions";
+  static const char hi[] =
+      " AND ts <= coalesce((SELECT max(CASE WHEN ended_at IS NULL"
+      " THEN 9223372036854775807"
+      " ELSE max(ended_at, last_seen_at) + " SESSION_SLACK_MS " END) FROM sessions";
+  for (int bound = 0; bound < 2; bound++) {
+    sb_add(b, bound == 0 ? lo : hi);
+    if (where_lt)
+      sb_prefix(b, where_ge, where_lt, id);
+    else
+      sb_text(b, where_ge, id);
+    sb_add(b, bound == 0 ? "), -9223372036854775808)" : "), 9223372036854775807)");
+  }
+}
+
 /* ---------- column readers ---------- */
 
 static const char *col_text(sqlite3_stmt *st, int i, mcpr__query_pool *pool, int *oom) {
@@ -211,10 +241,14 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
       sb_text(b, " AND error_code = ?", f->error_code);
     if (f->has_status)
       sb_text(b, " AND status = ?", mcpr_request_status_str(f->status));
-    if (f->session_id)
+    if (f->session_id) {
       sb_text(b, " AND session_id = ?", f->session_id);
-    else if (f->session_prefix && *f->session_prefix)
+      sb_session_window(b, " WHERE session_id = ?", NULL, f->session_id);
+    } else if (f->session_prefix && *f->session_prefix) {
       sb_prefix(b, " AND session_id >= ?", " AND session_id < ?", f->session_prefix);
+      sb_session_window(b, " WHERE session_id >= ?", " AND session_id < ?",
+                        f->session_prefix);
+    }
   }
   if (kind != MCPR__FOLLOW && kind != MCPR__OLDEST_FIRST && f->since_ms != MCPR_QUERY_NO_CUTOFF)
     sb_int(b, " AND ts >= ?", f->since_ms);
@@ -224,13 +258,9 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
     sb_int(b, " AND id > ?", f->after_row_id);
   if (f->up_to_row_id > 0)
     sb_int(b, " AND id <= ?", f->up_to_row_id);
-  /* With a session filter the session index must drive the query: "+ts"
-   * keeps the planner from walking the whole ts index to skip a sort of
-   * a few hundred rows. */
-  bool by_session = f->session_id || (f->session_prefix && *f->session_prefix);
   switch (kind) {
   case MCPR__LOGS:
-    sb_add(b, by_session ? " ORDER BY +ts DESC, id DESC" : " ORDER BY ts DESC, id DESC");
+    sb_add(b, " ORDER BY ts DESC, id DESC");
     break;
   case MCPR__SLOW:
     sb_add(b, " ORDER BY latency_us DESC, ts DESC, id DESC");
@@ -239,7 +269,7 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
     sb_add(b, " ORDER BY id");
     break;
   case MCPR__OLDEST_FIRST:
-    sb_add(b, by_session ? " ORDER BY +ts, id" : " ORDER BY ts, id");
+    sb_add(b, " ORDER BY ts, id");
     break;
   }
   sb_int(b, " LIMIT ?", f->limit);

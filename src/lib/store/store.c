@@ -372,7 +372,6 @@ static uint64_t failed_total(const mcpr_store *s) {
 mcpr_status mcpr_store_flush(mcpr_store *s, int timeout_ms, mcpr_error *err) {
   if (!s)
     return mcpr_error_set(err, MCPR_EINVAL, "no store");
-  uint64_t failed_before = failed_total(s);
   uint64_t target = atomic_load(&s->queue.head);
   struct timespec deadline;
   if (timeout_ms >= 0)
@@ -392,14 +391,21 @@ mcpr_status mcpr_store_flush(mcpr_store *s, int timeout_ms, mcpr_error *err) {
       pthread_cond_wait(&s->done_cv, &s->lock);
   }
   mcpr_status cause = s->first_failure;
+  uint64_t done = atomic_load(&s->finished);
+  /* Each failure is reported once, by the first flush that completes
+   * after it — however long ago its batch was given up. */
+  uint64_t failed = 0;
+  if (done >= target) {
+    uint64_t total = failed_total(s);
+    failed = total - s->failed_reported;
+    s->failed_reported = total;
+  }
   pthread_mutex_unlock(&s->lock);
 
-  uint64_t done = atomic_load(&s->finished);
   if (done < target)
     return mcpr_error_set(err, MCPR_ETIMEDOUT,
                           "flush timed out after %d ms with %llu events not yet written",
                           timeout_ms, (unsigned long long)(target - done));
-  uint64_t failed = failed_total(s) - failed_before;
   if (failed)
     return mcpr_error_set(err, cause == MCPR_OK ? MCPR_EIO : cause,
                           "%llu events could not be written: %s", (unsigned long long)failed,

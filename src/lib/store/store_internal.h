@@ -80,6 +80,7 @@ struct mcpr_store {
   char last_error_message[256];
   int64_t last_error_at_ms;
   mcpr_status first_failure; /* first cause of failed events, for close() */
+  uint64_t failed_reported;  /* failures already returned by a flush() */
 };
 
 /* The writer thread's entry point (writer.c). */

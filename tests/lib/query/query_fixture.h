@@ -4,7 +4,7 @@
  * relative to the time it is built so the default windows see it:
  *
  *   now = build time, t0 = now − 2 min
- *   sessions: sess-alpha-1 (api, claude-desktop 1.0, active),
+ *   sessions: sess-alpha-1 (api, claude-desktop 1.0, started 3 h ago, active),
  *             sess-alpha-2 (api, cursor 0.9, ended),
  *             sess-idle    (api, claude-desktop 1.0, started/seen 20 min ago: idle),
  *             sess-beta-1  (web, Visual Studio Code 1.9, started 3 h ago)
@@ -82,7 +82,7 @@ static inline int64_t fx_build(const char *path) {
   mcpr_error err = {0};
   if (mcpr_store_open(&s, path, NULL, &err) != MCPR_OK)
     fail_msg("cannot open fixture store: %s", err.message);
-  fx_session(s, "sess-alpha-1", "api", t0 - 1000, "claude-desktop", "1.0");
+  fx_session(s, "sess-alpha-1", "api", now - 3 * FX_HOUR_MS - 1000, "claude-desktop", "1.0");
   fx_session(s, "sess-alpha-2", "api", t0 - 500, "cursor", "0.9");
   fx_session(s, "sess-idle", "api", now - 20 * 60000, "claude-desktop", "1.0");
   fx_session(s, "sess-beta-1", "web", now - 3 * FX_HOUR_MS, "Visual Studio Code", "1.9");

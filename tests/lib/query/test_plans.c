@@ -37,24 +37,10 @@ static bool full_scan_of_requests(const char *plan) {
   return false;
 }
 
-/*
- * The store's index set (src/lib/store/db.c) no longer has an index on
- * requests(session_id): these two queries scan until it comes back
- * (CREATE INDEX idx_requests_session ON requests(session_id) WHERE
- * session_id IS NOT NULL — 64 ms → 3 ms for one session at 1M rows).
- * Once it exists, they must use it like every other query.
- */
-static bool needs_session_index(const char *name) {
-  return strcmp(name, "logs --session PREFIX (all time)") == 0 ||
-         strcmp(name, "session ID: its requests") == 0;
-}
-
-static bool g_has_session_index;
-
 static int on_plan(void *ctx, const char *name, const char *sql, const char *plan) {
   plans *p = ctx;
   p->count++;
-  if (full_scan_of_requests(plan) && (g_has_session_index || !needs_session_index(name))) {
+  if (full_scan_of_requests(plan)) {
     p->full_scans++;
     fprintf(stderr, "full scan in '%s':\n%s\n%s\n", name, sql, plan);
   }
@@ -68,9 +54,6 @@ static void test_no_full_scans(void **state) {
   char *dir = tu_tmpdir();
   char *path = tu_path(dir, "store.db");
   fx_build(path);
-  g_has_session_index =
-      tu_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type='index' AND"
-                       " sql LIKE '%requests%(session_id)%'") > 0;
   mcpr_query *q = NULL;
   mcpr_error err = {0};
   assert_int_equal(mcpr_query_open(&q, path, &err), MCPR_OK);
