@@ -123,7 +123,7 @@ static void count_ids(fakecloud *fc, int *ids, int n, char keys[][64], size_t *n
     json_t *e;
     json_array_foreach(arr, j, e) {
       assert_string_equal(json_string_value(json_object_get(e, "server")), "my-server");
-      int id = atoi(json_string_value(json_object_get(e, "id")) + 2);
+      int id = (int)strtol(json_string_value(json_object_get(e, "id")) + 2, NULL, 10);
       assert_true(id >= 0 && id < n);
       ids[id]++;
     }

@@ -55,7 +55,7 @@ static void delivered_ids(fakecloud *fc, int *seen, int n) {
     size_t j;
     json_t *e;
     json_array_foreach(arr, j, e) {
-      int id = atoi(json_string_value(json_object_get(e, "session_id")) + 2);
+      int id = (int)strtol(json_string_value(json_object_get(e, "session_id")) + 2, NULL, 10);
       if (id >= 0 && id < n)
         seen[id]++;
     }
