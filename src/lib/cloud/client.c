@@ -232,18 +232,33 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
 /* Keep at most 4 KiB of text, printable, without the JWT. */
 static void set_error_detail(mcpr_cloud_client *c, const char *text, size_t len) {
   size_t cap = sizeof c->last_error_body - 1;
-  if (len > cap)
-    len = cap;
-  /* cut at a UTF-8 boundary */
-  while (len > 0 && len < strlen(text) && ((unsigned char)text[len] & 0xc0) == 0x80)
-    len--;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)text[i];
-    c->last_error_body[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+  /*
+   * Redact before cutting: a JWT that starts inside the kept part is
+   * wholly inside the scratch copy, so no prefix of it survives the cut.
+   */
+  size_t jwt_len = c->jwt ? strlen(c->jwt) : 0;
+  size_t scratch_len = len < cap + jwt_len ? len : cap + jwt_len;
+  char *scratch = malloc(scratch_len + 1);
+  if (!scratch) {
+    snprintf(c->last_error_body, sizeof c->last_error_body, "(out of memory)");
+    return;
   }
-  c->last_error_body[len] = '\0';
+  for (size_t i = 0; i < scratch_len; i++) {
+    unsigned char ch = (unsigned char)text[i];
+    scratch[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+  }
+  scratch[scratch_len] = '\0';
   if (c->jwt)
-    mcpr_secret_redact(c->last_error_body, sizeof c->last_error_body, c->jwt);
+    mcpr_secret_redact(scratch, scratch_len + 1, c->jwt);
+  len = strlen(scratch);
+  if (len > cap) {
+    len = cap;
+    while (len > 0 && ((unsigned char)scratch[len] & 0xc0) == 0x80)
+      len--; /* cut at a UTF-8 boundary */
+  }
+  memcpy(c->last_error_body, scratch, len);
+  c->last_error_body[len] = '\0';
+  free(scratch);
 }
 
 static void error_detail_from_body(mcpr_cloud_client *c, const body *b) {

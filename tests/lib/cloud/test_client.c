@@ -198,6 +198,10 @@ static void test_raw_error_body_is_bounded(void **state) {
   big[n] = '\0';
   expect_error(f, 500, big, MCPR_EHTTP, "HTTP 500: xxxx");
   assert_int_equal(strlen(mcpr_cloud_client_last_error_body(f->c)), MCPR_CLOUD_MAX_ERROR_BODY_BYTES);
+  /* a JWT echoed across the cut: no prefix of it is kept either */
+  memcpy(big + MCPR_CLOUD_MAX_ERROR_BODY_BYTES - 10, JWT, strlen(JWT));
+  expect_error(f, 500, big, MCPR_EHTTP, "HTTP 500: xxxx");
+  assert_null(strstr(mcpr_cloud_client_last_error_body(f->c), "eyJhbGci"));
   free(big);
 }
 
