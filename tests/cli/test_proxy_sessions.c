@@ -1,0 +1,391 @@
+/* `mcpr proxy sessions`, end to end: the JSON fields of SPEC §7 with their
+ * values (null for what is missing), every filter, the active rule
+ * (ended_at IS NULL AND last_seen_at > now − 5 min), most recently seen
+ * first, and the aligned pretty table. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/query/query_fixture.h"
+#include "cli.h"
+#include "testutil.h"
+
+#define SESSION_KEYS                                                                     \
+  "session_id,client_name,client_version,client_platform,started_at,last_seen_at,"      \
+  "ended_at,total_calls,total_errors,is_active"
+
+static char *g_dir, *g_path;
+static int64_t g_now;
+
+static int setup(void **state) {
+  (void)state;
+  g_dir = tu_tmpdir();
+  g_path = tu_path(g_dir, "store.db");
+  g_now = fx_build(g_path);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  free(g_path);
+  tu_rmdir(g_dir);
+  return 0;
+}
+
+/* ---------- helpers (NDJSON lines, keys, aligned columns) ---------- */
+
+static json_t *nd_line(const char *text, size_t i) {
+  const char *p = text;
+  for (size_t k = 0; k < i && *p; k++) {
+    const char *nl = strchr(p, '\n');
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+  if (!*p)
+    fail_msg("no line %zu in output:\n%s", i, text);
+  const char *end = strchr(p, '\n');
+  json_error_t e;
+  json_t *o = json_loadb(p, end ? (size_t)(end - p) : strlen(p), 0, &e);
+  if (!json_is_object(o))
+    fail_msg("line %zu is not a JSON object (%s):\n%s", i, e.text, text);
+  return o;
+}
+
+static size_t nd_count(const char *text) {
+  size_t n = 0;
+  for (const char *p = text; *p; p++)
+    n += *p == '\n';
+  return n;
+}
+
+static void assert_keys(json_t *o, const char *keys) {
+  char buf[1024] = "";
+  size_t len = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(o, k, v) {
+    (void)v;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", k);
+  }
+  assert_string_equal(buf, keys);
+}
+
+static const char *js(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_string(v))
+    fail_msg("%s is not a string", key);
+  return json_string_value(v);
+}
+
+static int64_t ji(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_integer(v))
+    fail_msg("%s is not an integer", key);
+  return (int64_t)json_integer_value(v);
+}
+
+static void assert_null_field(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!v || !json_is_null(v))
+    fail_msg("%s should be present and null", key);
+}
+
+/* Line text with every UTF-8 character as one byte, so byte offsets are
+ * display columns. New string. */
+static char *flat_line(const char *p, size_t len) {
+  char *s = malloc(len + 1);
+  assert_non_null(s);
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if ((c & 0xC0) == 0x80)
+      continue;
+    s[n++] = c < 0x80 ? (char)c : '#';
+  }
+  s[n] = '\0';
+  return s;
+}
+
+/*
+ * The table whose header line starts with first_header: every row below it
+ * (up to a blank line or the end) has its right-aligned columns ending
+ * where their header ends and its left-aligned columns starting where
+ * theirs start. Returns the number of rows.
+ */
+static size_t assert_table(const char *out, const char *first_header, const char *const *right,
+                           const char *const *left) {
+  const char *h = strstr(out, first_header);
+  if (!h || (h != out && h[-1] != '\n'))
+    fail_msg("no table with header %s in:\n%s", first_header, out);
+  const char *hend = strchr(h, '\n');
+  char *header = flat_line(h, hend ? (size_t)(hend - h) : strlen(h));
+  size_t rows = 0;
+  for (const char *p = hend ? hend + 1 : h + strlen(h); *p && *p != '\n';) {
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    char *line = flat_line(p, len);
+    size_t ll = strlen(line);
+    for (const char *const *r = right; r && *r; r++) {
+      const char *at = strstr(header, *r);
+      assert_non_null(at);
+      size_t end = (size_t)(at - header) + strlen(*r);
+      if (end > ll || line[end - 1] == ' ' || (end < ll && line[end] != ' '))
+        fail_msg("column %s not right-aligned in row:\n%s\n%s", *r, header, line);
+    }
+    for (const char *const *l = left; l && *l; l++) {
+      const char *at = strstr(header, *l);
+      assert_non_null(at);
+      size_t start = (size_t)(at - header);
+      if (start >= ll || line[start] == ' ' || (start > 0 && line[start - 1] != ' '))
+        fail_msg("column %s not left-aligned in row:\n%s\n%s", *l, header, line);
+    }
+    free(line);
+    rows++;
+    p = e ? e + 1 : p + len;
+  }
+  free(header);
+  return rows;
+}
+
+static void run_on(cli_result *r, const char *path, const char *const *args) {
+  const char *argv[32];
+  size_t n = 0;
+  argv[n++] = "--db";
+  argv[n++] = path;
+  for (const char *const *a = args; *a && n < 31; a++)
+    argv[n++] = *a;
+  argv[n] = NULL;
+  cli_spec spec = {.args = argv};
+  cli_run(&spec, r);
+}
+
+#define RUN_ON(r, path, ...)                                                       \
+  do {                                                                             \
+    const char *const a_[] = {__VA_ARGS__, NULL};                                  \
+    run_on(r, path, a_);                                                           \
+  } while (0)
+#define RUN(r, ...) RUN_ON(r, g_path, __VA_ARGS__)
+
+/* Run and expect exit 0 and nothing on stderr. */
+#define RUN_OK(r, ...)                                                             \
+  do {                                                                             \
+    RUN(r, __VA_ARGS__);                                                           \
+    if ((r)->exit_code != 0 || (r)->err_len)                                       \
+      fail_msg("exit %d, stderr:\n%s", (r)->exit_code, (r)->err);                  \
+  } while (0)
+
+/* The session ids of NDJSON output, comma-joined. */
+static void ids_of(const char *out, char *buf, size_t n) {
+  buf[0] = '\0';
+  size_t len = 0;
+  for (size_t i = 0; i < nd_count(out); i++) {
+    json_t *o = nd_line(out, i);
+    len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "", js(o, "session_id"));
+    json_decref(o);
+  }
+}
+
+/* ---------- tests ---------- */
+
+static void test_json_fields_and_values(void **state) {
+  (void)state;
+  cli_result r;
+  RUN_OK(&r, "proxy", "sessions", "--json", "--since", "4h");
+  assert_int_equal(nd_count(r.out), 4);
+  char ids[256];
+  ids_of(r.out, ids, sizeof ids);
+  /* Most recently seen first: alpha-2's last request is the newest. */
+  assert_string_equal(ids, "sess-alpha-2,sess-alpha-1,sess-idle,sess-beta-1");
+
+  int64_t t0 = g_now - 120000;
+  json_t *o = nd_line(r.out, 0);
+  assert_keys(o, SESSION_KEYS);
+  assert_string_equal(js(o, "client_name"), "cursor");
+  assert_string_equal(js(o, "client_version"), "0.9");
+  assert_string_equal(js(o, "client_platform"), "cursor");
+  assert_int_equal(ji(o, "started_at"), t0 - 500);
+  assert_int_equal(ji(o, "last_seen_at"), t0 + 501);
+  assert_int_equal(ji(o, "ended_at"), t0 + 600);
+  assert_int_equal(ji(o, "total_calls"), 2);
+  assert_int_equal(ji(o, "total_errors"), 0);
+  assert_true(json_is_false(json_object_get(o, "is_active"))); /* ended */
+  json_decref(o);
+
+  o = nd_line(r.out, 1);
+  assert_keys(o, SESSION_KEYS);
+  assert_string_equal(js(o, "client_name"), "claude-desktop");
+  assert_string_equal(js(o, "client_platform"), "claude");
+  assert_int_equal(ji(o, "started_at"), g_now - 3 * FX_HOUR_MS - 1000);
+  assert_int_equal(ji(o, "last_seen_at"), t0 + 100);
+  assert_null_field(o, "ended_at");
+  assert_int_equal(ji(o, "total_calls"), 101);
+  assert_int_equal(ji(o, "total_errors"), 10);
+  assert_true(json_is_true(json_object_get(o, "is_active")));
+  json_decref(o);
+
+  o = nd_line(r.out, 2); /* open, but last seen 20 minutes ago */
+  assert_keys(o, SESSION_KEYS);
+  assert_int_equal(ji(o, "total_calls"), 0);
+  assert_int_equal(ji(o, "last_seen_at"), g_now - 20 * 60000);
+  assert_null_field(o, "ended_at");
+  assert_true(json_is_false(json_object_get(o, "is_active")));
+  json_decref(o);
+
+  o = nd_line(r.out, 3);
+  assert_keys(o, SESSION_KEYS);
+  assert_string_equal(js(o, "client_name"), "Visual Studio Code");
+  assert_string_equal(js(o, "client_platform"), "unknown");
+  json_decref(o);
+  cli_result_free(&r);
+}
+
+static void test_filters(void **state) {
+  (void)state;
+  static const struct {
+    const char *args[8];
+    const char *ids;
+  } cases[] = {
+      /* default window 1h on started_at: alpha-1 and beta-1 started 3 h ago */
+      {{NULL}, "sess-alpha-2,sess-idle"},
+      {{"--since", "4h", NULL}, "sess-alpha-2,sess-alpha-1,sess-idle,sess-beta-1"},
+      {{"--since=4h", NULL}, "sess-alpha-2,sess-alpha-1,sess-idle,sess-beta-1"},
+      {{"--since", "30m", NULL}, "sess-alpha-2,sess-idle"},
+      {{"--since", "10m", NULL}, "sess-alpha-2"},
+      {{"--since", "1s", NULL}, ""},
+      {{"--active", "--since", "4h", NULL}, "sess-alpha-1"},
+      {{"--active", NULL}, ""}, /* the active one started before the window */
+      {{"--client", "cursor", NULL}, "sess-alpha-2"},
+      {{"--client", "claude-desktop", "--since", "4h", NULL}, "sess-alpha-1,sess-idle"},
+      {{"--client", "claude", "--since", "4h", NULL}, ""}, /* exact, not a prefix */
+      {{"--client", "Visual Studio Code", "--since", "1d", NULL}, "sess-beta-1"},
+      {{"api", "--since", "4h", NULL}, "sess-alpha-2,sess-alpha-1,sess-idle"},
+      {{"web", "--since", "4h", NULL}, "sess-beta-1"},
+      {{"web", NULL}, ""},
+      {{"nobody", "--since", "4h", NULL}, ""},
+      {{"--since", "4h", "--limit", "2", NULL}, "sess-alpha-2,sess-alpha-1"},
+      {{"--since", "4h", "--limit", "1", NULL}, "sess-alpha-2"},
+      {{"api", "--active", "--client", "claude-desktop", "--since", "1d", NULL},
+       "sess-alpha-1"},
+      {{"web", "--active", "--since", "1d", NULL}, ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *argv[16] = {"proxy", "sessions", "--json"};
+    size_t n = 3;
+    for (size_t k = 0; cases[i].args[k]; k++)
+      argv[n++] = cases[i].args[k];
+    argv[n] = NULL;
+    cli_result r;
+    run_on(&r, g_path, argv);
+    if (r.exit_code != 0)
+      fail_msg("case %zu: exit %d\n%s", i, r.exit_code, r.err);
+    char ids[256];
+    ids_of(r.out, ids, sizeof ids);
+    if (strcmp(ids, cases[i].ids) != 0)
+      fail_msg("case %zu (%s %s): got [%s], want [%s]", i,
+               cases[i].args[0] ? cases[i].args[0] : "",
+               cases[i].args[0] && cases[i].args[1] ? cases[i].args[1] : "", ids,
+               cases[i].ids);
+    cli_result_free(&r);
+  }
+}
+
+/* The active rule at its edges, on a store of its own: open and seen 4
+ * minutes ago is active; open and seen 6 minutes ago is not; seen a minute
+ * ago but ended is not. A session without clientInfo has null name and
+ * version. */
+static void test_active_rule_and_nulls(void **state) {
+  (void)state;
+  char *path = tu_path(g_dir, "active.db");
+  int64_t now = mcpr_now_ms();
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, NULL, &err), MCPR_OK);
+  fx_session(s, "s-seen-4m", "api", now - 30 * 60000, NULL, NULL);
+  fx_session(s, "s-seen-6m", "api", now - 30 * 60000, "cursor", "2.0");
+  fx_session(s, "s-ended", "api", now - 30 * 60000, "cursor", "2.0");
+  fx_request(s, now - 4 * 60000, "api", "s-seen-4m", "tools/call", "t", 10, MCPR_REQUEST_ERROR,
+             "-1", -1, -1);
+  fx_request(s, now - 6 * 60000, "api", "s-seen-6m", "tools/call", "t", 10, MCPR_REQUEST_TIMEOUT,
+             NULL, -1, -1);
+  fx_request(s, now - 60000, "api", "s-ended", "tools/call", "t", 10, MCPR_REQUEST_OK, NULL, -1,
+             -1);
+  mcpr_store_event closed = {.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
+  closed.u.session_closed = (mcpr_session_closed_event){"s-ended", now - 30000};
+  fx_record(s, closed);
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+
+  cli_result r;
+  RUN_ON(&r, path, "proxy", "sessions", "--json");
+  assert_int_equal(r.exit_code, 0);
+  char ids[256];
+  ids_of(r.out, ids, sizeof ids);
+  assert_string_equal(ids, "s-ended,s-seen-4m,s-seen-6m");
+  json_t *o = nd_line(r.out, 0);
+  assert_true(json_is_false(json_object_get(o, "is_active")));
+  assert_int_equal(ji(o, "ended_at"), now - 30000);
+  json_decref(o);
+  o = nd_line(r.out, 1);
+  assert_keys(o, SESSION_KEYS);
+  assert_true(json_is_true(json_object_get(o, "is_active")));
+  assert_null_field(o, "client_name");
+  assert_null_field(o, "client_version");
+  assert_int_equal(ji(o, "total_calls"), 1);
+  assert_int_equal(ji(o, "total_errors"), 1);
+  json_decref(o);
+  o = nd_line(r.out, 2);
+  assert_true(json_is_false(json_object_get(o, "is_active")));
+  assert_int_equal(ji(o, "total_errors"), 1); /* a timeout counts as an error */
+  json_decref(o);
+  cli_result_free(&r);
+
+  RUN_ON(&r, path, "proxy", "sessions", "--active", "--json");
+  assert_int_equal(r.exit_code, 0);
+  ids_of(r.out, ids, sizeof ids);
+  assert_string_equal(ids, "s-seen-4m");
+  cli_result_free(&r);
+
+  RUN_ON(&r, path, "proxy", "sessions", "--active");
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "s-seen-4m"));
+  assert_null(strstr(r.out, "s-seen-6m"));
+  assert_null(strstr(r.out, "s-ended"));
+  cli_result_free(&r);
+  free(path);
+}
+
+static void test_pretty(void **state) {
+  (void)state;
+  cli_result r;
+  RUN_OK(&r, "proxy", "sessions", "--since", "4h");
+  static const char *const right[] = {"CALLS", "ERRORS", NULL};
+  static const char *const left[] = {"CLIENT", "PLATFORM", "STARTED", "LAST SEEN", "STATE", NULL};
+  assert_int_equal(assert_table(r.out, "SESSION", right, left), 4);
+  assert_non_null(strstr(r.out, "claude-desktop 1.0"));
+  assert_non_null(strstr(r.out, "cursor 0.9"));
+  /* the rows in order, each with its state */
+  const char *a2 = strstr(r.out, "sess-alpha-2"), *a1 = strstr(r.out, "sess-alpha-1"),
+             *idle = strstr(r.out, "sess-idle"), *b1 = strstr(r.out, "sess-beta-1");
+  assert_true(a2 && a1 && idle && b1 && a2 < a1 && a1 < idle && idle < b1);
+  assert_non_null(strstr(a2, "ended\n"));
+  assert_non_null(strstr(a1, "active\n"));
+  assert_non_null(strstr(idle, "idle\n"));
+  assert_true(strstr(a1, "active\n") < idle);
+  assert_null(strstr(r.out, "\033[")); /* NO_COLOR / not a TTY */
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "sessions", "--client", "nobody");
+  assert_non_null(strstr(r.out, "No sessions started in the last 1h."));
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "sessions", "--active", "--since", "1s");
+  assert_non_null(strstr(r.out, "No active sessions"));
+  cli_result_free(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_json_fields_and_values),
+      cmocka_unit_test(test_filters),
+      cmocka_unit_test(test_active_rule_and_nulls),
+      cmocka_unit_test(test_pretty),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
