@@ -1,0 +1,424 @@
+/* `mcpr proxy status`, end to end: the one JSON object of SPEC §7 with its
+ * stats rows, exact nearest-rank p95 on known data (where interpolation
+ * would differ), `<method>` labels, the proxy and window filters, and the
+ * pretty table's alignment and latency units. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/query/query_fixture.h"
+#include "cli.h"
+#include "testutil.h"
+
+#define STATUS_KEYS "proxy,since,total_requests,error_pct,active_sessions,total_sessions,tools"
+#define STATS_KEYS                                                                       \
+  "label,calls,avg_us,min_us,max_us,p95_us,error_pct,total_bytes_in,total_bytes_out"
+
+static char *g_dir, *g_path;
+static int64_t g_now;
+
+static int setup(void **state) {
+  (void)state;
+  g_dir = tu_tmpdir();
+  g_path = tu_path(g_dir, "store.db");
+  g_now = fx_build(g_path);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  free(g_path);
+  tu_rmdir(g_dir);
+  return 0;
+}
+
+/* ---------- helpers (NDJSON lines, keys, aligned columns) ---------- */
+
+static inline json_t *nd_line(const char *text, size_t i) {
+  const char *p = text;
+  for (size_t k = 0; k < i && *p; k++) {
+    const char *nl = strchr(p, '\n');
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+  if (!*p)
+    fail_msg("no line %zu in output:\n%s", i, text);
+  const char *end = strchr(p, '\n');
+  json_error_t e;
+  json_t *o = json_loadb(p, end ? (size_t)(end - p) : strlen(p), 0, &e);
+  if (!json_is_object(o))
+    fail_msg("line %zu is not a JSON object (%s):\n%s", i, e.text, text);
+  return o;
+}
+
+static inline size_t nd_count(const char *text) {
+  size_t n = 0;
+  for (const char *p = text; *p; p++)
+    n += *p == '\n';
+  return n;
+}
+
+static inline void assert_keys(json_t *o, const char *keys) {
+  char buf[1024] = "";
+  size_t len = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(o, k, v) {
+    (void)v;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", k);
+  }
+  assert_string_equal(buf, keys);
+}
+
+static inline const char *js(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_string(v))
+    fail_msg("%s is not a string", key);
+  return json_string_value(v);
+}
+
+static inline int64_t ji(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_integer(v))
+    fail_msg("%s is not an integer", key);
+  return (int64_t)json_integer_value(v);
+}
+
+static inline void assert_null_field(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!v || !json_is_null(v))
+    fail_msg("%s should be present and null", key);
+}
+
+/* Line text with every UTF-8 character as one byte, so byte offsets are
+ * display columns. New string. */
+static inline char *flat_line(const char *p, size_t len) {
+  char *s = malloc(len + 1);
+  assert_non_null(s);
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if ((c & 0xC0) == 0x80)
+      continue;
+    s[n++] = c < 0x80 ? (char)c : '#';
+  }
+  s[n] = '\0';
+  return s;
+}
+
+/*
+ * The table whose header line starts with first_header: every row below it
+ * (up to a blank line or the end) has its right-aligned columns ending
+ * where their header ends and its left-aligned columns starting where
+ * theirs start. Returns the number of rows.
+ */
+static inline size_t assert_table(const char *out, const char *first_header, const char *const *right,
+                           const char *const *left) {
+  const char *h = strstr(out, first_header);
+  if (!h || (h != out && h[-1] != '\n'))
+    fail_msg("no table with header %s in:\n%s", first_header, out);
+  const char *hend = strchr(h, '\n');
+  char *header = flat_line(h, hend ? (size_t)(hend - h) : strlen(h));
+  size_t rows = 0;
+  for (const char *p = hend ? hend + 1 : h + strlen(h); *p && *p != '\n';) {
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    char *line = flat_line(p, len);
+    size_t ll = strlen(line);
+    for (const char *const *r = right; r && *r; r++) {
+      const char *at = strstr(header, *r);
+      assert_non_null(at);
+      size_t end = (size_t)(at - header) + strlen(*r);
+      if (end > ll || line[end - 1] == ' ' || (end < ll && line[end] != ' '))
+        fail_msg("column %s not right-aligned in row:\n%s\n%s", *r, header, line);
+    }
+    for (const char *const *l = left; l && *l; l++) {
+      const char *at = strstr(header, *l);
+      assert_non_null(at);
+      size_t start = (size_t)(at - header);
+      if (start >= ll || line[start] == ' ' || (start > 0 && line[start - 1] != ' '))
+        fail_msg("column %s not left-aligned in row:\n%s\n%s", *l, header, line);
+    }
+    free(line);
+    rows++;
+    p = e ? e + 1 : p + len;
+  }
+  free(header);
+  return rows;
+}
+
+static inline void run_on(cli_result *r, const char *path, const char *const *args) {
+  const char *argv[32];
+  size_t n = 0;
+  argv[n++] = "--db";
+  argv[n++] = path;
+  for (const char *const *a = args; *a && n < 31; a++)
+    argv[n++] = *a;
+  argv[n] = NULL;
+  cli_spec spec = {.args = argv};
+  cli_run(&spec, r);
+}
+
+#define RUN_ON(r, path, ...)                                                       \
+  do {                                                                             \
+    const char *const a_[] = {__VA_ARGS__, NULL};                                  \
+    run_on(r, path, a_);                                                           \
+  } while (0)
+#define RUN(r, ...) RUN_ON(r, g_path, __VA_ARGS__)
+
+/* Run and expect exit 0 and nothing on stderr. */
+#define RUN_OK(r, ...)                                                             \
+  do {                                                                             \
+    RUN(r, __VA_ARGS__);                                                           \
+    if ((r)->exit_code != 0 || (r)->err_len)                                       \
+      fail_msg("exit %d, stderr:\n%s", (r)->exit_code, (r)->err);                  \
+  } while (0)
+
+/* The session ids of NDJSON output, comma-joined. */
+static inline void ids_of(const char *out, char *buf, size_t n) {
+  buf[0] = '\0';
+  size_t len = 0;
+  for (size_t i = 0; i < nd_count(out); i++) {
+    json_t *o = nd_line(out, i);
+    len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "", js(o, "session_id"));
+    json_decref(o);
+  }
+}
+
+/* ---------- tests ---------- */
+
+static void assert_pct(json_t *o, double want) {
+  json_t *v = json_object_get(o, "error_pct");
+  if (!json_is_number(v) || fabs(json_number_value(v) - want) > 0.0001)
+    fail_msg("error_pct %.4f, want %.4f", json_number_value(v), want);
+}
+
+/* Parse the single object `proxy status --json` prints. */
+static json_t *status_json(const cli_result *r) {
+  if (r->exit_code != 0)
+    fail_msg("exit %d\n%s", r->exit_code, r->err);
+  assert_int_equal(nd_count(r->out), 1);
+  json_t *o = nd_line(r->out, 0);
+  assert_keys(o, STATUS_KEYS);
+  json_t *tools = json_object_get(o, "tools");
+  assert_true(json_is_array(tools));
+  for (size_t i = 0; i < json_array_size(tools); i++)
+    assert_keys(json_array_get(tools, i), STATS_KEYS);
+  return o;
+}
+
+static json_t *tool(json_t *status, const char *label) {
+  json_t *tools = json_object_get(status, "tools");
+  for (size_t i = 0; i < json_array_size(tools); i++)
+    if (strcmp(js(json_array_get(tools, i), "label"), label) == 0)
+      return json_array_get(tools, i);
+  fail_msg("no stats row %s", label);
+  return NULL;
+}
+
+static void assert_stats(json_t *t, int64_t calls, int64_t avg, int64_t min, int64_t max,
+                         int64_t p95) {
+  assert_int_equal(ji(t, "calls"), calls);
+  assert_int_equal(ji(t, "avg_us"), avg);
+  assert_int_equal(ji(t, "min_us"), min);
+  assert_int_equal(ji(t, "max_us"), max);
+  assert_int_equal(ji(t, "p95_us"), p95);
+}
+
+static void test_json_all(void **state) {
+  (void)state;
+  cli_result r;
+  RUN_OK(&r, "proxy", "status", "--json");
+  json_t *o = status_json(&r);
+  assert_null_field(o, "proxy");
+  assert_string_equal(js(o, "since"), "1h");
+  assert_int_equal(ji(o, "total_requests"), 126);
+  assert_pct(o, 8.73); /* 11 of 126 not ok (10 errors, 1 timeout) */
+  assert_int_equal(ji(o, "active_sessions"), 1);
+  assert_int_equal(ji(o, "total_sessions"), 2);
+  json_t *tools = json_object_get(o, "tools");
+  assert_int_equal(json_array_size(tools), 6);
+  /* by calls desc */
+  assert_string_equal(js(json_array_get(tools, 0), "label"), "search");
+  assert_string_equal(js(json_array_get(tools, 1), "label"), "fetch");
+  assert_string_equal(js(json_array_get(tools, 2), "label"), "<tools/list>");
+  json_t *t = tool(o, "search");
+  assert_stats(t, 100, 51, 1, 100, 95); /* 1..100 µs: p95 = 95th value */
+  assert_pct(t, 10.0);
+  assert_int_equal(ji(t, "total_bytes_in"), 5050);
+  assert_int_equal(ji(t, "total_bytes_out"), 10100);
+  t = tool(o, "fetch");
+  assert_stats(t, 20, 11, 1, 20, 19); /* 10.5 rounds up; 1..20: p95 = 19 */
+  assert_pct(t, 5.0);                 /* the timeout counts */
+  t = tool(o, "<tools/list>");
+  assert_stats(t, 3, 2000, 1000, 3000, 3000);
+  assert_pct(t, 0.0);
+  assert_int_equal(ji(t, "total_bytes_in"), 30);
+  assert_int_equal(ji(t, "total_bytes_out"), 300);
+  assert_stats(tool(o, "single"), 1, 7, 7, 7, 7);
+  assert_stats(tool(o, "<resources/read>"), 1, 500, 500, 500, 500);
+  assert_stats(tool(o, "<prompts/get>"), 1, 2000000, 2000000, 2000000, 2000000);
+  json_decref(o);
+  cli_result_free(&r);
+}
+
+static void test_json_filters(void **state) {
+  (void)state;
+  cli_result r;
+  RUN_OK(&r, "proxy", "status", "api", "--json");
+  json_t *o = status_json(&r);
+  assert_string_equal(js(o, "proxy"), "api");
+  assert_int_equal(ji(o, "total_requests"), 106);
+  assert_pct(o, 9.43); /* 10/106 */
+  assert_int_equal(ji(o, "active_sessions"), 1);
+  assert_int_equal(ji(o, "total_sessions"), 2);
+  assert_int_equal(json_array_size(json_object_get(o, "tools")), 5);
+  json_decref(o);
+  cli_result_free(&r);
+
+  /* 4 h: the 900 ms call joins search: 101 values, p95 at index 95 */
+  RUN_OK(&r, "proxy", "status", "api", "--since", "4h", "--json");
+  o = status_json(&r);
+  assert_string_equal(js(o, "since"), "4h");
+  assert_int_equal(ji(o, "total_requests"), 107);
+  assert_int_equal(ji(o, "total_sessions"), 3);
+  json_t *t = tool(o, "search");
+  assert_stats(t, 101, 8961, 1, 900000, 96);
+  assert_int_equal(ji(t, "total_bytes_in"), 5051);
+  json_decref(o);
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "status", "web", "--json");
+  o = status_json(&r);
+  assert_int_equal(ji(o, "total_requests"), 20);
+  assert_pct(o, 5.0);
+  assert_int_equal(ji(o, "active_sessions"), 0);
+  assert_int_equal(ji(o, "total_sessions"), 0); /* sess-beta-1 started 3 h ago */
+  assert_int_equal(json_array_size(json_object_get(o, "tools")), 1);
+  json_decref(o);
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "status", "nobody", "--json");
+  o = status_json(&r);
+  assert_int_equal(ji(o, "total_requests"), 0);
+  assert_pct(o, 0.0);
+  assert_int_equal(json_array_size(json_object_get(o, "tools")), 0);
+  json_decref(o);
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "status", "--since", "1s", "--json");
+  o = status_json(&r);
+  assert_int_equal(ji(o, "total_requests"), 0);
+  json_decref(o);
+  cli_result_free(&r);
+}
+
+/* Known data where nearest rank and interpolation disagree, written out of
+ * latency order; and one call each in µs, ms and s for the units. */
+static char *build_p95_store(const char *name) {
+  char *path = tu_path(g_dir, name);
+  int64_t now = mcpr_now_ms(), ts = now - 60000;
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, NULL, &err), MCPR_OK);
+  fx_request(s, ts++, "p", NULL, "tools/call", "pair", 1000, MCPR_REQUEST_OK, NULL, -1, -1);
+  fx_request(s, ts++, "p", NULL, "tools/call", "pair", 10, MCPR_REQUEST_OK, NULL, -1, -1);
+  for (int i = 0; i < 21; i++) /* 1..21 scrambled: gcd(8, 21) = 1 */
+    fx_request(s, ts++, "p", NULL, "tools/call", "t21", 1 + (i * 8) % 21, MCPR_REQUEST_OK, NULL,
+               -1, -1);
+  for (int i = 0; i < 40; i++)
+    fx_request(s, ts++, "p", NULL, "tools/call", "t40", 100 * (1 + (i * 7) % 40),
+               i < 4 ? MCPR_REQUEST_ERROR : MCPR_REQUEST_OK, i < 4 ? "-1" : NULL, 1000, 1);
+  fx_request(s, ts++, "p", NULL, "tools/call", "fmt_us", 850, MCPR_REQUEST_OK, NULL, -1, -1);
+  fx_request(s, ts++, "p", NULL, "tools/call", "fmt_ms", 12300, MCPR_REQUEST_OK, NULL, -1, -1);
+  fx_request(s, ts++, "p", NULL, "tools/call", "fmt_s", 4200000, MCPR_REQUEST_OK, NULL, -1, -1);
+  fx_request(s, ts++, "p", NULL, "initialize", NULL, 3100, MCPR_REQUEST_OK, NULL, -1, -1);
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  return path;
+}
+
+static void test_p95_nearest_rank(void **state) {
+  (void)state;
+  char *path = build_p95_store("p95.db");
+  cli_result r;
+  RUN_ON(&r, path, "proxy", "status", "--json");
+  json_t *o = status_json(&r);
+  assert_int_equal(ji(o, "total_requests"), 2 + 21 + 40 + 4);
+  assert_stats(tool(o, "pair"), 2, 505, 10, 1000, 1000); /* ceil(1.9)−1 = 1 */
+  assert_stats(tool(o, "t21"), 21, 11, 1, 21, 20);       /* ceil(19.95)−1 = 19 */
+  json_t *t = tool(o, "t40");
+  assert_stats(t, 40, 2050, 100, 4000, 3800);            /* ceil(38)−1 = 37 */
+  assert_pct(t, 10.0);
+  assert_int_equal(ji(t, "total_bytes_in"), 40000);
+  assert_int_equal(ji(t, "total_bytes_out"), 40);
+  assert_stats(tool(o, "<initialize>"), 1, 3100, 3100, 3100, 3100);
+  assert_string_equal(js(json_array_get(json_object_get(o, "tools"), 0), "label"), "t40");
+  json_decref(o);
+  cli_result_free(&r);
+  free(path);
+}
+
+/* The line of the pretty table whose first cell is label. */
+static const char *row_of(const char *out, const char *label) {
+  size_t n = strlen(label);
+  for (const char *p = out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (strncmp(p, label, n) == 0 && p[n] == ' ')
+      return p;
+  fail_msg("no row %s in:\n%s", label, out);
+  return NULL;
+}
+
+static size_t count_in_line(const char *line, const char *needle) {
+  const char *end = strchr(line, '\n');
+  size_t n = 0, len = strlen(needle);
+  for (const char *p = strstr(line, needle); p && (!end || p < end); p = strstr(p + len, needle))
+    n++;
+  return n;
+}
+
+static void test_pretty(void **state) {
+  (void)state;
+  char *path = build_p95_store("pretty.db");
+  cli_result r;
+  RUN_ON(&r, path, "proxy", "status");
+  assert_int_equal(r.exit_code, 0);
+  assert_true(strncmp(r.out, "all proxies \xe2\x80\x94 last 1h\n", 19) == 0);
+  assert_non_null(strstr(r.out, "requests 67   errors 6.0%   sessions 0 active, 0 started"));
+  static const char *const right[] = {"CALLS", "AVG", "P95", "MIN", "MAX", "ERR%", "IN", "OUT",
+                                      NULL};
+  assert_int_equal(assert_table(r.out, "TOOL", right, NULL), 7);
+  assert_int_equal(count_in_line(row_of(r.out, "fmt_us"), "850\xc2\xb5s"), 4);
+  assert_int_equal(count_in_line(row_of(r.out, "fmt_ms"), "12.3ms"), 4);
+  assert_int_equal(count_in_line(row_of(r.out, "fmt_s"), "4.20s"), 4);
+  const char *t40 = row_of(r.out, "t40");
+  assert_int_equal(count_in_line(t40, "3.8ms"), 1); /* p95 */
+  assert_int_equal(count_in_line(t40, "100\xc2\xb5s"), 1); /* min */
+  assert_int_equal(count_in_line(t40, "10.0%"), 1);
+  assert_int_equal(count_in_line(t40, "39.1 KB"), 1); /* 40000 bytes in */
+  row_of(r.out, "<initialize>");
+  assert_true(row_of(r.out, "t40") < row_of(r.out, "t21")); /* by calls desc */
+  assert_null(strstr(r.out, "\033["));
+  cli_result_free(&r);
+
+  RUN(&r, "proxy", "status", "api", "--since", "4h");
+  assert_int_equal(r.exit_code, 0);
+  assert_true(strncmp(r.out, "api \xe2\x80\x94 last 4h\n", 14) == 0);
+  assert_non_null(strstr(r.out, "sessions 1 active, 3 started"));
+  assert_int_equal(count_in_line(row_of(r.out, "search"), "900.0ms"), 1);
+  cli_result_free(&r);
+  RUN(&r, "proxy", "status", "nobody");
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "No requests in this window."));
+  cli_result_free(&r);
+  free(path);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_json_all),
+      cmocka_unit_test(test_json_filters),
+      cmocka_unit_test(test_p95_nearest_rank),
+      cmocka_unit_test(test_pretty),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
