@@ -181,7 +181,12 @@ MCPR_API mcpr_status mcpr_store_flush(mcpr_store *store, int timeout_ms, mcpr_er
 typedef struct mcpr_store_stats {
   uint64_t accepted;            /* record() returned MCPR_OK */
   uint64_t written;             /* committed */
-  uint64_t duplicates;          /* request_id or session_id already stored: skipped */
+  /* Skipped because already stored: a request_id or session_id seen
+   * before, a session close that changed nothing (already closed or never
+   * started), a schema version equal to or older than the stored one. */
+  uint64_t duplicates;
+  /* Each refused record() call counts once: a caller that offers the
+   * same event again after EQUEUEFULL counts each attempt. */
   uint64_t refused_queue_full;
   uint64_t refused_closing;
   uint64_t refused_invalid;

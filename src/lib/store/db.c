@@ -67,13 +67,16 @@ static const char SCHEMA_V5_TABLES[] =
  * it, 116 without; 74k → 125k events/s). A session's requests are found
  * instead through (proxy, ts) between the session's started_at and
  * last_seen_at, which bound them exactly. Every query of SPEC §6 is still
- * served by one of these indexes: docs/query-plans.md. Stores created by
- * the original keep the indexes it made; nothing here drops them.
+ * served by one of these indexes: docs/query-plans.md. The tool index also
+ * carries status, so per-tool call and error counts (unused tools, 7 days
+ * of 1M rows) read the index alone: 550 ms → 75 ms. Stores created by the
+ * original keep the indexes it made (its idx_requests_tool_ts lacks
+ * status: correct, just not covering); nothing here drops them.
  */
 static const char SCHEMA_V5_INDEXES[] =
     "CREATE INDEX IF NOT EXISTS idx_requests_ts ON requests(ts);"
     "CREATE INDEX IF NOT EXISTS idx_requests_proxy_ts ON requests(proxy, ts);"
-    "CREATE INDEX IF NOT EXISTS idx_requests_tool_ts ON requests(tool, ts)"
+    "CREATE INDEX IF NOT EXISTS idx_requests_tool_ts ON requests(tool, ts, status)"
     " WHERE tool IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS idx_sessions_proxy_started ON sessions(proxy, started_at);"
     "CREATE INDEX IF NOT EXISTS idx_sessions_client ON sessions(client_name, client_platform);"

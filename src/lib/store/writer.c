@@ -69,7 +69,7 @@ static const char *const STMT_SQL[STMT_COUNT] = {
         " WHERE session_id = ?1",
     [STMT_CLOSE_SESSION] =
         "UPDATE sessions SET ended_at = ?2 WHERE session_id = ?1 AND ended_at IS NULL",
-    [STMT_SELECT_SCHEMA] = "SELECT schema_hash, payload FROM server_schema"
+    [STMT_SELECT_SCHEMA] = "SELECT schema_hash, payload, captured_at FROM server_schema"
                            " WHERE proxy = ?1 AND upstream_url = ?2 AND method = ?3",
     [STMT_INSERT_CHANGE] =
         "INSERT INTO schema_changes (upstream_url, method, change_type, item_name,"
@@ -228,22 +228,32 @@ static int insert_change(void *arg, const char *change_type, const char *item_na
   return c->rc == SQLITE_DONE ? 0 : 1;
 }
 
-static int apply_schema_version(writer *w, const mcpr_schema_version_event *v) {
+/* Returns SQLITE_DONE, with *dup set when the event repeats or predates
+ * the stored snapshot (a replayed log): a proxy only emits a version when
+ * the content changed, so an equal hash or an older ts is not a change. */
+static int apply_schema_version(writer *w, const mcpr_schema_version_event *v, bool *dup) {
   sqlite3_stmt *sel = w->stmt[STMT_SELECT_SCHEMA];
   sqlite3_bind_text(sel, 1, v->proxy, -1, SQLITE_STATIC);
   sqlite3_bind_text(sel, 2, v->upstream_url, -1, SQLITE_STATIC);
   sqlite3_bind_text(sel, 3, v->method, -1, SQLITE_STATIC);
   int rc = sqlite3_step(sel);
   char *old_hash = NULL, *old_payload = NULL;
+  *dup = false;
   if (rc == SQLITE_ROW) {
     const char *h = (const char *)sqlite3_column_text(sel, 0);
     const char *p = (const char *)sqlite3_column_text(sel, 1);
-    old_hash = strdup(h ? h : "");
-    old_payload = strdup(p ? p : "");
-    rc = (old_hash && old_payload) ? SQLITE_DONE : SQLITE_NOMEM;
+    int64_t captured_at = sqlite3_column_int64(sel, 2);
+    if ((h && strcmp(h, v->content_hash) == 0) || v->ts_ms < captured_at) {
+      *dup = true;
+      rc = SQLITE_DONE;
+    } else {
+      old_hash = strdup(h ? h : "");
+      old_payload = strdup(p ? p : "");
+      rc = (old_hash && old_payload) ? SQLITE_DONE : SQLITE_NOMEM;
+    }
   }
   sqlite3_reset(sel);
-  if (rc != SQLITE_DONE)
+  if (rc != SQLITE_DONE || *dup)
     goto out;
 
   change_ctx c = {w, v, old_hash, SQLITE_DONE};
@@ -322,11 +332,18 @@ static int apply(writer *w, const mcpr_store_event *e, outcome *out) {
     sqlite3_bind_text(st, 1, e->u.session_closed.session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, e->u.session_closed.ended_at_ms);
     rc = run(st);
+    /* Already closed, or never seen: nothing changed. */
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
+      *out = OUT_DUPLICATE;
     break;
   }
-  case MCPR_STORE_EVENT_SCHEMA_VERSION:
-    rc = apply_schema_version(w, &e->u.schema_version);
+  case MCPR_STORE_EVENT_SCHEMA_VERSION: {
+    bool dup = false;
+    rc = apply_schema_version(w, &e->u.schema_version, &dup);
+    if (rc == SQLITE_DONE && dup)
+      *out = OUT_DUPLICATE;
     break;
+  }
   default:
     rc = SQLITE_MISUSE;
   }

@@ -214,9 +214,34 @@ static void test_session_closed(void **state) {
   flush_ok(s);
   sf_record(s, sf_session_closed("s-1", 9000)); /* later batch */
   sf_record(s, sf_session_closed("ghost", 9000));
-  close_ok(s);
+  mcpr_store_stats st = close_ok(s);
   sf_assert_dump(path, "SELECT session_id, ended_at FROM sessions ORDER BY session_id",
                  "s-1|7000\ns-2|" NUL "\n");
+  /* Closes that changed nothing are duplicates, not writes. */
+  assert_int_equal(st.written, 3);
+  assert_int_equal(st.duplicates, 3);
+}
+
+/* A replayed log (mcpr ingest of the same file again, or an older file
+ * after a newer one) repeats versions: they change nothing. */
+static void test_schema_replay(void **state) {
+  fixture *f = *state;
+  const char *path = fresh_path(f);
+  const char *v1 = "{\"tools\":[{\"name\":\"a\"}]}";
+  const char *v2 = "{\"tools\":[{\"name\":\"a\"},{\"name\":\"b\"}]}";
+  mcpr_store *s = sf_open(path, 0, NEVER_MS);
+  sf_record(s, sf_schema(1000, "api", "tools/list", v1, "h1"));
+  sf_record(s, sf_schema(2000, "api", "tools/list", v2, "h2"));
+  flush_ok(s);
+  sf_record(s, sf_schema(1000, "api", "tools/list", v1, "h1")); /* older */
+  sf_record(s, sf_schema(2000, "api", "tools/list", v2, "h2")); /* same */
+  sf_record(s, sf_schema(3000, "api", "tools/list", v2, "h2")); /* same content, later */
+  mcpr_store_stats st = close_ok(s);
+  assert_int_equal(st.written, 2);
+  assert_int_equal(st.duplicates, 3);
+  sf_assert_dump(path, "SELECT change_type, item_name, detected_at FROM schema_changes ORDER BY id",
+                 "initial|" NUL "|1000\ntool_added|b|2000\n");
+  sf_assert_dump(path, "SELECT schema_hash, captured_at FROM server_schema", "h2|2000\n");
 }
 
 /* ---------- request fields ---------- */
@@ -641,6 +666,7 @@ int main(void) {
       T(test_request_before_session),
       T(test_duplicate_request_id),
       T(test_session_closed),
+      T(test_schema_replay),
       T(test_error_msg_truncated_at_utf8_boundary),
       T(test_error_msg_malformed_utf8),
       T(test_optional_fields),
