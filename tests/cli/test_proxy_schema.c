@@ -1,0 +1,520 @@
+/* `mcpr proxy schema`, end to end: snapshots and schema status
+ * (complete/partial/unknown), `--changes` (SPEC §7 fields, newest first,
+ * the diff kinds the writer records, --limit, proxy and method filters)
+ * and `--unused` (SPEC §7 fields, least used first, honouring the proxy
+ * filter, which the original ignores). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/query/query_fixture.h"
+#include "cli.h"
+#include "testutil.h"
+
+#define CHANGE_KEYS "upstream_url,method,change_type,item_name,old_hash,new_hash,detected_at"
+#define UNUSED_KEYS "tool_name,description,calls,errors,last_called_at"
+
+static char *g_dir, *g_path;
+static int64_t g_now;
+
+static int setup(void **state) {
+  (void)state;
+  g_dir = tu_tmpdir();
+  g_path = tu_path(g_dir, "store.db");
+  g_now = fx_build(g_path);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  free(g_path);
+  tu_rmdir(g_dir);
+  return 0;
+}
+
+/* ---------- helpers (NDJSON lines, keys, aligned columns) ---------- */
+
+static inline json_t *nd_line(const char *text, size_t i) {
+  const char *p = text;
+  for (size_t k = 0; k < i && *p; k++) {
+    const char *nl = strchr(p, '\n');
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+  if (!*p)
+    fail_msg("no line %zu in output:\n%s", i, text);
+  const char *end = strchr(p, '\n');
+  json_error_t e;
+  json_t *o = json_loadb(p, end ? (size_t)(end - p) : strlen(p), 0, &e);
+  if (!json_is_object(o))
+    fail_msg("line %zu is not a JSON object (%s):\n%s", i, e.text, text);
+  return o;
+}
+
+static inline size_t nd_count(const char *text) {
+  size_t n = 0;
+  for (const char *p = text; *p; p++)
+    n += *p == '\n';
+  return n;
+}
+
+static inline void assert_keys(json_t *o, const char *keys) {
+  char buf[1024] = "";
+  size_t len = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(o, k, v) {
+    (void)v;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", k);
+  }
+  assert_string_equal(buf, keys);
+}
+
+static inline const char *js(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_string(v))
+    fail_msg("%s is not a string", key);
+  return json_string_value(v);
+}
+
+static inline int64_t ji(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!json_is_integer(v))
+    fail_msg("%s is not an integer", key);
+  return (int64_t)json_integer_value(v);
+}
+
+static inline void assert_null_field(json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  if (!v || !json_is_null(v))
+    fail_msg("%s should be present and null", key);
+}
+
+/* Line text with every UTF-8 character as one byte, so byte offsets are
+ * display columns. New string. */
+static inline char *flat_line(const char *p, size_t len) {
+  char *s = malloc(len + 1);
+  assert_non_null(s);
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if ((c & 0xC0) == 0x80)
+      continue;
+    s[n++] = c < 0x80 ? (char)c : '#';
+  }
+  s[n] = '\0';
+  return s;
+}
+
+/*
+ * The table whose header line starts with first_header: every row below it
+ * (up to a blank line or the end) has its right-aligned columns ending
+ * where their header ends and its left-aligned columns starting where
+ * theirs start. Returns the number of rows.
+ */
+static inline size_t assert_table(const char *out, const char *first_header, const char *const *right,
+                           const char *const *left) {
+  const char *h = strstr(out, first_header);
+  if (!h || (h != out && h[-1] != '\n'))
+    fail_msg("no table with header %s in:\n%s", first_header, out);
+  const char *hend = strchr(h, '\n');
+  char *header = flat_line(h, hend ? (size_t)(hend - h) : strlen(h));
+  size_t rows = 0;
+  for (const char *p = hend ? hend + 1 : h + strlen(h); *p && *p != '\n';) {
+    const char *e = strchr(p, '\n');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    char *line = flat_line(p, len);
+    size_t ll = strlen(line);
+    for (const char *const *r = right; r && *r; r++) {
+      const char *at = strstr(header, *r);
+      assert_non_null(at);
+      size_t end = (size_t)(at - header) + strlen(*r);
+      if (end > ll || line[end - 1] == ' ' || (end < ll && line[end] != ' '))
+        fail_msg("column %s not right-aligned in row:\n%s\n%s", *r, header, line);
+    }
+    for (const char *const *l = left; l && *l; l++) {
+      const char *at = strstr(header, *l);
+      assert_non_null(at);
+      size_t start = (size_t)(at - header);
+      if (start >= ll || line[start] == ' ' || (start > 0 && line[start - 1] != ' '))
+        fail_msg("column %s not left-aligned in row:\n%s\n%s", *l, header, line);
+    }
+    free(line);
+    rows++;
+    p = e ? e + 1 : p + len;
+  }
+  free(header);
+  return rows;
+}
+
+static inline void run_on(cli_result *r, const char *path, const char *const *args) {
+  const char *argv[32];
+  size_t n = 0;
+  argv[n++] = "--db";
+  argv[n++] = path;
+  for (const char *const *a = args; *a && n < 31; a++)
+    argv[n++] = *a;
+  argv[n] = NULL;
+  cli_spec spec = {.args = argv};
+  cli_run(&spec, r);
+}
+
+#define RUN_ON(r, path, ...)                                                       \
+  do {                                                                             \
+    const char *const a_[] = {__VA_ARGS__, NULL};                                  \
+    run_on(r, path, a_);                                                           \
+  } while (0)
+#define RUN(r, ...) RUN_ON(r, g_path, __VA_ARGS__)
+
+/* Run and expect exit 0 and nothing on stderr. */
+#define RUN_OK(r, ...)                                                             \
+  do {                                                                             \
+    RUN(r, __VA_ARGS__);                                                           \
+    if ((r)->exit_code != 0 || (r)->err_len)                                       \
+      fail_msg("exit %d, stderr:\n%s", (r)->exit_code, (r)->err);                  \
+  } while (0)
+
+/* The session ids of NDJSON output, comma-joined. */
+static inline void ids_of(const char *out, char *buf, size_t n) {
+  buf[0] = '\0';
+  size_t len = 0;
+  for (size_t i = 0; i < nd_count(out); i++) {
+    json_t *o = nd_line(out, i);
+    len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "", js(o, "session_id"));
+    json_decref(o);
+  }
+}
+
+/* ---------- tests ---------- */
+
+/* Field key of every NDJSON line, comma-joined (null as "-"). */
+static void field_of(const char *out, const char *key, char *buf, size_t n) {
+  buf[0] = '\0';
+  size_t len = 0;
+  for (size_t i = 0; i < nd_count(out); i++) {
+    json_t *o = nd_line(out, i);
+    json_t *v = json_object_get(o, key);
+    len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "",
+                            json_is_string(v) ? json_string_value(v) : "-");
+    json_decref(o);
+  }
+}
+
+static void test_snapshots(void **state) {
+  (void)state;
+  int64_t t0 = g_now - 120000;
+  cli_result r;
+  RUN_OK(&r, "proxy", "schema", "--json");
+  char buf[512];
+  field_of(r.out, "method", buf, sizeof buf);
+  assert_string_equal(buf, "initialize,tools/list,tools/list"); /* by upstream, method */
+  field_of(r.out, "upstream_url", buf, sizeof buf);
+  assert_string_equal(buf, "http://up-api,http://up-api,http://up-web");
+  json_t *o = nd_line(r.out, 1);
+  assert_string_equal(js(o, "proxy"), "api");
+  assert_string_equal(js(o, "schema_hash"), "hash-api-tools");
+  assert_int_equal(ji(o, "captured_at"), t0 + 11);
+  json_t *tools = json_object_get(json_object_get(o, "payload"), "tools");
+  assert_int_equal(json_array_size(tools), 3); /* the payload as JSON, not a string */
+  json_decref(o);
+  cli_result_free(&r);
+
+  static const struct {
+    const char *args[5];
+    const char *methods;
+  } cases[] = {
+      {{"--method", "tools/list", NULL}, "tools/list,tools/list"},
+      {{"api", NULL}, "initialize,tools/list"},
+      {{"web", NULL}, "tools/list"},
+      {{"api", "--method", "initialize", NULL}, "initialize"},
+      {{"web", "--method", "initialize", NULL}, ""},
+      {{"nobody", NULL}, ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *argv[10] = {"proxy", "schema", "--json"};
+    size_t n = 3;
+    for (size_t k = 0; cases[i].args[k]; k++)
+      argv[n++] = cases[i].args[k];
+    argv[n] = NULL;
+    run_on(&r, g_path, argv);
+    assert_int_equal(r.exit_code, 0);
+    field_of(r.out, "method", buf, sizeof buf);
+    if (strcmp(buf, cases[i].methods) != 0)
+      fail_msg("case %zu: got [%s], want [%s]", i, buf, cases[i].methods);
+    cli_result_free(&r);
+  }
+}
+
+static void test_schema_status_pretty(void **state) {
+  (void)state;
+  cli_result r;
+  RUN_OK(&r, "proxy", "schema");
+  assert_non_null(strstr(r.out, "http://up-api (api): complete\n"));
+  assert_non_null(strstr(r.out, "  server     demo 1.2\n"));
+  assert_non_null(strstr(r.out, "  protocol   2025-06-18\n"));
+  assert_non_null(strstr(r.out, "  capability prompts, tools\n"));
+  /* tools/list without initialize: partial, and no server facts */
+  const char *web = strstr(r.out, "http://up-web (web): partial\n");
+  assert_non_null(web);
+  const char *table = strstr(r.out, "\nUPSTREAM");
+  assert_non_null(table);
+  assert_null(strstr(web, "  server "));
+  static const char *const left[] = {"METHOD", "CAPTURED", "HASH", NULL};
+  assert_int_equal(assert_table(table + 1, "UPSTREAM", NULL, left), 3);
+  assert_non_null(strstr(table, "hash-api-too\n")); /* hash cut to 12 */
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "schema", "web");
+  assert_non_null(strstr(r.out, "http://up-web (web): partial\n"));
+  assert_null(strstr(r.out, "up-api"));
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "schema", "nobody");
+  assert_non_null(strstr(r.out, "unknown"));
+  assert_null(strstr(r.out, "UPSTREAM"));
+  cli_result_free(&r);
+}
+
+static void test_changes_fixture(void **state) {
+  (void)state;
+  int64_t t0 = g_now - 120000;
+  cli_result r;
+  RUN_OK(&r, "proxy", "schema", "--changes", "--json");
+  assert_int_equal(nd_count(r.out), 3);
+  json_t *o = nd_line(r.out, 0); /* newest first */
+  assert_keys(o, CHANGE_KEYS);
+  assert_string_equal(js(o, "upstream_url"), "http://up-web");
+  assert_string_equal(js(o, "method"), "tools/list");
+  assert_string_equal(js(o, "change_type"), "initial");
+  assert_null_field(o, "item_name");
+  assert_null_field(o, "old_hash");
+  assert_string_equal(js(o, "new_hash"), "hash-web-tools");
+  assert_int_equal(ji(o, "detected_at"), t0 + 12);
+  json_decref(o);
+  o = nd_line(r.out, 2);
+  assert_keys(o, CHANGE_KEYS);
+  assert_string_equal(js(o, "method"), "initialize");
+  assert_int_equal(ji(o, "detected_at"), t0 + 10);
+  json_decref(o);
+  cli_result_free(&r);
+
+  static const struct {
+    const char *args[6];
+    size_t lines;
+  } cases[] = {
+      {{"--limit", "1", NULL}, 1},
+      {{"--limit", "2", NULL}, 2},
+      {{"api", NULL}, 2},
+      {{"web", NULL}, 1},
+      {{"nobody", NULL}, 0},
+      {{"--method", "tools/list", NULL}, 2},
+      {{"api", "--method", "tools/list", NULL}, 1},
+      {{"--method", "prompts/list", NULL}, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *argv[12] = {"proxy", "schema", "--changes", "--json"};
+    size_t n = 4;
+    for (size_t k = 0; cases[i].args[k]; k++)
+      argv[n++] = cases[i].args[k];
+    argv[n] = NULL;
+    run_on(&r, g_path, argv);
+    assert_int_equal(r.exit_code, 0);
+    if (nd_count(r.out) != cases[i].lines)
+      fail_msg("case %zu: %zu lines, want %zu\n%s", i, nd_count(r.out), cases[i].lines, r.out);
+    cli_result_free(&r);
+  }
+
+  RUN_OK(&r, "proxy", "schema", "--changes");
+  static const char *const left[] = {"UPSTREAM", "METHOD", "CHANGE", "ITEM", NULL};
+  assert_int_equal(assert_table(r.out, "DETECTED", NULL, left), 3);
+  assert_int_equal(cli_count_substr(r.out, " initial "), 3);
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "schema", "nobody", "--changes");
+  assert_non_null(strstr(r.out, "No schema changes recorded."));
+  cli_result_free(&r);
+}
+
+/* Item-level diffs recorded by the writer, read back through the CLI. */
+static void test_changes_diffs(void **state) {
+  (void)state;
+  char *path = tu_path(g_dir, "diff.db");
+  int64_t ts = mcpr_now_ms() - 60000;
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, NULL, &err), MCPR_OK);
+  fx_schema(s, ts, "api", "http://up", "tools/list",
+            "{\"tools\":[{\"name\":\"a\"},{\"name\":\"b\",\"description\":\"x\"},{\"name\":\"c\"}]}",
+            "h1");
+  fx_schema(s, ts + 1000, "api", "http://up", "tools/list",
+            "{\"tools\":[{\"name\":\"a\"},{\"name\":\"b\",\"description\":\"y\"},{\"name\":\"d\"}]}",
+            "h2");
+  fx_schema(s, ts + 2000, "api", "http://up", "initialize", "{\"serverInfo\":{\"name\":\"s\"}}",
+            "i1");
+  fx_schema(s, ts + 3000, "api", "http://up", "initialize",
+            "{\"serverInfo\":{\"name\":\"s2\"}}", "i2");
+  fx_schema(s, ts + 4000, "other", "http://up", "tools/list", "{\"tools\":[]}", "o1");
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+
+  cli_result r;
+  RUN_ON(&r, path, "proxy", "schema", "api", "--changes", "--json");
+  assert_int_equal(r.exit_code, 0);
+  char buf[512];
+  field_of(r.out, "change_type", buf, sizeof buf);
+  /* newest first; the three item changes of one snapshot share a time */
+  assert_int_equal(nd_count(r.out), 6);
+  assert_true(strncmp(buf, "updated,initial,", 16) == 0);
+  const char *rest = buf + 16;
+  assert_non_null(strstr(rest, "tool_added"));
+  assert_non_null(strstr(rest, "tool_modified"));
+  assert_non_null(strstr(rest, "tool_removed"));
+  assert_true(strcmp(rest + strlen(rest) - strlen("initial"), "initial") == 0);
+  json_t *o = nd_line(r.out, 0);
+  assert_keys(o, CHANGE_KEYS);
+  assert_string_equal(js(o, "method"), "initialize");
+  assert_null_field(o, "item_name");
+  assert_string_equal(js(o, "old_hash"), "i1");
+  assert_string_equal(js(o, "new_hash"), "i2");
+  assert_int_equal(ji(o, "detected_at"), ts + 3000);
+  json_decref(o);
+  for (size_t i = 2; i < 5; i++) {
+    o = nd_line(r.out, i);
+    const char *type = js(o, "change_type");
+    const char *want = strcmp(type, "tool_added") == 0      ? "d"
+                       : strcmp(type, "tool_modified") == 0 ? "b"
+                                                            : "c";
+    assert_string_equal(js(o, "item_name"), want);
+    assert_string_equal(js(o, "old_hash"), "h1");
+    assert_string_equal(js(o, "new_hash"), "h2");
+    assert_int_equal(ji(o, "detected_at"), ts + 1000);
+    json_decref(o);
+  }
+  cli_result_free(&r);
+  /* The same upstream URL behind another proxy is another history. */
+  RUN_ON(&r, path, "proxy", "schema", "other", "--changes", "--json");
+  assert_int_equal(nd_count(r.out), 1);
+  cli_result_free(&r);
+  RUN_ON(&r, path, "proxy", "schema", "--changes", "--json", "--limit", "3");
+  field_of(r.out, "change_type", buf, sizeof buf);
+  assert_string_equal(buf, "initial,updated,initial"); /* other's, then api's */
+  cli_result_free(&r);
+  free(path);
+}
+
+static void test_unused(void **state) {
+  (void)state;
+  int64_t t0 = g_now - 120000;
+  cli_result r;
+  char buf[512];
+  /* All proxies, 7 d: the union of both tool lists. */
+  RUN_OK(&r, "proxy", "schema", "--unused", "--json");
+  assert_int_equal(nd_count(r.out), 4);
+  field_of(r.out, "tool_name", buf, sizeof buf);
+  assert_true(strcmp(buf, "unused_tool,web_only,fetch,search") == 0 ||
+              strcmp(buf, "web_only,unused_tool,fetch,search") == 0);
+  for (size_t i = 0; i < 4; i++) {
+    json_t *o = nd_line(r.out, i);
+    assert_keys(o, UNUSED_KEYS);
+    if (i < 2) {
+      assert_int_equal(ji(o, "calls"), 0);
+      assert_int_equal(ji(o, "errors"), 0);
+      assert_null_field(o, "last_called_at");
+    }
+    json_decref(o);
+  }
+  json_t *o = nd_line(r.out, 2);
+  assert_int_equal(ji(o, "calls"), 20);
+  assert_int_equal(ji(o, "errors"), 1);
+  assert_null_field(o, "description");
+  assert_int_equal(ji(o, "last_called_at"), t0 + 220);
+  json_decref(o);
+  o = nd_line(r.out, 3);
+  assert_int_equal(ji(o, "calls"), 101);
+  assert_int_equal(ji(o, "errors"), 10);
+  assert_string_equal(js(o, "description"), "Search docs");
+  assert_int_equal(ji(o, "last_called_at"), t0 + 100);
+  json_decref(o);
+  cli_result_free(&r);
+
+  /* Proxy api: its own tool list and its own calls only. fetch is called
+   * 20 times, but through web: unused here. web_only is not api's. */
+  RUN_OK(&r, "proxy", "schema", "api", "--unused", "--json");
+  field_of(r.out, "tool_name", buf, sizeof buf);
+  assert_true(strcmp(buf, "fetch,unused_tool,search") == 0 ||
+              strcmp(buf, "unused_tool,fetch,search") == 0);
+  for (size_t i = 0; i < 3; i++) {
+    o = nd_line(r.out, i);
+    if (strcmp(js(o, "tool_name"), "fetch") == 0) {
+      assert_int_equal(ji(o, "calls"), 0);
+      assert_null_field(o, "last_called_at");
+    }
+    if (strcmp(js(o, "tool_name"), "unused_tool") == 0)
+      assert_string_equal(js(o, "description"), "Never called");
+    json_decref(o);
+  }
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "schema", "web", "--unused", "--json");
+  field_of(r.out, "tool_name", buf, sizeof buf);
+  assert_string_equal(buf, "web_only,fetch");
+  o = nd_line(r.out, 1);
+  assert_int_equal(ji(o, "calls"), 20);
+  json_decref(o);
+  cli_result_free(&r);
+
+  /* The window: 1 h leaves out the 3-hour-old call. */
+  RUN_OK(&r, "proxy", "schema", "api", "--unused", "--since", "1h", "--json");
+  o = nd_line(r.out, 2);
+  assert_string_equal(js(o, "tool_name"), "search");
+  assert_int_equal(ji(o, "calls"), 100);
+  json_decref(o);
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "schema", "api", "--unused", "--since", "1s", "--json");
+  assert_int_equal(nd_count(r.out), 3);
+  o = nd_line(r.out, 2);
+  assert_int_equal(ji(o, "calls"), 0);
+  json_decref(o);
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "schema", "nobody", "--unused", "--json");
+  assert_string_equal(r.out, "");
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "schema", "nobody", "--unused");
+  assert_non_null(strstr(r.out, "No tools/list captured for this proxy"));
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "schema", "api", "--unused");
+  assert_non_null(strstr(r.out, "least used first"));
+  static const char *const right[] = {"CALLS", "ERRORS", NULL};
+  static const char *const left[] = {"LAST CALLED", NULL};
+  assert_int_equal(assert_table(r.out, "TOOL", right, left), 3);
+  assert_int_equal(cli_count_substr(r.out, "never"), 2);
+  assert_non_null(strstr(r.out, "Search docs"));
+  assert_null(strstr(r.out, "web_only"));
+  cli_result_free(&r);
+}
+
+static void test_flag_rules(void **state) {
+  (void)state;
+  static const char *const cases[][6] = {
+      {"proxy", "schema", "--changes", "--unused", NULL},
+      {"proxy", "schema", "--limit", "5", NULL},
+      {"proxy", "schema", "--unused", "--limit", "5", NULL},
+      {"proxy", "schema", "--since", "1d", NULL},
+      {"proxy", "schema", "--changes", "--since", "1d", NULL},
+      {"proxy", "schema", "a", "b", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    cli_result r;
+    run_on(&r, g_path, cases[i]);
+    if (r.exit_code != 2 || !strstr(r.err, "usage") || r.out_len)
+      fail_msg("case %zu: exit %d\n%s", i, r.exit_code, r.err);
+    cli_result_free(&r);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_snapshots),       cmocka_unit_test(test_schema_status_pretty),
+      cmocka_unit_test(test_changes_fixture), cmocka_unit_test(test_changes_diffs),
+      cmocka_unit_test(test_unused),          cmocka_unit_test(test_flag_rules),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
