@@ -16,7 +16,7 @@ static inline json_t *nd_line(const char *text, size_t i) {
       p++;
   }
   if (!p || !*p)
-    fail_msg("no line %zu in output:\n%s", i, text);
+    fail_msg("no line %zu in output:\n%s", i, text ? text : "(no output)");
   const char *end = strchr(p, '\n');
   json_error_t e;
   json_t *o = json_loadb(p, end ? (size_t)(end - p) : strlen(p), 0, &e);
