@@ -167,6 +167,10 @@ const char *mcpr__db_legacy_ddl(int version) {
 
 /* ---------- helpers ---------- */
 
+mcpr_status mcpr_store_process_init(void) {
+  return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK ? MCPR_OK : MCPR_EBUSY;
+}
+
 mcpr_status mcpr__db_status(int rc) {
   switch (rc & 0xFF) {
   case SQLITE_OK:
