@@ -131,10 +131,8 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
   pthread_cond_destroy(&s->work_cv);
   pthread_cond_init(&s->work_cv, &ca);
   pthread_condattr_destroy(&ca);
-  mcpr__checkpointer_start(&s->checkpointer, s->path, s->opts.vfs_name, s->db);
   if (pthread_create(&s->thread, NULL, mcpr__writer_main, s) != 0) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "cannot start the store writer thread");
-    mcpr__checkpointer_stop(&s->checkpointer, s->db);
     goto fail_sync;
   }
   *out = s;
@@ -463,8 +461,6 @@ mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
     sched_yield();
   mcpr__store_wake(s);
   pthread_join(s->thread, NULL);
-
-  mcpr__checkpointer_stop(&s->checkpointer, s->db);
 
   if (final)
     mcpr_store_stats_get(s, final);

@@ -38,22 +38,6 @@ static inline void mcpr__slot_free(void *slot) {
   __builtin_free(heap);
 }
 
-/* The thread that checkpoints the WAL for the writer (checkpoint.c). */
-typedef struct mcpr__checkpointer {
-  pthread_t thread;
-  sqlite3 *db; /* its own connection */
-  pthread_mutex_t lock;
-  pthread_cond_t cv;
-  bool wanted, stop, started;
-} mcpr__checkpointer;
-
-/* Start it for writer_db (best effort: on failure the writer keeps
- * SQLite's automatic checkpoints). Stop joins it; call before closing
- * writer_db, with the writer thread already joined. */
-void mcpr__checkpointer_start(mcpr__checkpointer *c, const char *path, const char *vfs,
-                              sqlite3 *writer_db);
-void mcpr__checkpointer_stop(mcpr__checkpointer *c, sqlite3 *writer_db);
-
 /* Bit set in `inflight` once close has begun; the rest counts record()
  * calls between their closing check and their push. */
 #define MCPR__CLOSING_BIT ((uint64_t)1 << 63)
@@ -64,7 +48,6 @@ struct mcpr_store {
   char *path;
   sqlite3 *db; /* owned by the writer thread once it runs */
   pthread_t thread;
-  mcpr__checkpointer checkpointer;
 
   _Alignas(MCPR__CACHELINE) _Atomic uint64_t inflight;
 
