@@ -15,6 +15,8 @@
  * leaves the old version intact.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,30 @@ const char *mcpr__db_legacy_ddl(int version) {
 }
 
 /* ---------- helpers ---------- */
+
+int mcpr__commit_lock_open(const char *db_path) {
+  char lock_path[4200];
+  int n = snprintf(lock_path, sizeof lock_path, "%s-mcprlock", db_path);
+  if (n < 0 || (size_t)n >= sizeof lock_path)
+    return -1;
+  return open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+}
+
+void mcpr__commit_lock(int fd) {
+  if (fd >= 0)
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+      ;
+}
+
+void mcpr__commit_unlock(int fd) {
+  if (fd >= 0)
+    flock(fd, LOCK_UN);
+}
+
+void mcpr__commit_lock_close(int fd) {
+  if (fd >= 0)
+    close(fd);
+}
 
 mcpr_status mcpr_store_process_init(void) {
   return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK ? MCPR_OK : MCPR_EBUSY;
@@ -498,12 +524,14 @@ static int64_t monotonic_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static mcpr_status migrate(sqlite3 *db, const char *path, mcpr_error *err) {
+static mcpr_status migrate(sqlite3 *db, const char *path, int lock_fd, mcpr_error *err) {
   int64_t deadline = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
   for (;;) {
     bool newer = false;
     mcpr_error inner = {0};
+    mcpr__commit_lock(lock_fd);
     int rc = migrate_once(db, &inner, &newer);
+    mcpr__commit_unlock(lock_fd);
     if (rc == SQLITE_OK && newer)
       return mcpr_error_set(err, MCPR_ENEWER,
                             "%s was upgraded by a newer mcpr while opening; upgrade mcpr",
@@ -568,16 +596,18 @@ static bool looks_like_sqlite(const char *path) {
 
 /* Readers record which mcpr last opened the file too, but never wait for
  * the lock to do it: with a writer busy, the next open will. */
-static void touch_mcpr_version(sqlite3 *db) {
+static void touch_mcpr_version(sqlite3 *db, int lock_fd) {
   if (meta_version_current(db))
     return;
   sqlite3_busy_timeout(db, 0);
+  mcpr__commit_lock(lock_fd);
   if (mcpr__db_exec(db, "BEGIN IMMEDIATE") == SQLITE_OK) {
     if (write_meta(db) == SQLITE_OK)
       mcpr__db_exec(db, "COMMIT");
     else
       mcpr__db_exec(db, "ROLLBACK");
   }
+  mcpr__commit_unlock(lock_fd);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 }
 
@@ -672,11 +702,15 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
 
   if (!read_only && (version != MCPR_STORE_SCHEMA_VERSION || !indexes_complete(db) ||
                      (mode == MCPR__DB_CREATE && !meta_version_current(db)))) {
-    st = migrate(db, path, err);
+    int lock_fd = mcpr__commit_lock_open(path);
+    st = migrate(db, path, lock_fd, err);
+    mcpr__commit_lock_close(lock_fd);
     if (st != MCPR_OK)
       goto fail;
   } else if (!read_only) {
-    touch_mcpr_version(db);
+    int lock_fd = mcpr__commit_lock_open(path);
+    touch_mcpr_version(db, lock_fd);
+    mcpr__commit_lock_close(lock_fd);
   }
   *out = db;
   return MCPR_OK;

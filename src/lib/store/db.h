@@ -45,6 +45,23 @@ int mcpr__db_exec(sqlite3 *db, const char *sql);
 /* mkdir -p for the parent directory of path (mode 0700 for new ones). */
 mcpr_status mcpr__mkdir_parent(const char *path, mcpr_error *err);
 
+/*
+ * The store's commit lock: an flock() on `<store>-mcprlock` that every
+ * mcpr connection holds while it writes (BEGIN … COMMIT, with the
+ * checkpoint SQLite may run inside COMMIT) or checkpoints, in every
+ * process. SQLite before 3.51.3 — Debian 12 ships 3.40.1 — has a race
+ * between a checkpoint on one connection and another connection's commit
+ * that restarts the WAL, which can lose committed transactions; with this
+ * lock mcpr's own commits and checkpoints never overlap. A separate file,
+ * because closing any descriptor of the database itself would drop
+ * SQLite's POSIX locks. Best effort: -1 when the file cannot be opened
+ * (a read-only directory), and locking a -1 does nothing.
+ */
+int mcpr__commit_lock_open(const char *db_path);
+void mcpr__commit_lock(int fd);
+void mcpr__commit_unlock(int fd);
+void mcpr__commit_lock_close(int fd);
+
 /* DDL of older schema versions, for tests that build old stores:
  * mcpr__db_legacy_ddl(v) for v in 0..4 is the full DDL of that version
  * (tables and meta rows), NULL otherwise. */

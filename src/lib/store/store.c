@@ -121,6 +121,7 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
   st = mcpr__db_open(s->path, MCPR__DB_CREATE, s->opts.vfs_name, &s->db, err);
   if (st != MCPR_OK)
     goto fail_queue;
+  s->commit_lock_fd = mcpr__commit_lock_open(s->path);
 
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->work_cv, NULL);
@@ -143,6 +144,7 @@ fail_sync:
   pthread_cond_destroy(&s->work_cv);
   pthread_mutex_destroy(&s->lock);
   sqlite3_close_v2(s->db);
+  mcpr__commit_lock_close(s->commit_lock_fd);
 fail_queue:
   mcpr__queue_release_all(&s->queue);
 fail_path:
@@ -465,7 +467,11 @@ mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
   if (final)
     mcpr_store_stats_get(s, final);
   mcpr_status st = s->first_failure;
+  /* The last connection's close may checkpoint: under the lock too. */
+  mcpr__commit_lock(s->commit_lock_fd);
   sqlite3_close_v2(s->db);
+  mcpr__commit_unlock(s->commit_lock_fd);
+  mcpr__commit_lock_close(s->commit_lock_fd);
   pthread_cond_destroy(&s->done_cv);
   pthread_cond_destroy(&s->work_cv);
   pthread_mutex_destroy(&s->lock);

@@ -47,6 +47,7 @@ struct mcpr_store {
   mcpr_store_options opts;
   char *path;
   sqlite3 *db; /* owned by the writer thread once it runs */
+  int commit_lock_fd; /* see mcpr__commit_lock_open(); -1: none */
   pthread_t thread;
 
   _Alignas(MCPR__CACHELINE) _Atomic uint64_t inflight;

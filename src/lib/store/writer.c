@@ -356,7 +356,18 @@ static int apply(writer *w, const mcpr_store_event *e, outcome *out) {
 
 /* ---------- one batch ---------- */
 
+static int attempt_locked(writer *w);
+
+/* One try at the batch, holding the store's commit lock (db.h) so no
+ * other mcpr connection checkpoints while this one commits. */
 static int attempt(writer *w) {
+  mcpr__commit_lock(w->s->commit_lock_fd);
+  int rc = attempt_locked(w);
+  mcpr__commit_unlock(w->s->commit_lock_fd);
+  return rc;
+}
+
+static int attempt_locked(writer *w) {
   sqlite3 *db = w->s->db;
   int rc = run(w->stmt[STMT_BEGIN]);
   if (rc != SQLITE_DONE)
