@@ -6,8 +6,7 @@
 #include <unistd.h>
 
 #include "../lib/query/query_fixture.h"
-#include "cli.h"
-#include "cli_json.h"
+#include "cli_check.h"
 #include "testutil.h"
 
 static char *g_dir, *g_path;
@@ -30,24 +29,6 @@ static int teardown(void **state) {
 #define LOG_KEYS                                                                   \
   "request_id,ts,method,tool,resource_uri,prompt_name,latency_us,status,error_code," \
   "error_msg,session_id,bytes_in,bytes_out"
-
-static void run_db(cli_result *r, const char *const *args) {
-  const char *argv[32];
-  size_t n = 0;
-  argv[n++] = "--db";
-  argv[n++] = g_path;
-  for (const char *const *a = args; *a && n < 31; a++)
-    argv[n++] = *a;
-  argv[n] = NULL;
-  cli_spec spec = {.args = argv};
-  cli_run(&spec, r);
-}
-
-#define RUN(r, ...)                                                                \
-  do {                                                                             \
-    const char *const a_[] = {__VA_ARGS__, NULL};                                  \
-    run_db(r, a_);                                                                 \
-  } while (0)
 
 static void test_logs_json(void **state) {
   (void)state;
@@ -102,7 +83,7 @@ static void test_logs_json(void **state) {
       argv[n++] = cases[i].args[k];
     /* a later --tail wins */
     argv[n] = NULL;
-    run_db(&r, argv);
+    run_on(&r, g_path, argv);
     assert_int_equal(r.exit_code, 0);
     if (nd_count(r.out) != cases[i].lines)
       fail_msg("case %zu (%s %s): %zu lines, want %zu\n%s", i, cases[i].args[0],
@@ -184,7 +165,7 @@ static void test_usage_errors(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_result r;
-    run_db(&r, cases[i].args);
+    run_on(&r, g_path, cases[i].args);
     if (r.exit_code != 2 || !strstr(r.err, cases[i].needle))
       fail_msg("case %zu: exit %d, stderr:\n%s", i, r.exit_code, r.err);
     assert_string_equal(r.out, "");
