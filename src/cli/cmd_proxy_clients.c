@@ -33,9 +33,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--json", 0, false, NULL, &json},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 1, &npos);
+  const char *name = NULL;
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
   int64_t now = mcpr_now_ms(), cutoff;
@@ -46,10 +45,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
   mcpr_client_rows rows;
   mcpr_error err = {0};
-  if (mcpr_query_clients(q, npos ? pos[0] : NULL, cutoff, &rows, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
+  if (mcpr_query_clients(q, name, cutoff, &rows, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
   if (json) {
     for (size_t i = 0; i < rows.count; i++)
       fmt_json_line(stdout, fmt_json_client_row(&rows.rows[i]));

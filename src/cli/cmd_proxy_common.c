@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,16 @@ int cli_parse_args(const mcpr_cli_command *cmd, int argc, char **argv, const cli
   return -1;
 }
 
+int cli_parse_name(const mcpr_cli_command *cmd, int argc, char **argv, const cli_opt *opts,
+                   const char **name) {
+  const char *pos[1] = {NULL};
+  int npos = 0;
+  int rc = cli_parse_args(cmd, argc, argv, opts, pos, name ? 1 : 0, &npos);
+  if (name)
+    *name = npos ? pos[0] : NULL;
+  return rc;
+}
+
 int cli_window(const mcpr_cli_command *cmd, const char *flag, const char *text,
                const char *dflt, int64_t now_ms, int64_t *cutoff_ms) {
   const char *use = text ? text : dflt;
@@ -124,6 +135,11 @@ int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q) {
   if (mcpr_query_open(q, ctx->db_path, &err) != MCPR_OK)
     return cli_fail("%s", err.message);
   return 0;
+}
+
+int cli_query_fail(mcpr_query *q, const mcpr_error *err) {
+  mcpr_query_close(q);
+  return cli_fail("%s", err->message);
 }
 
 /* ---------- log rows ---------- */
@@ -213,4 +229,32 @@ int cli_follow(mcpr_query *q, const mcpr_log_filter *f, int64_t after_row_id, bo
       cli_sleep_ms(FOLLOW_POLL_MS);
   }
   return CLI_EXIT_OK;
+}
+
+int cli_show_logs(const mcpr_cli_ctx *ctx, mcpr_log_filter *f, cli_log_fetch fetch, bool json,
+                  bool follow, bool reverse, int64_t now_ms, const char *empty_fmt, ...) {
+  mcpr_query *q = NULL;
+  int rc = cli_open_query(ctx, &q);
+  if (rc != 0)
+    return rc;
+  mcpr_error err = {0};
+  int64_t cursor = 0;
+  if (follow && mcpr_query_last_row_id(q, &cursor, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
+  f->up_to_row_id = cursor;
+  mcpr_log_rows rows;
+  if (fetch(q, f, &rows, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
+  if (rows.count == 0 && !json && !follow) {
+    va_list ap;
+    va_start(ap, empty_fmt);
+    vprintf(empty_fmt, ap);
+    va_end(ap);
+    putchar('\n');
+  }
+  cli_print_logs(&rows, json, reverse, true, follow, now_ms);
+  mcpr_log_rows_release(&rows);
+  rc = follow ? cli_follow(q, f, cursor, json) : CLI_EXIT_OK;
+  mcpr_query_close(q);
+  return rc;
 }

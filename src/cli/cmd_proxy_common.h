@@ -31,6 +31,11 @@ typedef struct cli_opt {
  */
 int cli_parse_args(const mcpr_cli_command *cmd, int argc, char **argv, const cli_opt *opts,
                    const char **pos, int max_pos, int *npos);
+/* cli_parse_args for the commands that take at most one positional (a
+ * proxy NAME or a session id): *name receives it, or NULL when omitted.
+ * name NULL: no positional is allowed. */
+int cli_parse_name(const mcpr_cli_command *cmd, int argc, char **argv, const cli_opt *opts,
+                   const char **name);
 
 /* A window flag: text (or dflt when NULL; NULL dflt: all time) turned
  * into the cutoff now − duration. Prints the usage error and returns 2 on
@@ -44,6 +49,8 @@ int cli_count(const mcpr_cli_command *cmd, const char *flag, const char *text, i
 /* Open the store for reading; on failure print why and return 1 (or 0 on
  * success with *q set). */
 int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q);
+/* A query on q failed with err: print why, close q, return the exit code. */
+int cli_query_fail(mcpr_query *q, const mcpr_error *err);
 
 /* Install a SIGINT/SIGTERM handler that sets cli_stop (no SA_RESTART, so a
  * sleep wakes). */
@@ -51,8 +58,6 @@ extern volatile sig_atomic_t cli_stop;
 void cli_install_stop_handler(void);
 /* Sleep ms, returning early when cli_stop is set. */
 void cli_sleep_ms(int ms);
-
-#endif
 
 /* Print log rows (pretty or NDJSON). reverse: last row first. header: print
  * the column names (pretty). steady: fixed minimum widths (follow). */
@@ -65,3 +70,21 @@ void cli_print_logs(const mcpr_log_rows *rows, bool json, bool reverse, bool hea
  * code (0 on a signal).
  */
 int cli_follow(mcpr_query *q, const mcpr_log_filter *f, int64_t after_row_id, bool json);
+
+/* mcpr_query_logs or mcpr_query_slow. */
+typedef mcpr_status (*cli_log_fetch)(mcpr_query *q, const mcpr_log_filter *f,
+                                     mcpr_log_rows *rows, mcpr_error *err);
+
+/*
+ * The body of `proxy logs` and `proxy slow` once their filter f is built:
+ * open the store, print the first page fetch returns (reverse: last row
+ * first), the line printf(empty_fmt, ...) when there is none (pretty
+ * output, not following), then follow when asked. With follow the first page ends at
+ * the last row stored when it started, so the follow loop prints no row
+ * twice. Returns the exit code.
+ */
+int cli_show_logs(const mcpr_cli_ctx *ctx, mcpr_log_filter *f, cli_log_fetch fetch, bool json,
+                  bool follow, bool reverse, int64_t now_ms, const char *empty_fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+#endif

@@ -180,9 +180,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--json", 0, false, NULL, &json},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 1, &npos);
+  const char *name = NULL;
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
   if (changes && unused)
@@ -199,7 +198,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_query *q = NULL;
   if ((rc = cli_open_query(ctx, &q)) != 0)
     return rc;
-  const char *proxy = npos ? pos[0] : NULL;
+  const char *proxy = name;
   if (changes)
     rc = show_changes(q, proxy, method, n, json, now);
   else if (unused)

@@ -30,12 +30,11 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--json", 0, false, NULL, &json},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 1, &npos);
+  const char *name = NULL;
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
-  if (npos != 1 || !*pos[0])
+  if (!name || !*name)
     return cli_usage_error(cmd, "a SESSION_ID (or its first characters) is needed");
   mcpr_query *q = NULL;
   if ((rc = cli_open_query(ctx, &q)) != 0)
@@ -43,7 +42,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   int64_t now = mcpr_now_ms();
   mcpr_session_detail d;
   mcpr_error err = {0};
-  if (mcpr_query_session(q, pos[0], now, &d, &err) != MCPR_OK) {
+  if (mcpr_query_session(q, name, now, &d, &err) != MCPR_OK) {
     mcpr_query_close(q);
     if (err.status == MCPR_ENOTFOUND)
       return cli_fail("%s (list sessions with 'mcpr proxy sessions --since 7d')", err.message);

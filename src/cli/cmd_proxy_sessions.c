@@ -39,15 +39,14 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--json", 0, false, NULL, &json},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 1, &npos);
+  const char *name = NULL;
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
   int64_t now = mcpr_now_ms();
   mcpr_session_filter f;
   mcpr_session_filter_init(&f);
-  f.proxy = npos ? pos[0] : NULL;
+  f.proxy = name;
   f.client_name = client;
   f.active_only = active;
   f.now_ms = now;
@@ -60,10 +59,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
   mcpr_session_rows rows;
   mcpr_error err = {0};
-  if (mcpr_query_sessions(q, &f, &rows, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
+  if (mcpr_query_sessions(q, &f, &rows, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
   if (json) {
     for (size_t i = 0; i < rows.count; i++)
       fmt_json_line(stdout, fmt_json_session_row(&rows.rows[i]));

@@ -42,16 +42,15 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--follow", 'f', false, NULL, &follow},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 1, &npos);
+  const char *name = NULL;
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
 
   int64_t now = mcpr_now_ms();
   mcpr_log_filter f;
   mcpr_log_filter_init(&f);
-  f.proxy = npos ? pos[0] : NULL;
+  f.proxy = name;
   f.tool = tool;
   mcpr_error err = {0};
   if (mcpr_parse_threshold_us("--threshold", threshold ? threshold : "500ms",
@@ -62,26 +61,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   if ((rc = cli_window(cmd, "--since", since, "1h", now, &f.since_ms)) != 0)
     return rc;
 
-  mcpr_query *q = NULL;
-  if ((rc = cli_open_query(ctx, &q)) != 0)
-    return rc;
-  int64_t cursor = 0;
-  if (follow && mcpr_query_last_row_id(q, &cursor, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
-  f.up_to_row_id = cursor;
-  mcpr_log_rows rows;
-  if (mcpr_query_slow(q, &f, &rows, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
-  if (rows.count == 0 && !json && !follow)
-    printf("No requests slower than %s in the last %s.\n", threshold ? threshold : "500ms",
-           since ? since : "1h");
-  cli_print_logs(&rows, json, false, true, follow, now);
-  mcpr_log_rows_release(&rows);
-  rc = follow ? cli_follow(q, &f, cursor, json) : CLI_EXIT_OK;
-  mcpr_query_close(q);
-  return rc;
+  return cli_show_logs(ctx, &f, mcpr_query_slow, json, follow, false, now,
+                       "No requests slower than %s in the last %s.",
+                       threshold ? threshold : "500ms", since ? since : "1h");
 }

@@ -35,13 +35,12 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--json", 0, false, NULL, &json},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 1, &npos);
+  const char *name = NULL;
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
   int64_t now = mcpr_now_ms();
-  mcpr_stats_filter f = {npos ? pos[0] : NULL, 0};
+  mcpr_stats_filter f = {name, 0};
   if ((rc = cli_window(cmd, "--since", since, "1h", now, &f.since_ms)) != 0)
     return rc;
   mcpr_query *q = NULL;
@@ -49,10 +48,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
   mcpr_status_summary s;
   mcpr_error err = {0};
-  if (mcpr_query_status(q, &f, now, &s, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
+  if (mcpr_query_status(q, &f, now, &s, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
   const mcpr_stats *st = &s.stats;
   if (json) {
     json_t *o = json_object();

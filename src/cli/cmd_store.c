@@ -50,9 +50,7 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--json", 0, false, NULL, &json},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 0, &npos);
+  int rc = cli_parse_name(cmd, argc, argv, opts, NULL);
   if (rc >= 0)
     return rc;
   mcpr_query *q = NULL;
@@ -60,10 +58,8 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
   mcpr_store_info info;
   mcpr_error err = {0};
-  if (mcpr_query_store_info(q, &info, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
+  if (mcpr_query_store_info(q, &info, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
   if (json) {
     json_t *o = json_object();
     json_object_set_new(o, "path", json_string(mcpr_query_path(q)));
@@ -106,9 +102,7 @@ static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       {"--dry-run", 0, false, NULL, &dry_run},
       {NULL, 0, false, NULL, NULL},
   };
-  const char *pos[1];
-  int npos = 0;
-  int rc = cli_parse_args(cmd, argc, argv, opts, pos, 0, &npos);
+  int rc = cli_parse_name(cmd, argc, argv, opts, NULL);
   if (rc >= 0)
     return rc;
   if (!before)
@@ -121,10 +115,8 @@ static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
   mcpr_vacuum_result r;
   mcpr_error err = {0};
-  if (mcpr_query_vacuum(q, &o, &r, &err) != MCPR_OK) {
-    mcpr_query_close(q);
-    return cli_fail("%s", err.message);
-  }
+  if (mcpr_query_vacuum(q, &o, &r, &err) != MCPR_OK)
+    return cli_query_fail(q, &err);
   char b0[32], b1[32];
   fmt_bytes(r.bytes_before, b0, sizeof b0);
   fmt_bytes(r.bytes_after, b1, sizeof b1);
