@@ -515,65 +515,68 @@ void mcpr_cloud_auth_free(mcpr_cloud_auth *a) {
   free(a);
 }
 
-static void project_release(mcpr_cloud_project *p) {
+/* ---------- answers: releasing and reading them ----------
+ *
+ * Every answer is an object (or an array of objects) read by one *_from
+ * function into a caller-zeroed struct (the object check is the caller's,
+ * post_item's or get_items'); a list is read item by item into a zeroed
+ * array. On failure the struct holds what was read so far, so one release
+ * function frees a whole, a partial or an empty one alike. */
+
+typedef void (*item_release)(void *item);
+typedef mcpr_status (*item_from)(json_t *o, void *item, const char *what, mcpr_error *err);
+
+static void item_free(void *item, item_release release) {
+  if (!item)
+    return;
+  release(item);
+  free(item);
+}
+
+static void items_free(void *items, size_t count, size_t item_size, item_release release) {
+  for (size_t i = 0; i < count; i++)
+    release((char *)items + i * item_size);
+  free(items);
+}
+
+static void project_release(void *item) {
+  mcpr_cloud_project *p = item;
   free(p->id);
   free(p->name);
   free(p->slug);
 }
-void mcpr_cloud_project_free(mcpr_cloud_project *p) {
-  if (!p)
-    return;
-  project_release(p);
-  free(p);
-}
+void mcpr_cloud_project_free(mcpr_cloud_project *p) { item_free(p, project_release); }
 void mcpr_cloud_project_list_free(mcpr_cloud_project_list *l) {
-  if (!l)
-    return;
-  for (size_t i = 0; i < l->count; i++)
-    project_release(&l->items[i]);
-  free(l->items);
+  if (l)
+    items_free(l->items, l->count, sizeof *l->items, project_release);
   free(l);
 }
 
-static void server_release(mcpr_cloud_server *s) {
+static void server_release(void *item) {
+  mcpr_cloud_server *s = item;
   free(s->id);
   free(s->name);
   free(s->slug);
   free(s->project_id);
 }
-void mcpr_cloud_server_free(mcpr_cloud_server *s) {
-  if (!s)
-    return;
-  server_release(s);
-  free(s);
-}
+void mcpr_cloud_server_free(mcpr_cloud_server *s) { item_free(s, server_release); }
 void mcpr_cloud_server_list_free(mcpr_cloud_server_list *l) {
-  if (!l)
-    return;
-  for (size_t i = 0; i < l->count; i++)
-    server_release(&l->items[i]);
-  free(l->items);
+  if (l)
+    items_free(l->items, l->count, sizeof *l->items, server_release);
   free(l);
 }
 
-static void endpoint_release(mcpr_cloud_endpoint *e) {
+static void endpoint_release(void *item) {
+  mcpr_cloud_endpoint *e = item;
   free(e->id);
   free(e->name);
   free(e->status);
   free(e->server_id);
 }
-void mcpr_cloud_endpoint_free(mcpr_cloud_endpoint *e) {
-  if (!e)
-    return;
-  endpoint_release(e);
-  free(e);
-}
+void mcpr_cloud_endpoint_free(mcpr_cloud_endpoint *e) { item_free(e, endpoint_release); }
 void mcpr_cloud_endpoint_list_free(mcpr_cloud_endpoint_list *l) {
-  if (!l)
-    return;
-  for (size_t i = 0; i < l->count; i++)
-    endpoint_release(&l->items[i]);
-  free(l->items);
+  if (l)
+    items_free(l->items, l->count, sizeof *l->items, endpoint_release);
   free(l);
 }
 
@@ -586,46 +589,142 @@ void mcpr_cloud_token_free(mcpr_cloud_token *t) {
   free(t);
 }
 
-static mcpr_status project_from(json_t *o, mcpr_cloud_project *p, const char *what,
-                                mcpr_error *err) {
-  if (!json_is_object(o))
-    return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
-  p->id = field(o, "id");
-  p->name = field(o, "name");
-  p->slug = field(o, "slug");
-  mcpr_status st = need(p->id, what, "id", err);
+static mcpr_status need_object(json_t *o, const char *what, mcpr_error *err) {
+  if (json_is_object(o))
+    return MCPR_OK;
+  return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
+}
+
+/* Two strings every answer of its kind must carry. */
+static mcpr_status need2(char *a, const char *key_a, char *b, const char *key_b,
+                         const char *what, mcpr_error *err) {
+  mcpr_status st = need(a, what, key_a, err);
   if (st == MCPR_OK)
-    st = need(p->slug, what, "slug", err);
+    st = need(b, what, key_b, err);
   return st;
 }
 
-static mcpr_status server_from(json_t *o, mcpr_cloud_server *s, const char *what,
-                               mcpr_error *err) {
-  if (!json_is_object(o))
-    return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
+static mcpr_status project_from(json_t *o, void *item, const char *what, mcpr_error *err) {
+  mcpr_cloud_project *p = item;
+  p->id = field(o, "id");
+  p->name = field(o, "name");
+  p->slug = field(o, "slug");
+  return need2(p->id, "id", p->slug, "slug", what, err);
+}
+
+static mcpr_status server_from(json_t *o, void *item, const char *what, mcpr_error *err) {
+  mcpr_cloud_server *s = item;
   s->id = field(o, "id");
   s->name = field(o, "name");
   s->slug = field(o, "slug");
   s->project_id = field(o, "project_id");
-  mcpr_status st = need(s->id, what, "id", err);
-  if (st == MCPR_OK)
-    st = need(s->slug, what, "slug", err);
-  return st;
+  return need2(s->id, "id", s->slug, "slug", what, err);
 }
 
-static mcpr_status endpoint_from(json_t *o, mcpr_cloud_endpoint *e, const char *what,
-                                 mcpr_error *err) {
-  if (!json_is_object(o))
-    return mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to %s is not an object", what);
+static mcpr_status endpoint_from(json_t *o, void *item, const char *what, mcpr_error *err) {
+  mcpr_cloud_endpoint *e = item;
   e->id = field(o, "id");
   e->name = field(o, "name");
   e->status = field(o, "status");
   e->server_id = field(o, "server_id");
-  mcpr_status st = need(e->id, what, "id", err);
+  return need2(e->id, "id", e->name, "name", what, err);
+}
+
+static mcpr_status token_from(json_t *o, void *item, const char *what, mcpr_error *err) {
+  mcpr_cloud_token *t = item;
+  t->id = field(o, "id");
+  t->token = field(o, "token");
+  t->name = field(o, "name");
+  return need(t->token, what, "token", err);
+}
+
+static mcpr_status auth_from(json_t *o, void *item, const char *what, mcpr_error *err) {
+  mcpr_cloud_auth *a = item;
+  a->jwt = field(o, "token");
+  json_t *u = json_object_get(o, "user");
+  if (json_is_object(u)) {
+    a->user.id = field(u, "id");
+    a->user.email = field(u, "email");
+    a->user.name = field(u, "name");
+  }
+  return need(a->jwt, what, "token", err);
+}
+
+/*
+ * POST req (consumed: released here; NULL when the caller could not build
+ * it, which fails with bad_req) to path and read the answer into item
+ * with from. item NULL (its allocation failed) fails with MCPR_ENOMEM.
+ */
+static mcpr_status post_item(mcpr_cloud_client *c, const char *path, bool auth, json_t *req,
+                             const char *bad_req, void *item, item_from from, const char *what,
+                             mcpr_error *err) {
+  json_t *res = NULL;
+  mcpr_status st = !req    ? mcpr_error_set(err, MCPR_EINVAL, "%s", bad_req)
+                   : !item ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
+                           : call(c, "POST", path, req, auth, &res, err);
   if (st == MCPR_OK)
-    st = need(e->name, what, "name", err);
+    st = need_object(res, what, err);
+  if (st == MCPR_OK)
+    st = from(res, item, what, err);
+  json_decref(req);
+  json_decref(res);
   return st;
 }
+
+/*
+ * GET path: a JSON array of noun ("projects"), each item read by from into
+ * *items (a new zeroed array of item_size elements). *count counts the
+ * items read, a failed one included, so the caller's release frees all.
+ */
+static mcpr_status get_items(mcpr_cloud_client *c, const char *path, const char *noun,
+                             size_t item_size, item_from from, void **items, size_t *count,
+                             mcpr_error *err) {
+  *items = NULL;
+  *count = 0;
+  json_t *res = NULL;
+  mcpr_status st = call(c, "GET", path, NULL, true, &res, err);
+  if (st != MCPR_OK)
+    return st;
+  if (!json_is_array(res)) {
+    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of %s is not a JSON array", noun);
+    goto out;
+  }
+  char *a = calloc(json_array_size(res) + 1, item_size);
+  if (!a) {
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+    goto out;
+  }
+  *items = a;
+  char what[64];
+  snprintf(what, sizeof what, "the list of %s", noun);
+  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, (*count)++) {
+    json_t *o = json_array_get(res, i);
+    st = need_object(o, what, err);
+    if (st == MCPR_OK)
+      st = from(o, a + i * item_size, what, err);
+  }
+out:
+  json_decref(res);
+  return st;
+}
+
+/* "/prefix/<escaped id>/suffix" as a new string. */
+static char *build_path(const char *prefix, const char *id, const char *suffix, mcpr_error *err) {
+  char *seg = segment(id, err);
+  if (!seg)
+    return NULL;
+  size_t n = strlen(prefix) + strlen(seg) + strlen(suffix) + 1;
+  char *p = malloc(n);
+  if (p)
+    snprintf(p, n, "%s%s%s", prefix, seg, suffix);
+  else
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  free(seg);
+  return p;
+}
+
+/* What build_path's failure returns. */
+static mcpr_status path_failed(const mcpr_error *err) { return err ? err->status : MCPR_EINVAL; }
 
 mcpr_status mcpr_cloud_login(mcpr_cloud_client *c, const char *email, char **request_id,
                              mcpr_error *err) {
@@ -649,59 +748,33 @@ mcpr_status mcpr_cloud_verify(mcpr_cloud_client *c, const char *request_id, cons
   *out = NULL;
   json_t *req = json_pack("{s:s, s:s}", "request_id", request_id ? request_id : "", "code",
                           code ? code : "");
-  json_t *res = NULL;
   if (!req)
     return mcpr_error_set(err, MCPR_EINVAL, "the code is not valid UTF-8");
   mcpr_cloud_auth *a = calloc(1, sizeof *a);
-  mcpr_status st = a ? call(c, "POST", "/api/auth/cli/verify", req, false, &res, err)
-                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  if (st == MCPR_OK && !json_is_object(res))
-    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to the verification is not an object");
-  if (st == MCPR_OK) {
-    a->jwt = field(res, "token");
-    json_t *u = json_object_get(res, "user");
-    if (json_is_object(u)) {
-      a->user.id = field(u, "id");
-      a->user.email = field(u, "email");
-      a->user.name = field(u, "name");
-    }
-    st = need(a->jwt, "the verification", "token", err);
-  }
-  if (st == MCPR_OK) {
+  mcpr_status st = post_item(c, "/api/auth/cli/verify", false, req, NULL, a, auth_from,
+                             "the verification", err);
+  if (st == MCPR_OK)
     *out = a;
-    a = NULL;
-  }
-  mcpr_cloud_auth_free(a);
-  json_decref(req);
-  json_decref(res);
+  else
+    mcpr_cloud_auth_free(a);
   return st;
 }
 
+/*
+ * The list calls allocate their list before asking, so a failure anywhere
+ * (out of memory, the request, an item) leaves one thing to release: the
+ * list, with the items read so far.
+ */
 mcpr_status mcpr_cloud_list_projects(mcpr_cloud_client *c, mcpr_cloud_project_list **out,
                                      mcpr_error *err) {
   *out = NULL;
-  json_t *res = NULL;
-  mcpr_status st = call(c, "GET", "/api/projects", NULL, true, &res, err);
-  if (st != MCPR_OK)
-    return st;
   mcpr_cloud_project_list *l = calloc(1, sizeof *l);
-  if (!l) {
-    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-    goto out;
-  }
-  if (!json_is_array(res)) {
-    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of projects is not a JSON array");
-    goto out;
-  }
-  l->items = calloc(json_array_size(res) + 1, sizeof *l->items);
-  if (!l->items) {
-    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-    goto out;
-  }
-  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, l->count++)
-    st = project_from(json_array_get(res, i), &l->items[i], "the list of projects", err);
-out:
-  json_decref(res);
+  void *items = NULL;
+  mcpr_status st = l ? get_items(c, "/api/projects", "projects", sizeof *l->items, project_from,
+                                 &items, &l->count, err)
+                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  if (l)
+    l->items = items;
   if (st == MCPR_OK)
     *out = l;
   else
@@ -715,35 +788,14 @@ mcpr_status mcpr_cloud_create_project(mcpr_cloud_client *c, const char *name, co
   json_t *req = json_pack("{s:s, s:s}", "name", name ? name : "", "slug", slug ? slug : "");
   if (!req)
     return mcpr_error_set(err, MCPR_EINVAL, "the project name is not valid UTF-8");
-  json_t *res = NULL;
   mcpr_cloud_project *p = calloc(1, sizeof *p);
-  mcpr_status st = p ? call(c, "POST", "/api/projects", req, true, &res, err)
-                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  mcpr_status st =
+      post_item(c, "/api/projects", true, req, NULL, p, project_from, "creating a project", err);
   if (st == MCPR_OK)
-    st = project_from(res, p, "creating a project", err);
-  if (st == MCPR_OK) {
     *out = p;
-    p = NULL;
-  }
-  mcpr_cloud_project_free(p);
-  json_decref(req);
-  json_decref(res);
-  return st;
-}
-
-/* "/prefix/<escaped id>/suffix" as a new string. */
-static char *build_path(const char *prefix, const char *id, const char *suffix, mcpr_error *err) {
-  char *seg = segment(id, err);
-  if (!seg)
-    return NULL;
-  size_t n = strlen(prefix) + strlen(seg) + strlen(suffix) + 1;
-  char *p = malloc(n);
-  if (p)
-    snprintf(p, n, "%s%s%s", prefix, seg, suffix);
   else
-    mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  free(seg);
-  return p;
+    mcpr_cloud_project_free(p);
+  return st;
 }
 
 mcpr_status mcpr_cloud_list_servers(mcpr_cloud_client *c, const char *project_id,
@@ -751,28 +803,15 @@ mcpr_status mcpr_cloud_list_servers(mcpr_cloud_client *c, const char *project_id
   *out = NULL;
   char *path = build_path("/api/servers/by-project/", project_id, "", err);
   if (!path)
-    return err ? err->status : MCPR_EINVAL;
-  json_t *res = NULL;
-  mcpr_cloud_server_list *l = NULL;
-  mcpr_status st = call(c, "GET", path, NULL, true, &res, err);
-  if (st != MCPR_OK)
-    goto out;
-  l = calloc(1, sizeof *l);
-  if (!l || !json_is_array(res)) {
-    st = l ? mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of servers is not a JSON array")
-           : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-    goto out;
-  }
-  l->items = calloc(json_array_size(res) + 1, sizeof *l->items);
-  if (!l->items) {
-    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-    goto out;
-  }
-  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, l->count++)
-    st = server_from(json_array_get(res, i), &l->items[i], "the list of servers", err);
-out:
+    return path_failed(err);
+  mcpr_cloud_server_list *l = calloc(1, sizeof *l);
+  void *items = NULL;
+  mcpr_status st = l ? get_items(c, path, "servers", sizeof *l->items, server_from, &items,
+                                 &l->count, err)
+                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
   free(path);
-  json_decref(res);
+  if (l)
+    l->items = items;
   if (st == MCPR_OK)
     *out = l;
   else
@@ -786,23 +825,16 @@ mcpr_status mcpr_cloud_create_server(mcpr_cloud_client *c, const char *project_i
   *out = NULL;
   char *path = build_path("/api/servers/by-project/", project_id, "", err);
   if (!path)
-    return err ? err->status : MCPR_EINVAL;
-  json_t *req = json_pack("{s:s, s:s}", "name", name ? name : "", "slug", slug ? slug : "");
-  json_t *res = NULL;
+    return path_failed(err);
   mcpr_cloud_server *s = calloc(1, sizeof *s);
-  mcpr_status st = !req  ? mcpr_error_set(err, MCPR_EINVAL, "the server name is not valid UTF-8")
-                   : !s  ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
-                         : call(c, "POST", path, req, true, &res, err);
-  if (st == MCPR_OK)
-    st = server_from(res, s, "creating a server", err);
-  if (st == MCPR_OK) {
-    *out = s;
-    s = NULL;
-  }
-  mcpr_cloud_server_free(s);
+  mcpr_status st = post_item(
+      c, path, true, json_pack("{s:s, s:s}", "name", name ? name : "", "slug", slug ? slug : ""),
+      "the server name is not valid UTF-8", s, server_from, "creating a server", err);
   free(path);
-  json_decref(req);
-  json_decref(res);
+  if (st == MCPR_OK)
+    *out = s;
+  else
+    mcpr_cloud_server_free(s);
   return st;
 }
 
@@ -811,28 +843,15 @@ mcpr_status mcpr_cloud_list_endpoints(mcpr_cloud_client *c, const char *server_i
   *out = NULL;
   char *path = build_path("/api/endpoints/by-server/", server_id, "", err);
   if (!path)
-    return err ? err->status : MCPR_EINVAL;
-  json_t *res = NULL;
-  mcpr_cloud_endpoint_list *l = NULL;
-  mcpr_status st = call(c, "GET", path, NULL, true, &res, err);
-  if (st != MCPR_OK)
-    goto out;
-  l = calloc(1, sizeof *l);
-  if (!l || !json_is_array(res)) {
-    st = l ? mcpr_error_set(err, MCPR_EPARSE, "the cloud's list of endpoints is not a JSON array")
-           : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-    goto out;
-  }
-  l->items = calloc(json_array_size(res) + 1, sizeof *l->items);
-  if (!l->items) {
-    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-    goto out;
-  }
-  for (size_t i = 0; i < json_array_size(res) && st == MCPR_OK; i++, l->count++)
-    st = endpoint_from(json_array_get(res, i), &l->items[i], "the list of endpoints", err);
-out:
+    return path_failed(err);
+  mcpr_cloud_endpoint_list *l = calloc(1, sizeof *l);
+  void *items = NULL;
+  mcpr_status st = l ? get_items(c, path, "endpoints", sizeof *l->items, endpoint_from, &items,
+                                 &l->count, err)
+                     : mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
   free(path);
-  json_decref(res);
+  if (l)
+    l->items = items;
   if (st == MCPR_OK)
     *out = l;
   else
@@ -846,23 +865,16 @@ mcpr_status mcpr_cloud_create_endpoint(mcpr_cloud_client *c, const char *server_
   *out = NULL;
   char *path = build_path("/api/endpoints/by-server/", server_id, "", err);
   if (!path)
-    return err ? err->status : MCPR_EINVAL;
-  json_t *req = json_pack("{s:s}", "name", name ? name : "");
-  json_t *res = NULL;
+    return path_failed(err);
   mcpr_cloud_endpoint *e = calloc(1, sizeof *e);
-  mcpr_status st = !req  ? mcpr_error_set(err, MCPR_EINVAL, "the endpoint name is not valid UTF-8")
-                   : !e  ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
-                         : call(c, "POST", path, req, true, &res, err);
-  if (st == MCPR_OK)
-    st = endpoint_from(res, e, "creating an endpoint", err);
-  if (st == MCPR_OK) {
-    *out = e;
-    e = NULL;
-  }
-  mcpr_cloud_endpoint_free(e);
+  mcpr_status st = post_item(c, path, true, json_pack("{s:s}", "name", name ? name : ""),
+                             "the endpoint name is not valid UTF-8", e, endpoint_from,
+                             "creating an endpoint", err);
   free(path);
-  json_decref(req);
-  json_decref(res);
+  if (st == MCPR_OK)
+    *out = e;
+  else
+    mcpr_cloud_endpoint_free(e);
   return st;
 }
 
@@ -871,28 +883,15 @@ mcpr_status mcpr_cloud_create_token(mcpr_cloud_client *c, const char *project_id
   *out = NULL;
   char *path = build_path("/api/projects/", project_id, "/tokens", err);
   if (!path)
-    return err ? err->status : MCPR_EINVAL;
-  json_t *req = json_pack("{s:s}", "name", name ? name : "");
-  json_t *res = NULL;
+    return path_failed(err);
   mcpr_cloud_token *t = calloc(1, sizeof *t);
-  mcpr_status st = !req  ? mcpr_error_set(err, MCPR_EINVAL, "the token name is not valid UTF-8")
-                   : !t  ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
-                         : call(c, "POST", path, req, true, &res, err);
-  if (st == MCPR_OK && !json_is_object(res))
-    st = mcpr_error_set(err, MCPR_EPARSE, "the cloud's answer to creating a token is not an object");
-  if (st == MCPR_OK) {
-    t->id = field(res, "id");
-    t->token = field(res, "token");
-    t->name = field(res, "name");
-    st = need(t->token, "creating a token", "token", err);
-  }
-  if (st == MCPR_OK) {
-    *out = t;
-    t = NULL;
-  }
-  mcpr_cloud_token_free(t);
+  mcpr_status st = post_item(c, path, true, json_pack("{s:s}", "name", name ? name : ""),
+                             "the token name is not valid UTF-8", t, token_from,
+                             "creating a token", err);
   free(path);
-  json_decref(req);
-  json_decref(res);
+  if (st == MCPR_OK)
+    *out = t;
+  else
+    mcpr_cloud_token_free(t);
   return st;
 }

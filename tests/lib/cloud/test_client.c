@@ -220,6 +220,64 @@ static void test_malformed_and_wrong_shapes(void **state) {
   assert_non_null(strstr(err.message, "'token'"));
 }
 
+/* The exact message of each answer shape the calls share, and nothing
+ * handed out on failure (a partial list is released, ASan checks). */
+static void test_answer_shape_messages(void **state) {
+  fixture *f = *state;
+  authed(f);
+  mcpr_error err = {0};
+  fc_route(f->fc, "GET", "/api/servers/by-project/p", 200, "[{\"id\":\"s1\",\"slug\":\"a\"},7]");
+  mcpr_cloud_server_list *sl = NULL;
+  assert_int_equal(mcpr_cloud_list_servers(f->c, "p", &sl, &err), MCPR_EPARSE);
+  assert_null(sl);
+  assert_string_equal(err.message, "the cloud's answer to the list of servers is not an object");
+  fc_route(f->fc, "GET", "/api/endpoints/by-server/s", 200, "[{\"id\":\"e1\"}]");
+  mcpr_cloud_endpoint_list *el = NULL;
+  assert_int_equal(mcpr_cloud_list_endpoints(f->c, "s", &el, &err), MCPR_EPARSE);
+  assert_null(el);
+  assert_string_equal(err.message, "the cloud's answer to the list of endpoints has no 'name' string");
+  fc_route(f->fc, "GET", "/api/projects", 200, "[{\"id\":\"p1\",\"name\":\"n\"}]");
+  mcpr_cloud_project_list *pl = NULL;
+  assert_int_equal(mcpr_cloud_list_projects(f->c, &pl, &err), MCPR_EPARSE);
+  assert_null(pl);
+  assert_string_equal(err.message, "the cloud's answer to the list of projects has no 'slug' string");
+  fc_route(f->fc, "GET", "/api/endpoints/by-server/s2", 200, "{}");
+  assert_int_equal(mcpr_cloud_list_endpoints(f->c, "s2", &el, &err), MCPR_EPARSE);
+  assert_string_equal(err.message, "the cloud's list of endpoints is not a JSON array");
+
+  fc_route(f->fc, "POST", "/api/servers/by-project/p", 200, "[]");
+  mcpr_cloud_server *s = NULL;
+  assert_int_equal(mcpr_cloud_create_server(f->c, "p", "n", "n", &s, &err), MCPR_EPARSE);
+  assert_null(s);
+  assert_string_equal(err.message, "the cloud's answer to creating a server is not an object");
+  fc_route(f->fc, "POST", "/api/projects", 200, "{\"id\":\"p1\",\"name\":\"n\"}");
+  mcpr_cloud_project *p = NULL;
+  assert_int_equal(mcpr_cloud_create_project(f->c, "n", "n", &p, &err), MCPR_EPARSE);
+  assert_null(p);
+  assert_string_equal(err.message, "the cloud's answer to creating a project has no 'slug' string");
+  fc_route(f->fc, "POST", "/api/projects/p/tokens", 200, "[1]");
+  mcpr_cloud_token *t = NULL;
+  assert_int_equal(mcpr_cloud_create_token(f->c, "p", "n", &t, &err), MCPR_EPARSE);
+  assert_null(t);
+  assert_string_equal(err.message, "the cloud's answer to creating a token is not an object");
+  fc_route(f->fc, "POST", "/api/auth/cli/verify", 200, "{\"user\":{\"id\":1}}");
+  mcpr_cloud_auth *a = NULL;
+  assert_int_equal(mcpr_cloud_verify(f->c, "r", "c", &a, &err), MCPR_EPARSE);
+  assert_null(a);
+  assert_string_equal(err.message, "the cloud's answer to the verification has no 'token' string");
+
+  /* Refused before any request: an empty id, then a name that is not UTF-8. */
+  mcpr_cloud_endpoint *e = NULL;
+  assert_int_equal(mcpr_cloud_create_endpoint(f->c, "", "n", &e, &err), MCPR_EINVAL);
+  assert_string_equal(err.message, "empty id");
+  assert_int_equal(mcpr_cloud_create_endpoint(f->c, "s", "\xff", &e, &err), MCPR_EINVAL);
+  assert_string_equal(err.message, "the endpoint name is not valid UTF-8");
+  assert_int_equal(mcpr_cloud_create_server(f->c, "", "\xff", "n", &s, &err), MCPR_EINVAL);
+  assert_string_equal(err.message, "empty id");
+  assert_null(e);
+  assert_null(s);
+}
+
 static void test_huge_body_is_refused(void **state) {
   fixture *f = *state;
   authed(f);
@@ -410,6 +468,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_error_shapes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_raw_error_body_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed_and_wrong_shapes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_answer_shape_messages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_huge_body_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redirect_to_other_host_keeps_credentials, setup, teardown),
       cmocka_unit_test_setup_teardown(test_same_origin_redirect_is_followed, setup, teardown),
