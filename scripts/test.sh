@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Build and run the whole suite three ways: plain, ASan+UBSan, TSan.
-#   scripts/test.sh            all three
-#   scripts/test.sh plain      one of: plain asan tsan
+# Build and run the whole suite three ways: plain, ASan+UBSan, TSan; then
+# a fuzz smoke run and every CLI command under valgrind.
+#   scripts/test.sh            all five
+#   scripts/test.sh plain      one of: plain asan tsan fuzz valgrind
 # Exits non-zero if any build or test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
-modes=("$@"); ((${#modes[@]})) || modes=(plain asan tsan)
+modes=("$@"); ((${#modes[@]})) || modes=(plain asan tsan fuzz valgrind)
+extra=()
 status=0
 for mode in "${modes[@]}"; do
   case "$mode" in
     plain) flags=(); label=() ;;
     asan)  flags=(-DMCPR_ASAN=ON); label=() ;;
     tsan)  flags=(-DMCPR_TSAN=ON); label=(-L tsan) ;;
-    *) echo "unknown mode $mode (plain|asan|tsan)" >&2; exit 2 ;;
+    fuzz|valgrind) extra+=("$mode"); continue ;;
+    *) echo "unknown mode $mode (plain|asan|tsan|fuzz|valgrind)" >&2; exit 2 ;;
   esac
   dir="build-$mode"
   echo "=== $mode: build ($dir) ==="
@@ -27,5 +30,16 @@ for mode in "${modes[@]}"; do
     echo "=== $mode: FAILED ===" >&2
     status=1
   fi
+done
+# Fuzz smoke: each libFuzzer target 20 s (clang build in build-fuzz).
+# Valgrind: every CLI command once (reuses build-plain when it ran).
+for mode in "${extra[@]}"; do
+  echo "=== $mode ==="
+  case "$mode" in
+    fuzz) MCPR_FUZZ_BUILD=build-fuzz scripts/fuzz.sh 20 || status=1 ;;
+    valgrind)
+      vdir=build-valgrind; [[ " ${modes[*]} " == *" plain "* ]] && vdir=build-plain
+      scripts/valgrind.sh "$vdir" || status=1 ;;
+  esac
 done
 exit $status
