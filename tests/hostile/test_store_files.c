@@ -13,6 +13,18 @@
 
 #include "hostile.h"
 
+/*
+ * What a reading command may do with a store on a read-only mount. db.h
+ * promises that a read-only file at the current version is opened
+ * read-only, so reads should work (exit 0); today they fail with "unable
+ * to open database file" (see the hardening report), so the suite accepts
+ * a failure with a message, and test_store_files_ro_strict.c (not in the
+ * suite until that is fixed) requires exit 0.
+ */
+#ifndef READ_ONLY_READS
+#define READ_ONLY_READS (HX_OK | HX_FAIL)
+#endif
+
 static const char GOOD_LINE[] =
     "{\"type\":\"session_end\",\"session_id\":\"hostile-s\",\"ts\":1700000000000}\n";
 
@@ -215,7 +227,7 @@ static void test_read_only_store(void **state) {
       bool writes = strcmp(COMMANDS[i][0], "ingest") == 0 ||
                     (strcmp(COMMANDS[i][0], "store") == 0 && strcmp(COMMANDS[i][1], "vacuum") == 0 &&
                      !COMMANDS[i][4]);
-      run_on(path, COMMANDS[i], prefix, writes ? HX_FAIL : HX_OK | HX_FAIL, &r);
+      run_on(path, COMMANDS[i], prefix, writes ? HX_FAIL : READ_ONLY_READS, &r);
       if (getenv("HX_VERBOSE"))
         fprintf(stderr, "read-only: %s %s → %d %s", COMMANDS[i][0], COMMANDS[i][1], r.exit_code,
                 r.err);
