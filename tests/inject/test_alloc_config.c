@@ -6,6 +6,7 @@
  * run without failure, or fails with MCPR_ENOMEM, a message and no config
  * — never a crash, a leak, or a made-up syntax error.
  */
+#define _GNU_SOURCE /* dladdr, for allocfail.h */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,7 @@
  * leak (balance checked here, LeakSanitizer in the asan run), never a
  * different event, never a misleading "invalid JSON" for a valid line.
  */
+#define _GNU_SOURCE /* dladdr, for allocfail.h */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
