@@ -7,8 +7,9 @@
  * opening also reads, truncates, sizes files and maps the WAL index, so
  * this test carries its own small VFS that counts those too.
  *
- * Every run: no crash; a failed open says why with an I/O status (never
- * "not a store", "corrupt" or "newer" about a good file); afterwards,
+ * Every run: no crash; an open that succeeds leaves a current store; a
+ * failed open says why with an I/O status (never "not a store", "corrupt"
+ * or "newer" about a good file); afterwards,
  * without faults, the file passes PRAGMA integrity_check, opens, and
  * still holds every row it had (a migration either finished or left the
  * old version whole).
@@ -269,6 +270,13 @@ static void scenario(kind k, bool from_then_on) {
     if (st == MCPR_OK)
       mcpr_store_close(s, NULL);
     bool hit = disarm();
+    if (st == MCPR_OK) { /* an open that says OK has made the file a current store */
+      char *tables = sf_tables(path);
+      if (!strstr(tables, "requests") || !strstr(tables, "meta"))
+        fail_msg("%s, operation %ld failing%s: open said OK but the file has tables [%s]",
+                 KIND_NAMES[k], n, from_then_on ? " from then on" : "", tables);
+      free(tables);
+    }
     if (st != MCPR_OK) {
       failed_opens++;
       if (!hit)
@@ -321,19 +329,20 @@ SCENARIO(current, CURRENT)
 
 /*
  * test_io_open_defects.c includes this file with IO_OPEN_DEFECTS defined to
- * run the two scenarios that expose open defects (see the hardening
- * report); it stays out of the suite until they are fixed.
+ * run the scenarios that expose open defects, a new store and a v0 store
+ * (see the hardening report); it stays out of the suite until they are
+ * fixed.
  */
 int main(void) {
   iofault_register();
   const struct CMUnitTest tests[] = {
 #ifdef IO_OPEN_DEFECTS
-      cmocka_unit_test(test_fresh_once), cmocka_unit_test(test_v0_once),
+      cmocka_unit_test(test_fresh_once), cmocka_unit_test(test_fresh_from_then_on),
+      cmocka_unit_test(test_v0_once),    cmocka_unit_test(test_v0_from_then_on),
 #else
-      cmocka_unit_test(test_fresh_from_then_on), cmocka_unit_test(test_v0_from_then_on),
-      cmocka_unit_test(test_v2_once),            cmocka_unit_test(test_v2_from_then_on),
-      cmocka_unit_test(test_v4_once),            cmocka_unit_test(test_v4_from_then_on),
-      cmocka_unit_test(test_current_once),       cmocka_unit_test(test_current_from_then_on),
+      cmocka_unit_test(test_v2_once),      cmocka_unit_test(test_v2_from_then_on),
+      cmocka_unit_test(test_v4_once),      cmocka_unit_test(test_v4_from_then_on),
+      cmocka_unit_test(test_current_once), cmocka_unit_test(test_current_from_then_on),
 #endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
