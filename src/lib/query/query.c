@@ -22,6 +22,29 @@ static mcpr_status bad_handle(mcpr_error *err) {
   return mcpr_error_set(err, MCPR_EINVAL, "query handle or output is NULL");
 }
 
+/*
+ * Every result set is an array of rows whose strings live in one pool.
+ * rows_begin zeroes the set (so releasing it is always safe), checks the
+ * limit when there is one (limit NULL: none) and gives it its pool;
+ * rows_release frees both and zeroes the set again.
+ */
+static mcpr_status rows_begin(void *set, size_t set_size, const int64_t *limit,
+                              mcpr__query_pool **pool, mcpr_error *err) {
+  memset(set, 0, set_size);
+  if (limit && *limit <= 0)
+    return mcpr_error_set(err, MCPR_EINVAL, "limit must be positive");
+  *pool = mcpr__pool_new();
+  if (!*pool)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  return MCPR_OK;
+}
+
+static void rows_release(void *set, size_t set_size, void *rows, mcpr__query_pool *pool) {
+  free(rows);
+  mcpr__pool_free(pool);
+  memset(set, 0, set_size);
+}
+
 mcpr_status mcpr_query_open(mcpr_query **out, const char *path, mcpr_error *err) {
   if (!out)
     return bad_handle(err);
@@ -65,11 +88,8 @@ void mcpr_log_filter_init(mcpr_log_filter *f) {
 }
 
 void mcpr_log_rows_release(mcpr_log_rows *rows) {
-  if (!rows)
-    return;
-  free(rows->rows);
-  mcpr__pool_free(rows->pool);
-  memset(rows, 0, sizeof *rows);
+  if (rows)
+    rows_release(rows, sizeof *rows, rows->rows, rows->pool);
 }
 
 mcpr_log_row *mcpr__log_rows_push(mcpr_log_rows *rows, size_t *cap) {
@@ -80,14 +100,10 @@ static mcpr_status run_logs(mcpr_query *q, mcpr__log_kind kind, const mcpr_log_f
                             mcpr_log_rows *out, mcpr_error *err) {
   if (!q || !f || !out)
     return bad_handle(err);
-  memset(out, 0, sizeof *out);
-  if (f->limit <= 0)
-    return mcpr_error_set(err, MCPR_EINVAL, "limit must be positive");
-  out->pool = mcpr__pool_new();
-  if (!out->pool)
-    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
   size_t cap = 0;
-  mcpr_status st = q->backend->logs(q->impl, kind, f, out, &cap, err);
+  mcpr_status st = rows_begin(out, sizeof *out, &f->limit, &out->pool, err);
+  if (st == MCPR_OK)
+    st = q->backend->logs(q->impl, kind, f, out, &cap, err);
   if (st != MCPR_OK)
     mcpr_log_rows_release(out);
   return st;
@@ -164,24 +180,17 @@ void mcpr_session_filter_init(mcpr_session_filter *f) {
 }
 
 void mcpr_session_rows_release(mcpr_session_rows *rows) {
-  if (!rows)
-    return;
-  free(rows->rows);
-  mcpr__pool_free(rows->pool);
-  memset(rows, 0, sizeof *rows);
+  if (rows)
+    rows_release(rows, sizeof *rows, rows->rows, rows->pool);
 }
 
 mcpr_status mcpr_query_sessions(mcpr_query *q, const mcpr_session_filter *f,
                                 mcpr_session_rows *out, mcpr_error *err) {
   if (!q || !f || !out)
     return bad_handle(err);
-  memset(out, 0, sizeof *out);
-  if (f->limit <= 0)
-    return mcpr_error_set(err, MCPR_EINVAL, "limit must be positive");
-  out->pool = mcpr__pool_new();
-  if (!out->pool)
-    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  mcpr_status st = q->backend->sessions(q->impl, f, now_or(f->now_ms), out, err);
+  mcpr_status st = rows_begin(out, sizeof *out, &f->limit, &out->pool, err);
+  if (st == MCPR_OK)
+    st = q->backend->sessions(q->impl, f, now_or(f->now_ms), out, err);
   if (st != MCPR_OK)
     mcpr_session_rows_release(out);
   return st;
@@ -242,22 +251,17 @@ done:
 }
 
 void mcpr_client_rows_release(mcpr_client_rows *rows) {
-  if (!rows)
-    return;
-  free(rows->rows);
-  mcpr__pool_free(rows->pool);
-  memset(rows, 0, sizeof *rows);
+  if (rows)
+    rows_release(rows, sizeof *rows, rows->rows, rows->pool);
 }
 
 mcpr_status mcpr_query_clients(mcpr_query *q, const char *proxy, int64_t since_ms,
                                mcpr_client_rows *out, mcpr_error *err) {
   if (!q || !out)
     return bad_handle(err);
-  memset(out, 0, sizeof *out);
-  out->pool = mcpr__pool_new();
-  if (!out->pool)
-    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  mcpr_status st = q->backend->clients(q->impl, proxy, since_ms, out, err);
+  mcpr_status st = rows_begin(out, sizeof *out, NULL, &out->pool, err);
+  if (st == MCPR_OK)
+    st = q->backend->clients(q->impl, proxy, since_ms, out, err);
   if (st != MCPR_OK)
     mcpr_client_rows_release(out);
   return st;
@@ -266,22 +270,17 @@ mcpr_status mcpr_query_clients(mcpr_query *q, const char *proxy, int64_t since_m
 /* ---------- schema ---------- */
 
 void mcpr_schema_rows_release(mcpr_schema_rows *rows) {
-  if (!rows)
-    return;
-  free(rows->rows);
-  mcpr__pool_free(rows->pool);
-  memset(rows, 0, sizeof *rows);
+  if (rows)
+    rows_release(rows, sizeof *rows, rows->rows, rows->pool);
 }
 
 mcpr_status mcpr_query_schema(mcpr_query *q, const char *proxy, const char *method,
                               mcpr_schema_rows *out, mcpr_error *err) {
   if (!q || !out)
     return bad_handle(err);
-  memset(out, 0, sizeof *out);
-  out->pool = mcpr__pool_new();
-  if (!out->pool)
-    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  mcpr_status st = q->backend->schema(q->impl, proxy, method, out, err);
+  mcpr_status st = rows_begin(out, sizeof *out, NULL, &out->pool, err);
+  if (st == MCPR_OK)
+    st = q->backend->schema(q->impl, proxy, method, out, err);
   if (st != MCPR_OK)
     mcpr_schema_rows_release(out);
   return st;
@@ -317,11 +316,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 void mcpr_schema_statuses_release(mcpr_schema_statuses *s) {
-  if (!s)
-    return;
-  free(s->rows);
-  mcpr__pool_free(s->pool);
-  memset(s, 0, sizeof *s);
+  if (s)
+    rows_release(s, sizeof *s, s->rows, s->pool);
 }
 
 /* Fill server name/version, protocol version, capabilities from the
@@ -423,11 +419,8 @@ mcpr_status mcpr_query_schema_status(mcpr_query *q, const char *proxy,
 }
 
 void mcpr_schema_change_rows_release(mcpr_schema_change_rows *rows) {
-  if (!rows)
-    return;
-  free(rows->rows);
-  mcpr__pool_free(rows->pool);
-  memset(rows, 0, sizeof *rows);
+  if (rows)
+    rows_release(rows, sizeof *rows, rows->rows, rows->pool);
 }
 
 mcpr_status mcpr_query_schema_changes(mcpr_query *q, const char *proxy, const char *method,
@@ -435,24 +428,17 @@ mcpr_status mcpr_query_schema_changes(mcpr_query *q, const char *proxy, const ch
                                       mcpr_error *err) {
   if (!q || !out)
     return bad_handle(err);
-  memset(out, 0, sizeof *out);
-  if (limit <= 0)
-    return mcpr_error_set(err, MCPR_EINVAL, "limit must be positive");
-  out->pool = mcpr__pool_new();
-  if (!out->pool)
-    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  mcpr_status st = q->backend->schema_changes(q->impl, proxy, method, limit, out, err);
+  mcpr_status st = rows_begin(out, sizeof *out, &limit, &out->pool, err);
+  if (st == MCPR_OK)
+    st = q->backend->schema_changes(q->impl, proxy, method, limit, out, err);
   if (st != MCPR_OK)
     mcpr_schema_change_rows_release(out);
   return st;
 }
 
 void mcpr_unused_tool_rows_release(mcpr_unused_tool_rows *rows) {
-  if (!rows)
-    return;
-  free(rows->rows);
-  mcpr__pool_free(rows->pool);
-  memset(rows, 0, sizeof *rows);
+  if (rows)
+    rows_release(rows, sizeof *rows, rows->rows, rows->pool);
 }
 
 static int cmp_unused(const void *pa, const void *pb) {

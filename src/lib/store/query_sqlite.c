@@ -189,6 +189,79 @@ static mcpr_status oom_error(mcpr_error *err) {
   return mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading the store");
 }
 
+/* ---------- running a statement ---------- */
+
+/* Called on each result row; nonzero stops the statement as out of memory. */
+typedef int (*row_fn)(void *ctx, sqlite3_stmt *st);
+
+/* Prepare b and call fn on every row it yields. */
+static mcpr_status each_row(sqlite3 *db, sqlb *b, row_fn fn, void *ctx, mcpr_error *err) {
+  sqlite3_stmt *st;
+  mcpr_status s = sb_prepare(db, b, &st, err);
+  if (s != MCPR_OK)
+    return s;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (fn(ctx, st) != 0) {
+      sqlite3_finalize(st);
+      return oom_error(err);
+    }
+  }
+  if (rc != SQLITE_DONE)
+    s = step_error(db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
+/* Fill one result row (zeroed) from the statement's columns; strings go
+ * to pool and set *oom when it is out of memory. */
+typedef void (*row_reader)(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom);
+
+typedef struct rows_sink {
+  void **rows;
+  size_t *count, *cap, row_size;
+  mcpr__query_pool *pool;
+  row_reader read;
+} rows_sink;
+
+static int append_row(void *ctx, sqlite3_stmt *st) {
+  rows_sink *k = ctx;
+  void *r = mcpr__array_push(k->rows, k->count, k->cap, k->row_size);
+  if (!r)
+    return 1;
+  int oom = 0;
+  k->read(st, r, k->pool, &oom);
+  return oom;
+}
+
+/* Run b and append each row, read by read, to the array *rows (*count
+ * elements of row_size, capacity *cap). */
+static mcpr_status read_rows(sqlite3 *db, sqlb *b, void **rows, size_t *count, size_t *cap,
+                             size_t row_size, mcpr__query_pool *pool, row_reader read,
+                             mcpr_error *err) {
+  rows_sink k = {rows, count, cap, row_size, pool, read};
+  return each_row(db, b, append_row, &k, err);
+}
+
+/* A fixed statement of one row: its first one or two integer columns
+ * (NULL as MCPR_QUERY_NULL). */
+static mcpr_status fixed_row(sqlite3 *db, const char *sql, int64_t *a, int64_t *b2,
+                             mcpr_error *err) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *a = col_int(st, 0);
+    if (b2)
+      *b2 = col_int(st, 1);
+    rc = SQLITE_OK;
+  }
+  mcpr_status s = rc == SQLITE_OK ? MCPR_OK : step_error(db, rc, err);
+  sqlite3_finalize(st);
+  return s;
+}
+
 /* ---------- open / close ---------- */
 
 mcpr_status mcpr__query_sqlite_open(const char *path, void **out, mcpr_error *err) {
@@ -275,62 +348,41 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
   sb_int(b, " LIMIT ?", f->limit);
 }
 
+static void read_log_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_log_row *r = row;
+  r->row_id = sqlite3_column_int64(st, 0);
+  r->request_id = col_text(st, 1, pool, oom);
+  r->ts_ms = sqlite3_column_int64(st, 2);
+  r->proxy = col_text(st, 3, pool, oom);
+  r->method = col_text(st, 4, pool, oom);
+  r->tool = col_text(st, 5, pool, oom);
+  r->resource_uri = col_text(st, 6, pool, oom);
+  r->prompt_name = col_text(st, 7, pool, oom);
+  r->latency_us = sqlite3_column_int64(st, 8);
+  r->status = col_text(st, 9, pool, oom);
+  r->error_code = col_text(st, 10, pool, oom);
+  r->error_msg = col_text(st, 11, pool, oom);
+  r->session_id = col_text(st, 12, pool, oom);
+  r->bytes_in = col_int(st, 13);
+  r->bytes_out = col_int(st, 14);
+}
+
 static mcpr_status sqlite_logs(void *p, mcpr__log_kind kind, const mcpr_log_filter *f,
                                mcpr_log_rows *out, size_t *cap, mcpr_error *err) {
   sqlite_impl *impl = p;
   sqlb b;
-  sqlite3_stmt *st;
   build_logs(&b, kind, f);
-  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc, oom = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    mcpr_log_row *r = mcpr__log_rows_push(out, cap);
-    if (!r) {
-      oom = 1;
-      break;
-    }
-    r->row_id = sqlite3_column_int64(st, 0);
-    r->request_id = col_text(st, 1, out->pool, &oom);
-    r->ts_ms = sqlite3_column_int64(st, 2);
-    r->proxy = col_text(st, 3, out->pool, &oom);
-    r->method = col_text(st, 4, out->pool, &oom);
-    r->tool = col_text(st, 5, out->pool, &oom);
-    r->resource_uri = col_text(st, 6, out->pool, &oom);
-    r->prompt_name = col_text(st, 7, out->pool, &oom);
-    r->latency_us = sqlite3_column_int64(st, 8);
-    r->status = col_text(st, 9, out->pool, &oom);
-    r->error_code = col_text(st, 10, out->pool, &oom);
-    r->error_msg = col_text(st, 11, out->pool, &oom);
-    r->session_id = col_text(st, 12, out->pool, &oom);
-    r->bytes_in = col_int(st, 13);
-    r->bytes_out = col_int(st, 14);
-    if (oom)
-      break;
-  }
-  if (oom)
-    s = oom_error(err);
-  else if (rc != SQLITE_DONE)
-    s = step_error(impl->db, rc, err);
-  sqlite3_finalize(st);
-  return s;
+  return read_rows(impl->db, &b, (void **)&out->rows, &out->count, cap, sizeof *out->rows,
+                   out->pool, read_log_row, err);
 }
 
 static const char SQL_LAST_ROW_ID[] = "SELECT max(id) FROM requests";
 
 static mcpr_status sqlite_last_row_id(void *p, int64_t *out, mcpr_error *err) {
   sqlite_impl *impl = p;
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(impl->db, SQL_LAST_ROW_ID, -1, &st, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *out = sqlite3_column_int64(st, 0); /* NULL (empty) reads as 0 */
-    rc = SQLITE_OK;
-  }
-  mcpr_status s = rc == SQLITE_OK ? MCPR_OK : step_error(impl->db, rc, err);
-  sqlite3_finalize(st);
+  mcpr_status s = fixed_row(impl->db, SQL_LAST_ROW_ID, out, NULL, err);
+  if (s == MCPR_OK && *out == MCPR_QUERY_NULL)
+    *out = 0; /* an empty store */
   return s;
 }
 
@@ -355,15 +407,14 @@ static void build_stats(sqlb *b, const mcpr_stats_filter *f, bool sorted) {
     sb_add(b, " ORDER BY coalesce(tool, '<' || method || '>'), latency_us");
 }
 
-static mcpr_status stream_samples(sqlite3 *db, sqlb *b, mcpr__stats_sink sink, void *ctx,
-                                  mcpr_error *err) {
-  sqlite3_stmt *st;
-  mcpr_status s = sb_prepare(db, b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    mcpr__stats_sample sm;
+typedef struct sample_sink {
+  mcpr__stats_sink sink;
+  void *ctx;
+} sample_sink;
+
+static int pass_sample(void *ctx, sqlite3_stmt *st) {
+  sample_sink *k = ctx;
+  mcpr__stats_sample sm;
     sm.tool = (const char *)sqlite3_column_text(st, 0);
     sm.tool_len = (size_t)sqlite3_column_bytes(st, 0);
     sm.method = (const char *)sqlite3_column_text(st, 1);
@@ -371,15 +422,14 @@ static mcpr_status stream_samples(sqlite3 *db, sqlb *b, mcpr__stats_sink sink, v
     sm.latency_us = sqlite3_column_int64(st, 2);
     sm.is_error = sqlite3_column_int(st, 3);
     sm.bytes_in = col_int(st, 4);
-    sm.bytes_out = col_int(st, 5);
-    if (sink(ctx, &sm) != 0) {
-      sqlite3_finalize(st);
-      return oom_error(err);
-    }
-  }
-  s = rc == SQLITE_DONE ? MCPR_OK : step_error(db, rc, err);
-  sqlite3_finalize(st);
-  return s;
+  sm.bytes_out = col_int(st, 5);
+  return k->sink(k->ctx, &sm);
+}
+
+static mcpr_status stream_samples(sqlite3 *db, sqlb *b, mcpr__stats_sink sink, void *ctx,
+                                  mcpr_error *err) {
+  sample_sink k = {sink, ctx};
+  return each_row(db, b, pass_sample, &k, err);
 }
 
 static mcpr_status sqlite_stats_scan(void *p, const mcpr_stats_filter *f, mcpr__stats_sink sink,
@@ -576,40 +626,25 @@ static void build_sessions(sqlb *b, const mcpr_session_filter *f, int64_t now_ms
   sb_int(b, " ORDER BY last_seen_at DESC, session_id LIMIT ?", f->limit);
 }
 
+static void read_session_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_session_row *r = row;
+  r->session_id = col_text(st, 0, pool, oom);
+  r->proxy = col_text(st, 1, pool, oom);
+  r->client_name = col_text(st, 2, pool, oom);
+  r->client_version = col_text(st, 3, pool, oom);
+  r->client_platform = col_text(st, 4, pool, oom);
+  r->started_at_ms = sqlite3_column_int64(st, 5);
+  r->last_seen_at_ms = sqlite3_column_int64(st, 6);
+  r->ended_at_ms = col_int(st, 7);
+  r->total_calls = sqlite3_column_int64(st, 8);
+  r->total_errors = sqlite3_column_int64(st, 9);
+  r->is_active = sqlite3_column_int(st, 10) != 0;
+}
+
 static mcpr_status read_sessions(sqlite3 *db, sqlb *b, mcpr_session_rows *out, size_t *cap,
                                  mcpr_error *err) {
-  sqlite3_stmt *st;
-  mcpr_status s = sb_prepare(db, b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc, oom = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    mcpr_session_row *r =
-        mcpr__array_push((void **)&out->rows, &out->count, cap, sizeof *r);
-    if (!r) {
-      oom = 1;
-      break;
-    }
-    r->session_id = col_text(st, 0, out->pool, &oom);
-    r->proxy = col_text(st, 1, out->pool, &oom);
-    r->client_name = col_text(st, 2, out->pool, &oom);
-    r->client_version = col_text(st, 3, out->pool, &oom);
-    r->client_platform = col_text(st, 4, out->pool, &oom);
-    r->started_at_ms = sqlite3_column_int64(st, 5);
-    r->last_seen_at_ms = sqlite3_column_int64(st, 6);
-    r->ended_at_ms = col_int(st, 7);
-    r->total_calls = sqlite3_column_int64(st, 8);
-    r->total_errors = sqlite3_column_int64(st, 9);
-    r->is_active = sqlite3_column_int(st, 10) != 0;
-    if (oom)
-      break;
-  }
-  if (oom)
-    s = oom_error(err);
-  else if (rc != SQLITE_DONE)
-    s = step_error(db, rc, err);
-  sqlite3_finalize(st);
-  return s;
+  return read_rows(db, b, (void **)&out->rows, &out->count, cap, sizeof *out->rows, out->pool,
+                   read_session_row, err);
 }
 
 static mcpr_status sqlite_sessions(void *p, const mcpr_session_filter *f, int64_t now_ms,
@@ -661,42 +696,28 @@ static void build_clients(sqlb *b, const char *proxy, int64_t since_ms) {
             " ORDER BY sum(total_calls) DESC, count(*) DESC, client_name, client_version");
 }
 
+static void read_client_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_client_row *r = row;
+  r->client_name = col_text(st, 0, pool, oom);
+  r->client_version = col_text(st, 1, pool, oom);
+  r->client_platform = col_text(st, 2, pool, oom);
+  r->sessions = sqlite3_column_int64(st, 3);
+  r->total_calls = sqlite3_column_int64(st, 4);
+  r->total_errors = sqlite3_column_int64(st, 5);
+  r->error_pct =
+      r->total_calls ? 100.0 * (double)r->total_errors / (double)r->total_calls : 0.0;
+  r->first_seen_ms = sqlite3_column_int64(st, 6);
+  r->last_seen_ms = sqlite3_column_int64(st, 7);
+}
+
 static mcpr_status sqlite_clients(void *p, const char *proxy, int64_t since_ms,
                                   mcpr_client_rows *out, mcpr_error *err) {
   sqlite_impl *impl = p;
   sqlb b;
-  sqlite3_stmt *st;
   size_t cap = 0;
   build_clients(&b, proxy, since_ms);
-  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc, oom = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    mcpr_client_row *r = mcpr__array_push((void **)&out->rows, &out->count, &cap, sizeof *r);
-    if (!r) {
-      oom = 1;
-      break;
-    }
-    r->client_name = col_text(st, 0, out->pool, &oom);
-    r->client_version = col_text(st, 1, out->pool, &oom);
-    r->client_platform = col_text(st, 2, out->pool, &oom);
-    r->sessions = sqlite3_column_int64(st, 3);
-    r->total_calls = sqlite3_column_int64(st, 4);
-    r->total_errors = sqlite3_column_int64(st, 5);
-    r->error_pct =
-        r->total_calls ? 100.0 * (double)r->total_errors / (double)r->total_calls : 0.0;
-    r->first_seen_ms = sqlite3_column_int64(st, 6);
-    r->last_seen_ms = sqlite3_column_int64(st, 7);
-    if (oom)
-      break;
-  }
-  if (oom)
-    s = oom_error(err);
-  else if (rc != SQLITE_DONE)
-    s = step_error(impl->db, rc, err);
-  sqlite3_finalize(st);
-  return s;
+  return read_rows(impl->db, &b, (void **)&out->rows, &out->count, &cap, sizeof *out->rows,
+                   out->pool, read_client_row, err);
 }
 
 /* ---------- schema ---------- */
@@ -712,38 +733,24 @@ static void build_schema(sqlb *b, const char *proxy, const char *method) {
   sb_add(b, " ORDER BY upstream_url, proxy, method");
 }
 
+static void read_schema_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_schema_row *r = row;
+  r->proxy = col_text(st, 0, pool, oom);
+  r->upstream_url = col_text(st, 1, pool, oom);
+  r->method = col_text(st, 2, pool, oom);
+  r->payload = col_text(st, 3, pool, oom);
+  r->captured_at_ms = sqlite3_column_int64(st, 4);
+  r->schema_hash = col_text(st, 5, pool, oom);
+}
+
 static mcpr_status sqlite_schema(void *p, const char *proxy, const char *method,
                                  mcpr_schema_rows *out, mcpr_error *err) {
   sqlite_impl *impl = p;
   sqlb b;
-  sqlite3_stmt *st;
   size_t cap = 0;
   build_schema(&b, proxy, method);
-  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc, oom = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    mcpr_schema_row *r = mcpr__array_push((void **)&out->rows, &out->count, &cap, sizeof *r);
-    if (!r) {
-      oom = 1;
-      break;
-    }
-    r->proxy = col_text(st, 0, out->pool, &oom);
-    r->upstream_url = col_text(st, 1, out->pool, &oom);
-    r->method = col_text(st, 2, out->pool, &oom);
-    r->payload = col_text(st, 3, out->pool, &oom);
-    r->captured_at_ms = sqlite3_column_int64(st, 4);
-    r->schema_hash = col_text(st, 5, out->pool, &oom);
-    if (oom)
-      break;
-  }
-  if (oom)
-    s = oom_error(err);
-  else if (rc != SQLITE_DONE)
-    s = step_error(impl->db, rc, err);
-  sqlite3_finalize(st);
-  return s;
+  return read_rows(impl->db, &b, (void **)&out->rows, &out->count, &cap, sizeof *out->rows,
+                   out->pool, read_schema_row, err);
 }
 
 static void build_changes(sqlb *b, const char *proxy, const char *method, int64_t limit) {
@@ -757,42 +764,27 @@ static void build_changes(sqlb *b, const char *proxy, const char *method, int64_
   sb_int(b, " ORDER BY detected_at DESC, id DESC LIMIT ?", limit);
 }
 
+static void read_change_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_schema_change_row *r = row;
+  r->proxy = col_text(st, 0, pool, oom);
+  r->upstream_url = col_text(st, 1, pool, oom);
+  r->method = col_text(st, 2, pool, oom);
+  r->change_type = col_text(st, 3, pool, oom);
+  r->item_name = col_text(st, 4, pool, oom);
+  r->old_hash = col_text(st, 5, pool, oom);
+  r->new_hash = col_text(st, 6, pool, oom);
+  r->detected_at_ms = sqlite3_column_int64(st, 7);
+}
+
 static mcpr_status sqlite_schema_changes(void *p, const char *proxy, const char *method,
                                          int64_t limit, mcpr_schema_change_rows *out,
                                          mcpr_error *err) {
   sqlite_impl *impl = p;
   sqlb b;
-  sqlite3_stmt *st;
   size_t cap = 0;
   build_changes(&b, proxy, method, limit);
-  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc, oom = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    mcpr_schema_change_row *r =
-        mcpr__array_push((void **)&out->rows, &out->count, &cap, sizeof *r);
-    if (!r) {
-      oom = 1;
-      break;
-    }
-    r->proxy = col_text(st, 0, out->pool, &oom);
-    r->upstream_url = col_text(st, 1, out->pool, &oom);
-    r->method = col_text(st, 2, out->pool, &oom);
-    r->change_type = col_text(st, 3, out->pool, &oom);
-    r->item_name = col_text(st, 4, out->pool, &oom);
-    r->old_hash = col_text(st, 5, out->pool, &oom);
-    r->new_hash = col_text(st, 6, out->pool, &oom);
-    r->detected_at_ms = sqlite3_column_int64(st, 7);
-    if (oom)
-      break;
-  }
-  if (oom)
-    s = oom_error(err);
-  else if (rc != SQLITE_DONE)
-    s = step_error(impl->db, rc, err);
-  sqlite3_finalize(st);
-  return s;
+  return read_rows(impl->db, &b, (void **)&out->rows, &out->count, &cap, sizeof *out->rows,
+                   out->pool, read_change_row, err);
 }
 
 /* One range lookup per tool on (tool, ts); the tool names arrive as one
@@ -840,6 +832,26 @@ static char *names_to_json(const char *const *names, size_t n) {
   return buf;
 }
 
+typedef struct usage_sink {
+  const char *const *names;
+  size_t n;
+  mcpr__tool_usage *usage;
+} usage_sink;
+
+static int match_usage(void *ctx, sqlite3_stmt *st) {
+  usage_sink *k = ctx;
+  const char *tool = (const char *)sqlite3_column_text(st, 0);
+  for (size_t i = 0; tool && i < k->n; i++) {
+    if (strcmp(k->names[i], tool) == 0) {
+      k->usage[i].calls = sqlite3_column_int64(st, 1);
+      k->usage[i].errors = sqlite3_column_int64(st, 2);
+      k->usage[i].last_called_at_ms = col_int(st, 3);
+      break;
+    }
+  }
+  return 0;
+}
+
 static mcpr_status sqlite_tool_usage(void *p, const char *proxy, int64_t since_ms,
                                      const char *const *names, size_t n,
                                      mcpr__tool_usage *usage, mcpr_error *err) {
@@ -848,27 +860,11 @@ static mcpr_status sqlite_tool_usage(void *p, const char *proxy, int64_t since_m
   if (!json)
     return oom_error(err);
   sqlb b;
-  sqlite3_stmt *st;
+  /* b holds json as a parameter until the statement is bound. */
   build_tool_usage(&b, json, proxy, since_ms);
-  mcpr_status s = sb_prepare(impl->db, &b, &st, err);
+  usage_sink k = {names, n, usage};
+  mcpr_status s = each_row(impl->db, &b, match_usage, &k, err);
   free(json);
-  if (s != MCPR_OK)
-    return s;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *tool = (const char *)sqlite3_column_text(st, 0);
-    for (size_t i = 0; tool && i < n; i++) {
-      if (strcmp(names[i], tool) == 0) {
-        usage[i].calls = sqlite3_column_int64(st, 1);
-        usage[i].errors = sqlite3_column_int64(st, 2);
-        usage[i].last_called_at_ms = col_int(st, 3);
-        break;
-      }
-    }
-  }
-  if (rc != SQLITE_DONE)
-    s = step_error(impl->db, rc, err);
-  sqlite3_finalize(st);
   return s;
 }
 
@@ -892,23 +888,6 @@ static int64_t file_size(const char *path, const char *suffix) {
   snprintf(buf, sizeof buf, "%s%s", path, suffix);
   struct stat sb;
   return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
-}
-
-static mcpr_status fixed_row(sqlite3 *db, const char *sql, int64_t *a, int64_t *b2,
-                             mcpr_error *err) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *a = col_int(st, 0);
-    if (b2)
-      *b2 = col_int(st, 1);
-    rc = SQLITE_OK;
-  }
-  mcpr_status s = rc == SQLITE_OK ? MCPR_OK : step_error(db, rc, err);
-  sqlite3_finalize(st);
-  return s;
 }
 
 static mcpr_status sqlite_store_info(void *p, mcpr_store_info *out, mcpr_error *err) {

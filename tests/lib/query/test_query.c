@@ -604,6 +604,57 @@ static void test_missing_store(void **state) {
   tu_rmdir(dir);
 }
 
+/* A limit below 1 is refused with the output zeroed, so releasing it is
+ * safe; an empty store's last row id is 0. */
+static void test_limit_rules_and_empty_store(void **state) {
+  (void)state;
+  mcpr_query *q = open_q();
+  mcpr_error err = {0};
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.limit = 0;
+  mcpr_log_rows logs;
+  memset(&logs, 0xAB, sizeof logs);
+  assert_int_equal(mcpr_query_logs(q, &f, &logs, &err), MCPR_EINVAL);
+  assert_string_equal(err.message, "limit must be positive");
+  assert_null(logs.rows);
+  assert_int_equal(logs.count, 0);
+  assert_null(logs.pool);
+  mcpr_log_rows_release(&logs);
+  mcpr_session_filter sf;
+  mcpr_session_filter_init(&sf);
+  sf.limit = -1;
+  mcpr_session_rows sessions;
+  memset(&sessions, 0xAB, sizeof sessions);
+  assert_int_equal(mcpr_query_sessions(q, &sf, &sessions, &err), MCPR_EINVAL);
+  assert_string_equal(err.message, "limit must be positive");
+  assert_null(sessions.rows);
+  assert_null(sessions.pool);
+  mcpr_session_rows_release(&sessions);
+  mcpr_schema_change_rows changes;
+  memset(&changes, 0xAB, sizeof changes);
+  assert_int_equal(mcpr_query_schema_changes(q, NULL, NULL, 0, &changes, &err), MCPR_EINVAL);
+  assert_string_equal(err.message, "limit must be positive");
+  assert_null(changes.rows);
+  assert_null(changes.pool);
+  mcpr_schema_change_rows_release(&changes);
+  int64_t last = -1;
+  assert_int_equal(mcpr_query_last_row_id(q, &last, &err), MCPR_OK);
+  assert_true(last > 0);
+  mcpr_query_close(q);
+
+  char *empty = tu_path(g_dir, "empty.db");
+  mcpr_store *s = NULL;
+  assert_int_equal(mcpr_store_open(&s, empty, NULL, &err), MCPR_OK);
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  assert_int_equal(mcpr_query_open(&q, empty, &err), MCPR_OK);
+  last = -1;
+  assert_int_equal(mcpr_query_last_row_id(q, &last, &err), MCPR_OK);
+  assert_int_equal(last, 0);
+  mcpr_query_close(q);
+  free(empty);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_logs_filters),   cmocka_unit_test(test_slow_and_follow),
@@ -613,6 +664,7 @@ int main(void) {
       cmocka_unit_test(test_unused),         cmocka_unit_test(test_store_info_and_vacuum),
       cmocka_unit_test(test_legacy_v3),      cmocka_unit_test(test_missing_store),
       cmocka_unit_test(test_session_window_edges),
+      cmocka_unit_test(test_limit_rules_and_empty_store),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
