@@ -127,77 +127,67 @@ static int build_store(const char *path, uint64_t rows, int64_t span_ms) {
   return rc;
 }
 
-/* The CLI's queries. Each returns 0 on success; rows_out counts results. */
+/* The CLI's queries. Each returns 0 on success; rows counts results. The
+ * stats fields are the arguments and result of q_stats. */
 typedef struct ctx {
   mcpr_query *q;
   int64_t now;
   const char *session_id;
   size_t rows;
+  mcpr__stats_strategy strategy;
+  int64_t since;
+  mcpr_stats stats, *keep;
 } ctx;
 
-static int q_logs(ctx *c) {
+/* The log queries differ only in their filter: the CLI's default (last
+ * hour, 50 rows) changed by the caller. */
+static mcpr_log_filter last_hour(const ctx *c) {
   mcpr_log_filter f;
   mcpr_log_filter_init(&f);
   f.since_ms = c->now - HOUR_MS;
+  return f;
+}
+
+static int run_logs(ctx *c, const mcpr_log_filter *f, bool slow) {
   mcpr_log_rows r;
-  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
+  mcpr_status st = slow ? mcpr_query_slow(c->q, f, &r, NULL) : mcpr_query_logs(c->q, f, &r, NULL);
+  if (st != MCPR_OK)
     return -1;
   c->rows = r.count;
   mcpr_log_rows_release(&r);
   return 0;
+}
+
+static int q_logs(ctx *c) {
+  mcpr_log_filter f = last_hour(c);
+  return run_logs(c, &f, false);
 }
 
 static int q_logs_errors(ctx *c) {
-  mcpr_log_filter f;
-  mcpr_log_filter_init(&f);
-  f.since_ms = c->now - HOUR_MS;
+  mcpr_log_filter f = last_hour(c);
   f.has_status = true;
   f.status = MCPR_REQUEST_ERROR;
-  mcpr_log_rows r;
-  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
-    return -1;
-  c->rows = r.count;
-  mcpr_log_rows_release(&r);
-  return 0;
+  return run_logs(c, &f, false);
 }
 
 static int q_logs_tool(ctx *c) {
-  mcpr_log_filter f;
-  mcpr_log_filter_init(&f);
-  f.since_ms = c->now - HOUR_MS;
+  mcpr_log_filter f = last_hour(c);
   f.tool = "send_email";
-  mcpr_log_rows r;
-  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
-    return -1;
-  c->rows = r.count;
-  mcpr_log_rows_release(&r);
-  return 0;
+  return run_logs(c, &f, false);
 }
 
 static int q_logs_session(ctx *c) {
   mcpr_log_filter f;
   mcpr_log_filter_init(&f);
   f.session_prefix = c->session_id;
-  mcpr_log_rows r;
-  if (mcpr_query_logs(c->q, &f, &r, NULL) != MCPR_OK)
-    return -1;
-  c->rows = r.count;
-  mcpr_log_rows_release(&r);
-  return 0;
+  return run_logs(c, &f, false);
 }
 
 static int q_slow(ctx *c) {
-  mcpr_log_filter f;
-  mcpr_log_filter_init(&f);
-  f.since_ms = c->now - HOUR_MS;
+  mcpr_log_filter f = last_hour(c);
   f.min_latency_us = 500000;
   f.limit = 20;
-  mcpr_log_rows r;
-  if (mcpr_query_slow(c->q, &f, &r, NULL) != MCPR_OK)
-    return -1;
-  c->rows = r.count;
-  mcpr_log_rows_release(&r);
-  return 0;
+  return run_logs(c, &f, true);
 }
 
 static int q_status(ctx *c) {
@@ -241,23 +231,17 @@ static int q_clients(ctx *c) {
   return 0;
 }
 
-static int q_unused(ctx *c) {
+static int run_unused(ctx *c, const char *proxy) {
   mcpr_unused_tool_rows r;
-  if (mcpr_query_unused_tools(c->q, NULL, c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
+  if (mcpr_query_unused_tools(c->q, proxy, c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
     return -1;
   c->rows = r.count;
   mcpr_unused_tool_rows_release(&r);
   return 0;
 }
 
-static int q_unused_proxy(ctx *c) {
-  mcpr_unused_tool_rows r;
-  if (mcpr_query_unused_tools(c->q, "docs-server", c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
-    return -1;
-  c->rows = r.count;
-  mcpr_unused_tool_rows_release(&r);
-  return 0;
-}
+static int q_unused(ctx *c) { return run_unused(c, NULL); }
+static int q_unused_proxy(ctx *c) { return run_unused(c, "docs-server"); }
 
 static int q_store_stats(ctx *c) {
   mcpr_store_info info;
@@ -267,7 +251,29 @@ static int q_store_stats(ctx *c) {
   return 0;
 }
 
-static double best_of(ctx *c, int (*fn)(ctx *), int runs) {
+/* Stats over c->since with c->strategy, left in c->stats. */
+static int q_stats(ctx *c) {
+  mcpr_stats_filter f = {NULL, c->since};
+  mcpr_error err = {0};
+  if (mcpr__query_sqlite_stats(c->q, &f, c->strategy, &c->stats, &err) != MCPR_OK) {
+    fprintf(stderr, "mcpr-bench: stats: %s\n", err.message);
+    return -1;
+  }
+  return 0;
+}
+
+/* After run i of q_stats, outside the timing: keep the first result when
+ * asked, release the others. */
+static void keep_first_stats(ctx *c, int i) {
+  if (i == 0 && c->keep)
+    *c->keep = c->stats;
+  else
+    mcpr_stats_release(&c->stats);
+}
+
+/* The best time of runs calls of fn; after (may be NULL) runs untimed
+ * after each. -1 when fn fails. */
+static double best_of(ctx *c, int (*fn)(ctx *), void (*after)(ctx *, int), int runs) {
   double best = -1;
   for (int i = 0; i < runs; i++) {
     uint64_t t0 = bench_now_ns();
@@ -276,31 +282,18 @@ static double best_of(ctx *c, int (*fn)(ctx *), int runs) {
     double ms = elapsed_ms(t0);
     if (best < 0 || ms < best)
       best = ms;
+    if (after)
+      after(c, i);
   }
   return best;
 }
 
-static double time_stats(mcpr_query *q, mcpr__stats_strategy s, int64_t since, int runs,
+static double time_stats(ctx *c, mcpr__stats_strategy s, int64_t since, int runs,
                          mcpr_stats *keep) {
-  double best = -1;
-  for (int i = 0; i < runs; i++) {
-    mcpr_stats st;
-    mcpr_stats_filter f = {NULL, since};
-    uint64_t t0 = bench_now_ns();
-    mcpr_error err = {0};
-    if (mcpr__query_sqlite_stats(q, &f, s, &st, &err) != MCPR_OK) {
-      fprintf(stderr, "mcpr-bench: stats: %s\n", err.message);
-      return -1;
-    }
-    double ms = elapsed_ms(t0);
-    if (best < 0 || ms < best)
-      best = ms;
-    if (i == 0 && keep)
-      *keep = st;
-    else
-      mcpr_stats_release(&st);
-  }
-  return best;
+  c->strategy = s;
+  c->since = since;
+  c->keep = keep;
+  return best_of(c, q_stats, keep_first_stats, runs);
 }
 
 static bool same_stats(const mcpr_stats *a, const mcpr_stats *b) {
@@ -408,18 +401,17 @@ int bench_query_main(int argc, char **argv) {
   double ms[16];
   printf("\n%-34s %10s %10s\n", "query (default window)", "ms", "rows");
   for (size_t i = 0; i < nq; i++) {
-    ms[i] = best_of(&c, queries[i].fn, (int)runs);
+    ms[i] = best_of(&c, queries[i].fn, NULL, (int)runs);
     printf("%-34s %10.2f %10zu\n", queries[i].what, ms[i], c.rows);
   }
 
   mcpr_stats ours = {0}, sorted = {0}, orig = {0};
   int stat_runs = runs > 3 ? 3 : (int)runs;
-  double t_ours = time_stats(c.q, MCPR__STATS_ONE_PASS, MCPR_QUERY_NO_CUTOFF, stat_runs, &ours);
+  double t_ours = time_stats(&c, MCPR__STATS_ONE_PASS, MCPR_QUERY_NO_CUTOFF, stat_runs, &ours);
   double t_sorted =
-      time_stats(c.q, MCPR__STATS_SORTED_SQL, MCPR_QUERY_NO_CUTOFF, stat_runs, &sorted);
-  double t_orig = time_stats(c.q, MCPR__STATS_ORIGINAL, MCPR_QUERY_NO_CUTOFF, stat_runs, &orig);
-  double t_orig_1h =
-      time_stats(c.q, MCPR__STATS_ORIGINAL, c.now - HOUR_MS, (int)runs, NULL);
+      time_stats(&c, MCPR__STATS_SORTED_SQL, MCPR_QUERY_NO_CUTOFF, stat_runs, &sorted);
+  double t_orig = time_stats(&c, MCPR__STATS_ORIGINAL, MCPR_QUERY_NO_CUTOFF, stat_runs, &orig);
+  double t_orig_1h = time_stats(&c, MCPR__STATS_ORIGINAL, c.now - HOUR_MS, (int)runs, NULL);
   bool agree = same_stats(&ours, &sorted) && same_stats(&ours, &orig);
   printf("\nstats over all %lld requests (%zu labels):\n", (long long)ours.total_calls,
          ours.count);
