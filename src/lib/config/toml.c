@@ -574,6 +574,38 @@ fail:
   return NULL;
 }
 
+/*
+ * `key = value` into table, in a statement of its own line (own_line) or
+ * in an inline table. On its own line a missing value gets a message of
+ * its own; in an inline table parse_value reports what it finds.
+ */
+static bool parse_keyval(parser *p, mcpr__toml_value *table, bool own_line) {
+  keypart parts[MCPR__TOML_MAX_DEPTH];
+  size_t stmt = p->pos;
+  size_t n = parse_key(p, parts);
+  if (!n)
+    return false;
+  bool ok = false;
+  char fb[16];
+  skip_ws(p);
+  if (peek(p) != '=') {
+    fail_at(p, p->pos, "expected '=' after the key '%s', found %s", parts[n - 1].text,
+            found(p, p->pos, fb));
+    goto out;
+  }
+  p->pos++;
+  skip_ws(p);
+  if (own_line && (peek(p) < 0 || peek(p) == '\n' || peek(p) == '\r' || peek(p) == '#')) {
+    fail_at(p, p->pos, "expected a value after '=', found %s", found(p, p->pos, fb));
+    goto out;
+  }
+  mcpr__toml_value *v = parse_value(p);
+  ok = v && put_keyval(p, table, parts, n, stmt, v);
+out:
+  free_key(parts, n);
+  return ok;
+}
+
 static mcpr__toml_value *parse_inline_table(parser *p) {
   mcpr__toml_value *t = new_value(p, MCPR__TOML_TABLE);
   if (!t)
@@ -585,29 +617,7 @@ static mcpr__toml_value *parse_inline_table(parser *p) {
     goto done;
   }
   for (;;) {
-    keypart parts[MCPR__TOML_MAX_DEPTH];
-    size_t stmt = p->pos;
-    size_t n = parse_key(p, parts);
-    if (!n)
-      goto fail;
-    skip_ws(p);
-    if (peek(p) != '=') {
-      char fb[16];
-      fail_at(p, p->pos, "expected '=' after the key '%s', found %s", parts[n - 1].text,
-              found(p, p->pos, fb));
-      free_key(parts, n);
-      goto fail;
-    }
-    p->pos++;
-    skip_ws(p);
-    mcpr__toml_value *v = parse_value(p);
-    if (!v) {
-      free_key(parts, n);
-      goto fail;
-    }
-    bool ok = put_keyval(p, t, parts, n, stmt, v);
-    free_key(parts, n);
-    if (!ok)
+    if (!parse_keyval(p, t, false))
       goto fail;
     skip_ws(p);
     if (peek(p) == ',') {
@@ -920,33 +930,7 @@ out:
   return ok;
 }
 
-static bool parse_keyval_stmt(parser *p) {
-  keypart parts[MCPR__TOML_MAX_DEPTH];
-  size_t stmt = p->pos;
-  size_t n = parse_key(p, parts);
-  if (!n)
-    return false;
-  skip_ws(p);
-  if (peek(p) != '=') {
-    char fb[16];
-    fail_at(p, p->pos, "expected '=' after the key '%s', found %s", parts[n - 1].text,
-            found(p, p->pos, fb));
-    free_key(parts, n);
-    return false;
-  }
-  p->pos++;
-  skip_ws(p);
-  if (peek(p) < 0 || peek(p) == '\n' || peek(p) == '\r' || peek(p) == '#') {
-    char fb[16];
-    fail_at(p, p->pos, "expected a value after '=', found %s", found(p, p->pos, fb));
-    free_key(parts, n);
-    return false;
-  }
-  mcpr__toml_value *v = parse_value(p);
-  bool ok = v && put_keyval(p, p->current, parts, n, stmt, v);
-  free_key(parts, n);
-  return ok;
-}
+static bool parse_keyval_stmt(parser *p) { return parse_keyval(p, p->current, true); }
 
 /* Whole-input checks: UTF-8, no NUL, bounded lines. */
 static bool prescan(parser *p) {

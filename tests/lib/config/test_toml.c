@@ -108,6 +108,20 @@ static void test_crlf_and_empty(void **state) {
   mcpr__toml_free(r);
 }
 
+/* text (named name in messages) fails to parse at line:column with a
+ * message containing says, and hands back no tree. */
+static void expect_error(const char *name, const char *text, size_t len, int line, int column,
+                         const char *says) {
+  mcpr__toml_value *r = NULL;
+  mcpr__toml_error e;
+  if (mcpr__toml_parse(text, len, &r, &e))
+    fail_msg("%s parsed", name);
+  assert_null(r);
+  if (e.line != line || e.column != column || !strstr(e.message, says))
+    fail_msg("%s: got %d:%d %s; want %d:%d %s", name, e.line, e.column, e.message, line, column,
+             says);
+}
+
 /* Broken files under data/: each must fail at the given line and column. */
 static const struct {
   const char *file;
@@ -146,15 +160,33 @@ static void test_broken_files(void **state) {
     char buf[8192];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    mcpr__toml_value *r = NULL;
-    mcpr__toml_error e;
-    if (mcpr__toml_parse(buf, n, &r, &e))
-      fail_msg("%s parsed", broken[i].file);
-    assert_null(r);
-    if (e.line != broken[i].line || e.column != broken[i].column || !strstr(e.message, broken[i].says))
-      fail_msg("%s: got %d:%d %s; want %d:%d %s", broken[i].file, e.line, e.column, e.message,
-               broken[i].line, broken[i].column, broken[i].says);
+    expect_error(broken[i].file, buf, n, broken[i].line, broken[i].column, broken[i].says);
   }
+}
+
+/* `key = value` at the top level and inside an inline table: the same
+ * rules, the same messages, and a missing value on its own line said so. */
+static void test_keyval_errors(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    int line, column;
+    const char *says;
+  } cases[] = {
+      {"a = 1\nb 2\n", 2, 3, "expected '=' after the key 'b', found '2'"},
+      {"t = {x = 1, y 2}\n", 1, 15, "expected '=' after the key 'y', found '2'"},
+      {"t = {x.y 2}\n", 1, 10, "expected '=' after the key 'y', found '2'"},
+      {"a =\n", 1, 4, "expected a value after '=', found end of line"},
+      {"a = # no value\n", 1, 5, "expected a value after '=', found '#'"},
+      {"t = {x = 1 y = 2}\n", 1, 12, "expected ',' or '}' in the inline table, found 'y'"},
+      {"t = {x = 1, x = 2}\n", 1, 13, "duplicate key 'x'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    expect_error(cases[i].text, cases[i].text, strlen(cases[i].text), cases[i].line,
+                 cases[i].column, cases[i].says);
+  mcpr__toml_value *r = parse_ok("t = {x.y = 1, z = 'a'}\n");
+  assert_string_equal(get(r, "t.z")->string, "a");
+  mcpr__toml_free(r);
 }
 
 static void test_bounds(void **state) {
@@ -204,6 +236,7 @@ int main(void) {
       cmocka_unit_test(test_values),
       cmocka_unit_test(test_crlf_and_empty),
       cmocka_unit_test(test_broken_files),
+      cmocka_unit_test(test_keyval_errors),
       cmocka_unit_test(test_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
