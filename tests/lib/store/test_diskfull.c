@@ -140,18 +140,34 @@ static void inject(fault_kind kind, const char *path) {
   }
 }
 
-static void run_fault(fault_kind kind, bool lasting) {
+/* Options that open a store on the fault VFS, registered and with no
+ * fault armed. */
+static void fault_options(mcpr_store_options *opts) {
   assert_int_equal(faultvfs_register(), SQLITE_OK);
   faultvfs_reset();
-  char *dir = tu_tmpdir();
-  char *path = tu_path(dir, "store.db");
-  mcpr_store_options opts;
-  mcpr_store_options_init(&opts);
-  opts.vfs_name = FAULTVFS_NAME;
-  opts.io_retry_limit_ms = lasting ? 300 : 60000;
+  mcpr_store_options_init(opts);
+  opts->vfs_name = FAULTVFS_NAME;
+}
+
+/* A new store.db in a new temporary directory (*dir, *path: new strings),
+ * opened with opts; fails the test when it does not open. */
+static mcpr_store *open_in_tmpdir(const mcpr_store_options *opts, char **dir, char **path) {
+  *dir = tu_tmpdir();
+  *path = tu_path(*dir, "store.db");
   mcpr_store *s = NULL;
   mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
+  if (mcpr_store_open(&s, *path, opts, &err) != MCPR_OK)
+    fail_msg("opening %s: %s", *path, err.message);
+  return s;
+}
+
+static void run_fault(fault_kind kind, bool lasting) {
+  char *dir, *path;
+  mcpr_store_options opts;
+  fault_options(&opts);
+  opts.io_retry_limit_ms = lasting ? 300 : 60000;
+  mcpr_store *s = open_in_tmpdir(&opts, &dir, &path);
+  mcpr_error err = {0};
 
   uint64_t offered = 0, accepted = 0;
   accepted += record_n(s, "before", 10, NULL);
@@ -239,17 +255,12 @@ static void test_ioerr_fsync_lasting(void **state) {
  */
 static void test_flush_after_batch_failed_reports_it(void **state) {
   (void)state;
-  assert_int_equal(faultvfs_register(), SQLITE_OK);
-  faultvfs_reset();
-  char *dir = tu_tmpdir();
-  char *path = tu_path(dir, "store.db");
+  char *dir, *path;
   mcpr_store_options opts;
-  mcpr_store_options_init(&opts);
-  opts.vfs_name = FAULTVFS_NAME;
+  fault_options(&opts);
   opts.io_retry_limit_ms = 300;
-  mcpr_store *s = NULL;
+  mcpr_store *s = open_in_tmpdir(&opts, &dir, &path);
   mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
 
   faultvfs_fail_writes(SQLITE_FULL);
   assert_int_equal(record_n(s, "lost", 100, NULL), 100);
@@ -283,16 +294,11 @@ static void test_flush_after_batch_failed_reports_it(void **state) {
  * syncs fail, what was committed stays in the WAL: nothing is lost. */
 static void test_close_while_syncs_fail_loses_nothing(void **state) {
   (void)state;
-  assert_int_equal(faultvfs_register(), SQLITE_OK);
-  faultvfs_reset();
-  char *dir = tu_tmpdir();
-  char *path = tu_path(dir, "store.db");
+  char *dir, *path;
   mcpr_store_options opts;
-  mcpr_store_options_init(&opts);
-  opts.vfs_name = FAULTVFS_NAME;
-  mcpr_store *s = NULL;
+  fault_options(&opts);
+  mcpr_store *s = open_in_tmpdir(&opts, &dir, &path);
   mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
   assert_int_equal(record_n(s, "kept", 300, NULL), 300);
   assert_int_equal(mcpr_store_flush(s, 30000, &err), MCPR_OK);
   faultvfs_fail_syncs(SQLITE_IOERR_FSYNC);
@@ -316,17 +322,12 @@ static void test_close_while_syncs_fail_loses_nothing(void **state) {
 
 static void test_full_disk_small_queue_refuses_counted(void **state) {
   (void)state;
-  assert_int_equal(faultvfs_register(), SQLITE_OK);
-  faultvfs_reset();
-  char *dir = tu_tmpdir();
-  char *path = tu_path(dir, "store.db");
+  char *dir, *path;
   mcpr_store_options opts;
-  mcpr_store_options_init(&opts);
-  opts.vfs_name = FAULTVFS_NAME;
+  fault_options(&opts);
   opts.queue_capacity = 64;
-  mcpr_store *s = NULL;
+  mcpr_store *s = open_in_tmpdir(&opts, &dir, &path);
   mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, path, &opts, &err), MCPR_OK);
 
   faultvfs_fail_writes(SQLITE_FULL);
   uint64_t refused_full = 0;
