@@ -14,25 +14,8 @@
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
 #include "store_fixtures.h"
+#include "fx_store.h"
 #include "testutil.h"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -91,14 +74,14 @@ static void test_unknown_flag(void **state) {
   for (size_t c = 0; c < NCOMMANDS; c++) {
     cli_result r;
     const char *const extra[] = {"--bogus", NULL};
-    run_cmd(&r, g_path, c, extra, NULL, NULL);
+    run_cmd(&r, fx_path, c, extra, NULL, NULL);
     expect_usage(&r, cmd_name(c, name, sizeof name), "--bogus");
     char want[64];
     snprintf(want, sizeof want, "mcpr %s %s", COMMANDS[c][0], COMMANDS[c][1]);
     assert_non_null(strstr(r.err, want)); /* the command's own usage */
     cli_result_free(&r);
     const char *const extra2[] = {"-z", NULL};
-    run_cmd(&r, g_path, c, extra2, NULL, NULL);
+    run_cmd(&r, fx_path, c, extra2, NULL, NULL);
     expect_usage(&r, cmd_name(c, name, sizeof name), "-z");
     cli_result_free(&r);
   }
@@ -109,7 +92,7 @@ static void test_unknown_flag(void **state) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     cli_result r;
-    const char *argv[6] = {"--db", g_path};
+    const char *argv[6] = {"--db", fx_path};
     size_t n = 2;
     for (size_t k = 0; k < 3 && bad[i][k]; k++)
       argv[n++] = bad[i][k];
@@ -183,7 +166,7 @@ static void test_bad_values(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_result r;
-    run_on(&r, g_path, cases[i].args);
+    run_on(&r, fx_path, cases[i].args);
     char what[128];
     snprintf(what, sizeof what, "case %zu (%s %s %s)", i, cases[i].args[1],
              cases[i].args[2] ? cases[i].args[2] : "",
@@ -383,18 +366,18 @@ static void test_future_and_foreign_files(void **state) {
 static void test_global_db_anywhere(void **state) {
   (void)state;
   char eq[4200];
-  snprintf(eq, sizeof eq, "--db=%s", g_path);
+  snprintf(eq, sizeof eq, "--db=%s", fx_path);
   char env_db[4200];
-  snprintf(env_db, sizeof env_db, "MCPR_DB=%s", g_path);
+  snprintf(env_db, sizeof env_db, "MCPR_DB=%s", fx_path);
   const char *const forms[][7] = {
-      {"--db", g_path, "proxy", "status", "--json", NULL},
-      {"proxy", "status", "--json", "--db", g_path, NULL},
-      {"proxy", "--db", g_path, "status", "--json", NULL},
-      {"proxy", "status", "--db", g_path, "--json", NULL},
+      {"--db", fx_path, "proxy", "status", "--json", NULL},
+      {"proxy", "status", "--json", "--db", fx_path, NULL},
+      {"proxy", "--db", fx_path, "status", "--json", NULL},
+      {"proxy", "status", "--db", fx_path, "--json", NULL},
       {eq, "proxy", "status", "--json", NULL},
       {"proxy", "status", "--json", eq, NULL},
       /* --db wins over MCPR_DB (set below to a missing file) */
-      {"--db", g_path, "proxy", "status", "--json", NULL},
+      {"--db", fx_path, "proxy", "status", "--json", NULL},
   };
   char *first = NULL;
   for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
@@ -423,16 +406,16 @@ static void test_global_db_anywhere(void **state) {
   assert_string_equal(r.out, first);
   cli_result_free(&r);
   /* store commands too, and a --db after a flag value */
-  RUN_ON(&r, g_path, "store", "stats", "--json");
+  RUN_ON(&r, fx_path, "store", "stats", "--json");
   assert_int_equal(r.exit_code, 0);
   cli_result_free(&r);
-  cli_runv(&r, "store", "stats", "--json", "--db", g_path, NULL);
+  cli_runv(&r, "store", "stats", "--json", "--db", fx_path, NULL);
   assert_int_equal(r.exit_code, 0);
   json_t *o = nd_line(r.out, 0);
   assert_int_equal(ji(o, "total_requests"), 127);
   json_decref(o);
   cli_result_free(&r);
-  cli_runv(&r, "proxy", "logs", "--tail", "3", "--db", g_path, "--json", NULL);
+  cli_runv(&r, "proxy", "logs", "--tail", "3", "--db", fx_path, "--json", NULL);
   assert_int_equal(r.exit_code, 0);
   assert_int_equal(nd_count(r.out), 3);
   cli_result_free(&r);
@@ -496,7 +479,7 @@ static void test_locked_store_still_reads(void **state) {
   static const char *const begins[] = {"BEGIN IMMEDIATE", "BEGIN EXCLUSIVE"};
   for (size_t b = 0; b < 2; b++) {
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(g_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(fx_path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, begins[b], NULL, NULL, NULL), SQLITE_OK);
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -532,7 +515,7 @@ static void test_locked_store_still_reads(void **state) {
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
   }
-  assert_int_equal(tu_sql_int(g_path, "SELECT count(*) FROM requests"), 127);
+  assert_int_equal(tu_sql_int(fx_path, "SELECT count(*) FROM requests"), 127);
 }
 
 int main(void) {
@@ -545,5 +528,5 @@ int main(void) {
       cmocka_unit_test(test_help),
       cmocka_unit_test(test_locked_store_still_reads),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -10,29 +10,12 @@
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
 #include "store_fixtures.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 #define CLIENT_KEYS                                                                      \
   "client_name,client_version,client_platform,sessions,total_calls,total_errors,"       \
   "error_pct,first_seen,last_seen"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -63,7 +46,7 @@ static void names_of(const char *out, char *buf, size_t n) {
 
 static void test_json(void **state) {
   (void)state;
-  int64_t t0 = g_now - 120000;
+  int64_t t0 = fx_now - 120000;
   cli_result r;
   RUN_OK(&r, "proxy", "clients", "--json"); /* default window 7d */
   assert_int_equal(nd_count(r.out), 3);
@@ -76,7 +59,7 @@ static void test_json(void **state) {
   assert_int_equal(ji(o, "total_calls"), 101);
   assert_int_equal(ji(o, "total_errors"), 10);
   assert_pct(o, 9.9); /* 10/101, two decimals */
-  assert_int_equal(ji(o, "first_seen"), g_now - 3 * FX_HOUR_MS - 1000);
+  assert_int_equal(ji(o, "first_seen"), fx_now - 3 * FX_HOUR_MS - 1000);
   assert_int_equal(ji(o, "last_seen"), t0 + 100);
   json_decref(o);
   o = nd_line(r.out, 1);
@@ -124,7 +107,7 @@ static void test_filters(void **state) {
       argv[n++] = cases[i].args[k];
     argv[n] = NULL;
     cli_result r;
-    run_on(&r, g_path, argv);
+    run_on(&r, fx_path, argv);
     if (r.exit_code != 0)
       fail_msg("case %zu: exit %d\n%s", i, r.exit_code, r.err);
     char names[256];
@@ -138,7 +121,7 @@ static void test_filters(void **state) {
   RUN_OK(&r, "proxy", "clients", "--since", "1h", "--json");
   json_t *o = nd_line(r.out, 1);
   assert_int_equal(ji(o, "sessions"), 1);
-  assert_int_equal(ji(o, "first_seen"), g_now - 20 * 60000);
+  assert_int_equal(ji(o, "first_seen"), fx_now - 20 * 60000);
   json_decref(o);
   cli_result_free(&r);
 }
@@ -148,7 +131,7 @@ static void test_filters(void **state) {
  * platform shows null; ties on calls go to the group with more sessions. */
 static void test_grouping_and_nulls(void **state) {
   (void)state;
-  char *path = tu_path(g_dir, "groups.db");
+  char *path = tu_path(fx_dir, "groups.db");
   int64_t now = mcpr_now_ms();
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -233,5 +216,5 @@ int main(void) {
       cmocka_unit_test(test_grouping_and_nulls),
       cmocka_unit_test(test_pretty),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -7,24 +7,8 @@
 
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
+#include "fx_store.h"
 #include "testutil.h"
-
-static char *g_dir, *g_path;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 #define LOG_KEYS                                                                   \
   "request_id,ts,method,tool,resource_uri,prompt_name,latency_us,status,error_code," \
@@ -83,7 +67,7 @@ static void test_logs_json(void **state) {
       argv[n++] = cases[i].args[k];
     /* a later --tail wins */
     argv[n] = NULL;
-    run_on(&r, g_path, argv);
+    run_on(&r, fx_path, argv);
     assert_int_equal(r.exit_code, 0);
     if (nd_count(r.out) != cases[i].lines)
       fail_msg("case %zu (%s %s): %zu lines, want %zu\n%s", i, cases[i].args[0],
@@ -165,7 +149,7 @@ static void test_usage_errors(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_result r;
-    run_on(&r, g_path, cases[i].args);
+    run_on(&r, fx_path, cases[i].args);
     if (r.exit_code != 2 || !strstr(r.err, cases[i].needle))
       fail_msg("case %zu: exit %d, stderr:\n%s", i, r.exit_code, r.err);
     assert_string_equal(r.out, "");
@@ -275,5 +259,5 @@ int main(void) {
       cmocka_unit_test(test_slow),        cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_help),        cmocka_unit_test(test_follow),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

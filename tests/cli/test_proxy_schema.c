@@ -9,28 +9,11 @@
 
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 #define CHANGE_KEYS "upstream_url,method,change_type,item_name,old_hash,new_hash,detected_at"
 #define UNUSED_KEYS "tool_name,description,calls,errors,last_called_at"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -49,7 +32,7 @@ static void field_of(const char *out, const char *key, char *buf, size_t n) {
 
 static void test_snapshots(void **state) {
   (void)state;
-  int64_t t0 = g_now - 120000;
+  int64_t t0 = fx_now - 120000;
   cli_result r;
   RUN_OK(&r, "proxy", "schema", "--json");
   char buf[512];
@@ -83,7 +66,7 @@ static void test_snapshots(void **state) {
     for (size_t k = 0; cases[i].args[k]; k++)
       argv[n++] = cases[i].args[k];
     argv[n] = NULL;
-    run_on(&r, g_path, argv);
+    run_on(&r, fx_path, argv);
     assert_int_equal(r.exit_code, 0);
     field_of(r.out, "method", buf, sizeof buf);
     if (strcmp(buf, cases[i].methods) != 0)
@@ -123,7 +106,7 @@ static void test_schema_status_pretty(void **state) {
 
 static void test_changes_fixture(void **state) {
   (void)state;
-  int64_t t0 = g_now - 120000;
+  int64_t t0 = fx_now - 120000;
   cli_result r;
   RUN_OK(&r, "proxy", "schema", "--changes", "--json");
   assert_int_equal(nd_count(r.out), 3);
@@ -163,7 +146,7 @@ static void test_changes_fixture(void **state) {
     for (size_t k = 0; cases[i].args[k]; k++)
       argv[n++] = cases[i].args[k];
     argv[n] = NULL;
-    run_on(&r, g_path, argv);
+    run_on(&r, fx_path, argv);
     assert_int_equal(r.exit_code, 0);
     if (nd_count(r.out) != cases[i].lines)
       fail_msg("case %zu: %zu lines, want %zu\n%s", i, nd_count(r.out), cases[i].lines, r.out);
@@ -183,7 +166,7 @@ static void test_changes_fixture(void **state) {
 /* Item-level diffs recorded by the writer, read back through the CLI. */
 static void test_changes_diffs(void **state) {
   (void)state;
-  char *path = tu_path(g_dir, "diff.db");
+  char *path = tu_path(fx_dir, "diff.db");
   int64_t ts = mcpr_now_ms() - 60000;
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -248,7 +231,7 @@ static void test_changes_diffs(void **state) {
 
 static void test_unused(void **state) {
   (void)state;
-  int64_t t0 = g_now - 120000;
+  int64_t t0 = fx_now - 120000;
   cli_result r;
   char buf[512];
   /* All proxies, 7 d: the union of both tool lists. */
@@ -351,7 +334,7 @@ static void test_flag_rules(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cli_result r;
-    run_on(&r, g_path, cases[i]);
+    run_on(&r, fx_path, cases[i]);
     if (r.exit_code != 2 || !strstr(r.err, "usage") || r.out_len)
       fail_msg("case %zu: exit %d\n%s", i, r.exit_code, r.err);
     cli_result_free(&r);
@@ -364,5 +347,5 @@ int main(void) {
       cmocka_unit_test(test_changes_fixture), cmocka_unit_test(test_changes_diffs),
       cmocka_unit_test(test_unused),          cmocka_unit_test(test_flag_rules),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -8,6 +8,7 @@
 
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 #define SESSION_KEYS                                                                     \
@@ -16,24 +17,6 @@
 #define LOG_KEYS                                                                         \
   "request_id,ts,method,tool,resource_uri,prompt_name,latency_us,status,error_code,"    \
   "error_msg,session_id,bytes_in,bytes_out"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -55,7 +38,7 @@ static void assert_session_object(json_t *o) {
 
 static void test_json_detail(void **state) {
   (void)state;
-  int64_t t0 = g_now - 120000;
+  int64_t t0 = fx_now - 120000;
   cli_result r;
   RUN_OK(&r, "proxy", "session", "sess-alpha-2", "--json");
   assert_int_equal(nd_count(r.out), 1); /* one object, one line */
@@ -99,7 +82,7 @@ static void test_json_detail(void **state) {
   reqs = json_object_get(o, "requests");
   assert_int_equal(json_array_size(reqs), 101);
   assert_int_equal(ji(json_array_get(reqs, 0), "latency_us"), 900000);
-  assert_int_equal(ji(json_array_get(reqs, 0), "ts"), g_now - 3 * FX_HOUR_MS);
+  assert_int_equal(ji(json_array_get(reqs, 0), "ts"), fx_now - 3 * FX_HOUR_MS);
   int64_t prev = 0, errors = 0;
   for (size_t i = 0; i < json_array_size(reqs); i++) {
     json_t *q = json_array_get(reqs, i);
@@ -164,7 +147,7 @@ static void test_prefix(void **state) {
  * the prefix are not mixed in. */
 static void test_exact_before_prefix(void **state) {
   (void)state;
-  char *path = tu_path(g_dir, "prefix.db");
+  char *path = tu_path(fx_dir, "prefix.db");
   int64_t now = mcpr_now_ms();
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -238,5 +221,5 @@ int main(void) {
       cmocka_unit_test(test_exact_before_prefix),
       cmocka_unit_test(test_pretty),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -8,29 +8,12 @@
 
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 #define SESSION_KEYS                                                                     \
   "session_id,client_name,client_version,client_platform,started_at,last_seen_at,"      \
   "ended_at,total_calls,total_errors,is_active"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -44,7 +27,7 @@ static void test_json_fields_and_values(void **state) {
   /* Most recently seen first: alpha-2's last request is the newest. */
   assert_string_equal(ids, "sess-alpha-2,sess-alpha-1,sess-idle,sess-beta-1");
 
-  int64_t t0 = g_now - 120000;
+  int64_t t0 = fx_now - 120000;
   json_t *o = nd_line(r.out, 0);
   assert_keys(o, SESSION_KEYS);
   assert_string_equal(js(o, "client_name"), "cursor");
@@ -62,7 +45,7 @@ static void test_json_fields_and_values(void **state) {
   assert_keys(o, SESSION_KEYS);
   assert_string_equal(js(o, "client_name"), "claude-desktop");
   assert_string_equal(js(o, "client_platform"), "claude");
-  assert_int_equal(ji(o, "started_at"), g_now - 3 * FX_HOUR_MS - 1000);
+  assert_int_equal(ji(o, "started_at"), fx_now - 3 * FX_HOUR_MS - 1000);
   assert_int_equal(ji(o, "last_seen_at"), t0 + 100);
   assert_null_field(o, "ended_at");
   assert_int_equal(ji(o, "total_calls"), 101);
@@ -73,7 +56,7 @@ static void test_json_fields_and_values(void **state) {
   o = nd_line(r.out, 2); /* open, but last seen 20 minutes ago */
   assert_keys(o, SESSION_KEYS);
   assert_int_equal(ji(o, "total_calls"), 0);
-  assert_int_equal(ji(o, "last_seen_at"), g_now - 20 * 60000);
+  assert_int_equal(ji(o, "last_seen_at"), fx_now - 20 * 60000);
   assert_null_field(o, "ended_at");
   assert_true(json_is_false(json_object_get(o, "is_active")));
   json_decref(o);
@@ -122,7 +105,7 @@ static void test_filters(void **state) {
       argv[n++] = cases[i].args[k];
     argv[n] = NULL;
     cli_result r;
-    run_on(&r, g_path, argv);
+    run_on(&r, fx_path, argv);
     if (r.exit_code != 0)
       fail_msg("case %zu: exit %d\n%s", i, r.exit_code, r.err);
     char ids[256];
@@ -142,7 +125,7 @@ static void test_filters(void **state) {
  * version. */
 static void test_active_rule_and_nulls(void **state) {
   (void)state;
-  char *path = tu_path(g_dir, "active.db");
+  char *path = tu_path(fx_dir, "active.db");
   int64_t now = mcpr_now_ms();
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -235,5 +218,5 @@ int main(void) {
       cmocka_unit_test(test_active_rule_and_nulls),
       cmocka_unit_test(test_pretty),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

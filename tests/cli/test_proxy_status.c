@@ -9,29 +9,12 @@
 
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 #define STATUS_KEYS "proxy,since,total_requests,error_pct,active_sessions,total_sessions,tools"
 #define STATS_KEYS                                                                       \
   "label,calls,avg_us,min_us,max_us,p95_us,error_pct,total_bytes_in,total_bytes_out"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -164,7 +147,7 @@ static void test_json_filters(void **state) {
 /* Known data where nearest rank and interpolation disagree, written out of
  * latency order; and one call each in µs, ms and s for the units. */
 static char *build_p95_store(const char *name) {
-  char *path = tu_path(g_dir, name);
+  char *path = tu_path(fx_dir, name);
   int64_t now = mcpr_now_ms(), ts = now - 60000;
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -268,5 +251,5 @@ int main(void) {
       cmocka_unit_test(test_p95_nearest_rank),
       cmocka_unit_test(test_pretty),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

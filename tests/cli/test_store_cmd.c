@@ -17,30 +17,13 @@
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
 #include "store_fixtures.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 #define DAY_MS (24 * FX_HOUR_MS)
 #define INFO_KEYS                                                                        \
   "path,schema_version,total_requests,total_sessions,oldest_request,newest_request,"    \
   "proxies,db_bytes,wal_bytes"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 /* ---------- tests ---------- */
 
@@ -58,22 +41,22 @@ static void test_stats(void **state) {
   assert_int_equal(nd_count(r.out), 1);
   json_t *o = nd_line(r.out, 0);
   assert_keys(o, INFO_KEYS);
-  assert_string_equal(js(o, "path"), g_path);
+  assert_string_equal(js(o, "path"), fx_path);
   assert_int_equal(ji(o, "schema_version"), 5);
   assert_int_equal(ji(o, "total_requests"), 127);
   assert_int_equal(ji(o, "total_sessions"), 4);
-  assert_int_equal(ji(o, "oldest_request"), g_now - 3 * FX_HOUR_MS);
-  assert_int_equal(ji(o, "newest_request"), g_now - 120000 + 501);
+  assert_int_equal(ji(o, "oldest_request"), fx_now - 3 * FX_HOUR_MS);
+  assert_int_equal(ji(o, "newest_request"), fx_now - 120000 + 501);
   assert_int_equal(ji(o, "proxies"), 2);
-  assert_int_equal(ji(o, "db_bytes"), file_bytes(g_path, ""));
-  assert_int_equal(ji(o, "wal_bytes"), file_bytes(g_path, "-wal"));
+  assert_int_equal(ji(o, "db_bytes"), file_bytes(fx_path, ""));
+  assert_int_equal(ji(o, "wal_bytes"), file_bytes(fx_path, "-wal"));
   assert_true(ji(o, "db_bytes") > 0);
   json_decref(o);
   cli_result_free(&r);
 
   RUN_OK(&r, "store", "stats");
   char want[4200];
-  snprintf(want, sizeof want, "store      %s (schema v5)\n", g_path);
+  snprintf(want, sizeof want, "store      %s (schema v5)\n", fx_path);
   assert_non_null(strstr(r.out, want));
   assert_non_null(strstr(r.out, "requests   127\n"));
   assert_non_null(strstr(r.out, "sessions   4\n"));
@@ -84,7 +67,7 @@ static void test_stats(void **state) {
   cli_result_free(&r);
 
   /* An empty store: no oldest/newest. */
-  char *empty = tu_path(g_dir, "empty.db");
+  char *empty = tu_path(fx_dir, "empty.db");
   mcpr_store *s = NULL;
   mcpr_error err = {0};
   assert_int_equal(mcpr_store_open(&s, empty, NULL, &err), MCPR_OK);
@@ -137,7 +120,7 @@ static void close_session(mcpr_store *s, const char *id, int64_t ended) {
  *   s-b-old-ended (ended old).
  */
 static char *build_vacuum_store(int64_t now) {
-  char *path = tu_path(g_dir, "vac.db");
+  char *path = tu_path(fx_dir, "vac.db");
   int64_t old = now - 10 * DAY_MS, fresh = now - 60000;
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -333,7 +316,7 @@ static long long next_number(char **p) {
 
 static void test_vacuum_beside_live_writer(void **state) {
   (void)state;
-  char *path = tu_path(g_dir, "live.db");
+  char *path = tu_path(fx_dir, "live.db");
   int64_t old = mcpr_now_ms() - 2 * DAY_MS;
   mcpr_store *s = NULL;
   mcpr_error err = {0};
@@ -412,5 +395,5 @@ int main(void) {
       cmocka_unit_test(test_vacuum),
       cmocka_unit_test(test_vacuum_beside_live_writer),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "fx_store.h"
 #include "testutil.h"
 
 /* Line i (0-based) of NDJSON text as a new reference; fails the test when
@@ -51,8 +52,8 @@ void run_on(cli_result *r, const char *path, const char *const *args);
     const char *const a_[] = {__VA_ARGS__, NULL};                                  \
     run_on(r, path, a_);                                                           \
   } while (0)
-/* On the test file's own store, `g_path`. */
-#define RUN(r, ...) RUN_ON(r, g_path, __VA_ARGS__)
+/* On the fixture store (fx_store.h). */
+#define RUN(r, ...) RUN_ON(r, fx_path, __VA_ARGS__)
 
 /* Run and expect exit 0 and nothing on stderr. */
 #define RUN_OK(r, ...)                                                             \

@@ -9,30 +9,13 @@
 #include "query_fixture.h"
 #include "store/db.h"
 #include "store/query_sqlite.h"
+#include "fx_store.h"
 #include "testutil.h"
-
-static char *g_dir, *g_path;
-static int64_t g_now;
-
-static int setup(void **state) {
-  (void)state;
-  g_dir = tu_tmpdir();
-  g_path = tu_path(g_dir, "store.db");
-  g_now = fx_build(g_path);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  free(g_path);
-  tu_rmdir(g_dir);
-  return 0;
-}
 
 static mcpr_query *open_q(void) {
   mcpr_query *q = NULL;
   mcpr_error err = {0};
-  if (mcpr_query_open(&q, g_path, &err) != MCPR_OK)
+  if (mcpr_query_open(&q, fx_path, &err) != MCPR_OK)
     fail_msg("open: %s", err.message);
   return q;
 }
@@ -52,7 +35,7 @@ static void test_logs_filters(void **state) {
   mcpr_log_filter f;
   mcpr_log_filter_init(&f);
   f.limit = 1000;
-  f.since_ms = g_now - FX_HOUR_MS;
+  f.since_ms = fx_now - FX_HOUR_MS;
   assert_int_equal(logs_count(q, &f), 126);
   f.proxy = "web";
   assert_int_equal(logs_count(q, &f), 20);
@@ -124,7 +107,7 @@ static void test_slow_and_follow(void **state) {
   mcpr_log_filter f;
   mcpr_log_filter_init(&f);
   f.min_latency_us = 1000;
-  f.since_ms = g_now - FX_HOUR_MS;
+  f.since_ms = fx_now - FX_HOUR_MS;
   mcpr_log_rows rows;
   mcpr_error err = {0};
   assert_int_equal(mcpr_query_slow(q, &f, &rows, &err), MCPR_OK);
@@ -216,7 +199,7 @@ static void check_fixture_stats(const mcpr_stats *s) {
 static void test_stats_all_strategies(void **state) {
   (void)state;
   mcpr_query *q = open_q();
-  mcpr_stats_filter f = {NULL, g_now - FX_HOUR_MS};
+  mcpr_stats_filter f = {NULL, fx_now - FX_HOUR_MS};
   mcpr_error err = {0};
   for (int strategy = 0; strategy < 3; strategy++) {
     mcpr_stats s;
@@ -237,8 +220,8 @@ static void test_stats_all_strategies(void **state) {
 
   mcpr_status_summary sum;
   f.proxy = "api";
-  f.since_ms = g_now - FX_HOUR_MS;
-  assert_int_equal(mcpr_query_status(q, &f, g_now, &sum, &err), MCPR_OK);
+  f.since_ms = fx_now - FX_HOUR_MS;
+  assert_int_equal(mcpr_query_status(q, &f, fx_now, &sum, &err), MCPR_OK);
   assert_int_equal(sum.stats.total_calls, 106);
   assert_int_equal(sum.active_sessions, 1);
   assert_int_equal(sum.total_sessions, 2); /* sess-alpha-1 started 3 h ago */
@@ -260,7 +243,7 @@ static void test_sessions(void **state) {
   mcpr_query *q = open_q();
   mcpr_session_filter f;
   mcpr_session_filter_init(&f);
-  f.now_ms = g_now;
+  f.now_ms = fx_now;
   mcpr_session_rows rows;
   mcpr_error err = {0};
   assert_int_equal(mcpr_query_sessions(q, &f, &rows, &err), MCPR_OK);
@@ -279,21 +262,21 @@ static void test_sessions(void **state) {
   assert_false(rows.rows[3].is_active);
   mcpr_session_rows_release(&rows);
 
-  f.since_ms = g_now - FX_HOUR_MS;
+  f.since_ms = fx_now - FX_HOUR_MS;
   assert_int_equal(mcpr_query_sessions(q, &f, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 2); /* sess-alpha-1 started 3 h ago */
   mcpr_session_rows_release(&rows);
-  f.since_ms = g_now - 4 * FX_HOUR_MS;
+  f.since_ms = fx_now - 4 * FX_HOUR_MS;
   f.active_only = true;
   assert_int_equal(mcpr_query_sessions(q, &f, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 1);
   mcpr_session_rows_release(&rows);
   /* Six minutes later nothing is active: last_seen_at > now − 5 min. */
-  f.now_ms = g_now + 6 * 60000;
+  f.now_ms = fx_now + 6 * 60000;
   assert_int_equal(mcpr_query_sessions(q, &f, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 0);
   mcpr_session_rows_release(&rows);
-  f.now_ms = g_now;
+  f.now_ms = fx_now;
   f.active_only = false;
   f.client_name = "cursor";
   assert_int_equal(mcpr_query_sessions(q, &f, &rows, &err), MCPR_OK);
@@ -321,23 +304,23 @@ static void test_session_detail(void **state) {
   mcpr_query *q = open_q();
   mcpr_session_detail d;
   mcpr_error err = {0};
-  assert_int_equal(mcpr_query_session(q, "sess-alpha-2", g_now, &d, &err), MCPR_OK);
+  assert_int_equal(mcpr_query_session(q, "sess-alpha-2", fx_now, &d, &err), MCPR_OK);
   assert_string_equal(d.session.client_name, "cursor");
   assert_int_equal(d.requests.count, 2);
   assert_string_equal(d.requests.rows[0].method, "resources/read"); /* oldest first */
   assert_string_equal(d.requests.rows[1].method, "prompts/get");
   mcpr_session_detail_release(&d);
-  assert_int_equal(mcpr_query_session(q, "sess-b", g_now, &d, &err), MCPR_OK);
+  assert_int_equal(mcpr_query_session(q, "sess-b", fx_now, &d, &err), MCPR_OK);
   assert_string_equal(d.session.session_id, "sess-beta-1");
   assert_int_equal(d.requests.count, 0);
   mcpr_session_detail_release(&d);
-  assert_int_equal(mcpr_query_session(q, "sess-alpha-1", g_now, &d, &err), MCPR_OK);
+  assert_int_equal(mcpr_query_session(q, "sess-alpha-1", fx_now, &d, &err), MCPR_OK);
   assert_int_equal(d.requests.count, 101);
   assert_int_equal(d.requests.rows[0].latency_us, 900000);
   mcpr_session_detail_release(&d);
-  assert_int_equal(mcpr_query_session(q, "sess-alpha", g_now, &d, &err), MCPR_EINVAL);
+  assert_int_equal(mcpr_query_session(q, "sess-alpha", fx_now, &d, &err), MCPR_EINVAL);
   assert_non_null(strstr(err.message, "ambiguous"));
-  assert_int_equal(mcpr_query_session(q, "nope", g_now, &d, &err), MCPR_ENOTFOUND);
+  assert_int_equal(mcpr_query_session(q, "nope", fx_now, &d, &err), MCPR_ENOTFOUND);
   assert_non_null(strstr(err.message, "nope"));
   mcpr_query_close(q);
 }
@@ -347,7 +330,7 @@ static void test_clients(void **state) {
   mcpr_query *q = open_q();
   mcpr_client_rows rows;
   mcpr_error err = {0};
-  assert_int_equal(mcpr_query_clients(q, NULL, g_now - 7 * 24 * FX_HOUR_MS, &rows, &err),
+  assert_int_equal(mcpr_query_clients(q, NULL, fx_now - 7 * 24 * FX_HOUR_MS, &rows, &err),
                    MCPR_OK);
   assert_int_equal(rows.count, 3);
   assert_string_equal(rows.rows[0].client_name, "claude-desktop");
@@ -363,7 +346,7 @@ static void test_clients(void **state) {
   assert_int_equal(mcpr_query_clients(q, "web", MCPR_QUERY_NO_CUTOFF, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 1);
   mcpr_client_rows_release(&rows);
-  assert_int_equal(mcpr_query_clients(q, NULL, g_now - FX_HOUR_MS, &rows, &err), MCPR_OK);
+  assert_int_equal(mcpr_query_clients(q, NULL, fx_now - FX_HOUR_MS, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 2);
   mcpr_client_rows_release(&rows);
   mcpr_query_close(q);
@@ -423,7 +406,7 @@ static void test_unused(void **state) {
   mcpr_query *q = open_q();
   mcpr_error err = {0};
   mcpr_unused_tool_rows rows;
-  int64_t week = g_now - 7 * 24 * FX_HOUR_MS;
+  int64_t week = fx_now - 7 * 24 * FX_HOUR_MS;
   /* Proxy api: fetch is only called through web, so it is unused here. */
   assert_int_equal(mcpr_query_unused_tools(q, "api", week, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 3);
@@ -436,10 +419,10 @@ static void test_unused(void **state) {
   assert_int_equal(rows.rows[2].calls, 101);
   assert_int_equal(rows.rows[2].errors, 10);
   assert_string_equal(rows.rows[2].description, "Search docs");
-  assert_true(rows.rows[2].last_called_at_ms > g_now - FX_HOUR_MS);
+  assert_true(rows.rows[2].last_called_at_ms > fx_now - FX_HOUR_MS);
   mcpr_unused_tool_rows_release(&rows);
   /* All proxies: the union of both tool lists; fetch has web's 20 calls. */
-  assert_int_equal(mcpr_query_unused_tools(q, NULL, g_now - FX_HOUR_MS, &rows, &err), MCPR_OK);
+  assert_int_equal(mcpr_query_unused_tools(q, NULL, fx_now - FX_HOUR_MS, &rows, &err), MCPR_OK);
   assert_int_equal(rows.count, 4);
   assert_string_equal(rows.rows[0].tool_name, "unused_tool");
   assert_string_equal(rows.rows[1].tool_name, "web_only");
@@ -643,7 +626,7 @@ static void test_limit_rules_and_empty_store(void **state) {
   assert_true(last > 0);
   mcpr_query_close(q);
 
-  char *empty = tu_path(g_dir, "empty.db");
+  char *empty = tu_path(fx_dir, "empty.db");
   mcpr_store *s = NULL;
   assert_int_equal(mcpr_store_open(&s, empty, NULL, &err), MCPR_OK);
   assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
@@ -666,5 +649,5 @@ int main(void) {
       cmocka_unit_test(test_session_window_edges),
       cmocka_unit_test(test_limit_rules_and_empty_store),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }
