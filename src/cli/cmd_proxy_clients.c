@@ -26,15 +26,9 @@ const mcpr_cli_command cmd_proxy_clients = {
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   const mcpr_cli_command *cmd = &cmd_proxy_clients;
-  const char *since = NULL;
+  const char *name = NULL, *since = NULL;
   bool json = false;
-  const cli_opt opts[] = {
-      {"--since", 0, true, &since, NULL},
-      {"--json", 0, false, NULL, &json},
-      {NULL, 0, false, NULL, NULL},
-  };
-  const char *name = NULL;
-  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
+  int rc = cli_parse_name_since_json(cmd, argc, argv, &name, &since, &json);
   if (rc >= 0)
     return rc;
   int64_t now = mcpr_now_ms(), cutoff;

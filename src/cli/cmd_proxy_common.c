@@ -103,6 +103,18 @@ int cli_parse_name(const mcpr_cli_command *cmd, int argc, char **argv, const cli
   return rc;
 }
 
+int cli_parse_name_since_json(const mcpr_cli_command *cmd, int argc, char **argv,
+                              const char **name, const char **since, bool *json) {
+  *since = NULL;
+  *json = false;
+  const cli_opt opts[] = {
+      {"--since", 0, true, since, NULL},
+      {"--json", 0, false, NULL, json},
+      {NULL, 0, false, NULL, NULL},
+  };
+  return cli_parse_name(cmd, argc, argv, opts, name);
+}
+
 int cli_window(const mcpr_cli_command *cmd, const char *flag, const char *text,
                const char *dflt, int64_t now_ms, int64_t *cutoff_ms) {
   const char *use = text ? text : dflt;

@@ -36,6 +36,10 @@ int cli_parse_args(const mcpr_cli_command *cmd, int argc, char **argv, const cli
  * name NULL: no positional is allowed. */
 int cli_parse_name(const mcpr_cli_command *cmd, int argc, char **argv, const cli_opt *opts,
                    const char **name);
+/* cli_parse_name for `[NAME] [--since D] [--json]` (proxy clients, status):
+ * *since NULL when not given. */
+int cli_parse_name_since_json(const mcpr_cli_command *cmd, int argc, char **argv,
+                              const char **name, const char **since, bool *json);
 
 /* A window flag: text (or dflt when NULL; NULL dflt: all time) turned
  * into the cutoff now − duration. Prints the usage error and returns 2 on
