@@ -61,14 +61,9 @@ static void test_logs_json(void **state) {
       {{"--since", "1s", NULL}, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const char *argv[16] = {"proxy", "logs", "--json", "--tail", "1000"};
-    size_t n = 5;
-    for (size_t k = 0; cases[i].args[k]; k++)
-      argv[n++] = cases[i].args[k];
     /* a later --tail wins */
-    argv[n] = NULL;
-    run_on(&r, fx_path, argv);
-    assert_int_equal(r.exit_code, 0);
+    static const char *const base[] = {"proxy", "logs", "--json", "--tail", "1000", NULL};
+    run_ok_on(&r, fx_path, base, cases[i].args);
     if (nd_count(r.out) != cases[i].lines)
       fail_msg("case %zu (%s %s): %zu lines, want %zu\n%s", i, cases[i].args[0],
                cases[i].args[1] ? cases[i].args[1] : "", nd_count(r.out), cases[i].lines,

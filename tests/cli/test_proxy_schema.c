@@ -61,13 +61,8 @@ static void test_snapshots(void **state) {
       {{"nobody", NULL}, ""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const char *argv[10] = {"proxy", "schema", "--json"};
-    size_t n = 3;
-    for (size_t k = 0; cases[i].args[k]; k++)
-      argv[n++] = cases[i].args[k];
-    argv[n] = NULL;
-    run_on(&r, fx_path, argv);
-    assert_int_equal(r.exit_code, 0);
+    static const char *const base[] = {"proxy", "schema", "--json", NULL};
+    run_ok_on(&r, fx_path, base, cases[i].args);
     field_of(r.out, "method", buf, sizeof buf);
     if (strcmp(buf, cases[i].methods) != 0)
       fail_msg("case %zu: got [%s], want [%s]", i, buf, cases[i].methods);
@@ -141,13 +136,8 @@ static void test_changes_fixture(void **state) {
       {{"--method", "prompts/list", NULL}, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const char *argv[12] = {"proxy", "schema", "--changes", "--json"};
-    size_t n = 4;
-    for (size_t k = 0; cases[i].args[k]; k++)
-      argv[n++] = cases[i].args[k];
-    argv[n] = NULL;
-    run_on(&r, fx_path, argv);
-    assert_int_equal(r.exit_code, 0);
+    static const char *const base[] = {"proxy", "schema", "--changes", "--json", NULL};
+    run_ok_on(&r, fx_path, base, cases[i].args);
     if (nd_count(r.out) != cases[i].lines)
       fail_msg("case %zu: %zu lines, want %zu\n%s", i, nd_count(r.out), cases[i].lines, r.out);
     cli_result_free(&r);

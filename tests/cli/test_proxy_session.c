@@ -22,14 +22,8 @@
 
 /* The SPEC §7 session fields, in order, then whatever else, `requests` last. */
 static void assert_session_object(json_t *o) {
-  char buf[1024] = "";
-  size_t len = 0;
-  const char *k;
-  json_t *v;
-  json_object_foreach(o, k, v) {
-    (void)v;
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", k);
-  }
+  char buf[1024];
+  size_t len = keys_of(o, buf, sizeof buf);
   if (strncmp(buf, SESSION_KEYS ",", strlen(SESSION_KEYS) + 1) != 0 ||
       strcmp(buf + len - strlen(",requests"), ",requests") != 0)
     fail_msg("session object keys: %s", buf);

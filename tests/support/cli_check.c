@@ -30,15 +30,23 @@ size_t nd_count(const char *text) {
   return n;
 }
 
-void assert_keys(json_t *o, const char *keys) {
-  char buf[1024] = "";
+size_t keys_of(json_t *o, char *buf, size_t n) {
+  buf[0] = '\0';
   size_t len = 0;
   const char *k;
   json_t *v;
   json_object_foreach(o, k, v) {
     (void)v;
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", k);
+    len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", k);
+    if (len >= n) /* cut: the comparison fails on it */
+      return n - 1;
   }
+  return len;
+}
+
+void assert_keys(json_t *o, const char *keys) {
+  char buf[1024];
+  keys_of(o, buf, sizeof buf);
   assert_string_equal(buf, keys);
 }
 
@@ -69,6 +77,8 @@ void ids_of(const char *out, char *buf, size_t n) {
     json_t *o = nd_line(out, i);
     len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "", js(o, "session_id"));
     json_decref(o);
+    if (len >= n)
+      break; /* cut: the comparison fails on it */
   }
 }
 
@@ -121,6 +131,25 @@ size_t assert_table(const char *out, const char *first_header, const char *const
   }
   free(header);
   return rows;
+}
+
+void run_ok_on(cli_result *r, const char *path, const char *const *base,
+               const char *const *extra) {
+  const char *args[32];
+  size_t n = 0;
+  for (const char *const *w = base; w && *w && n < 29; w++)
+    args[n++] = *w;
+  for (const char *const *w = extra; w && *w && n < 29; w++)
+    args[n++] = *w;
+  args[n] = NULL;
+  run_on(r, path, args);
+  if (r->exit_code != 0) {
+    char line[512] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof line; i++)
+      len += (size_t)snprintf(line + len, sizeof line - len, " %s", args[i]);
+    fail_msg("mcpr%s: exit %d, stderr:\n%s", line, r->exit_code, r->err);
+  }
 }
 
 void run_on(cli_result *r, const char *path, const char *const *args) {

@@ -23,6 +23,8 @@ json_t *nd_line(const char *text, size_t i);
 /* Lines of text (newlines counted). */
 size_t nd_count(const char *text);
 
+/* The object's keys in order, comma-joined into buf; returns the length. */
+size_t keys_of(json_t *o, char *buf, size_t n);
 /* The object's keys are exactly the comma-separated list, in that order. */
 void assert_keys(json_t *o, const char *keys);
 /* o[key] as a string (borrowed) / integer; fails the test for another type. */
@@ -46,6 +48,11 @@ size_t assert_table(const char *out, const char *first_header, const char *const
 
 /* Run $MCPR_BIN --db path args... (args NULL-terminated) into r. */
 void run_on(cli_result *r, const char *path, const char *const *args);
+/* Run $MCPR_BIN --db path with the words of base, then those of extra
+ * (NULL-terminated; extra may be NULL), into r; fails the test unless it
+ * exits 0. For tables of cases that share a command. */
+void run_ok_on(cli_result *r, const char *path, const char *const *base,
+               const char *const *extra);
 
 #define RUN_ON(r, path, ...)                                                       \
   do {                                                                             \
