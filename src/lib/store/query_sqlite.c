@@ -969,37 +969,55 @@ static bool is_busy(int rc) {
  * whole transaction while another connection (the writer) holds the lock,
  * until deadline. *changes receives the rows it changed.
  */
-static mcpr_status write_txn(sqlite3 *db, sqlb *b, int64_t deadline, int64_t *changes,
-                             mcpr_error *err) {
+/* One delete in its own transaction; SQLite code, *changes on success. */
+static int write_txn_once(sqlite3 *db, sqlb *b, int64_t *changes, mcpr_status *prep,
+                          mcpr_error *err) {
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  sqlite3_stmt *st;
+  *prep = sb_prepare(db, b, &st, err);
+  if (*prep != MCPR_OK) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return SQLITE_ERROR;
+  }
+  rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_DONE) {
+    *changes = sqlite3_changes64(db);
+    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+      return SQLITE_OK;
+  }
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+/* Every commit and checkpoint of vacuum holds the store's commit lock
+ * (store/db.h), waited for outside SQLite's own lock. */
+static mcpr_status write_txn(sqlite3 *db, int lock_fd, sqlb *b, int64_t deadline,
+                             int64_t *changes, mcpr_error *err) {
   for (;;) {
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK) {
-      sqlite3_stmt *st;
-      mcpr_status s = sb_prepare(db, b, &st, err);
-      if (s != MCPR_OK) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return s;
-      }
-      rc = sqlite3_step(st);
-      sqlite3_finalize(st);
-      if (rc == SQLITE_DONE) {
-        *changes = sqlite3_changes64(db);
-        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-          return MCPR_OK;
-      }
-      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    }
+    mcpr_status prep = MCPR_OK;
+    mcpr__commit_lock(lock_fd);
+    int rc = write_txn_once(db, b, changes, &prep, err);
+    mcpr__commit_unlock(lock_fd);
+    if (prep != MCPR_OK)
+      return prep;
+    if (rc == SQLITE_OK)
+      return MCPR_OK;
     if (!is_busy(rc) || mono_ms() >= deadline)
       return mcpr__db_error(db, rc, err, "deleting old rows");
     nap_ms(20);
   }
 }
 
-static mcpr_status exec_retry(sqlite3 *db, const char *sql, int64_t deadline, mcpr_error *err,
-                              const char *doing) {
+static mcpr_status exec_retry(sqlite3 *db, int lock_fd, const char *sql, int64_t deadline,
+                              mcpr_error *err, const char *doing) {
   for (;;) {
+    mcpr__commit_lock(lock_fd);
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    mcpr__commit_unlock(lock_fd);
     if (rc == SQLITE_OK)
       return MCPR_OK;
     if (!is_busy(rc) || mono_ms() >= deadline)
@@ -1026,29 +1044,34 @@ static mcpr_status sqlite_vacuum(void *p, const mcpr_vacuum_options *o,
     return s;
   }
   /* Small transactions: the writer gets the lock between chunks. */
+  int lock_fd = mcpr__commit_lock_open(impl->path);
   for (;;) {
     int64_t n = 0;
     build_vacuum_delete_requests(&b, o);
-    s = write_txn(impl->db, &b, deadline, &n, err);
+    s = write_txn(impl->db, lock_fd, &b, deadline, &n, err);
     if (s != MCPR_OK)
-      return s;
+      goto out;
     out->requests_deleted += n;
     if (n < VACUUM_CHUNK_ROWS)
       break;
     deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
   }
   build_vacuum_delete_sessions(&b, o);
-  s = write_txn(impl->db, &b, deadline, &out->sessions_deleted, err);
+  s = write_txn(impl->db, lock_fd, &b, deadline, &out->sessions_deleted, err);
   if (s != MCPR_OK)
-    return s;
+    goto out;
   deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
-  s = exec_retry(impl->db, "VACUUM", deadline, err, "reclaiming space (VACUUM)");
+  s = exec_retry(impl->db, lock_fd, "VACUUM", deadline, err, "reclaiming space (VACUUM)");
   if (s != MCPR_OK)
-    return s;
+    goto out;
   /* Best effort: a reader may keep part of the WAL alive for a moment. */
+  mcpr__commit_lock(lock_fd);
   sqlite3_exec(impl->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+  mcpr__commit_unlock(lock_fd);
   out->bytes_after = file_size(impl->path, "") + file_size(impl->path, "-wal");
-  return MCPR_OK;
+out:
+  mcpr__commit_lock_close(lock_fd);
+  return s;
 }
 
 /* ---------- plans ---------- */
