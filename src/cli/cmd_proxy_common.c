@@ -263,8 +263,9 @@ int cli_show_logs(const mcpr_cli_ctx *ctx, mcpr_log_filter *f, cli_log_fetch fet
     vprintf(empty_fmt, ap);
     va_end(ap);
     putchar('\n');
+  } else {
+    cli_print_logs(&rows, json, reverse, true, follow, now_ms);
   }
-  cli_print_logs(&rows, json, reverse, true, follow, now_ms);
   mcpr_log_rows_release(&rows);
   rc = follow ? cli_follow(q, f, cursor, json) : CLI_EXIT_OK;
   mcpr_query_close(q);

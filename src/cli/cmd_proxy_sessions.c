@@ -16,6 +16,7 @@ const mcpr_cli_command cmd_proxy_sessions = {
         "\n"
         "Sessions of proxy NAME (all when omitted) started within the window.\n"
         "  --active     only sessions not ended and seen in the last 5 minutes\n"
+        "               (without --since: however long ago they started)\n"
         "  --client C   only clients named C (exact, e.g. claude-desktop)\n"
         "  --since D    window on the start time: an integer and s|m|h|d|w (default 1h)\n"
         "  --limit N    how many (default 50)\n"
@@ -52,7 +53,11 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   f.now_ms = now;
   if ((rc = cli_count(cmd, "--limit", limit, 50, &f.limit)) != 0)
     return rc;
-  if ((rc = cli_window(cmd, "--since", since, "1h", now, &f.since_ms)) != 0)
+  /* --active alone lists every active session, however long ago it
+   * started: a long-lived session is the one a user looks for. */
+  if (active && !since)
+    f.since_ms = MCPR_QUERY_NO_CUTOFF;
+  else if ((rc = cli_window(cmd, "--since", since, "1h", now, &f.since_ms)) != 0)
     return rc;
   mcpr_query *q = NULL;
   if ((rc = cli_open_query(ctx, &q)) != 0)
@@ -65,8 +70,11 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     for (size_t i = 0; i < rows.count; i++)
       fmt_json_line(stdout, fmt_json_session_row(&rows.rows[i]));
   } else if (rows.count == 0) {
-    printf("No %ssessions started in the last %s.\n", active ? "active " : "",
-           since ? since : "1h");
+    if (active && !since)
+      printf("No active sessions.\n");
+    else
+      printf("No %ssessions started in the last %s.\n", active ? "active " : "",
+             since ? since : "1h");
   } else {
     static const char *const headers[] = {"SESSION", "CLIENT",  "PLATFORM", "STARTED",
                                           "LAST SEEN", ">CALLS", ">ERRORS", "STATE"};

@@ -83,7 +83,7 @@ static void test_filters(void **state) {
       {{"--since", "10m", NULL}, "sess-alpha-2"},
       {{"--since", "1s", NULL}, ""},
       {{"--active", "--since", "4h", NULL}, "sess-alpha-1"},
-      {{"--active", NULL}, ""}, /* the active one started before the window */
+      {{"--active", NULL}, "sess-alpha-1"}, /* --active alone: every active session, however old */
       {{"--client", "cursor", NULL}, "sess-alpha-2"},
       {{"--client", "claude-desktop", "--since", "4h", NULL}, "sess-alpha-1,sess-idle"},
       {{"--client", "claude", "--since", "4h", NULL}, ""}, /* exact, not a prefix */
