@@ -296,13 +296,25 @@ static bool column_exists(sqlite3 *db, const char *table, const char *column) {
   return found;
 }
 
+/* A failure's SQLite code that is never SQLITE_OK, whatever the caller
+ * had in hand (a step's code, or the connection's last error). */
+static int failure_rc(sqlite3 *db, int rc) {
+  if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return rc;
+  rc = sqlite3_extended_errcode(db);
+  return (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) ? rc : SQLITE_ERROR;
+}
+
+static int read_error(sqlite3 *db, int rc, mcpr_error *err, const char *doing) {
+  mcpr__db_error(db, failure_rc(db, rc), err, doing);
+  return -3;
+}
+
 int mcpr__db_schema_version(sqlite3 *db, mcpr_error *err) {
   int rc;
   bool has_meta = table_exists(db, "meta", &rc);
-  if (rc != SQLITE_OK) {
-    mcpr__db_error(db, rc, err, "reading the store");
-    return -3;
-  }
+  if (rc != SQLITE_OK)
+    return read_error(db, rc, err, "reading the store");
   if (has_meta) {
     sqlite3_stmt *st = NULL;
     int version = -2;
@@ -318,31 +330,34 @@ int mcpr__db_schema_version(sqlite3 *db, mcpr_error *err) {
         rc = SQLITE_OK;
       } else if (rc == SQLITE_DONE) {
         /* meta without a version: a v0 store part-way through v0→v1. */
-        version = table_exists(db, "requests", NULL) ? 0 : -2;
-        rc = SQLITE_OK;
+        version = table_exists(db, "requests", &rc) ? 0 : -2;
       }
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_OK) {
-      mcpr__db_error(db, rc, err, "reading meta.schema_version");
-      return -3;
-    }
+    if (rc != SQLITE_OK)
+      return read_error(db, rc, err, "reading meta.schema_version");
     if (version == -2)
       mcpr_error_set(err, MCPR_ENOTSTORE, "meta.schema_version is not a number");
     return version;
   }
-  if (table_exists(db, "requests", NULL))
+  bool has_requests = table_exists(db, "requests", &rc);
+  if (rc != SQLITE_OK)
+    return read_error(db, rc, err, "reading the store");
+  if (has_requests)
     return 0;
   sqlite3_stmt *st = NULL;
   int count = -1;
   rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
-  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-    count = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  if (count < 0) {
-    mcpr__db_error(db, rc, err, "reading the store");
-    return -3;
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      count = sqlite3_column_int(st, 0);
+      rc = SQLITE_OK;
+    }
   }
+  sqlite3_finalize(st);
+  if (count < 0)
+    return read_error(db, rc, err, "reading the store");
   if (count == 0)
     return -1;
   mcpr_error_set(err, MCPR_ENOTSTORE,
@@ -482,7 +497,7 @@ static int migrate_once(sqlite3 *db, mcpr_error *err, bool *newer) {
     return rc;
   int version = mcpr__db_schema_version(db, err);
   if (version == -3) {
-    rc = sqlite3_errcode(db);
+    rc = failure_rc(db, SQLITE_OK);
     goto fail;
   }
   if (version == -2) {
@@ -583,6 +598,53 @@ static int set_pragmas(sqlite3 *db, bool read_only) {
 
 /* ---------- open ---------- */
 
+/* Can this process write the file and create its -wal and -shm beside
+ * it? (access() answers EROFS on a read-only mount, even for root.) */
+static bool writable(const char *path) {
+  char dir[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof dir)
+    return true;
+  memcpy(dir, path, n + 1);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof dir, ".");
+  return access(path, W_OK) == 0 && access(dir, W_OK) == 0;
+}
+
+/*
+ * A store on a read-only mount (or in a directory we cannot write) can
+ * still be read. A WAL-mode database normally needs its -shm file; with
+ * no -wal left behind (the last writer checkpointed and removed it) there
+ * is nothing but the database, which nobody can be writing, so it is
+ * opened immutable: no locks, no -shm.
+ */
+static int open_read_only(const char *path, const char *vfs, sqlite3 **db) {
+  char wal[4200];
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  struct stat sb;
+  if (stat(wal, &sb) == 0 && sb.st_size > 0)
+    return sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs);
+  /* file: URI with the path percent-encoded where URI syntax needs it. */
+  char uri[4096 * 3 + 32];
+  size_t o = 0;
+  o += (size_t)snprintf(uri, sizeof uri, "file:");
+  for (const char *p = path; *p && o + 4 < sizeof uri - 16; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7F)
+      o += (size_t)snprintf(uri + o, sizeof uri - o, "%%%02X", c);
+    else
+      uri[o++] = (char)c;
+  }
+  snprintf(uri + o, sizeof uri - o, "?immutable=1");
+  return sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                         vfs);
+}
+
 static bool looks_like_sqlite(const char *path) {
   static const char magic[16] = "SQLite format 3";
   char head[16];
@@ -640,15 +702,21 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
                           "%s is not an mcpr store (not an SQLite database)", path);
   }
 
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-  if (mode == MCPR__DB_CREATE)
-    flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(path, &db, flags, vfs);
-  if (rc != SQLITE_OK && mode == MCPR__DB_EXISTING && exists) {
-    sqlite3_close_v2(db);
-    db = NULL;
+  int rc;
+  if (mode == MCPR__DB_EXISTING && exists && !writable(path)) {
     read_only = true;
-    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs);
+    rc = open_read_only(path, vfs, &db);
+  } else {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (mode == MCPR__DB_CREATE)
+      flags |= SQLITE_OPEN_CREATE;
+    rc = sqlite3_open_v2(path, &db, flags, vfs);
+    if (rc != SQLITE_OK && mode == MCPR__DB_EXISTING && exists) {
+      sqlite3_close_v2(db);
+      db = NULL;
+      read_only = true;
+      rc = open_read_only(path, vfs, &db);
+    }
   }
   if (rc != SQLITE_OK) {
     st = mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s", path,
@@ -662,7 +730,7 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
   mcpr_error ident = {0};
   int version = mcpr__db_schema_version(db, &ident);
   if (version == -3) {
-    rc = sqlite3_errcode(db);
+    rc = failure_rc(db, SQLITE_OK);
     if ((rc & 0xFF) == SQLITE_NOTADB)
       st = mcpr_error_set(err, MCPR_ENOTSTORE,
                           "%s is not an mcpr store (not an SQLite database)", path);
@@ -671,7 +739,8 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
                           "%s is corrupt (%s); move it aside to start a new store", path,
                           sqlite3_errmsg(db));
     else
-      st = mcpr_error_set(err, ident.status, "%s: %s", path, ident.message);
+      st = mcpr_error_set(err, ident.status != MCPR_OK ? ident.status : mcpr__db_status(rc),
+                          "%s: %s", path, ident.message);
     goto fail;
   }
   if (version == -2) {
@@ -716,5 +785,7 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
   return MCPR_OK;
 fail:
   sqlite3_close_v2(db);
+  if (st == MCPR_OK) /* never report success without a connection */
+    st = mcpr_error_set(err, MCPR_EIO, "%s: cannot be opened", path);
   return st;
 }
