@@ -75,6 +75,7 @@ typedef struct mcpr_config {
   /* private: use mcpr_config_diag_count / mcpr_config_diag_at */
   mcpr_config_diag *diags_;
   size_t n_diags_, cap_diags_;
+  bool diags_lost_; /* a finding could not be recorded (out of memory) */
 } mcpr_config;
 
 /*

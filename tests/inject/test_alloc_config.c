@@ -16,15 +16,11 @@
 #include "testutil.h"
 
 /*
- * STRICT 0 (committed): no crash, no leak, a message on every failure.
- * STRICT 1 (test_alloc_config_strict.c, kept out of the suite until the
- * defects in the hardening report are fixed): also ENOMEM as the status
- * and no silently different result (config.c's add_diag drops a
- * diagnostic when its realloc fails, so an error can vanish).
+ * On every failed allocation: no crash, no leak, a message, ENOMEM as the
+ * status, and never a silently different result (a diagnostic that could
+ * not be recorded fails the load instead of letting the config pass).
  */
-#ifndef STRICT
-#define STRICT 0
-#endif
+#define STRICT 1
 
 static const char TOML[] =
     "# mcpr.toml\n"

@@ -1,6 +1,6 @@
 /*
  * The scenarios of test_io_open.c that expose defects in opening a store
- * (not committed; see the hardening report):
+ * (fixed in db.c; kept as regressions):
  *   - a new store with the 8th file operation failing once (or the 6th
  *     and every later one), and a v0 store with the 7th and every later
  *     one failing: mcpr__db_open() returns MCPR_OK with no connection

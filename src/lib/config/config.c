@@ -30,8 +30,10 @@ static void add_diag(mcpr_config *cfg, mcpr_config_severity sev, int line, int c
     if (cap > 1000)
       return; /* a file with more findings than this is listed in part */
     mcpr_config_diag *d = realloc(cfg->diags_, cap * sizeof *d);
-    if (!d)
+    if (!d) {
+      cfg->diags_lost_ = true;
       return;
+    }
     cfg->diags_ = d;
     cfg->cap_diags_ = cap;
   }
@@ -103,7 +105,7 @@ static bool take_string(mcpr_config *cfg, const char *section, const mcpr__toml_
   }
   char *s = strdup(e->value->string);
   if (!s) {
-    add_diag(cfg, MCPR_CONFIG_ERROR, e->line, e->column, "out of memory");
+    cfg->diags_lost_ = true; /* the value is lost: the load must fail */
     return false;
   }
   free(*dst);
@@ -214,6 +216,11 @@ static int diag_cmp(const void *a, const void *b) {
   return x->column < y->column ? -1 : x->column > y->column;
 }
 
+/* A finding that could not be recorded must not let the config pass. */
+static mcpr_status lost_diag_error(const mcpr_config *cfg, mcpr_error *err) {
+  return mcpr_error_set(err, MCPR_ENOMEM, "out of memory checking %s", cfg->file_path);
+}
+
 static mcpr_status first_error(const mcpr_config *cfg, mcpr_error *err) {
   for (size_t i = 0; i < cfg->n_diags_; i++) {
     const mcpr_config_diag *d = &cfg->diags_[i];
@@ -229,11 +236,15 @@ mcpr_status mcpr__config_from_text(mcpr_config *cfg, const char *text, size_t le
   mcpr__toml_value *root = NULL;
   mcpr__toml_error te;
   if (!mcpr__toml_parse(text, len, &root, &te)) {
+    if (te.out_of_memory)
+      return mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading %s", cfg->file_path);
     add_diag(cfg, MCPR_CONFIG_ERROR, te.line, te.column, "%s", te.message);
-    return first_error(cfg, err);
+    return cfg->diags_lost_ ? lost_diag_error(cfg, err) : first_error(cfg, err);
   }
   check_root(cfg, root);
   mcpr__toml_free(root);
+  if (cfg->diags_lost_)
+    return lost_diag_error(cfg, err);
   if (cfg->n_diags_ > 1)
     qsort(cfg->diags_, cfg->n_diags_, sizeof *cfg->diags_, diag_cmp);
   return first_error(cfg, err);

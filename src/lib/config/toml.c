@@ -70,6 +70,7 @@ static void fail_at(parser *p, size_t pos, const char *fmt, ...) {
   if (p->failed)
     return;
   p->failed = true;
+  p->err->out_of_memory = false;
   /* pos may be on a later line than p->line when we point ahead: recount. */
   int line = 1;
   size_t ls = 0;
@@ -84,6 +85,13 @@ static void fail_at(parser *p, size_t pos, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(p->err->message, sizeof p->err->message, fmt, ap);
   va_end(ap);
+}
+
+static void fail_oom(parser *p, size_t pos) {
+  bool first = !p->failed;
+  fail_at(p, pos, "out of memory");
+  if (first)
+    p->err->out_of_memory = true;
 }
 
 /* A short printable description of the byte at pos, for "found ..." */
@@ -162,7 +170,7 @@ static bool skip_ws_nl_comments(parser *p) {
 static mcpr__toml_value *new_value(parser *p, mcpr__toml_type type) {
   mcpr__toml_value *v = calloc(1, sizeof *v);
   if (!v) {
-    fail_at(p, p->pos, "out of memory");
+    fail_oom(p, p->pos);
     return NULL;
   }
   v->type = type;
@@ -213,7 +221,7 @@ static bool push_item(parser *p, mcpr__toml_value *arr, mcpr__toml_value *item) 
     size_t cap = arr->cap_items ? arr->cap_items * 2 : 4;
     mcpr__toml_value **q = realloc(arr->items, cap * sizeof *q);
     if (!q) {
-      fail_at(p, p->pos, "out of memory");
+      fail_oom(p, p->pos);
       return false;
     }
     arr->items = q;
@@ -240,7 +248,7 @@ static mcpr__toml_entry *add_entry(parser *p, mcpr__toml_value *t, const keypart
     size_t cap = t->cap_entries ? t->cap_entries * 2 : 8;
     mcpr__toml_entry *q = realloc(t->entries, cap * sizeof *q);
     if (!q) {
-      fail_at(p, k->pos, "out of memory");
+      fail_oom(p, k->pos);
       return NULL;
     }
     t->entries = q;
@@ -248,7 +256,7 @@ static mcpr__toml_entry *add_entry(parser *p, mcpr__toml_value *t, const keypart
   }
   char *key = strdup(k->text);
   if (!key) {
-    fail_at(p, k->pos, "out of memory");
+    fail_oom(p, k->pos);
     return NULL;
   }
   mcpr__toml_entry *e = &t->entries[t->n_entries++];
@@ -321,7 +329,7 @@ static bool parse_escape(parser *p, sbuf *b) {
     }
     p->pos += (size_t)digits + 1;
     if (!put_utf8(b, cp)) {
-      fail_at(p, at, "out of memory");
+      fail_oom(p, at);
       return false;
     }
     return true;
@@ -335,7 +343,7 @@ static bool parse_escape(parser *p, sbuf *b) {
   }
   p->pos++;
   if (!sbuf_add(b, &one, 1)) {
-    fail_at(p, at, "out of memory");
+    fail_oom(p, at);
     return false;
   }
   return true;
@@ -349,7 +357,7 @@ static char *parse_string(parser *p) {
   bool multi = peek_at(p, 1) == q && peek_at(p, 2) == q;
   sbuf b = {0};
   if (!sbuf_add(&b, "", 0)) {
-    fail_at(p, open, "out of memory");
+    fail_oom(p, open);
     return NULL;
   }
   p->pos += multi ? 3 : 1;
@@ -427,7 +435,7 @@ static char *parse_string(parser *p) {
   }
   return b.p;
 oom:
-  fail_at(p, open, "out of memory");
+  fail_oom(p, open);
 fail:
   free(b.p);
   return NULL;
@@ -466,7 +474,7 @@ static size_t parse_key(parser *p, keypart parts[MCPR__TOML_MAX_DEPTH]) {
         p->pos++;
       k->text = strndup(p->src + s, p->pos - s);
       if (!k->text) {
-        fail_at(p, s, "out of memory");
+        fail_oom(p, s);
         goto fail;
       }
     } else {

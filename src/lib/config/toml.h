@@ -63,6 +63,7 @@ struct mcpr__toml_value {
 typedef struct mcpr__toml_error {
   int line, column; /* 1-based; 0 when not tied to a place */
   char message[256];
+  bool out_of_memory; /* the input may be fine: an allocation failed */
 } mcpr__toml_error;
 
 /*

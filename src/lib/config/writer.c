@@ -108,6 +108,8 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
   outbuf res = {0};
 
   if (!mcpr__toml_parse(text ? text : "", len, &root, &te)) {
+    if (te.out_of_memory)
+      return mcpr_error_set(err, MCPR_ENOMEM, "out of memory updating the config");
     return mcpr_error_set(err, MCPR_EPARSE, "cannot update the config: line %d, column %d: %s",
                           te.line, te.column, te.message);
   }
@@ -207,7 +209,11 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
   bool same = check && (!token || (check->cloud.token && !strcmp(check->cloud.token, token))) &&
               (!server || (check->cloud.server && !strcmp(check->cloud.server, server))) &&
               (!endpoint || (check->cloud.endpoint && !strcmp(check->cloud.endpoint, endpoint)));
-  (void)cst;
+  if (cst == MCPR_ENOMEM || (!check && cst != MCPR_OK && cerr.status == MCPR_ENOMEM)) {
+    mcpr_config_free(check);
+    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory updating the config");
+    goto out;
+  }
   if (!same || !check) {
     st = mcpr_error_set(err, MCPR_EPARSE,
                         "cannot update the config safely: the result would not read back "

@@ -274,6 +274,10 @@ mcpr_status mcpr_event_decode(const char *text, size_t len, mcpr_event *out, mcp
   json_error_t jerr;
   root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
+    /* jansson can fail an allocation with an empty message (and no
+     * error code) as well as with json_error_out_of_memory. */
+    if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0])
+      return mcpr_error_set(err, MCPR_ENOMEM, "out of memory decoding an event");
     /* jansson says "unable to decode byte 0x.." for bad UTF-8. */
     if (strstr(jerr.text, "decode byte") || strstr(jerr.text, "UTF-8"))
       return mcpr_error_set(err, MCPR_EPARSE, "invalid UTF-8 at column %d (%s)", jerr.column,
