@@ -159,80 +159,89 @@ static void print_status_json(const char *dir, const mcpr_spool_status *s) {
   json_decref(j);
 }
 
-static int run_status(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+/* What both commands start from: their arguments, the config, and the
+ * spool directory beside the store. */
+typedef struct cloud_run {
   cloud_args a;
-  bool help;
-  int code = parse_args(&cmd_cloud_status, argc, argv, &a, false, &help);
+  mcpr_config *cfg;
+  char *store_path, *dir;
+} cloud_run;
+
+static void run_end(cloud_run *r) {
+  free(r->dir);
+  free(r->store_path);
+  mcpr_config_free(r->cfg);
+}
+
+/* CLI_EXIT_OK with r filled, or the exit code (r released); *help is set
+ * when --help was answered. */
+static int run_begin(const mcpr_cli_ctx *ctx, const mcpr_cli_command *cmd, int argc, char **argv,
+                     bool flush, cloud_run *r, bool *help) {
+  memset(r, 0, sizeof *r);
+  int code = parse_args(cmd, argc, argv, &r->a, flush, help);
+  if (code != CLI_EXIT_OK || *help)
+    return code;
+  if ((code = load(ctx, &r->a, &r->cfg, &r->store_path)) != CLI_EXIT_OK)
+    return code;
+  if (!(r->dir = mcpr_cloud_spool_dir(r->store_path))) {
+    run_end(r);
+    return cli_fail("out of memory");
+  }
+  return CLI_EXIT_OK;
+}
+
+static int run_status(const mcpr_cli_ctx *ctx, int argc, char **argv) {
+  cloud_run r;
+  bool help = false;
+  int code = run_begin(ctx, &cmd_cloud_status, argc, argv, false, &r, &help);
   if (code != CLI_EXIT_OK || help)
     return code;
-  mcpr_config *cfg = NULL;
-  char *store_path = NULL, *dir = NULL;
-  if ((code = load(ctx, &a, &cfg, &store_path)) != CLI_EXIT_OK)
-    return code;
-  code = CLI_EXIT_FAIL;
   mcpr_error err = {0};
   mcpr_spool_status s;
-  if (!(dir = mcpr_cloud_spool_dir(store_path))) {
-    cli_fail("out of memory");
-    goto out;
+  if (mcpr_cloud_spool_status(r.dir, &s, &err) != MCPR_OK) {
+    code = cli_fail("%s", err.message);
+  } else {
+    if (r.a.json)
+      print_status_json(r.dir, &s);
+    else
+      print_status(r.dir, &s);
   }
-  if (mcpr_cloud_spool_status(dir, &s, &err) != MCPR_OK) {
-    cli_fail("%s", err.message);
-    goto out;
-  }
-  if (a.json)
-    print_status_json(dir, &s);
-  else
-    print_status(dir, &s);
-  code = CLI_EXIT_OK;
-out:
-  free(dir);
-  free(store_path);
-  mcpr_config_free(cfg);
+  run_end(&r);
   return code;
 }
 
 static int run_flush(const mcpr_cli_ctx *ctx, int argc, char **argv) {
-  cloud_args a;
-  bool help;
-  int code = parse_args(&cmd_cloud_flush, argc, argv, &a, true, &help);
+  cloud_run r;
+  bool help = false;
+  int code = run_begin(ctx, &cmd_cloud_flush, argc, argv, true, &r, &help);
   if (code != CLI_EXIT_OK || help)
     return code;
-  mcpr_config *cfg = NULL;
-  char *store_path = NULL, *dir = NULL;
-  if ((code = load(ctx, &a, &cfg, &store_path)) != CLI_EXIT_OK)
+  const mcpr_config *cfg = r.cfg;
+  if (!cfg->cloud.token || !cfg->cloud.token[0]) {
+    code = cli_fail("no [cloud] token in %s: nothing can be delivered",
+                    cfg->file_path ? cfg->file_path : "mcpr.toml");
+    run_end(&r);
     return code;
-  code = CLI_EXIT_FAIL;
+  }
   mcpr_error err = {0};
   mcpr_spool_status before, after;
-  if (!(dir = mcpr_cloud_spool_dir(store_path))) {
-    cli_fail("out of memory");
-    goto out;
-  }
-  if (!cfg->cloud.token || !cfg->cloud.token[0]) {
-    cli_fail("no [cloud] token in %s: nothing can be delivered", cfg->file_path ? cfg->file_path : "mcpr.toml");
-    goto out;
-  }
-  mcpr_cloud_spool_status(dir, &before, NULL);
+  mcpr_cloud_spool_status(r.dir, &before, NULL);
   mcpr_cloud_sink_options o;
-  options_from_config(cfg, dir, &o);
-  mcpr_status st = mcpr_cloud_spool_deliver(&o, (int)(a.timeout_s * 1000), &after, &err);
+  options_from_config(cfg, r.dir, &o);
+  mcpr_status st = mcpr_cloud_spool_deliver(&o, (int)(r.a.timeout_s * 1000), &after, &err);
   uint64_t sent = after.delivered_batches - before.delivered_batches;
   uint64_t rejected = after.rejected_batches - before.rejected_batches;
   if (st == MCPR_OK) {
-    printf("delivered %" PRIu64 " batches (%" PRIu64 " events)%s; the spool is empty\n", sent,
-           after.delivered_events - before.delivered_events, rejected ? "" : "");
+    printf("delivered %" PRIu64 " batches (%" PRIu64 " events); the spool is empty\n", sent,
+           after.delivered_events - before.delivered_events);
     if (rejected)
-      printf("%" PRIu64 " batches were rejected by the server: see %s/rejected\n", rejected, dir);
-    code = CLI_EXIT_OK;
+      printf("%" PRIu64 " batches were rejected by the server: see %s/rejected\n", rejected,
+             r.dir);
   } else {
-    cli_fail("cloud flush: %s; %" PRIu64 " batches (%" PRIu64 " events) still in %s", err.message,
-             after.pending_batches, after.pending_events, dir);
+    code = cli_fail("cloud flush: %s; %" PRIu64 " batches (%" PRIu64 " events) still in %s",
+                    err.message, after.pending_batches, after.pending_events, r.dir);
   }
-out:
-  free(dir);
-  free(store_path);
-  mcpr_config_free(cfg);
+  run_end(&r);
   return code;
 }
 
