@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "bench.h"
-#include "mcpr/store.h"
+#include "mcpr/util.h"
 
 static const struct {
   const char *name, *summary;
@@ -47,7 +47,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
-  mcpr_store_process_init(); /* both the store and the baseline runs get it */
+  mcpr_process_init(); /* both the store and the baseline runs get it */
   if (argc < 2) {
     usage(stderr);
     return 2;

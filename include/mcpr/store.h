@@ -129,16 +129,6 @@ typedef struct mcpr_store_options {
   const char *vfs_name;
 } mcpr_store_options;
 
-/*
- * Optional and process-wide: call once at program start, before anything
- * in the process uses SQLite. It turns off SQLite's memory statistics — a
- * global mutex taken on every SQLite allocation — which raises the
- * writer's throughput by about 10–15% (mcpr-bench write). Returns
- * MCPR_EBUSY, harmlessly, when SQLite was already initialised. The mcpr
- * programs call it; nothing else in the library depends on it.
- */
-MCPR_API mcpr_status mcpr_store_process_init(void);
-
 /* Fill o with the defaults above. */
 MCPR_API void mcpr_store_options_init(mcpr_store_options *o);
 

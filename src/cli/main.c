@@ -76,7 +76,7 @@ static const mcpr_cli_command *find(const char *group, const char *name) {
 }
 
 int main(int argc, char **argv) {
-  mcpr_store_process_init();
+  mcpr_process_init();
   mcpr_cli_ctx ctx = {.db_path = NULL, .prog = "mcpr"};
   /* Pull the global --db out wherever it stands; keep the rest in order. */
   char **rest = calloc((size_t)argc + 1, sizeof *rest);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/process.h"
 #include "mcpr/event.h"
 
 typedef enum field_kind {
@@ -272,7 +273,13 @@ mcpr_status mcpr_event_decode(const char *text, size_t len, mcpr_event *out, mcp
   if ((rc = scan_bounds(text, len, err)) != MCPR_OK)
     return rc;
   json_error_t jerr;
+  unsigned long failed_before = mcpr__json_alloc_failures();
   root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (mcpr__json_alloc_failures() != failed_before) {
+    /* jansson may have dropped a byte and carried on: never trust it. */
+    json_decref(root);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory decoding an event");
+  }
   if (!root) {
     /* jansson can fail an allocation with an empty message (and no
      * error code) as well as with json_error_out_of_memory. */
@@ -322,6 +329,10 @@ mcpr_status mcpr_event_decode(const char *text, size_t len, mcpr_event *out, mcp
       goto out;
   }
 out:
+  /* Object fields are kept as JSON text (json_dumps), where jansson can
+   * absorb a failed allocation too. */
+  if (mcpr__json_alloc_failures() != failed_before)
+    rc = mcpr_error_set(err, MCPR_ENOMEM, "out of memory decoding an event");
   json_decref(root);
   if (rc != MCPR_OK)
     mcpr_event_release(out);
@@ -363,6 +374,7 @@ char *mcpr_event_encode(const mcpr_event *ev, size_t *len_out, mcpr_error *err) 
     mcpr_error_set(err, MCPR_EINVAL, "unknown event type");
     return NULL;
   }
+  unsigned long failed_before = mcpr__json_alloc_failures();
   json_t *root = json_object();
   if (!root || json_object_set_new(root, "type", json_string(d->name)) != 0)
     goto nomem;
@@ -382,8 +394,11 @@ char *mcpr_event_encode(const mcpr_event *ev, size_t *len_out, mcpr_error *err) 
       goto nomem;
   }
   text = json_dumps(root, JSON_COMPACT);
-  if (!text)
+  if (!text || mcpr__json_alloc_failures() != failed_before) {
+    free(text); /* jansson may have absorbed a failure and lost a byte */
+    text = NULL;
     goto nomem;
+  }
   json_decref(root);
   if (len_out)
     *len_out = strlen(text);
@@ -391,6 +406,10 @@ char *mcpr_event_encode(const mcpr_event *ev, size_t *len_out, mcpr_error *err) 
 nomem:
   mcpr_error_set(err, MCPR_ENOMEM, "out of memory encoding an event");
 fail:
+  /* A field that failed for want of memory inside jansson (a string or a
+   * parse that came back empty) is out of memory, not bad input. */
+  if (mcpr__json_alloc_failures() != failed_before || (err && err->status == MCPR_OK))
+    mcpr_error_set(err, MCPR_ENOMEM, "out of memory encoding an event");
   json_decref(root);
   return NULL;
 }

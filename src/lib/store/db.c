@@ -193,7 +193,7 @@ void mcpr__commit_lock_close(int fd) {
     close(fd);
 }
 
-mcpr_status mcpr_store_process_init(void) {
+mcpr_status mcpr__db_process_init(void) {
   return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK ? MCPR_OK : MCPR_EBUSY;
 }
 

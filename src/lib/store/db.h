@@ -28,6 +28,9 @@ typedef enum mcpr__db_mode {
 mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
                           sqlite3 **out, mcpr_error *err);
 
+/* sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); see mcpr_process_init(). */
+mcpr_status mcpr__db_process_init(void);
+
 /* Map an SQLite result code to a status (SQLITE_FULL → MCPR_EDISKFULL...). */
 mcpr_status mcpr__db_status(int sqlite_rc);
 
