@@ -212,18 +212,20 @@ static void test_bounds(void **state) {
   assert_non_null(strstr(e.message, "larger than"));
   free(s);
   /* nesting through inline tables and dotted keys is bounded too */
-  char deep[512] = "a = ";
+  char deep[512];
+  size_t o = (size_t)snprintf(deep, sizeof deep, "a = ");
   for (int i = 0; i < 40; i++)
-    strcat(deep, "{b=");
-  strcat(deep, "1");
+    o += (size_t)snprintf(deep + o, sizeof deep - o, "{b=");
+  o += (size_t)snprintf(deep + o, sizeof deep - o, "1");
   for (int i = 0; i < 40; i++)
-    strcat(deep, "}");
+    o += (size_t)snprintf(deep + o, sizeof deep - o, "}");
   assert_false(mcpr__toml_parse(deep, strlen(deep), &r, &e));
   assert_non_null(strstr(e.message, "nested too deeply"));
-  char dotted[512] = "";
+  char dotted[512];
+  o = 0;
   for (int i = 0; i < 40; i++)
-    strcat(dotted, "k.");
-  strcat(dotted, "z = 1");
+    o += (size_t)snprintf(dotted + o, sizeof dotted - o, "k.");
+  snprintf(dotted + o, sizeof dotted - o, "z = 1");
   assert_false(mcpr__toml_parse(dotted, strlen(dotted), &r, &e));
   assert_non_null(strstr(e.message, "too many parts"));
   /* NUL byte */
