@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/sink.h"
 #include "sink/spool.h"
@@ -79,11 +80,6 @@ typedef struct cloud_sink {
   poster post;
 } cloud_sink;
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -177,7 +173,7 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl
   (void)a, (void)b, (void)c, (void)d;
   poster *p = arg;
   long long at = atomic_load(p->abort_at_ms);
-  return at >= 0 && mono_ms() >= at ? 1 : 0;
+  return at >= 0 && mcpr__mono_ms() >= at ? 1 : 0;
 }
 
 static bool loopback_url(const char *url) {
@@ -310,7 +306,7 @@ static pass_result deliver_pass(const char *dir, poster *p, int64_t deadline_ms,
     goto out;
   }
   for (size_t i = 0; i < n; i++) {
-    if (deadline_ms >= 0 && mono_ms() >= deadline_ms) {
+    if (deadline_ms >= 0 && mcpr__mono_ms() >= deadline_ms) {
       mcpr_error_set(err, MCPR_ETIMEDOUT, "ran out of time with %zu batches left", n - i);
       res = PASS_STOPPED;
       break;
@@ -373,26 +369,15 @@ out:
   return res;
 }
 
-/* Exponential backoff with jitter in [d/2, d]. */
-static int64_t backoff_ms(const mcpr_cloud_sink_options *o, unsigned attempt, unsigned *seed) {
-  uint64_t d = o->backoff_base_ms;
-  for (unsigned i = 0; i < attempt && d < o->backoff_max_ms; i++)
-    d *= 2;
-  if (d > o->backoff_max_ms)
-    d = o->backoff_max_ms;
-  uint64_t half = d / 2;
-  return (int64_t)(half + (half ? (uint64_t)rand_r(seed) % (half + 1) : 0));
-}
-
 static void wait_until(cloud_sink *s, int64_t at_ms) {
-  struct timespec ts = {.tv_sec = at_ms / 1000, .tv_nsec = (long)(at_ms % 1000) * 1000000L};
+  struct timespec ts = mcpr__mono_timespec(at_ms);
   pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
 
 static void *delivery_thread(void *arg) {
   cloud_sink *s = arg;
   unsigned attempt = 0;
-  unsigned seed = (unsigned)(mcpr_now_ms() ^ (int64_t)getpid() ^ (intptr_t)s);
+  unsigned seed = mcpr__backoff_seed(s);
   bool paused = false;
   int64_t next_try = 0; /* monotonic ms; 0: now */
   pthread_mutex_lock(&s->mu);
@@ -400,7 +385,7 @@ static void *delivery_thread(void *arg) {
     if (s->closing)
       break;
     /* A new batch starts a pass only when no backoff is running. */
-    bool due = !paused && ((next_try == 0 && s->kick) || (next_try != 0 && mono_ms() >= next_try));
+    bool due = !paused && ((next_try == 0 && s->kick) || (next_try != 0 && mcpr__mono_ms() >= next_try));
     if (!due) {
       if (paused || next_try == 0)
         pthread_cond_wait(&s->cv, &s->mu);
@@ -423,11 +408,14 @@ static void *delivery_thread(void *arg) {
       paused = true;
       break;
     case PASS_BUSY: /* another process delivers; look again later */
-      next_try = mono_ms() + (int64_t)s->o.backoff_base_ms;
+      next_try = mcpr__mono_ms() + (int64_t)s->o.backoff_base_ms;
       break;
     case PASS_RETRY:
     case PASS_STOPPED:
-      next_try = mono_ms() + (retry_after >= 0 ? retry_after : backoff_ms(&s->o, attempt, &seed));
+      next_try = mcpr__mono_ms() + (retry_after >= 0 ? retry_after
+                                                   : mcpr__backoff_ms(s->o.backoff_base_ms,
+                                                                      s->o.backoff_max_ms,
+                                                                      attempt, &seed));
       if (attempt < 32)
         attempt++;
       break;
@@ -497,7 +485,7 @@ static mcpr_status cloud_deliver(void *self, const mcpr_event *ev, mcpr_error *e
   if (s->batch_events == 0) {
     s->batch[0] = '[';
     s->batch_len = 1;
-    s->batch_started_ms = mono_ms();
+    s->batch_started_ms = mcpr__mono_ms();
   } else {
     s->batch[s->batch_len++] = ',';
   }
@@ -512,7 +500,7 @@ static mcpr_status cloud_deliver(void *self, const mcpr_event *ev, mcpr_error *e
 
 static void cloud_tick(void *self) {
   cloud_sink *s = self;
-  if (s->batch_events && mono_ms() - s->batch_started_ms >= (int64_t)s->o.flush_interval_ms)
+  if (s->batch_events && mcpr__mono_ms() - s->batch_started_ms >= (int64_t)s->o.flush_interval_ms)
     spool_batch(s, NULL);
 }
 
@@ -521,7 +509,7 @@ static mcpr_status cloud_flush(void *self, mcpr_error *err) { return spool_batch
 static void cloud_drain(void *self) {
   cloud_sink *s = self;
   spool_batch(s, NULL);
-  atomic_store(&s->abort_at_ms, mono_ms() + (int64_t)s->o.close_timeout_ms);
+  atomic_store(&s->abort_at_ms, mcpr__mono_ms() + (int64_t)s->o.close_timeout_ms);
   pthread_mutex_lock(&s->mu);
   s->closing = true;
   pthread_cond_signal(&s->cv);
@@ -621,7 +609,7 @@ mcpr_status mcpr_cloud_spool_deliver(const mcpr_cloud_sink_options *opts, int ti
   mcpr_cloud_sink_options o;
   fill_defaults(&o, opts);
   atomic_llong abort_at;
-  int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  int64_t deadline = timeout_ms < 0 ? -1 : mcpr__mono_ms() + timeout_ms;
   atomic_init(&abort_at, deadline);
   poster p;
   mcpr_status st = poster_init(&p, &o, &abort_at, err);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "mcpr/sink.h"
 
 typedef struct shared_event {
@@ -58,16 +59,7 @@ static void shared_release(shared_event *se) {
   }
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static struct timespec deadline_ts(int64_t at_ms) {
-  struct timespec ts = {.tv_sec = at_ms / 1000, .tv_nsec = (long)(at_ms % 1000) * 1000000L};
-  return ts;
-}
 
 /* Wait on cv until signalled or the monotonic deadline (ms; < 0: none). */
 static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms) {
@@ -75,7 +67,7 @@ static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t dea
     pthread_cond_wait(cv, mu);
     return;
   }
-  struct timespec ts = deadline_ts(deadline_ms);
+  struct timespec ts = mcpr__mono_timespec(deadline_ms);
   pthread_cond_timedwait(cv, mu, &ts);
 }
 
@@ -139,14 +131,14 @@ static void run_flush(mcpr_sink *s) {
 
 static void *sink_thread(void *arg) {
   mcpr_sink *s = arg;
-  int64_t next_tick = s->ops.tick && s->ops.tick_ms ? mono_ms() + s->ops.tick_ms : -1;
+  int64_t next_tick = s->ops.tick && s->ops.tick_ms ? mcpr__mono_ms() + s->ops.tick_ms : -1;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    if (next_tick >= 0 && mono_ms() >= next_tick) {
+    if (next_tick >= 0 && mcpr__mono_ms() >= next_tick) {
       pthread_mutex_unlock(&s->mu);
       s->ops.tick(s->self);
       pthread_mutex_lock(&s->mu);
-      next_tick = mono_ms() + s->ops.tick_ms;
+      next_tick = mcpr__mono_ms() + s->ops.tick_ms;
       continue;
     }
     if (s->count > 0) {
@@ -221,10 +213,10 @@ mcpr_status mcpr_fanout_add(mcpr_fanout *fan, mcpr_sink *sink, mcpr_error *err) 
 
 static mcpr_status offer(mcpr_sink *s, shared_event *se, int timeout_ms) {
   mcpr_status st = MCPR_OK;
-  int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  int64_t deadline = timeout_ms < 0 ? -1 : mcpr__mono_ms() + timeout_ms;
   pthread_mutex_lock(&s->mu);
   while (!s->closing && s->count == s->cap && timeout_ms != 0) {
-    if (deadline >= 0 && mono_ms() >= deadline)
+    if (deadline >= 0 && mcpr__mono_ms() >= deadline)
       break;
     cond_wait_until(&s->cv_done, &s->mu, deadline);
   }
@@ -292,7 +284,7 @@ mcpr_status mcpr_fanout_emit_wait(mcpr_fanout *fan, const mcpr_event *ev, int ti
 mcpr_status mcpr_fanout_flush(mcpr_fanout *fan, int timeout_ms, mcpr_error *err) {
   if (!fan)
     return mcpr_error_set(err, MCPR_EINVAL, "no fan-out");
-  int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  int64_t deadline = timeout_ms < 0 ? -1 : mcpr__mono_ms() + timeout_ms;
   mcpr_status first = MCPR_OK;
   for (size_t i = 0; i < fan->n; i++) {
     mcpr_sink *s = fan->sinks[i];
@@ -301,7 +293,7 @@ mcpr_status mcpr_fanout_flush(mcpr_fanout *fan, int timeout_ms, mcpr_error *err)
     s->flush_target = s->seq_accepted;
     pthread_cond_signal(&s->cv_work);
     while (s->flush_done < ticket) {
-      if (deadline >= 0 && mono_ms() >= deadline)
+      if (deadline >= 0 && mcpr__mono_ms() >= deadline)
         break;
       cond_wait_until(&s->cv_done, &s->mu, deadline);
     }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "mcpr/sink.h"
 
 typedef struct store_sink {
@@ -18,10 +19,6 @@ typedef struct store_sink {
   uint32_t requeue_limit_ms;
 } store_sink;
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static mcpr_status store_deliver(void *self, const mcpr_event *ev, mcpr_error *err) {
   store_sink *s = self;
@@ -38,7 +35,7 @@ static mcpr_status store_deliver(void *self, const mcpr_event *ev, mcpr_error *e
                             mcpr_event_type_name(ev->type), mcpr_strerror(st));
     if (waited_ms >= (long)s->requeue_limit_ms)
       return mcpr_error_set(err, st, "the store's queue stayed full for %ld ms", waited_ms);
-    sleep_ms(pause_ms);
+    mcpr__sleep_ms(pause_ms);
     waited_ms += pause_ms;
     pause_ms = pause_ms * 2 > 100 ? 100 : pause_ms * 2;
   }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "mcpr/mcpr.h"
 #include "store/db.h"
 
@@ -365,10 +366,6 @@ int mcpr__db_schema_version(sqlite3 *db, mcpr_error *err) {
   return -2;
 }
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 /* ---------- migrations ---------- */
 
@@ -533,14 +530,9 @@ fail:
   return rc;
 }
 
-static int64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static mcpr_status migrate(sqlite3 *db, const char *path, int lock_fd, mcpr_error *err) {
-  int64_t deadline = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
+  int64_t deadline = mcpr__mono_ms() + MIGRATE_LOCK_WAIT_MS;
   for (;;) {
     bool newer = false;
     mcpr_error inner = {0};
@@ -554,8 +546,8 @@ static mcpr_status migrate(sqlite3 *db, const char *path, int lock_fd, mcpr_erro
     if (rc == SQLITE_OK)
       return MCPR_OK;
     if ((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED) {
-      if (monotonic_ms() < deadline) {
-        sleep_ms(50);
+      if (mcpr__mono_ms() < deadline) {
+        mcpr__sleep_ms(50);
         continue;
       }
     }
@@ -569,7 +561,7 @@ static mcpr_status migrate(sqlite3 *db, const char *path, int lock_fd, mcpr_erro
 
 /* journal_mode=WAL needs a moment alone with the file; wait out others. */
 static int set_pragmas(sqlite3 *db, bool read_only) {
-  int64_t deadline = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
+  int64_t deadline = mcpr__mono_ms() + MIGRATE_LOCK_WAIT_MS;
   int rc;
   for (;;) {
     sqlite3_stmt *st = NULL;
@@ -584,9 +576,9 @@ static int set_pragmas(sqlite3 *db, bool read_only) {
       break;
     if ((rc & 0xFF) != SQLITE_BUSY && (rc & 0xFF) != SQLITE_LOCKED)
       return rc;
-    if (monotonic_ms() >= deadline)
+    if (mcpr__mono_ms() >= deadline)
       return rc;
-    sleep_ms(20);
+    mcpr__sleep_ms(20);
   }
   char sql[160];
   snprintf(sql, sizeof sql,

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "mcpr/util.h"
 #include "query/backend.h"
 #include "store/db.h"
@@ -949,16 +950,7 @@ static void build_vacuum_delete_sessions(sqlb *b, const mcpr_vacuum_options *o) 
             " WHERE r.session_id = sessions.session_id)");
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static void nap_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static bool is_busy(int rc) {
   return (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED;
@@ -1006,9 +998,9 @@ static mcpr_status write_txn(sqlite3 *db, int lock_fd, sqlb *b, int64_t deadline
       return prep;
     if (rc == SQLITE_OK)
       return MCPR_OK;
-    if (!is_busy(rc) || mono_ms() >= deadline)
+    if (!is_busy(rc) || mcpr__mono_ms() >= deadline)
       return mcpr__db_error(db, rc, err, "deleting old rows");
-    nap_ms(20);
+    mcpr__sleep_ms(20);
   }
 }
 
@@ -1020,9 +1012,9 @@ static mcpr_status exec_retry(sqlite3 *db, int lock_fd, const char *sql, int64_t
     mcpr__commit_unlock(lock_fd);
     if (rc == SQLITE_OK)
       return MCPR_OK;
-    if (!is_busy(rc) || mono_ms() >= deadline)
+    if (!is_busy(rc) || mcpr__mono_ms() >= deadline)
       return mcpr__db_error(db, rc, err, doing);
-    nap_ms(20);
+    mcpr__sleep_ms(20);
   }
 }
 
@@ -1030,7 +1022,7 @@ static mcpr_status sqlite_vacuum(void *p, const mcpr_vacuum_options *o,
                                  mcpr_vacuum_result *out, mcpr_error *err) {
   sqlite_impl *impl = p;
   sqlb b;
-  int64_t deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
+  int64_t deadline = mcpr__mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
   out->bytes_before = file_size(impl->path, "") + file_size(impl->path, "-wal");
   mcpr_status s;
   if (o->dry_run) {
@@ -1054,13 +1046,13 @@ static mcpr_status sqlite_vacuum(void *p, const mcpr_vacuum_options *o,
     out->requests_deleted += n;
     if (n < VACUUM_CHUNK_ROWS)
       break;
-    deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
+    deadline = mcpr__mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
   }
   build_vacuum_delete_sessions(&b, o);
   s = write_txn(impl->db, lock_fd, &b, deadline, &out->sessions_deleted, err);
   if (s != MCPR_OK)
     goto out;
-  deadline = mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
+  deadline = mcpr__mono_ms() + (o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS);
   s = exec_retry(impl->db, lock_fd, "VACUUM", deadline, err, "reclaiming space (VACUUM)");
   if (s != MCPR_OK)
     goto out;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "mcpr/mcpr.h"
 #include "store/db.h"
 #include "store/store_internal.h"
@@ -356,15 +357,6 @@ out:
 
 /* ---------- flush, stats, close ---------- */
 
-static void deadline_after(struct timespec *ts, int ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
 
 static uint64_t failed_total(const mcpr_store *s) {
   return atomic_load(&s->failed_io) + atomic_load(&s->failed_disk_full) +
@@ -377,7 +369,7 @@ mcpr_status mcpr_store_flush(mcpr_store *s, int timeout_ms, mcpr_error *err) {
   uint64_t target = atomic_load(&s->queue.head);
   struct timespec deadline;
   if (timeout_ms >= 0)
-    deadline_after(&deadline, timeout_ms);
+    deadline = mcpr__mono_deadline(timeout_ms);
 
   pthread_mutex_lock(&s->lock);
   uint64_t cur = atomic_load(&s->flush_target);

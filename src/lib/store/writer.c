@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "mcpr/mcpr.h"
 #include "store/db.h"
 #include "store/schema_diff.h"
@@ -109,16 +110,7 @@ typedef struct writer {
   size_t sums_n;
 } writer;
 
-static int64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static void sleep_ms(int64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static bool is_busy(int rc) { return (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED; }
 
@@ -420,7 +412,8 @@ static void fail_batch(writer *w, mcpr_status cause) {
 
 static void write_batch(writer *w) {
   mcpr_store *s = w->s;
-  int64_t backoff_ms = 5, io_since_ms = 0;
+  int64_t io_since_ms = 0;
+  unsigned attempt_no = 0, seed = mcpr__backoff_seed(w);
   for (;;) {
     int rc = attempt(w);
     if (rc == SQLITE_DONE) {
@@ -454,7 +447,7 @@ static void write_batch(writer *w) {
     if (is_busy(rc)) {
       atomic_fetch_add(&s->busy_waits, 1);
     } else {
-      int64_t now = monotonic_ms();
+      int64_t now = mcpr__mono_ms();
       if (!io_since_ms)
         io_since_ms = now;
       if (now - io_since_ms >= (int64_t)s->opts.io_retry_limit_ms) {
@@ -462,8 +455,7 @@ static void write_batch(writer *w) {
         return;
       }
     }
-    sleep_ms(backoff_ms);
-    backoff_ms = backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2;
+    mcpr__sleep_ms(mcpr__backoff_ms(5, 1000, attempt_no++, &seed));
   }
 }
 
@@ -475,18 +467,9 @@ static bool closing_and_quiet(mcpr_store *s) {
 }
 
 static void wait_for_work(mcpr_store *s, int64_t until_ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  if (until_ms <= now)
+  if (until_ms <= mcpr__mono_ms())
     return;
-  int64_t wait = until_ms - now;
-  ts.tv_sec += wait / 1000;
-  ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  struct timespec ts = mcpr__mono_timespec(until_ms);
   pthread_mutex_lock(&s->lock);
   if (!atomic_exchange(&s->wake, false))
     pthread_cond_timedwait(&s->work_cv, &s->lock, &ts);
@@ -550,7 +533,7 @@ static void run_failed(writer *w) {
     }
     if (closing_and_quiet(s) && mcpr__queue_depth(&s->queue) == 0)
       return;
-    wait_for_work(s, monotonic_ms() + 50);
+    wait_for_work(s, mcpr__mono_ms() + 50);
   }
 }
 
@@ -567,13 +550,13 @@ void *mcpr__writer_main(void *arg) {
     void *slot;
     while (w.n < bs && (slot = mcpr__queue_read(&s->queue))) {
       if (w.n == 0)
-        w.first_at_ms = monotonic_ms();
+        w.first_at_ms = mcpr__mono_ms();
       w.batch[w.n++] = slot;
     }
     bool closing = closing_and_quiet(s);
     uint64_t taken = atomic_load(&s->finished) + w.n;
     bool flush_wanted = atomic_load(&s->flush_target) > atomic_load(&s->finished);
-    int64_t now = monotonic_ms();
+    int64_t now = mcpr__mono_ms();
     if (w.n == bs ||
         (w.n > 0 && (closing || flush_wanted ||
                      now - w.first_at_ms >= (int64_t)s->opts.flush_interval_ms))) {
