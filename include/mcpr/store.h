@@ -37,6 +37,7 @@ extern "C" {
 #define MCPR_STORE_SCHEMA_VERSION 5
 
 typedef struct mcpr_store mcpr_store;
+typedef struct mcpr_store_health mcpr_store_health;
 
 typedef enum mcpr_request_status {
   MCPR_REQUEST_OK = 0,
@@ -121,10 +122,27 @@ typedef struct mcpr_store_options {
    * rounded up to a power of two). Each takes a 512-byte cell, allocated
    * at open, so the hot path never allocates. */
   size_t queue_capacity;
-  /* How long one batch is retried after I/O errors or a full disk before
-   * its events are counted as failed (default 60000 ms). A busy or locked
-   * database is waited out without limit. */
+  /* How long writes are retried through continuous I/O errors, a full
+   * disk or a read-only file before events are counted as failed (default
+   * 60000 ms). The window is one per episode, not per batch: once it has
+   * run out, each later batch is tried once and fails at once until a
+   * write succeeds again, then normal retrying resumes. */
   uint32_t io_retry_limit_ms;
+  /* The same for a database locked by another writer, or the store's
+   * commit lock held by another process (default 120000 ms: a vacuum of a
+   * big store holds it for a while). Counted as failed_busy. */
+  uint32_t lock_wait_limit_ms;
+  /* How long close() lets the writer finish before it gives up on what is
+   * left, counting it as failed by cause (default 60000 ms). */
+  uint32_t close_timeout_ms;
+  /* Called on the writer thread when writing starts failing (at once for
+   * I/O errors, a full disk or a read-only file; after 5 s for a lock),
+   * when its retry window runs out, and when writing succeeds again: once
+   * each per episode. Must be quick and must not call back into the
+   * store, except mcpr_store_stats_get / mcpr_store_health_get. NULL: none
+   * (mcpr_store_health_get() tells the same by polling). */
+  void (*on_health)(void *ctx, const mcpr_store_health *health);
+  void *on_health_ctx;
   /* SQLite VFS name, NULL for the default (fault-injection tests). */
   const char *vfs_name;
 } mcpr_store_options;
@@ -193,6 +211,9 @@ typedef struct mcpr_store_stats {
   uint64_t refused_nomem;
   uint64_t failed_io;           /* given up after io_retry_limit_ms of I/O errors */
   uint64_t failed_disk_full;    /* given up after io_retry_limit_ms of a full disk */
+  uint64_t failed_readonly;     /* given up after io_retry_limit_ms of a read-only store */
+  uint64_t failed_busy;         /* given up after lock_wait_limit_ms of a locked store */
+  uint64_t failed_closed;       /* close_timeout_ms ran out before they were tried */
   uint64_t failed_constraint;   /* the row broke a constraint: skipped */
   uint64_t failed_other;        /* any other SQLite error on that row */
   uint64_t retries;             /* batch attempts that were rolled back and retried */
@@ -203,6 +224,30 @@ typedef struct mcpr_store_stats {
   char last_error_message[256];
   int64_t last_error_at_ms;     /* 0 if none */
 } mcpr_store_stats;
+
+/*
+ * Whether the store can write now. An episode starts with the first failed
+ * attempt of a batch and ends with the next commit; mcpr programs print
+ * its start, its giving up and its end (see on_health).
+ */
+typedef enum mcpr_store_health_event {
+  MCPR_STORE_HEALTH_OK = 0,        /* writing (again): the episode ended */
+  MCPR_STORE_HEALTH_FAILING = 1,   /* writes fail and are being retried */
+  MCPR_STORE_HEALTH_GIVING_UP = 2, /* the retry window ran out: batches fail at once */
+} mcpr_store_health_event;
+
+struct mcpr_store_health {
+  mcpr_store_health_event state;
+  mcpr_status cause;        /* of the current (or, when OK, the last) episode; OK if none */
+  char message[256];        /* the backend's detail, with the store path */
+  int64_t since_ms;         /* wall clock: the episode's start; 0 if none */
+  int64_t ended_ms;         /* wall clock: when the last episode ended; 0 if none/ongoing */
+  uint64_t waiting;         /* events accepted, not yet written or failed */
+  uint64_t failed;          /* events counted as failed during this episode */
+};
+
+/* The current health (a snapshot; safe from any thread). */
+MCPR_API void mcpr_store_health_get(const mcpr_store *store, mcpr_store_health *out);
 
 /* Snapshot of the counters (consistent enough for monitoring). */
 MCPR_API void mcpr_store_stats_get(const mcpr_store *store, mcpr_store_stats *out);

@@ -9,7 +9,7 @@
 
 #include "core/process.h"
 #include "mcpr/util.h"
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 
 static _Thread_local unsigned long json_alloc_failures;
 

@@ -95,6 +95,12 @@ size_t mcpr__p95_index(size_t n);
 /* Order stats rows by calls desc, then label, and fill the totals. */
 void mcpr__stats_order(mcpr_stats *s);
 
+/* How the engine opens a backend's read side (store/backend.h finds it by
+ * the store target's scheme): *be is its table, *impl its connection. */
+typedef mcpr_status (*mcpr__query_backend_open)(const char *target,
+                                                const mcpr__query_backend **be, void **impl,
+                                                mcpr_error *err);
+
 /* The SQLite backend (store/query_sqlite.c). */
 mcpr_status mcpr__query_sqlite_open(const char *path, void **impl, mcpr_error *err);
 extern const mcpr__query_backend mcpr__query_sqlite_backend;

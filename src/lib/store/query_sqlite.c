@@ -28,7 +28,7 @@
 #include "core/clock.h"
 #include "mcpr/util.h"
 #include "query/backend.h"
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 #include "store/query_sqlite.h"
 
 #define SQL_MAX 2048

@@ -28,10 +28,13 @@ typedef struct mcpr__queue {
   size_t mask;
   size_t stride;       /* bytes per cell: header + payload, 16-aligned */
   size_t payload_size; /* usable payload bytes per cell */
-  size_t read_pos;     /* consumer only: next cell to read */
+  /* Producers read the fields above on every claim; the consumer's own
+   * position lives on the line of `tail`, which only the consumer writes,
+   * so reading a cell never invalidates the line producers read. */
   _Alignas(MCPR__CACHELINE) _Atomic size_t head; /* next position to claim */
   _Alignas(MCPR__CACHELINE) _Atomic size_t tail; /* oldest cell not released */
-  char pad_[MCPR__CACHELINE - sizeof(size_t)];
+  size_t read_pos;     /* consumer only: next cell to read */
+  char pad_[MCPR__CACHELINE - 2 * sizeof(size_t)];
 } mcpr__queue;
 
 /* capacity is rounded up to a power of two (at least 2); payload_size is

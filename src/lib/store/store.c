@@ -15,17 +15,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "mcpr/mcpr.h"
-#include "store/db.h"
 #include "store/store_internal.h"
 
 #define DEFAULT_BATCH_SIZE 500
 #define DEFAULT_FLUSH_INTERVAL_MS 200
 #define DEFAULT_QUEUE_CAPACITY 16384
 #define DEFAULT_IO_RETRY_LIMIT_MS 60000
+#define DEFAULT_LOCK_WAIT_LIMIT_MS 120000
+#define DEFAULT_CLOSE_TIMEOUT_MS 60000
 #define ERROR_MSG_MAX_CHARS 512
 
 const char *mcpr_request_status_str(mcpr_request_status status) {
@@ -59,6 +62,8 @@ void mcpr_store_options_init(mcpr_store_options *o) {
   o->flush_interval_ms = DEFAULT_FLUSH_INTERVAL_MS;
   o->queue_capacity = DEFAULT_QUEUE_CAPACITY;
   o->io_retry_limit_ms = DEFAULT_IO_RETRY_LIMIT_MS;
+  o->lock_wait_limit_ms = DEFAULT_LOCK_WAIT_LIMIT_MS;
+  o->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT_MS;
 }
 
 char *mcpr_store_resolve_path(const char *explicit_path, mcpr_error *err) {
@@ -85,73 +90,94 @@ char *mcpr_store_resolve_path(const char *explicit_path, mcpr_error *err) {
   return out;
 }
 
+/* The handle holds cache-line-aligned members: calloc only promises 16. */
+static mcpr_store *store_alloc(void) {
+  size_t size = (sizeof(mcpr_store) + MCPR__CACHELINE - 1) & ~(size_t)(MCPR__CACHELINE - 1);
+  mcpr_store *s = aligned_alloc(MCPR__CACHELINE, size);
+  if (s)
+    memset(s, 0, size);
+  return s;
+}
+
+static void store_free(mcpr_store *s) {
+  if (s->wake_fd >= 0)
+    close(s->wake_fd);
+  mcpr__queue_release_all(&s->queue);
+  free(s->path);
+  free(s);
+}
+
 mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
                             const mcpr_store_options *opts, mcpr_error *err) {
   *out = NULL;
   mcpr_status st;
-  mcpr_store *s = calloc(1, sizeof *s);
+  mcpr_store *s = store_alloc();
   if (!s)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  s->wake_fd = -1;
   if (opts)
     s->opts = *opts;
   else
     mcpr_store_options_init(&s->opts);
-  if (!s->opts.batch_size)
-    s->opts.batch_size = DEFAULT_BATCH_SIZE;
-  if (!s->opts.flush_interval_ms)
-    s->opts.flush_interval_ms = DEFAULT_FLUSH_INTERVAL_MS;
-  if (!s->opts.queue_capacity)
-    s->opts.queue_capacity = DEFAULT_QUEUE_CAPACITY;
-  if (!s->opts.io_retry_limit_ms)
-    s->opts.io_retry_limit_ms = DEFAULT_IO_RETRY_LIMIT_MS;
+#define DEFAULT(field, value)                                                                      \
+  if (!s->opts.field)                                                                              \
+  s->opts.field = value
+  DEFAULT(batch_size, DEFAULT_BATCH_SIZE);
+  DEFAULT(flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
+  DEFAULT(queue_capacity, DEFAULT_QUEUE_CAPACITY);
+  DEFAULT(io_retry_limit_ms, DEFAULT_IO_RETRY_LIMIT_MS);
+  DEFAULT(lock_wait_limit_ms, DEFAULT_LOCK_WAIT_LIMIT_MS);
+  DEFAULT(close_timeout_ms, DEFAULT_CLOSE_TIMEOUT_MS);
+#undef DEFAULT
   if (s->opts.batch_size > 100000 || s->opts.queue_capacity > ((size_t)1 << 30)) {
-    free(s);
+    store_free(s);
     return mcpr_error_set(err, MCPR_EINVAL,
                           "batch_size must be at most 100000 and queue_capacity at most 2^30");
   }
 
   s->path = mcpr_store_resolve_path(path, err);
   if (!s->path) {
-    free(s);
+    store_free(s);
     return err ? err->status : MCPR_ENOMEM;
   }
-  if (!mcpr__queue_init(&s->queue, s->opts.queue_capacity, MCPR__SLOT_SIZE)) {
-    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory allocating the event queue");
-    goto fail_path;
+  const char *target;
+  const mcpr__backend *be = mcpr__backend_find(s->path, &target, err);
+  if (!be) {
+    store_free(s);
+    return err ? err->status : MCPR_EINVAL;
   }
-  st = mcpr__db_open(s->path, MCPR__DB_CREATE, s->opts.vfs_name, &s->db, err);
-  if (st != MCPR_OK)
-    goto fail_queue;
-  s->commit_lock_fd = mcpr__commit_lock_open(s->path);
+  s->backend = be->store;
+  s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->wake_fd < 0) {
+    store_free(s);
+    return mcpr_error_set(err, MCPR_ENOMEM, "cannot create the writer's wake-up descriptor");
+  }
+  if (!mcpr__queue_init(&s->queue, s->opts.queue_capacity, MCPR__SLOT_SIZE)) {
+    store_free(s);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory allocating the event queue");
+  }
+  st = s->backend->open(target, &s->opts, &s->impl, err);
+  if (st != MCPR_OK) {
+    store_free(s);
+    return st;
+  }
 
   pthread_mutex_init(&s->lock, NULL);
-  pthread_cond_init(&s->work_cv, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->done_cv, &ca);
-  pthread_cond_destroy(&s->work_cv);
-  pthread_cond_init(&s->work_cv, &ca);
   pthread_condattr_destroy(&ca);
   if (pthread_create(&s->thread, NULL, mcpr__writer_main, s) != 0) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "cannot start the store writer thread");
-    goto fail_sync;
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->lock);
+    s->backend->close(s->impl);
+    store_free(s);
+    return st;
   }
   *out = s;
   return MCPR_OK;
-
-fail_sync:
-  pthread_cond_destroy(&s->done_cv);
-  pthread_cond_destroy(&s->work_cv);
-  pthread_mutex_destroy(&s->lock);
-  sqlite3_close_v2(s->db);
-  mcpr__commit_lock_close(s->commit_lock_fd);
-fail_queue:
-  mcpr__queue_release_all(&s->queue);
-fail_path:
-  free(s->path);
-  free(s);
-  return st;
 }
 
 const char *mcpr_store_path(const mcpr_store *store) { return store ? store->path : NULL; }
@@ -296,13 +322,6 @@ static void item_fill(mcpr__item *it, const mcpr_store_event *e, size_t msg_len,
 }
 #undef COPY
 
-void mcpr__store_wake(mcpr_store *s) {
-  pthread_mutex_lock(&s->lock);
-  atomic_store(&s->wake, true);
-  pthread_cond_signal(&s->work_cv);
-  pthread_mutex_unlock(&s->lock);
-}
-
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
 mcpr_status mcpr_store_record(mcpr_store *s, const mcpr_store_event *event) {
@@ -346,12 +365,14 @@ mcpr_status mcpr_store_record(mcpr_store *s, const mcpr_store_event *event) {
   if (!heap)
     item_fill((mcpr__item *)(slot + MCPR__SLOT_ITEM_OFFSET), event, msg_len, platform);
   mcpr__queue_publish(&s->queue, pos);
+  /* A full batch is waiting: wake the writer rather than let it sleep out
+   * its interval. Once per batch_size events, one write(2), no lock — and
+   * before the decrement below, which is this call's last touch of the
+   * store: from then on close() may free it. */
+  if ((pos + 1) % s->opts.batch_size == 0)
+    mcpr__store_wake(s);
 out:
   atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
-  /* A full batch is waiting: wake the writer rather than let it sleep out
-   * its interval. Once per batch_size events, so the lock is rare. */
-  if (st == MCPR_OK && (pos + 1) % s->opts.batch_size == 0)
-    mcpr__store_wake(s);
   return st;
 }
 
@@ -360,7 +381,9 @@ out:
 
 static uint64_t failed_total(const mcpr_store *s) {
   return atomic_load(&s->failed_io) + atomic_load(&s->failed_disk_full) +
-         atomic_load(&s->failed_constraint) + atomic_load(&s->failed_other);
+         atomic_load(&s->failed_readonly) + atomic_load(&s->failed_busy) +
+         atomic_load(&s->failed_closed) + atomic_load(&s->failed_constraint) +
+         atomic_load(&s->failed_other);
 }
 
 mcpr_status mcpr_store_flush(mcpr_store *s, int timeout_ms, mcpr_error *err) {
@@ -371,12 +394,11 @@ mcpr_status mcpr_store_flush(mcpr_store *s, int timeout_ms, mcpr_error *err) {
   if (timeout_ms >= 0)
     deadline = mcpr__mono_deadline(timeout_ms);
 
-  pthread_mutex_lock(&s->lock);
   uint64_t cur = atomic_load(&s->flush_target);
   while (cur < target && !atomic_compare_exchange_weak(&s->flush_target, &cur, target))
     ;
-  atomic_store(&s->wake, true);
-  pthread_cond_signal(&s->work_cv);
+  mcpr__store_wake(s);
+  pthread_mutex_lock(&s->lock);
   int rc = 0;
   while (atomic_load(&s->finished) < target && !atomic_load(&s->writer_exited) && rc == 0) {
     if (timeout_ms >= 0)
@@ -422,6 +444,9 @@ void mcpr_store_stats_get(const mcpr_store *cs, mcpr_store_stats *o) {
   o->refused_nomem = atomic_load(&s->refused_nomem);
   o->failed_io = atomic_load(&s->failed_io);
   o->failed_disk_full = atomic_load(&s->failed_disk_full);
+  o->failed_readonly = atomic_load(&s->failed_readonly);
+  o->failed_busy = atomic_load(&s->failed_busy);
+  o->failed_closed = atomic_load(&s->failed_closed);
   o->failed_constraint = atomic_load(&s->failed_constraint);
   o->failed_other = atomic_load(&s->failed_other);
   o->retries = atomic_load(&s->retries);
@@ -442,7 +467,20 @@ uint64_t mcpr_store_stats_refused(const mcpr_store_stats *st) {
 }
 
 uint64_t mcpr_store_stats_failed(const mcpr_store_stats *st) {
-  return st->failed_io + st->failed_disk_full + st->failed_constraint + st->failed_other;
+  return st->failed_io + st->failed_disk_full + st->failed_readonly + st->failed_busy +
+         st->failed_closed + st->failed_constraint + st->failed_other;
+}
+
+void mcpr_store_health_get(const mcpr_store *cs, mcpr_store_health *out) {
+  memset(out, 0, sizeof *out);
+  if (!cs)
+    return;
+  mcpr_store *s = (mcpr_store *)cs; /* the lock is the only thing touched */
+  uint64_t accepted = atomic_load(&s->queue.head), finished = atomic_load(&s->finished);
+  pthread_mutex_lock(&s->lock);
+  *out = s->health;
+  pthread_mutex_unlock(&s->lock);
+  out->waiting = accepted > finished ? accepted - finished : 0;
 }
 
 mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
@@ -454,21 +492,26 @@ mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
   while ((atomic_load(&s->inflight) & ~MCPR__CLOSING_BIT) != 0)
     sched_yield();
   mcpr__store_wake(s);
+  /* The writer has close_timeout_ms to finish; then it gives up on what is
+   * left (counted by cause) and exits within one attempt. */
+  struct timespec deadline = mcpr__mono_deadline(s->opts.close_timeout_ms);
+  pthread_mutex_lock(&s->lock);
+  int rc = 0;
+  while (!atomic_load(&s->writer_exited) && rc == 0)
+    rc = pthread_cond_timedwait(&s->done_cv, &s->lock, &deadline);
+  pthread_mutex_unlock(&s->lock);
+  if (!atomic_load(&s->writer_exited)) {
+    atomic_store(&s->abandon, true);
+    mcpr__store_wake(s);
+  }
   pthread_join(s->thread, NULL);
 
   if (final)
     mcpr_store_stats_get(s, final);
   mcpr_status st = s->first_failure;
-  /* The last connection's close may checkpoint: under the lock too. */
-  mcpr__commit_lock(s->commit_lock_fd);
-  sqlite3_close_v2(s->db);
-  mcpr__commit_unlock(s->commit_lock_fd);
-  mcpr__commit_lock_close(s->commit_lock_fd);
+  s->backend->close(s->impl);
   pthread_cond_destroy(&s->done_cv);
-  pthread_cond_destroy(&s->work_cv);
   pthread_mutex_destroy(&s->lock);
-  mcpr__queue_release_all(&s->queue);
-  free(s->path);
-  free(s);
+  store_free(s);
   return st;
 }

@@ -7,10 +7,10 @@
 #define MCPR__STORE_INTERNAL_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 
 #include "mcpr/store.h"
+#include "store/backend.h"
 #include "store/queue.h"
 
 /* One accepted event: the caller's event with every string copied right
@@ -46,8 +46,9 @@ struct mcpr_store {
   mcpr__queue queue;
   mcpr_store_options opts;
   char *path;
-  sqlite3 *db; /* owned by the writer thread once it runs */
-  int commit_lock_fd; /* see mcpr__commit_lock_open(); -1: none */
+  const mcpr__store_backend *backend;
+  void *impl;  /* the backend's writer, owned by the writer thread once it runs */
+  int wake_fd; /* eventfd: producers, flush() and close() wake the writer */
   pthread_t thread;
 
   _Alignas(MCPR__CACHELINE) _Atomic uint64_t inflight;
@@ -64,17 +65,19 @@ struct mcpr_store {
   _Atomic uint64_t duplicates;
   _Atomic uint64_t failed_io;
   _Atomic uint64_t failed_disk_full;
+  _Atomic uint64_t failed_readonly;
+  _Atomic uint64_t failed_busy;
+  _Atomic uint64_t failed_closed;
   _Atomic uint64_t failed_constraint;
   _Atomic uint64_t failed_other;
   _Atomic uint64_t retries;
   _Atomic uint64_t busy_waits;
   _Atomic uint64_t batches;
+  _Atomic bool abandon;            /* close ran out of time: fail what is left */
 
-  /* Wake-ups and the last error: under `lock`. */
+  /* Completion, the last error and the health episode: under `lock`. */
   pthread_mutex_t lock;
-  pthread_cond_t work_cv;          /* the writer waits here */
   pthread_cond_t done_cv;          /* flush() and close() wait here */
-  _Atomic bool wake;               /* set before signalling work_cv */
   _Atomic uint64_t flush_target;   /* positions a flush waits for */
   _Atomic bool writer_exited;
   mcpr_status last_error;
@@ -82,11 +85,12 @@ struct mcpr_store {
   int64_t last_error_at_ms;
   mcpr_status first_failure; /* first cause of failed events, for close() */
   uint64_t failed_reported;  /* failures already returned by a flush() */
+  mcpr_store_health health;  /* see mcpr_store_health_get() */
 };
 
 /* The writer thread's entry point (writer.c). */
 void *mcpr__writer_main(void *arg);
-/* Wake the writer (any thread). */
+/* Wake the writer (any thread; one write(2), never a lock). */
 void mcpr__store_wake(mcpr_store *s);
 
 #endif

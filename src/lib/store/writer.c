@@ -1,390 +1,161 @@
 /*
- * writer.c — the store's writer thread (SPEC §5).
+ * writer.c — the store's writer thread (SPEC §5), the same for every
+ * backend (store/backend.h): the backend writes one batch in one
+ * transaction; this file decides what goes in a batch, when it is written,
+ * and what happens when the backend says no.
  *
- * One thread owns the SQLite connection. It takes events off the queue
- * into a batch, and commits the batch when it holds batch_size events, when
- * its first event has waited flush_interval_ms, when a flush() asks, or at
- * close. A batch is one BEGIN IMMEDIATE … COMMIT with statements prepared
- * once and reused.
+ * One thread owns the backend's writer. It takes events off the queue into
+ * a batch, and writes the batch when it holds batch_size events, when its
+ * first event has waited flush_interval_ms, when a flush() asks, or at
+ * close. It sleeps on an eventfd that producers (once per batch_size
+ * events), flush() and close() write to.
  *
- * A batch is never thrown away because the database said no:
- *   - busy/locked (another process writing, a vacuum): roll back, back off
- *     and retry the whole batch, without limit;
- *   - I/O error, full disk, read-only: roll back, back off and retry for up
- *     to io_retry_limit_ms, then count the batch's events as failed by
- *     cause (the only way events are lost, and never silently).
- * Per-row problems (a constraint) skip that row only, counted.
+ * A batch is never thrown away because the database said no. A failed
+ * attempt starts (or continues) an *episode* of failure:
+ *   - a locked store (another writer, a vacuum, a stopped process holding
+ *     the commit lock) is retried for lock_wait_limit_ms;
+ *   - an I/O error, a full disk or a read-only file for io_retry_limit_ms;
+ * with jittered exponential backoff. The window is per episode, not per
+ * batch: once it has run out, each later batch gets one attempt and fails
+ * at once (counted by cause) until one commits, which ends the episode.
+ * Episodes are reported through on_health and mcpr_store_health_get() —
+ * the library never prints. Per-row problems (a constraint) skip that row
+ * only, counted.
  *
- * Session counters are summed per session within the batch and applied
- * with one UPDATE per session at the end of it, in the same transaction,
- * which gives the same rows as one UPDATE per request. A session insert
- * first applies what is pending, so a request seen before its session's
- * insert counts exactly as it would have row by row (not at all). A
- * duplicate request_id is skipped and counts nothing.
+ * close() may run out of time (close_timeout_ms): then `abandon` is set and
+ * everything not committed is counted as failed by cause — the episode's
+ * cause, or failed_closed when the store was healthy but slow — never
+ * dropped silently and never waited on forever.
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "mcpr/mcpr.h"
-#include "store/db.h"
-#include "store/schema_diff.h"
 #include "store/store_internal.h"
 
-enum {
-  STMT_BEGIN,
-  STMT_COMMIT,
-  STMT_ROLLBACK,
-  STMT_INSERT_REQUEST,
-  STMT_INSERT_SESSION,
-  STMT_UPDATE_SESSION,
-  STMT_CLOSE_SESSION,
-  STMT_SELECT_SCHEMA,
-  STMT_INSERT_CHANGE,
-  STMT_UPSERT_SCHEMA,
-  STMT_COUNT
-};
-
-static const char *const STMT_SQL[STMT_COUNT] = {
-    [STMT_BEGIN] = "BEGIN IMMEDIATE",
-    [STMT_COMMIT] = "COMMIT",
-    [STMT_ROLLBACK] = "ROLLBACK",
-    [STMT_INSERT_REQUEST] =
-        "INSERT INTO requests (request_id, ts, proxy, session_id, method, tool,"
-        " latency_us, status, error_code, error_msg, bytes_in, bytes_out,"
-        " resource_uri, prompt_name)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-        " ON CONFLICT(request_id) DO NOTHING",
-    [STMT_INSERT_SESSION] =
-        "INSERT INTO sessions (session_id, proxy, started_at, last_seen_at,"
-        " client_name, client_version, client_platform)"
-        " VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) ON CONFLICT(session_id) DO NOTHING",
-    [STMT_UPDATE_SESSION] =
-        "UPDATE sessions SET total_calls = total_calls + ?2,"
-        " total_errors = total_errors + ?3, last_seen_at = MAX(last_seen_at, ?4)"
-        " WHERE session_id = ?1",
-    [STMT_CLOSE_SESSION] =
-        "UPDATE sessions SET ended_at = ?2 WHERE session_id = ?1 AND ended_at IS NULL",
-    [STMT_SELECT_SCHEMA] = "SELECT schema_hash, payload, captured_at FROM server_schema"
-                           " WHERE proxy = ?1 AND upstream_url = ?2 AND method = ?3",
-    [STMT_INSERT_CHANGE] =
-        "INSERT INTO schema_changes (upstream_url, method, change_type, item_name,"
-        " old_hash, new_hash, detected_at, proxy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [STMT_UPSERT_SCHEMA] =
-        "INSERT INTO server_schema (proxy, upstream_url, method, payload, captured_at,"
-        " schema_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-        " ON CONFLICT(proxy, upstream_url, method) DO UPDATE SET"
-        " payload = excluded.payload, captured_at = excluded.captured_at,"
-        " schema_hash = excluded.schema_hash",
-};
-
-/* What became of one event in the attempt under way. */
-typedef enum {
-  OUT_WRITTEN,
-  OUT_DUPLICATE,
-  OUT_CONSTRAINT,
-  OUT_OTHER,
-} outcome;
-
-typedef struct session_sum {
-  const char *session_id; /* borrowed from an item of the batch */
-  int64_t calls, errors, last_ts;
-} session_sum;
+/* A lock is only worth telling the user about once it has lasted this long:
+ * a vacuum or another writer holding it for a moment is normal. */
+#define BUSY_REPORT_AFTER_MS 5000
+/* Longest single wait for the commit lock inside one attempt, so that the
+ * writer looks at `abandon` and the clock between attempts. */
+#define LOCK_ATTEMPT_MS 1000
 
 typedef struct writer {
   mcpr_store *s;
-  sqlite3_stmt *stmt[STMT_COUNT];
   void **batch; /* queue slots, in order */
-  outcome *outcomes;
+  const mcpr_store_event **events;
+  mcpr__outcome *outcomes;
   size_t n;
   int64_t first_at_ms; /* monotonic time the batch's first event was taken */
-  /* Open-addressing table of pending session sums, cleared per attempt. */
-  session_sum *sums;
-  size_t sums_cap; /* power of two, > 2 × batch_size */
-  size_t *sums_used; /* indexes in use, to clear and apply in order */
-  size_t sums_n;
+  /* The episode of failure under way (see the top of this file). */
+  int64_t episode_start_ms; /* monotonic; 0: writing is healthy */
+  mcpr_status episode_cause;
+  bool episode_reported;
+  bool episode_exhausted;
+  unsigned attempt; /* backoff step within the episode */
+  unsigned seed;
 } writer;
 
-
-
-static bool is_busy(int rc) { return (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED; }
-
-/* Errors that undo the statement only: the row is skipped, the batch goes on. */
-static bool is_row_error(int rc) {
-  switch (rc & 0xFF) {
-  case SQLITE_CONSTRAINT:
-  case SQLITE_TOOBIG:
-  case SQLITE_MISMATCH:
-  case SQLITE_RANGE:
-    return true;
-  default:
-    return false;
-  }
-}
-
-static int run(sqlite3_stmt *st) {
-  /* Every parameter is bound (NULL included) before each step, so no
-   * sqlite3_clear_bindings() is needed between rows. */
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? SQLITE_DONE : rc;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v) {
-  if (v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
-static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v) {
-  if (v >= 0)
-    sqlite3_bind_int64(st, i, v);
-  else
-    sqlite3_bind_null(st, i);
-}
-
-/* ---------- session sums ---------- */
-
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
-static void sums_add(writer *w, const char *session_id, bool error, int64_t ts) {
-  size_t i = hash_str(session_id) & (w->sums_cap - 1);
-  while (w->sums[i].session_id && strcmp(w->sums[i].session_id, session_id) != 0)
-    i = (i + 1) & (w->sums_cap - 1);
-  session_sum *sum = &w->sums[i];
-  if (!sum->session_id) {
-    sum->session_id = session_id;
-    sum->last_ts = ts;
-    w->sums_used[w->sums_n++] = i;
-  }
-  sum->calls++;
-  sum->errors += error;
-  if (ts > sum->last_ts)
-    sum->last_ts = ts;
-}
-
-static void sums_clear(writer *w) {
-  for (size_t k = 0; k < w->sums_n; k++)
-    memset(&w->sums[w->sums_used[k]], 0, sizeof(session_sum));
-  w->sums_n = 0;
-}
-
-/* Apply and clear the pending sums. Returns an SQLite code. */
-static int sums_apply(writer *w) {
-  sqlite3_stmt *st = w->stmt[STMT_UPDATE_SESSION];
-  int rc = SQLITE_DONE;
-  for (size_t k = 0; k < w->sums_n && rc == SQLITE_DONE; k++) {
-    session_sum *sum = &w->sums[w->sums_used[k]];
-    sqlite3_bind_text(st, 1, sum->session_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, sum->calls);
-    sqlite3_bind_int64(st, 3, sum->errors);
-    sqlite3_bind_int64(st, 4, sum->last_ts);
-    rc = run(st);
-  }
-  sums_clear(w);
-  return rc;
-}
-
-/* ---------- applying one event ---------- */
-
-typedef struct change_ctx {
-  writer *w;
-  const mcpr_schema_version_event *v;
-  const char *old_hash;
-  int rc;
-} change_ctx;
-
-static int insert_change(void *arg, const char *change_type, const char *item_name) {
-  change_ctx *c = arg;
-  sqlite3_stmt *st = c->w->stmt[STMT_INSERT_CHANGE];
-  sqlite3_bind_text(st, 1, c->v->upstream_url, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, c->v->method, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, change_type, -1, SQLITE_TRANSIENT);
-  bind_text(st, 4, item_name);
-  bind_text(st, 5, c->old_hash);
-  sqlite3_bind_text(st, 6, c->v->content_hash, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 7, c->v->ts_ms);
-  sqlite3_bind_text(st, 8, c->v->proxy, -1, SQLITE_STATIC);
-  c->rc = run(st);
-  return c->rc == SQLITE_DONE ? 0 : 1;
-}
-
-/* Returns SQLITE_DONE, with *dup set when the event repeats or predates
- * the stored snapshot (a replayed log): a proxy only emits a version when
- * the content changed, so an equal hash or an older ts is not a change. */
-static int apply_schema_version(writer *w, const mcpr_schema_version_event *v, bool *dup) {
-  sqlite3_stmt *sel = w->stmt[STMT_SELECT_SCHEMA];
-  sqlite3_bind_text(sel, 1, v->proxy, -1, SQLITE_STATIC);
-  sqlite3_bind_text(sel, 2, v->upstream_url, -1, SQLITE_STATIC);
-  sqlite3_bind_text(sel, 3, v->method, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(sel);
-  char *old_hash = NULL, *old_payload = NULL;
-  *dup = false;
-  if (rc == SQLITE_ROW) {
-    const char *h = (const char *)sqlite3_column_text(sel, 0);
-    const char *p = (const char *)sqlite3_column_text(sel, 1);
-    int64_t captured_at = sqlite3_column_int64(sel, 2);
-    if ((h && strcmp(h, v->content_hash) == 0) || v->ts_ms < captured_at) {
-      *dup = true;
-      rc = SQLITE_DONE;
-    } else {
-      old_hash = strdup(h ? h : "");
-      old_payload = strdup(p ? p : "");
-      rc = (old_hash && old_payload) ? SQLITE_DONE : SQLITE_NOMEM;
-    }
-  }
-  sqlite3_reset(sel);
-  if (rc != SQLITE_DONE || *dup)
-    goto out;
-
-  change_ctx c = {w, v, old_hash, SQLITE_DONE};
-  if (!old_hash) {
-    insert_change(&c, "initial", NULL);
-  } else if (mcpr__schema_diff(v->method, old_payload, v->payload, insert_change, &c) < 0) {
-    c.rc = SQLITE_NOMEM;
-  }
-  rc = c.rc;
-  if (rc != SQLITE_DONE)
-    goto out;
-
-  sqlite3_stmt *up = w->stmt[STMT_UPSERT_SCHEMA];
-  sqlite3_bind_text(up, 1, v->proxy, -1, SQLITE_STATIC);
-  sqlite3_bind_text(up, 2, v->upstream_url, -1, SQLITE_STATIC);
-  sqlite3_bind_text(up, 3, v->method, -1, SQLITE_STATIC);
-  sqlite3_bind_text(up, 4, v->payload, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(up, 5, v->ts_ms);
-  sqlite3_bind_text(up, 6, v->content_hash, -1, SQLITE_STATIC);
-  rc = run(up);
-out:
-  free(old_hash);
-  free(old_payload);
-  return rc;
-}
-
-/* Returns SQLITE_DONE with *out set, or a batch-level SQLite error. */
-static int apply(writer *w, const mcpr_store_event *e, outcome *out) {
-  sqlite3 *db = w->s->db;
-  int rc;
-  *out = OUT_WRITTEN;
-  switch (e->kind) {
-  case MCPR_STORE_EVENT_REQUEST: {
-    const mcpr_request_event *r = &e->u.request;
-    sqlite3_stmt *st = w->stmt[STMT_INSERT_REQUEST];
-    sqlite3_bind_text(st, 1, r->request_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, r->ts_ms);
-    sqlite3_bind_text(st, 3, r->proxy, -1, SQLITE_STATIC);
-    bind_text(st, 4, r->session_id);
-    sqlite3_bind_text(st, 5, r->method, -1, SQLITE_STATIC);
-    bind_text(st, 6, r->tool);
-    sqlite3_bind_int64(st, 7, r->latency_us);
-    sqlite3_bind_text(st, 8, mcpr_request_status_str(r->status), -1, SQLITE_STATIC);
-    bind_text(st, 9, r->error_code);
-    bind_text(st, 10, r->error_msg);
-    bind_opt_int(st, 11, r->bytes_in);
-    bind_opt_int(st, 12, r->bytes_out);
-    bind_text(st, 13, r->resource_uri);
-    bind_text(st, 14, r->prompt_name);
-    rc = run(st);
-    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
-      *out = OUT_DUPLICATE;
-    else if (rc == SQLITE_DONE && r->session_id)
-      sums_add(w, r->session_id, r->status != MCPR_REQUEST_OK, r->ts_ms);
-    break;
-  }
-  case MCPR_STORE_EVENT_SESSION: {
-    rc = sums_apply(w);
-    if (rc != SQLITE_DONE)
-      return rc;
-    const mcpr_session_event *ss = &e->u.session;
-    sqlite3_stmt *st = w->stmt[STMT_INSERT_SESSION];
-    sqlite3_bind_text(st, 1, ss->session_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ss->proxy, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, ss->started_at_ms);
-    bind_text(st, 4, ss->client_name);
-    bind_text(st, 5, ss->client_version);
-    bind_text(st, 6, ss->client_platform);
-    rc = run(st);
-    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
-      *out = OUT_DUPLICATE;
-    break;
-  }
-  case MCPR_STORE_EVENT_SESSION_CLOSED: {
-    sqlite3_stmt *st = w->stmt[STMT_CLOSE_SESSION];
-    sqlite3_bind_text(st, 1, e->u.session_closed.session_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, e->u.session_closed.ended_at_ms);
-    rc = run(st);
-    /* Already closed, or never seen: nothing changed. */
-    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
-      *out = OUT_DUPLICATE;
-    break;
-  }
-  case MCPR_STORE_EVENT_SCHEMA_VERSION: {
-    bool dup = false;
-    rc = apply_schema_version(w, &e->u.schema_version, &dup);
-    if (rc == SQLITE_DONE && dup)
-      *out = OUT_DUPLICATE;
-    break;
-  }
-  default:
-    rc = SQLITE_MISUSE;
-  }
-  if (rc != SQLITE_DONE && is_row_error(rc)) {
-    *out = (rc & 0xFF) == SQLITE_CONSTRAINT ? OUT_CONSTRAINT : OUT_OTHER;
-    rc = SQLITE_DONE;
-  }
-  return rc;
-}
-
-/* ---------- one batch ---------- */
-
-static int attempt_locked(writer *w);
-
-/* One try at the batch, holding the store's commit lock (db.h) so no
- * other mcpr connection checkpoints while this one commits. */
-static int attempt(writer *w) {
-  mcpr__commit_lock(w->s->commit_lock_fd);
-  int rc = attempt_locked(w);
-  mcpr__commit_unlock(w->s->commit_lock_fd);
-  return rc;
-}
-
-static int attempt_locked(writer *w) {
-  sqlite3 *db = w->s->db;
-  int rc = run(w->stmt[STMT_BEGIN]);
-  if (rc != SQLITE_DONE)
-    return rc;
-  for (size_t i = 0; i < w->n && rc == SQLITE_DONE; i++)
-    rc = apply(w, &mcpr__slot_item(w->batch[i])->event, &w->outcomes[i]);
-  if (rc == SQLITE_DONE)
-    rc = sums_apply(w);
-  if (rc == SQLITE_DONE)
-    rc = run(w->stmt[STMT_COMMIT]);
-  if (rc != SQLITE_DONE) {
-    sums_clear(w);
-    if (!sqlite3_get_autocommit(db))
-      run(w->stmt[STMT_ROLLBACK]);
-  }
-  return rc;
-}
+static bool is_busy(mcpr_status st) { return st == MCPR_EBUSY; }
 
 static void note_error(mcpr_store *s, mcpr_status st, const char *what, const char *detail) {
   pthread_mutex_lock(&s->lock);
   s->last_error = st;
-  snprintf(s->last_error_message, sizeof s->last_error_message, "%s: %s", what, detail);
+  /* A long detail is cut: the message is for people. */
+  if (snprintf(s->last_error_message, sizeof s->last_error_message, "%s: %s", what, detail) < 0)
+    s->last_error_message[0] = '\0';
   s->last_error_at_ms = mcpr_now_ms();
   pthread_mutex_unlock(&s->lock);
 }
+
+static _Atomic uint64_t *failed_counter(mcpr_store *s, mcpr_status cause) {
+  switch (cause) {
+  case MCPR_EDISKFULL:
+    return &s->failed_disk_full;
+  case MCPR_EREADONLY:
+    return &s->failed_readonly;
+  case MCPR_EBUSY:
+    return &s->failed_busy;
+  case MCPR_ECLOSING:
+    return &s->failed_closed;
+  case MCPR_EIO:
+    return &s->failed_io;
+  default:
+    return &s->failed_other;
+  }
+}
+
+/* ---------- health episodes ---------- */
+
+/* Tell on_health (outside the lock) what the episode now is. */
+static void health_publish(writer *w, mcpr_store_health_event state, mcpr_status cause,
+                           const char *detail) {
+  mcpr_store *s = w->s;
+  mcpr_store_health h;
+  pthread_mutex_lock(&s->lock);
+  s->health.state = state;
+  if (state == MCPR_STORE_HEALTH_OK) {
+    s->health.ended_ms = mcpr_now_ms();
+  } else {
+    s->health.cause = cause;
+    if (snprintf(s->health.message, sizeof s->health.message, "%s: %s", s->path, detail) < 0)
+      s->health.message[0] = '\0';
+    if (state == MCPR_STORE_HEALTH_FAILING) {
+      s->health.since_ms = mcpr_now_ms() - (mcpr__mono_ms() - w->episode_start_ms);
+      s->health.ended_ms = 0;
+      s->health.failed = 0;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (s->opts.on_health) {
+    mcpr_store_health_get(s, &h);
+    s->opts.on_health(s->opts.on_health_ctx, &h);
+  }
+}
+
+static void episode_end(writer *w) {
+  if (!w->episode_start_ms)
+    return;
+  bool reported = w->episode_reported;
+  w->episode_start_ms = 0;
+  w->episode_reported = w->episode_exhausted = false;
+  w->attempt = 0;
+  if (reported)
+    health_publish(w, MCPR_STORE_HEALTH_OK, MCPR_OK, "");
+}
+
+/* A failed attempt: start or continue the episode. Returns true when the
+ * batch must fail now (the window has run out). */
+static bool episode_failed(writer *w, mcpr_status st, const char *detail) {
+  int64_t now = mcpr__mono_ms();
+  if (!w->episode_start_ms)
+    w->episode_start_ms = now;
+  w->episode_cause = st;
+  int64_t age = now - w->episode_start_ms;
+  if (!w->episode_reported && (!is_busy(st) || age >= BUSY_REPORT_AFTER_MS)) {
+    w->episode_reported = true;
+    health_publish(w, MCPR_STORE_HEALTH_FAILING, st, detail);
+  }
+  int64_t limit = is_busy(st) ? w->s->opts.lock_wait_limit_ms : w->s->opts.io_retry_limit_ms;
+  if (!w->episode_exhausted && age >= limit) {
+    w->episode_exhausted = true;
+    if (!w->episode_reported) {
+      w->episode_reported = true;
+      health_publish(w, MCPR_STORE_HEALTH_FAILING, st, detail);
+    }
+    health_publish(w, MCPR_STORE_HEALTH_GIVING_UP, st, detail);
+  }
+  return w->episode_exhausted;
+}
+
+/* ---------- one batch ---------- */
 
 static void finish_batch(writer *w) {
   mcpr_store *s = w->s;
@@ -401,61 +172,81 @@ static void finish_batch(writer *w) {
 
 static void fail_batch(writer *w, mcpr_status cause) {
   mcpr_store *s = w->s;
-  _Atomic uint64_t *c = cause == MCPR_EDISKFULL ? &s->failed_disk_full : &s->failed_io;
-  atomic_fetch_add(c, w->n);
+  atomic_fetch_add(failed_counter(s, cause), w->n);
   pthread_mutex_lock(&s->lock);
   if (s->first_failure == MCPR_OK)
     s->first_failure = cause;
+  if (s->health.state != MCPR_STORE_HEALTH_OK)
+    s->health.failed += w->n;
   pthread_mutex_unlock(&s->lock);
   finish_batch(w);
 }
 
+static void count_outcomes(writer *w) {
+  mcpr_store *s = w->s;
+  uint64_t written = 0, dup = 0, constraint = 0, other = 0;
+  for (size_t i = 0; i < w->n; i++) {
+    switch (w->outcomes[i]) {
+    case MCPR__WRITTEN: written++; break;
+    case MCPR__DUPLICATE: dup++; break;
+    case MCPR__CONSTRAINT: constraint++; break;
+    case MCPR__ROW_FAILED: other++; break;
+    }
+  }
+  atomic_fetch_add(&s->written, written);
+  atomic_fetch_add(&s->duplicates, dup);
+  atomic_fetch_add(&s->batches, 1);
+  if (constraint || other) {
+    atomic_fetch_add(&s->failed_constraint, constraint);
+    atomic_fetch_add(&s->failed_other, other);
+    note_error(s, MCPR_ECONSTRAINT, "rows skipped", "a row broke a constraint");
+    pthread_mutex_lock(&s->lock);
+    if (s->first_failure == MCPR_OK)
+      s->first_failure = MCPR_ECONSTRAINT;
+    pthread_mutex_unlock(&s->lock);
+  }
+}
+
+/* Sleep ms, or less when close gives up on us. */
+static void backoff_sleep(mcpr_store *s, int64_t ms) {
+  int64_t until = mcpr__mono_ms() + ms;
+  while (!atomic_load(&s->abandon)) {
+    int64_t left = until - mcpr__mono_ms();
+    if (left <= 0)
+      return;
+    mcpr__sleep_ms(left < 50 ? left : 50);
+  }
+}
+
 static void write_batch(writer *w) {
   mcpr_store *s = w->s;
-  int64_t io_since_ms = 0;
-  unsigned attempt_no = 0, seed = mcpr__backoff_seed(w);
+  for (size_t i = 0; i < w->n; i++)
+    w->events[i] = &mcpr__slot_item(w->batch[i])->event;
+  mcpr_status last = MCPR_OK;
   for (;;) {
-    int rc = attempt(w);
-    if (rc == SQLITE_DONE) {
-      uint64_t written = 0, dup = 0, constraint = 0, other = 0;
-      for (size_t i = 0; i < w->n; i++) {
-        switch (w->outcomes[i]) {
-        case OUT_WRITTEN: written++; break;
-        case OUT_DUPLICATE: dup++; break;
-        case OUT_CONSTRAINT: constraint++; break;
-        case OUT_OTHER: other++; break;
-        }
-      }
-      atomic_fetch_add(&s->written, written);
-      atomic_fetch_add(&s->duplicates, dup);
-      atomic_fetch_add(&s->batches, 1);
-      if (constraint || other) {
-        atomic_fetch_add(&s->failed_constraint, constraint);
-        atomic_fetch_add(&s->failed_other, other);
-        note_error(s, MCPR_ECONSTRAINT, "rows skipped", "a row broke a constraint");
-        pthread_mutex_lock(&s->lock);
-        if (s->first_failure == MCPR_OK)
-          s->first_failure = MCPR_ECONSTRAINT;
-        pthread_mutex_unlock(&s->lock);
-      }
-      finish_batch(w);
+    if (atomic_load(&s->abandon)) {
+      fail_batch(w, last != MCPR_OK ? last : MCPR_ECLOSING);
       return;
     }
-    mcpr_status st = mcpr__db_status(rc);
-    atomic_fetch_add(&s->retries, 1);
-    note_error(s, st, "writing a batch", sqlite3_errstr(rc));
-    if (is_busy(rc)) {
-      atomic_fetch_add(&s->busy_waits, 1);
-    } else {
-      int64_t now = mcpr__mono_ms();
-      if (!io_since_ms)
-        io_since_ms = now;
-      if (now - io_since_ms >= (int64_t)s->opts.io_retry_limit_ms) {
-        fail_batch(w, st);
-        return;
-      }
+    mcpr_error err = {0};
+    mcpr_status st =
+        s->backend->write_batch(s->impl, w->events, w->n, w->outcomes, LOCK_ATTEMPT_MS, &err);
+    if (st == MCPR_OK) {
+      count_outcomes(w);
+      finish_batch(w);
+      episode_end(w);
+      return;
     }
-    mcpr__sleep_ms(mcpr__backoff_ms(5, 1000, attempt_no++, &seed));
+    last = st;
+    atomic_fetch_add(&s->retries, 1);
+    if (is_busy(st))
+      atomic_fetch_add(&s->busy_waits, 1);
+    note_error(s, st, "writing a batch", err.message);
+    if (episode_failed(w, st, err.message)) {
+      fail_batch(w, st);
+      return;
+    }
+    backoff_sleep(s, mcpr__backoff_ms(5, 1000, w->attempt++, &w->seed));
   }
 }
 
@@ -466,75 +257,63 @@ static bool closing_and_quiet(mcpr_store *s) {
   return (f & MCPR__CLOSING_BIT) && (f & ~MCPR__CLOSING_BIT) == 0;
 }
 
+void mcpr__store_wake(mcpr_store *s) {
+  uint64_t one = 1;
+  /* Non-blocking: a full counter (never, at 2^64 − 2) would mean it is
+   * already signalled. */
+  ssize_t r = write(s->wake_fd, &one, sizeof one);
+  (void)r;
+}
+
 static void wait_for_work(mcpr_store *s, int64_t until_ms) {
-  if (until_ms <= mcpr__mono_ms())
+  int64_t left = until_ms - mcpr__mono_ms();
+  if (left <= 0)
     return;
-  struct timespec ts = mcpr__mono_timespec(until_ms);
-  pthread_mutex_lock(&s->lock);
-  if (!atomic_exchange(&s->wake, false))
-    pthread_cond_timedwait(&s->work_cv, &s->lock, &ts);
-  atomic_store(&s->wake, false);
-  pthread_mutex_unlock(&s->lock);
+  struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
+  if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) > 0) {
+    uint64_t v;
+    ssize_t r = read(s->wake_fd, &v, sizeof v);
+    (void)r;
+  }
+}
+
+/* Count what is left in the queue as failed (close gave up, or nothing can
+ * be written at all). */
+static uint64_t fail_queued(mcpr_store *s, mcpr_status cause) {
+  void *slot;
+  uint64_t n = 0;
+  while ((slot = mcpr__queue_read(&s->queue))) {
+    mcpr__slot_free(slot);
+    mcpr__queue_release(&s->queue, 1);
+    n++;
+  }
+  if (n) {
+    atomic_fetch_add(failed_counter(s, cause), n);
+    pthread_mutex_lock(&s->lock);
+    if (s->first_failure == MCPR_OK)
+      s->first_failure = cause;
+    atomic_fetch_add(&s->finished, n);
+    pthread_cond_broadcast(&s->done_cv);
+    pthread_mutex_unlock(&s->lock);
+  }
+  return n;
 }
 
 static bool writer_init(writer *w, mcpr_store *s) {
   memset(w, 0, sizeof *w);
   w->s = s;
+  w->seed = mcpr__backoff_seed(w);
   size_t bs = s->opts.batch_size;
   w->batch = calloc(bs, sizeof *w->batch);
+  w->events = calloc(bs, sizeof *w->events);
   w->outcomes = calloc(bs, sizeof *w->outcomes);
-  w->sums_cap = 16;
-  while (w->sums_cap < 2 * bs + 1)
-    w->sums_cap <<= 1;
-  w->sums = calloc(w->sums_cap, sizeof *w->sums);
-  w->sums_used = calloc(bs, sizeof *w->sums_used);
-  if (!w->batch || !w->outcomes || !w->sums || !w->sums_used)
-    return false;
-  for (int i = 0; i < STMT_COUNT; i++) {
-    int rc = sqlite3_prepare_v3(s->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &w->stmt[i], NULL);
-    if (rc != SQLITE_OK) {
-      note_error(s, mcpr__db_status(rc), "preparing statements", sqlite3_errmsg(s->db));
-      return false;
-    }
-  }
-  return true;
+  return w->batch && w->events && w->outcomes;
 }
 
 static void writer_release(writer *w) {
-  for (int i = 0; i < STMT_COUNT; i++)
-    sqlite3_finalize(w->stmt[i]);
   free(w->batch);
+  free(w->events);
   free(w->outcomes);
-  free(w->sums);
-  free(w->sums_used);
-}
-
-/* Without statements nothing can be written: count every event as failed
- * (never silently) until close. */
-static void run_failed(writer *w) {
-  mcpr_store *s = w->s;
-  for (;;) {
-    void *slot;
-    uint64_t n = 0;
-    while ((slot = mcpr__queue_read(&s->queue))) {
-      mcpr__slot_free(slot);
-      mcpr__queue_release(&s->queue, 1);
-      n++;
-    }
-    if (n) {
-      atomic_fetch_add(&s->failed_other, n);
-      pthread_mutex_lock(&s->lock);
-      if (s->first_failure == MCPR_OK)
-        s->first_failure = MCPR_ESQL;
-      atomic_fetch_add(&s->finished, n);
-      pthread_cond_broadcast(&s->done_cv);
-      pthread_mutex_unlock(&s->lock);
-    }
-    if (closing_and_quiet(s) && mcpr__queue_depth(&s->queue) == 0)
-      return;
-    wait_for_work(s, mcpr__mono_ms() + 50);
-  }
 }
 
 void *mcpr__writer_main(void *arg) {
@@ -542,11 +321,30 @@ void *mcpr__writer_main(void *arg) {
   writer w;
   pthread_setname_np(pthread_self(), "mcpr-writer");
   if (!writer_init(&w, s)) {
-    run_failed(&w);
+    /* Nothing can be written: count every event as failed (never
+     * silently) until close. */
+    note_error(s, MCPR_ENOMEM, "starting the writer", "out of memory");
+    for (;;) {
+      fail_queued(s, MCPR_ENOMEM);
+      if (closing_and_quiet(s) && mcpr__queue_depth(&s->queue) == 0)
+        break;
+      wait_for_work(s, mcpr__mono_ms() + 50);
+    }
     goto out;
   }
   size_t bs = s->opts.batch_size;
   for (;;) {
+    if (atomic_load(&s->abandon)) {
+      /* close gave up: the batch in hand and the rest of the queue. */
+      mcpr_status cause = w.episode_start_ms ? w.episode_cause : MCPR_ECLOSING;
+      if (w.n)
+        fail_batch(&w, cause);
+      fail_queued(s, cause);
+      if (closing_and_quiet(s) && atomic_load(&s->queue.head) == atomic_load(&s->finished))
+        break;
+      sched_yield();
+      continue;
+    }
     void *slot;
     while (w.n < bs && (slot = mcpr__queue_read(&s->queue))) {
       if (w.n == 0)
@@ -573,7 +371,7 @@ void *mcpr__writer_main(void *arg) {
       continue;
     }
     /* Idle: look again at a quarter of the interval, so an event waits
-     * at most 1.25 intervals without any wake-up from the hot path. */
+     * at most 1.25 intervals even if a wake-up were missed. */
     int64_t idle = s->opts.flush_interval_ms / 4 ? s->opts.flush_interval_ms / 4 : 1;
     int64_t until = w.n > 0 ? w.first_at_ms + s->opts.flush_interval_ms : now + idle;
     wait_for_work(s, until);

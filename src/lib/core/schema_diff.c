@@ -1,8 +1,10 @@
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "store/schema_diff.h"
+#include "core/process.h"
+#include "core/schema_diff.h"
 
 static const struct {
   const char *method, *array, *type;
@@ -14,9 +16,21 @@ static const struct {
 };
 
 
-static json_t *items_of(const char *payload, const char *array) {
+/* The payload's item array (a new reference), or NULL when the payload
+ * has none. *oom is set when the parse ran out of memory: that is not a
+ * payload without items, and must not be recorded as an `updated` change.
+ * jansson 2.14 can also absorb a failed allocation (akheron/jansson#362),
+ * hence the per-thread failure count as well as the error code. */
+static json_t *items_of(const char *payload, const char *array, bool *oom) {
   json_error_t jerr;
+  unsigned long failures = mcpr__json_alloc_failures();
   json_t *root = json_loads(payload, JSON_REJECT_DUPLICATES, &jerr);
+  if (mcpr__json_alloc_failures() != failures ||
+      (!root && json_error_code(&jerr) == json_error_out_of_memory)) {
+    *oom = true;
+    json_decref(root);
+    return NULL;
+  }
   if (!root)
     return NULL;
   json_t *items = json_object_get(root, array);
@@ -59,8 +73,13 @@ int mcpr__schema_diff(const char *method, const char *old_payload, const char *n
   int rows = 0, rc = 0;
   json_t *old_items = NULL, *new_items = NULL;
   if (array) {
-    old_items = items_of(old_payload, array);
-    new_items = items_of(new_payload, array);
+    bool oom = false;
+    old_items = items_of(old_payload, array, &oom);
+    new_items = items_of(new_payload, array, &oom);
+    if (oom) {
+      rc = -1;
+      goto out;
+    }
   }
   if (old_items && new_items) {
     size_t i;

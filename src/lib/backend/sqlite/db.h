@@ -1,10 +1,11 @@
 /*
- * db.h — internal: opening a store file (SPEC §4). Shared by the writer and
- * the query engine, so both check, configure and migrate a file the same
- * way. This is the one place that knows the SQLite schema and pragmas.
+ * db.h — internal to the SQLite backend: opening a store file (SPEC §4).
+ * Shared by the backend's write and read sides, so both check, configure
+ * and migrate a file the same way. This is the one place that knows the
+ * SQLite schema and pragmas.
  */
-#ifndef MCPR__STORE_DB_H
-#define MCPR__STORE_DB_H
+#ifndef MCPR__SQLITE_DB_H
+#define MCPR__SQLITE_DB_H
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -62,6 +63,12 @@ mcpr_status mcpr__mkdir_parent(const char *path, mcpr_error *err);
  */
 int mcpr__commit_lock_open(const char *db_path);
 void mcpr__commit_lock(int fd);
+/* The lock, waiting at most timeout_ms (a stopped process holding it must
+ * not hang a writer or a close): false when it was not obtained. */
+bool mcpr__commit_lock_within(int fd, int timeout_ms);
+/* How long a closing writer waits for the lock before it closes without
+ * checkpointing. */
+#define MCPR__CLOSE_LOCK_WAIT_MS 5000
 void mcpr__commit_unlock(int fd);
 void mcpr__commit_lock_close(int fd);
 

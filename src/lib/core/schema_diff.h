@@ -2,8 +2,8 @@
  * schema_diff.h — internal: the schema_changes rows for a new schema
  * payload (SPEC §5), independent of SQL so it can be tested alone.
  */
-#ifndef MCPR__STORE_SCHEMA_DIFF_H
-#define MCPR__STORE_SCHEMA_DIFF_H
+#ifndef MCPR__CORE_SCHEMA_DIFF_H
+#define MCPR__CORE_SCHEMA_DIFF_H
 
 /* Called once per change row; item_name may be NULL. Return non-zero to
  * stop (that value is returned by mcpr__schema_diff). */

@@ -26,7 +26,7 @@
 
 #include "core/clock.h"
 #include "mcpr/mcpr.h"
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 
 #define BUSY_TIMEOUT_MS 5000
 /* How long open() keeps retrying a migration that finds the file locked. */
@@ -182,6 +182,24 @@ void mcpr__commit_lock(int fd) {
   if (fd >= 0)
     while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
       ;
+}
+
+bool mcpr__commit_lock_within(int fd, int timeout_ms) {
+  if (fd < 0)
+    return true;
+  int64_t deadline = mcpr__mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+  int64_t nap = 1;
+  for (;;) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+      return true;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return true; /* a lock that cannot work (no flock here): best effort, as open */
+    int64_t left = deadline - mcpr__mono_ms();
+    if (left <= 0)
+      return false;
+    mcpr__sleep_ms(nap < left ? nap : left);
+    nap = nap * 2 > 20 ? 20 : nap * 2;
+  }
 }
 
 void mcpr__commit_unlock(int fd) {

@@ -1,0 +1,18 @@
+/*
+ * sqlite.h — internal: the SQLite backend as the engine sees it (see
+ * store/backend.h). Everything else in backend/sqlite/ is private to it.
+ */
+#ifndef MCPR__BACKEND_SQLITE_H
+#define MCPR__BACKEND_SQLITE_H
+
+#include "store/backend.h"
+
+/* A plain path, or "sqlite:PATH" (also sqlite://PATH): the path; else NULL. */
+const char *mcpr__sqlite_match(const char *target);
+
+extern const mcpr__store_backend mcpr__sqlite_store_backend;
+/* mcpr__query_backend_open for SQLite. */
+mcpr_status mcpr__sqlite_query_open(const char *path, const mcpr__query_backend **be,
+                                    void **impl, mcpr_error *err);
+
+#endif

@@ -1,0 +1,457 @@
+/*
+ * writer.c — the SQLite backend's write side: one batch of store events in
+ * one transaction (SPEC §5), for the engine's writer thread (store/writer.c,
+ * which owns batching, retries and counting).
+ *
+ * Statements are prepared once and reused. A batch is BEGIN IMMEDIATE …
+ * COMMIT under the store's commit lock (db.h): no other mcpr connection
+ * checkpoints while this one commits. A per-row problem (a constraint)
+ * skips that row only; anything else rolls the whole batch back and is
+ * returned, so the engine can retry it.
+ *
+ * Session counters are summed per session within the batch and applied
+ * with one UPDATE per session at the end of it, in the same transaction,
+ * which gives the same rows as one UPDATE per request. A session insert
+ * first applies what is pending, so a request seen before its session's
+ * insert counts exactly as it would have row by row (not at all). A
+ * duplicate request_id is skipped and counts nothing.
+ */
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/sqlite/db.h"
+#include "backend/sqlite/sqlite.h"
+#include "core/schema_diff.h"
+#include "mcpr/mcpr.h"
+
+enum {
+  STMT_BEGIN,
+  STMT_COMMIT,
+  STMT_ROLLBACK,
+  STMT_INSERT_REQUEST,
+  STMT_INSERT_SESSION,
+  STMT_UPDATE_SESSION,
+  STMT_CLOSE_SESSION,
+  STMT_SELECT_SCHEMA,
+  STMT_INSERT_CHANGE,
+  STMT_UPSERT_SCHEMA,
+  STMT_SAVEPOINT,
+  STMT_RELEASE,
+  STMT_ROLLBACK_TO,
+  STMT_COUNT
+};
+
+static const char *const STMT_SQL[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_INSERT_REQUEST] =
+        "INSERT INTO requests (request_id, ts, proxy, session_id, method, tool,"
+        " latency_us, status, error_code, error_msg, bytes_in, bytes_out,"
+        " resource_uri, prompt_name)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " ON CONFLICT(request_id) DO NOTHING",
+    [STMT_INSERT_SESSION] =
+        "INSERT INTO sessions (session_id, proxy, started_at, last_seen_at,"
+        " client_name, client_version, client_platform)"
+        " VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) ON CONFLICT(session_id) DO NOTHING",
+    [STMT_UPDATE_SESSION] =
+        "UPDATE sessions SET total_calls = total_calls + ?2,"
+        " total_errors = total_errors + ?3, last_seen_at = MAX(last_seen_at, ?4)"
+        " WHERE session_id = ?1",
+    [STMT_CLOSE_SESSION] =
+        "UPDATE sessions SET ended_at = ?2 WHERE session_id = ?1 AND ended_at IS NULL",
+    [STMT_SELECT_SCHEMA] = "SELECT schema_hash, payload, captured_at FROM server_schema"
+                           " WHERE proxy = ?1 AND upstream_url = ?2 AND method = ?3",
+    [STMT_INSERT_CHANGE] =
+        "INSERT INTO schema_changes (upstream_url, method, change_type, item_name,"
+        " old_hash, new_hash, detected_at, proxy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_UPSERT_SCHEMA] =
+        "INSERT INTO server_schema (proxy, upstream_url, method, payload, captured_at,"
+        " schema_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        " ON CONFLICT(proxy, upstream_url, method) DO UPDATE SET"
+        " payload = excluded.payload, captured_at = excluded.captured_at,"
+        " schema_hash = excluded.schema_hash",
+    /* A schema version is several statements (change rows, then the
+     * snapshot): a row error part-way must undo all of them, never leave
+     * change rows without their snapshot. */
+    [STMT_SAVEPOINT] = "SAVEPOINT schema_version",
+    [STMT_RELEASE] = "RELEASE schema_version",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO schema_version",
+};
+
+typedef struct session_sum {
+  const char *session_id; /* borrowed from an item of the batch */
+  int64_t calls, errors, last_ts;
+} session_sum;
+
+typedef struct writer {
+  sqlite3 *db;
+  char *path;
+  int commit_lock_fd; /* see mcpr__commit_lock_open(); -1: none */
+  sqlite3_stmt *stmt[STMT_COUNT];
+  /* Open-addressing table of pending session sums, cleared per attempt. */
+  session_sum *sums;
+  size_t sums_cap; /* power of two, > 2 × batch_size */
+  size_t *sums_used; /* indexes in use, to clear and apply in order */
+  size_t sums_n;
+} writer;
+
+
+
+/* Errors that undo the statement only: the row is skipped, the batch goes on. */
+static bool is_row_error(int rc) {
+  switch (rc & 0xFF) {
+  case SQLITE_CONSTRAINT:
+  case SQLITE_TOOBIG:
+  case SQLITE_MISMATCH:
+  case SQLITE_RANGE:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static int run(sqlite3_stmt *st) {
+  /* Every parameter is bound (NULL included) before each step, so no
+   * sqlite3_clear_bindings() is needed between rows. */
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v) {
+  if (v >= 0)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+/* ---------- session sums ---------- */
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static void sums_add(writer *w, const char *session_id, bool error, int64_t ts) {
+  size_t i = hash_str(session_id) & (w->sums_cap - 1);
+  while (w->sums[i].session_id && strcmp(w->sums[i].session_id, session_id) != 0)
+    i = (i + 1) & (w->sums_cap - 1);
+  session_sum *sum = &w->sums[i];
+  if (!sum->session_id) {
+    sum->session_id = session_id;
+    sum->last_ts = ts;
+    w->sums_used[w->sums_n++] = i;
+  }
+  sum->calls++;
+  sum->errors += error;
+  if (ts > sum->last_ts)
+    sum->last_ts = ts;
+}
+
+static void sums_clear(writer *w) {
+  for (size_t k = 0; k < w->sums_n; k++)
+    memset(&w->sums[w->sums_used[k]], 0, sizeof(session_sum));
+  w->sums_n = 0;
+}
+
+/* Apply and clear the pending sums. Returns an SQLite code. */
+static int sums_apply(writer *w) {
+  sqlite3_stmt *st = w->stmt[STMT_UPDATE_SESSION];
+  int rc = SQLITE_DONE;
+  for (size_t k = 0; k < w->sums_n && rc == SQLITE_DONE; k++) {
+    session_sum *sum = &w->sums[w->sums_used[k]];
+    sqlite3_bind_text(st, 1, sum->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, sum->calls);
+    sqlite3_bind_int64(st, 3, sum->errors);
+    sqlite3_bind_int64(st, 4, sum->last_ts);
+    rc = run(st);
+  }
+  sums_clear(w);
+  return rc;
+}
+
+/* ---------- applying one event ---------- */
+
+typedef struct change_ctx {
+  writer *w;
+  const mcpr_schema_version_event *v;
+  const char *old_hash;
+  int rc;
+} change_ctx;
+
+static int insert_change(void *arg, const char *change_type, const char *item_name) {
+  change_ctx *c = arg;
+  sqlite3_stmt *st = c->w->stmt[STMT_INSERT_CHANGE];
+  sqlite3_bind_text(st, 1, c->v->upstream_url, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, c->v->method, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, change_type, -1, SQLITE_TRANSIENT);
+  bind_text(st, 4, item_name);
+  bind_text(st, 5, c->old_hash);
+  sqlite3_bind_text(st, 6, c->v->content_hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 7, c->v->ts_ms);
+  sqlite3_bind_text(st, 8, c->v->proxy, -1, SQLITE_STATIC);
+  c->rc = run(st);
+  return c->rc == SQLITE_DONE ? 0 : 1;
+}
+
+/* Returns SQLITE_DONE, with *dup set when the event repeats or predates
+ * the stored snapshot (a replayed log): a proxy only emits a version when
+ * the content changed, so an equal hash or an older ts is not a change. */
+static int apply_schema_version(writer *w, const mcpr_schema_version_event *v, bool *dup) {
+  sqlite3_stmt *sel = w->stmt[STMT_SELECT_SCHEMA];
+  sqlite3_bind_text(sel, 1, v->proxy, -1, SQLITE_STATIC);
+  sqlite3_bind_text(sel, 2, v->upstream_url, -1, SQLITE_STATIC);
+  sqlite3_bind_text(sel, 3, v->method, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(sel);
+  char *old_hash = NULL, *old_payload = NULL;
+  *dup = false;
+  if (rc == SQLITE_ROW) {
+    const char *h = (const char *)sqlite3_column_text(sel, 0);
+    const char *p = (const char *)sqlite3_column_text(sel, 1);
+    int64_t captured_at = sqlite3_column_int64(sel, 2);
+    if ((h && strcmp(h, v->content_hash) == 0) || v->ts_ms < captured_at) {
+      *dup = true;
+      rc = SQLITE_DONE;
+    } else {
+      old_hash = strdup(h ? h : "");
+      old_payload = strdup(p ? p : "");
+      rc = (old_hash && old_payload) ? SQLITE_DONE : SQLITE_NOMEM;
+    }
+  }
+  sqlite3_reset(sel);
+  if (rc != SQLITE_DONE || *dup)
+    goto out;
+
+  change_ctx c = {w, v, old_hash, SQLITE_DONE};
+  if (!old_hash) {
+    insert_change(&c, "initial", NULL);
+  } else if (mcpr__schema_diff(v->method, old_payload, v->payload, insert_change, &c) < 0) {
+    c.rc = SQLITE_NOMEM;
+  }
+  rc = c.rc;
+  if (rc != SQLITE_DONE)
+    goto out;
+
+  sqlite3_stmt *up = w->stmt[STMT_UPSERT_SCHEMA];
+  sqlite3_bind_text(up, 1, v->proxy, -1, SQLITE_STATIC);
+  sqlite3_bind_text(up, 2, v->upstream_url, -1, SQLITE_STATIC);
+  sqlite3_bind_text(up, 3, v->method, -1, SQLITE_STATIC);
+  sqlite3_bind_text(up, 4, v->payload, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(up, 5, v->ts_ms);
+  sqlite3_bind_text(up, 6, v->content_hash, -1, SQLITE_STATIC);
+  rc = run(up);
+out:
+  free(old_hash);
+  free(old_payload);
+  return rc;
+}
+
+/* Returns SQLITE_DONE with *out set, or a batch-level SQLite error. */
+static int apply(writer *w, const mcpr_store_event *e, mcpr__outcome *out) {
+  sqlite3 *db = w->db;
+  int rc;
+  *out = MCPR__WRITTEN;
+  switch (e->kind) {
+  case MCPR_STORE_EVENT_REQUEST: {
+    const mcpr_request_event *r = &e->u.request;
+    sqlite3_stmt *st = w->stmt[STMT_INSERT_REQUEST];
+    sqlite3_bind_text(st, 1, r->request_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->ts_ms);
+    sqlite3_bind_text(st, 3, r->proxy, -1, SQLITE_STATIC);
+    bind_text(st, 4, r->session_id);
+    sqlite3_bind_text(st, 5, r->method, -1, SQLITE_STATIC);
+    bind_text(st, 6, r->tool);
+    sqlite3_bind_int64(st, 7, r->latency_us);
+    sqlite3_bind_text(st, 8, mcpr_request_status_str(r->status), -1, SQLITE_STATIC);
+    bind_text(st, 9, r->error_code);
+    bind_text(st, 10, r->error_msg);
+    bind_opt_int(st, 11, r->bytes_in);
+    bind_opt_int(st, 12, r->bytes_out);
+    bind_text(st, 13, r->resource_uri);
+    bind_text(st, 14, r->prompt_name);
+    rc = run(st);
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
+      *out = MCPR__DUPLICATE;
+    else if (rc == SQLITE_DONE && r->session_id)
+      sums_add(w, r->session_id, r->status != MCPR_REQUEST_OK, r->ts_ms);
+    break;
+  }
+  case MCPR_STORE_EVENT_SESSION: {
+    rc = sums_apply(w);
+    if (rc != SQLITE_DONE)
+      return rc;
+    const mcpr_session_event *ss = &e->u.session;
+    sqlite3_stmt *st = w->stmt[STMT_INSERT_SESSION];
+    sqlite3_bind_text(st, 1, ss->session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ss->proxy, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, ss->started_at_ms);
+    bind_text(st, 4, ss->client_name);
+    bind_text(st, 5, ss->client_version);
+    bind_text(st, 6, ss->client_platform);
+    rc = run(st);
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
+      *out = MCPR__DUPLICATE;
+    break;
+  }
+  case MCPR_STORE_EVENT_SESSION_CLOSED: {
+    sqlite3_stmt *st = w->stmt[STMT_CLOSE_SESSION];
+    sqlite3_bind_text(st, 1, e->u.session_closed.session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, e->u.session_closed.ended_at_ms);
+    rc = run(st);
+    /* Already closed, or never seen: nothing changed. */
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
+      *out = MCPR__DUPLICATE;
+    break;
+  }
+  case MCPR_STORE_EVENT_SCHEMA_VERSION: {
+    bool dup = false;
+    rc = run(w->stmt[STMT_SAVEPOINT]);
+    if (rc != SQLITE_DONE)
+      return rc;
+    rc = apply_schema_version(w, &e->u.schema_version, &dup);
+    if (rc == SQLITE_DONE && dup)
+      *out = MCPR__DUPLICATE;
+    if (rc != SQLITE_DONE && is_row_error(rc))
+      run(w->stmt[STMT_ROLLBACK_TO]);
+    if (rc == SQLITE_DONE || is_row_error(rc)) {
+      int rel = run(w->stmt[STMT_RELEASE]);
+      if (rel != SQLITE_DONE)
+        return rel;
+    }
+    break;
+  }
+  default:
+    rc = SQLITE_MISUSE;
+  }
+  if (rc != SQLITE_DONE && is_row_error(rc)) {
+    *out = (rc & 0xFF) == SQLITE_CONSTRAINT ? MCPR__CONSTRAINT : MCPR__ROW_FAILED;
+    rc = SQLITE_DONE;
+  }
+  return rc;
+}
+
+/* ---------- one batch ---------- */
+
+static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
+                   mcpr__outcome *outcomes) {
+  int rc = run(w->stmt[STMT_BEGIN]);
+  if (rc != SQLITE_DONE)
+    return rc;
+  for (size_t i = 0; i < n && rc == SQLITE_DONE; i++)
+    rc = apply(w, events[i], &outcomes[i]);
+  if (rc == SQLITE_DONE)
+    rc = sums_apply(w);
+  if (rc == SQLITE_DONE)
+    rc = run(w->stmt[STMT_COMMIT]);
+  if (rc != SQLITE_DONE) {
+    sums_clear(w);
+    if (!sqlite3_get_autocommit(w->db))
+      run(w->stmt[STMT_ROLLBACK]);
+  }
+  return rc;
+}
+
+static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events, size_t n,
+                               mcpr__outcome *outcomes, int lock_wait_ms, mcpr_error *err) {
+  writer *w = impl;
+  if (!mcpr__commit_lock_within(w->commit_lock_fd, lock_wait_ms))
+    return mcpr_error_set(err, MCPR_EBUSY,
+                          "another process has held the store's commit lock (%s-mcprlock) "
+                          "for more than %d ms",
+                          w->path, lock_wait_ms);
+  int rc = attempt(w, events, n, outcomes);
+  mcpr__commit_unlock(w->commit_lock_fd);
+  if (rc == SQLITE_DONE)
+    return MCPR_OK;
+  mcpr_status st = mcpr__db_status(rc);
+  return mcpr_error_set(err, st, "%s", sqlite3_errstr(rc));
+}
+
+static void writer_close(void *impl) {
+  writer *w = impl;
+  if (!w)
+    return;
+  for (int i = 0; i < STMT_COUNT; i++)
+    sqlite3_finalize(w->stmt[i]);
+  /* PRAGMA optimize as SQLite advises before closing a connection that
+   * wrote; the close may checkpoint, so both run under the commit lock. */
+  if (!w->db) {
+    /* opened no further than the allocations */
+  } else if (mcpr__commit_lock_within(w->commit_lock_fd, MCPR__CLOSE_LOCK_WAIT_MS)) {
+    mcpr__db_exec(w->db, "PRAGMA optimize");
+    sqlite3_close_v2(w->db);
+    mcpr__commit_unlock(w->commit_lock_fd);
+  } else {
+    /* Another process holds the lock past any reasonable time: close
+     * without the checkpoint rather than hang (the WAL stays, and the next
+     * writer checkpoints it). */
+    sqlite3_db_config(w->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_close_v2(w->db);
+  }
+  mcpr__commit_lock_close(w->commit_lock_fd);
+  free(w->sums);
+  free(w->sums_used);
+  free(w->path);
+  free(w);
+}
+
+static mcpr_status writer_open(const char *path, const mcpr_store_options *o, void **impl,
+                               mcpr_error *err) {
+  *impl = NULL;
+  writer *w = calloc(1, sizeof *w);
+  if (!w)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  w->commit_lock_fd = -1;
+  size_t bs = o->batch_size;
+  w->sums_cap = 16;
+  while (w->sums_cap < 2 * bs + 1)
+    w->sums_cap <<= 1;
+  w->sums = calloc(w->sums_cap, sizeof *w->sums);
+  w->sums_used = calloc(bs, sizeof *w->sums_used);
+  w->path = strdup(path);
+  if (!w->sums || !w->sums_used || !w->path) {
+    writer_close(w);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  }
+  mcpr_status st = mcpr__db_open(path, MCPR__DB_CREATE, o->vfs_name, &w->db, err);
+  if (st != MCPR_OK) {
+    free(w->sums);
+    free(w->sums_used);
+    free(w->path);
+    free(w);
+    return st;
+  }
+  w->commit_lock_fd = mcpr__commit_lock_open(path);
+  for (int i = 0; i < STMT_COUNT; i++) {
+    int rc = sqlite3_prepare_v3(w->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[i],
+                                NULL);
+    if (rc != SQLITE_OK) {
+      st = mcpr__db_error(w->db, rc, err, "preparing the store's statements");
+      writer_close(w);
+      return st;
+    }
+  }
+  *impl = w;
+  return MCPR_OK;
+}
+
+const mcpr__store_backend mcpr__sqlite_store_backend = {
+    .name = "sqlite",
+    .open = writer_open,
+    .write_batch = write_batch,
+    .close = writer_close,
+};
