@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 #include "store_fixtures.h"
 #include "testutil.h"
 

@@ -25,8 +25,9 @@ static json_t *items_of(const char *payload, const char *array, bool *oom) {
   json_error_t jerr;
   unsigned long failures = mcpr__json_alloc_failures();
   json_t *root = json_loads(payload, JSON_REJECT_DUPLICATES, &jerr);
+  /* jansson leaves the error empty when its first allocation fails. */
   if (mcpr__json_alloc_failures() != failures ||
-      (!root && json_error_code(&jerr) == json_error_out_of_memory)) {
+      (!root && (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]))) {
     *oom = true;
     json_decref(root);
     return NULL;

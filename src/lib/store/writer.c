@@ -233,8 +233,8 @@ static void write_batch(writer *w) {
         s->backend->write_batch(s->impl, w->events, w->n, w->outcomes, LOCK_ATTEMPT_MS, &err);
     if (st == MCPR_OK) {
       count_outcomes(w);
+      episode_end(w); /* before the batch is done: a flush then sees health OK */
       finish_batch(w);
-      episode_end(w);
       return;
     }
     last = st;

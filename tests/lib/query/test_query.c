@@ -7,7 +7,7 @@
 #include "mcpr/query.h"
 #include "query/backend.h"
 #include "query_fixture.h"
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 #include "store/query_sqlite.h"
 #include "fx_store.h"
 #include "testutil.h"

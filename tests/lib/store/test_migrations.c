@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "mcpr/mcpr.h"
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 #include "store_fixtures.h"
 #include "testutil.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/schema_diff.h"
+#include "core/schema_diff.h"
 #include "testutil.h"
 
 /* The rows a diff reported, as "change_type|item_name" lines. */
