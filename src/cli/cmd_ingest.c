@@ -11,11 +11,21 @@
  *
  * A line over the 1 MiB limit is skipped up to its newline without being
  * buffered. A bad line is reported as `line N: <reason>` and skipped.
+ *
+ * Nothing silent: a store that cannot write is reported on stderr as soon
+ * as the writer meets it (store_report.c), and again when it writes again;
+ * the store's retry window bounds how long that can hold the run up.
+ * SIGINT or SIGTERM stops the reading, flushes what was handed over (the
+ * store stops retrying, so this takes about one attempt per batch), prints
+ * the summary and exits 130 or 143. SIGINT is left alone when it is
+ * ignored on entry (a background job of a non-interactive shell), as shells
+ * expect.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +38,7 @@
 #include "mcpr/mcpr.h"
 #include "mcpr/event.h"
 #include "mcpr/sink.h"
+#include "store_report.h"
 
 #define IDLE_FLUSH_MS 500
 #define READ_CHUNK (64 * 1024)
@@ -36,11 +47,31 @@
 
 extern const mcpr_cli_command cmd_ingest;
 
+#define EMIT_WAIT_SLICE_MS 200
+
 typedef struct ingest_counts {
   uint64_t lineno;  /* physical line number, for messages */
   uint64_t lines;   /* non-blank lines read */
   uint64_t events, rejected, heartbeats, emit_refused;
+  uint64_t not_handed; /* read, but the stop signal came before the store took it */
 } ingest_counts;
+
+/* The stop signal received, 0 while none. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+/* SIGTERM always; SIGINT unless ignored on entry. No SA_RESTART: the
+ * signal must interrupt a poll() on a quiet pipe. */
+static void install_stop_handlers(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  struct sigaction old;
+  if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+    sigaction(SIGINT, &sa, NULL);
+}
 
 typedef struct reader {
   int fd;
@@ -55,6 +86,17 @@ static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hand ev over, waiting for room in slices so a stop signal is seen. */
+static mcpr_status emit(mcpr_fanout *fan, const mcpr_event *ev) {
+  for (;;) {
+    mcpr_status st = mcpr_fanout_emit_wait(fan, ev, EMIT_WAIT_SLICE_MS);
+    if (st != MCPR_ETIMEDOUT && st != MCPR_EQUEUEFULL)
+      return st;
+    if (stop_signal)
+      return MCPR_ECLOSING;
+  }
 }
 
 static bool blank(const char *s, size_t n) {
@@ -93,7 +135,10 @@ static void handle_line(ingest_run *r, const char *line, size_t n, bool too_long
   r->c.events++;
   if (ev.type == MCPR_EVENT_HEARTBEAT)
     r->c.heartbeats++;
-  if (mcpr_fanout_emit_wait(r->fan, &ev, -1) != MCPR_OK)
+  mcpr_status st = emit(r->fan, &ev);
+  if (st == MCPR_ECLOSING && stop_signal)
+    r->c.not_handed++;
+  else if (st != MCPR_OK)
     r->c.emit_refused++;
   mcpr_event_release(&ev);
 }
@@ -114,14 +159,17 @@ static void show_progress(ingest_run *r, uint64_t bytes, bool final) {
     fputc('\n', stderr);
 }
 
-/* Returns 0 at EOF, -1 on a read error (message printed). */
+/* Returns 0 at EOF, 1 when a stop signal came, -1 on a read error
+ * (message printed). */
 static int pump(ingest_run *r, reader *rd) {
   for (;;) {
+    if (stop_signal)
+      return 1;
     /* Hand over every complete line in the buffer. */
     size_t start = 0;
     for (;;) {
       char *nl = memchr(rd->buf + start, '\n', rd->len - start);
-      if (!nl)
+      if (!nl || stop_signal)
         break;
       size_t n = (size_t)(nl - (rd->buf + start));
       if (rd->skipping) {
@@ -134,6 +182,8 @@ static int pump(ingest_run *r, reader *rd) {
     }
     memmove(rd->buf, rd->buf + start, rd->len - start);
     rd->len -= start;
+    if (stop_signal)
+      return 1;
     if (rd->len > MCPR_EVENT_LINE_MAX + 1) { /* +1: a trailing \r */
       rd->skipping = true;
       rd->len = 0;
@@ -156,7 +206,9 @@ static int pump(ingest_run *r, reader *rd) {
       mcpr_fanout_flush(r->fan, -1, NULL);
       continue;
     }
-    if (pr < 0 && errno != EINTR) {
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr < 0) {
       fprintf(stderr, "mcpr: reading input: %s\n", strerror(errno));
       return -1;
     }
@@ -239,7 +291,10 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     code = cli_fail("out of memory");
     goto out;
   }
-  if (mcpr_store_open(&store, db_path, NULL, &err) != MCPR_OK) {
+  mcpr_store_options so;
+  mcpr_store_options_init(&so);
+  so.on_health = cli_store_health_print;
+  if (mcpr_store_open(&store, db_path, &so, &err) != MCPR_OK) {
     code = cli_fail("cannot open the store %s: %s", db_path, err.message);
     goto out;
   }
@@ -258,8 +313,14 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     cloud = true;
   }
 
+  install_stop_handlers();
   int rc = pump(&r, &rd);
   show_progress(&r, rd.bytes_read, true);
+  if (rc == 1) {
+    fprintf(stderr, "mcpr: %s: stopping after line %" PRIu64 "; writing what was read\n",
+            stop_signal == SIGINT ? "interrupted" : "terminated", r.c.lineno);
+    mcpr_store_stop_retrying(store);
+  }
 
   mcpr_sink_stats fin[2];
   memset(fin, 0, sizeof fin);
@@ -278,14 +339,23 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
           r.c.lines, st.written, st.duplicates, r.c.rejected);
   if (r.c.heartbeats)
     fprintf(stderr, ", heartbeats %" PRIu64 " (not stored)", r.c.heartbeats);
-  if (failed)
-    fprintf(stderr, ", failed %" PRIu64, failed);
+  if (failed || r.c.not_handed) {
+    fprintf(stderr, ", not stored %" PRIu64, failed + r.c.not_handed);
+    cli_store_print_failed_by_cause(stderr, &st);
+    if (fin[0].failed + mcpr_sink_stats_refused(&fin[0]))
+      fprintf(stderr, ", store queue %" PRIu64, fin[0].failed + mcpr_sink_stats_refused(&fin[0]));
+    if (r.c.not_handed)
+      fprintf(stderr, ", stopped before handing over %" PRIu64, r.c.not_handed);
+  }
   fputc('\n', stderr);
   if (failed)
     fprintf(stderr, "mcpr: %" PRIu64 " events could not be stored: %s\n", failed,
             st.last_error_message[0] ? st.last_error_message
             : fin[0].last_error_message[0] ? fin[0].last_error_message
                                            : mcpr_strerror(close_st));
+  if (failed || r.c.not_handed || rc == 1)
+    fprintf(stderr, "mcpr: running the same ingest again is safe: events already stored are "
+                    "skipped as duplicates and the rest is loaded\n");
   if (cloud) {
     mcpr_spool_status sp;
     char *dir = mcpr_cloud_spool_dir(db_path);
@@ -299,8 +369,11 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     }
     free(dir);
   }
-  code = (rc == 0 && r.c.rejected == 0 && failed == 0 && r.c.emit_refused == 0) ? CLI_EXIT_OK
-                                                                               : CLI_EXIT_FAIL;
+  if (rc == 1)
+    code = 128 + (int)stop_signal; /* 130 for SIGINT, 143 for SIGTERM, as shells report */
+  else
+    code = (rc == 0 && r.c.rejected == 0 && failed == 0 && r.c.emit_refused == 0) ? CLI_EXIT_OK
+                                                                                 : CLI_EXIT_FAIL;
 out:
   mcpr_fanout_close(r.fan, NULL, 0);
   mcpr_store_close(store, NULL);
@@ -332,7 +405,13 @@ const mcpr_cli_command cmd_ingest = {
              "Events the cloud cannot take now wait in the spool beside the store\n"
              "('mcpr cloud status', 'mcpr cloud flush'); that is not a failure.\n"
              "\n"
+             "A store that cannot write (disk full, I/O error, read-only, locked) is\n"
+             "reported at once; after its retry window (60 s) further events are\n"
+             "counted as not stored until a write succeeds. SIGINT/SIGTERM stop the\n"
+             "reading, store what was read and print the summary; running the same\n"
+             "ingest again is safe.\n"
+             "\n"
              "Exit status: 0 every line stored, 1 some line rejected or not stored,\n"
-             "2 usage error.",
+             "2 usage error, 130/143 stopped by SIGINT/SIGTERM.",
     .run = run_ingest,
 };

@@ -483,6 +483,13 @@ void mcpr_store_health_get(const mcpr_store *cs, mcpr_store_health *out) {
   out->waiting = accepted > finished ? accepted - finished : 0;
 }
 
+void mcpr_store_stop_retrying(mcpr_store *s) {
+  if (!s)
+    return;
+  atomic_store(&s->no_retry, true);
+  mcpr__store_wake(s);
+}
+
 mcpr_status mcpr_store_close(mcpr_store *s, mcpr_store_stats *final) {
   if (!s)
     return MCPR_OK;

@@ -74,6 +74,7 @@ struct mcpr_store {
   _Atomic uint64_t busy_waits;
   _Atomic uint64_t batches;
   _Atomic bool abandon;            /* close ran out of time: fail what is left */
+  _Atomic bool no_retry;           /* mcpr_store_stop_retrying() */
 
   /* Completion, the last error and the health episode: under `lock`. */
   pthread_mutex_t lock;

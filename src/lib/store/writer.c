@@ -144,7 +144,7 @@ static bool episode_failed(writer *w, mcpr_status st, const char *detail) {
     health_publish(w, MCPR_STORE_HEALTH_FAILING, st, detail);
   }
   int64_t limit = is_busy(st) ? w->s->opts.lock_wait_limit_ms : w->s->opts.io_retry_limit_ms;
-  if (!w->episode_exhausted && age >= limit) {
+  if (!w->episode_exhausted && (age >= limit || atomic_load(&w->s->no_retry))) {
     w->episode_exhausted = true;
     if (!w->episode_reported) {
       w->episode_reported = true;
@@ -210,7 +210,7 @@ static void count_outcomes(writer *w) {
 /* Sleep ms, or less when close gives up on us. */
 static void backoff_sleep(mcpr_store *s, int64_t ms) {
   int64_t until = mcpr__mono_ms() + ms;
-  while (!atomic_load(&s->abandon)) {
+  while (!atomic_load(&s->abandon) && !atomic_load(&s->no_retry)) {
     int64_t left = until - mcpr__mono_ms();
     if (left <= 0)
       return;
