@@ -178,7 +178,7 @@ static void remove_store(const char *path) {
 typedef struct writer {
   const char *path;
   atomic_int stop;
-  int64_t *started_ms; /* mcpr__mono_ms() at each flush */
+  int64_t *ended_ms; /* mcpr__mono_ms() as each flush returned */
   double *waited_ms;
   size_t flushes;
   int failed;
@@ -205,14 +205,13 @@ static void *writer_main(void *arg) {
       w->failed = 1;
       break;
     }
-    int64_t at = mcpr__mono_ms();
     uint64_t t0 = bench_now_ns();
     if (mcpr_store_flush(s, 600000, &err) != MCPR_OK) {
       fprintf(stderr, "mcpr-bench: writer: flush: %s\n", err.message);
       w->failed = 1;
       break;
     }
-    w->started_ms[w->flushes] = at;
+    w->ended_ms[w->flushes] = mcpr__mono_ms();
     w->waited_ms[w->flushes++] = since_ms(t0);
     mcpr__sleep_ms(5);
   }
@@ -286,9 +285,9 @@ int bench_vacuum_main(int argc, char **argv) {
   mcpr_query *q = NULL;
   mcpr_error err = {0};
   writer w = {.path = work};
-  w.started_ms = calloc(MAX_FLUSHES, sizeof *w.started_ms);
+  w.ended_ms = calloc(MAX_FLUSHES, sizeof *w.ended_ms);
   w.waited_ms = calloc(MAX_FLUSHES, sizeof *w.waited_ms);
-  if (!w.started_ms || !w.waited_ms || mcpr_query_open(&q, work, &err) != MCPR_OK) {
+  if (!w.ended_ms || !w.waited_ms || mcpr_query_open(&q, work, &err) != MCPR_OK) {
     fprintf(stderr, "mcpr-bench: %s\n", err.message[0] ? err.message : "out of memory");
     goto out;
   }
@@ -353,7 +352,7 @@ int bench_vacuum_main(int argc, char **argv) {
   for (size_t i = 0; i < w.flushes; i++) {
     if (w.waited_ms[i] > longest)
       longest = w.waited_ms[i];
-    if (w.started_ms[i] < t.vacuum_started_mono_ms && w.waited_ms[i] > longest_deletes)
+    if (w.ended_ms[i] <= t.vacuum_started_mono_ms && w.waited_ms[i] > longest_deletes)
       longest_deletes = w.waited_ms[i];
   }
   bool agree = !w.failed && real.requests_deleted == dry.requests_deleted &&
@@ -387,7 +386,7 @@ int bench_vacuum_main(int argc, char **argv) {
   rc = agree ? 0 : 1;
 out:
   mcpr_query_close(q);
-  free(w.started_ms);
+  free(w.ended_ms);
   free(w.waited_ms);
   remove_store(work);
   if (tmp[0])
