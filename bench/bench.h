@@ -7,6 +7,7 @@
 /* argv[0] is the subcommand name. Return the exit code. */
 int bench_write_main(int argc, char **argv);
 int bench_query_main(int argc, char **argv);
+int bench_vacuum_main(int argc, char **argv);
 
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);

@@ -19,6 +19,8 @@ static const struct {
     {"write", "record generated traffic into a store; --baseline compares the original's design",
      bench_write_main},
     {"query", "time every CLI query on an N-row store; stats vs the original's approach", bench_query_main},
+    {"vacuum", "store vacuum on a 1M-request, 20k-session store, beside a live writer",
+     bench_vacuum_main},
 };
 
 uint64_t bench_now_ns(void) {

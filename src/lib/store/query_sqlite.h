@@ -6,6 +6,9 @@
 #ifndef MCPR__STORE_QUERY_SQLITE_H
 #define MCPR__STORE_QUERY_SQLITE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "mcpr/query.h"
 
 typedef enum mcpr__stats_strategy {
@@ -29,5 +32,30 @@ mcpr_status mcpr__query_sqlite_stats(mcpr_query *q, const mcpr_stats_filter *f,
 typedef int (*mcpr__plan_fn)(void *ctx, const char *name, const char *sql, const char *plan);
 mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
                                      mcpr_error *err);
+
+/* Where a real vacuum's time goes, for the benchmark (milliseconds). */
+typedef struct mcpr__vacuum_timing {
+  double count_ms;           /* dry run: both counts */
+  double delete_requests_ms; /* all request batches */
+  double find_sessions_ms;   /* the read that picks the sessions to delete */
+  double delete_sessions_ms; /* all session batches */
+  double vacuum_ms, optimize_ms, checkpoint_ms;
+  int64_t vacuum_started_mono_ms; /* mcpr__mono_ms() as VACUUM began; 0: not reached */
+  int64_t batches;                /* delete transactions (commit lock taken) */
+  int64_t longest_batch_ms;       /* longest one of them held the commit lock */
+} mcpr__vacuum_timing;
+
+/* mcpr_query_vacuum(), filling *timing (may be NULL) as well. */
+mcpr_status mcpr__query_sqlite_vacuum(mcpr_query *q, const mcpr_vacuum_options *o,
+                                      mcpr_vacuum_result *out, mcpr__vacuum_timing *timing,
+                                      mcpr_error *err);
+
+/* The original's dry-run session count (a correlated NOT EXISTS per
+ * session), as a baseline; given up after budget_ms with *over_budget set
+ * (and an error status). */
+mcpr_status mcpr__query_sqlite_vacuum_count_original(mcpr_query *q,
+                                                     const mcpr_vacuum_options *o,
+                                                     int64_t budget_ms, int64_t *sessions,
+                                                     bool *over_budget, mcpr_error *err);
 
 #endif
