@@ -26,7 +26,7 @@
 #include "bench.h"
 #include "gen.h"
 #include "mcpr/mcpr.h"
-#include "store/db.h"
+#include "backend/sqlite/db.h"
 
 typedef struct run_config {
   uint64_t events;

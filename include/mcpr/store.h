@@ -249,6 +249,15 @@ struct mcpr_store_health {
 /* The current health (a snapshot; safe from any thread). */
 MCPR_API void mcpr_store_health_get(const mcpr_store *store, mcpr_store_health *out);
 
+/*
+ * Stop waiting out failures, for a program that was asked to stop: from
+ * now on a batch that fails is counted as failed at once (by cause)
+ * instead of being retried, while batches that can be written still are.
+ * What is queued is then flushed in about one attempt per batch. Safe from
+ * any thread; cannot be undone.
+ */
+MCPR_API void mcpr_store_stop_retrying(mcpr_store *store);
+
 /* Snapshot of the counters (consistent enough for monitoring). */
 MCPR_API void mcpr_store_stats_get(const mcpr_store *store, mcpr_store_stats *out);
 /* Sums of the refused_* and failed_* counters. */
