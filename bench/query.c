@@ -21,7 +21,7 @@
 #include "gen.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/query.h"
-#include "store/query_sqlite.h"
+#include "backend/sqlite/query.h"
 
 #define HOUR_MS 3600000LL
 #define DAY_MS (24 * HOUR_MS)
@@ -255,7 +255,10 @@ static int q_store_stats(ctx *c) {
 static int q_stats(ctx *c) {
   mcpr_stats_filter f = {NULL, c->since};
   mcpr_error err = {0};
-  if (mcpr__query_sqlite_stats(c->q, &f, c->strategy, &c->stats, &err) != MCPR_OK) {
+  mcpr_status st = c->strategy == MCPR__STATS_ONE_PASS
+                       ? mcpr_query_stats(c->q, &f, &c->stats, &err)
+                       : mcpr__query_sqlite_stats(c->q, &f, c->strategy, &c->stats, &err);
+  if (st != MCPR_OK) {
     fprintf(stderr, "mcpr-bench: stats: %s\n", err.message);
     return -1;
   }

@@ -32,7 +32,7 @@
 #include "gen.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/query.h"
-#include "store/query_sqlite.h"
+#include "backend/sqlite/query.h"
 
 #define DAY_MS (24LL * 3600000)
 #define OPEN_AT_ONCE 700

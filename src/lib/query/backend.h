@@ -4,8 +4,9 @@
  * The public calls of query.h live in query/query.c and hold no SQL: they
  * check arguments, call the backend through this table, and do the work
  * that is the same for every backend (stats and p95 from a stream of
- * samples, schema payload parsing, merging, ordering). SQLite's SQL lives
- * in store/query_sqlite.c; a PostgreSQL backend would be another table.
+ * samples, schema payload parsing, merging, ordering). A backend is found
+ * by the store target's scheme (store/backend.h); SQLite's read side is
+ * backend/sqlite/query.c, and a PostgreSQL backend is another table.
  *
  * Every function fills a caller-zeroed result whose pool the caller made.
  */
@@ -101,8 +102,5 @@ typedef mcpr_status (*mcpr__query_backend_open)(const char *target,
                                                 const mcpr__query_backend **be, void **impl,
                                                 mcpr_error *err);
 
-/* The SQLite backend (store/query_sqlite.c). */
-mcpr_status mcpr__query_sqlite_open(const char *path, void **impl, mcpr_error *err);
-extern const mcpr__query_backend mcpr__query_sqlite_backend;
 
 #endif

@@ -12,6 +12,7 @@
 #include "mcpr/query.h"
 #include "mcpr/util.h"
 #include "query/backend.h"
+#include "store/backend.h"
 
 /* Payloads are the store's own rows, but a corrupt or hostile one must not
  * take all memory or stack: bound what we parse. */
@@ -58,8 +59,10 @@ mcpr_status mcpr_query_open(mcpr_query **out, const char *path, mcpr_error *err)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
   }
   q->path = resolved;
-  q->backend = &mcpr__query_sqlite_backend;
-  mcpr_status st = mcpr__query_sqlite_open(resolved, &q->impl, err);
+  const char *target;
+  const mcpr__backend *be = mcpr__backend_find(resolved, &target, err);
+  mcpr_status st = be ? be->query_open(target, &q->backend, &q->impl, err)
+                      : (err ? err->status : MCPR_EINVAL);
   if (st != MCPR_OK) {
     free(q->path);
     free(q);

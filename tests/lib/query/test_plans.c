@@ -16,7 +16,7 @@
 
 #include "mcpr/query.h"
 #include "query_fixture.h"
-#include "store/query_sqlite.h"
+#include "backend/sqlite/query.h"
 #include "testutil.h"
 
 typedef struct plans {

@@ -11,6 +11,9 @@
 const char *mcpr__sqlite_match(const char *target);
 
 extern const mcpr__store_backend mcpr__sqlite_store_backend;
+/* The read side (query.c): its table, and how to open it. */
+extern const mcpr__query_backend mcpr__query_sqlite_backend;
+mcpr_status mcpr__query_sqlite_open(const char *path, void **impl, mcpr_error *err);
 /* mcpr__query_backend_open for SQLite. */
 mcpr_status mcpr__sqlite_query_open(const char *path, const mcpr__query_backend **be,
                                     void **impl, mcpr_error *err);

@@ -1,10 +1,10 @@
 /*
- * query_sqlite.h — internal hooks into the SQLite query backend, for the
+ * query.h — internal hooks into the SQLite backend's read side, for the
  * benchmark, the query-plan test and docs/query-plans.md. Not part of the
  * public API.
  */
-#ifndef MCPR__STORE_QUERY_SQLITE_H
-#define MCPR__STORE_QUERY_SQLITE_H
+#ifndef MCPR__SQLITE_QUERY_H
+#define MCPR__SQLITE_QUERY_H
 
 #include <stdbool.h>
 #include <stdint.h>

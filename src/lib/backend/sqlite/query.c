@@ -1,7 +1,8 @@
 /*
- * query_sqlite.c — the SQLite backend of the query engine: every SQL
- * statement of the read side (SPEC §6) lives here, so a PostgreSQL backend
- * can sit beside it behind query/backend.h.
+ * query.c — the SQLite backend's read side: every SQL statement of the
+ * query engine (SPEC §6) lives here, behind query/backend.h, so a
+ * PostgreSQL backend can sit beside it. It calls nothing of the public
+ * query API: the engine (query/query.c) calls it.
  *
  * Statements are assembled from fixed fragments, one per filter that is
  * set, and every value is a bound parameter: no user text ever reaches the
@@ -25,11 +26,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "backend/sqlite/db.h"
+#include "backend/sqlite/query.h"
+#include "backend/sqlite/sqlite.h"
 #include "core/clock.h"
 #include "mcpr/util.h"
 #include "query/backend.h"
-#include "backend/sqlite/db.h"
-#include "store/query_sqlite.h"
 
 #define SQL_MAX 2048
 #define PARAMS_MAX 16
@@ -562,8 +564,8 @@ mcpr_status mcpr__query_sqlite_stats(mcpr_query *q, const mcpr_stats_filter *f,
   sqlite_impl *impl = q->impl;
   if (strategy == MCPR__STATS_ORIGINAL)
     return stats_original(impl->db, f, out, err);
-  if (strategy == MCPR__STATS_ONE_PASS)
-    return mcpr_query_stats(q, f, out, err);
+  if (strategy == MCPR__STATS_ONE_PASS) /* the engine's own: mcpr_query_stats() */
+    return mcpr_error_set(err, MCPR_EINVAL, "the one-pass strategy is mcpr_query_stats()");
   memset(out, 0, sizeof *out);
   mcpr__stats_acc *acc = mcpr__stats_acc_new();
   if (!acc)
