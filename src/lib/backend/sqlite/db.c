@@ -178,12 +178,6 @@ int mcpr__commit_lock_open(const char *db_path) {
   return open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 }
 
-void mcpr__commit_lock(int fd) {
-  if (fd >= 0)
-    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
-      ;
-}
-
 bool mcpr__commit_lock_within(int fd, int timeout_ms) {
   if (fd < 0)
     return true;
@@ -554,7 +548,11 @@ static mcpr_status migrate(sqlite3 *db, const char *path, int lock_fd, mcpr_erro
   for (;;) {
     bool newer = false;
     mcpr_error inner = {0};
-    mcpr__commit_lock(lock_fd);
+    if (!mcpr__commit_lock_within(lock_fd, (int)(deadline - mcpr__mono_ms())))
+      return mcpr_error_set(err, MCPR_EBUSY,
+                            "cannot migrate %s: another process held the store's commit lock "
+                            "for %d s",
+                            path, MIGRATE_LOCK_WAIT_MS / 1000);
     int rc = migrate_once(db, &inner, &newer);
     mcpr__commit_unlock(lock_fd);
     if (rc == SQLITE_OK && newer)
@@ -672,14 +670,15 @@ static void touch_mcpr_version(sqlite3 *db, int lock_fd) {
   if (meta_version_current(db))
     return;
   sqlite3_busy_timeout(db, 0);
-  mcpr__commit_lock(lock_fd);
-  if (mcpr__db_exec(db, "BEGIN IMMEDIATE") == SQLITE_OK) {
-    if (write_meta(db) == SQLITE_OK)
-      mcpr__db_exec(db, "COMMIT");
-    else
-      mcpr__db_exec(db, "ROLLBACK");
+  if (mcpr__commit_lock_within(lock_fd, 0)) { /* best effort, as the busy timeout */
+    if (mcpr__db_exec(db, "BEGIN IMMEDIATE") == SQLITE_OK) {
+      if (write_meta(db) == SQLITE_OK)
+        mcpr__db_exec(db, "COMMIT");
+      else
+        mcpr__db_exec(db, "ROLLBACK");
+    }
+    mcpr__commit_unlock(lock_fd);
   }
-  mcpr__commit_unlock(lock_fd);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 }
 

@@ -62,9 +62,9 @@ mcpr_status mcpr__mkdir_parent(const char *path, mcpr_error *err);
  * (a read-only directory), and locking a -1 does nothing.
  */
 int mcpr__commit_lock_open(const char *db_path);
-void mcpr__commit_lock(int fd);
-/* The lock, waiting at most timeout_ms (a stopped process holding it must
- * not hang a writer or a close): false when it was not obtained. */
+/* Take the lock, waiting at most timeout_ms: a stopped process holding it
+ * must not hang a writer, a migration, a vacuum or a close. false when it
+ * was not obtained. */
 bool mcpr__commit_lock_within(int fd, int timeout_ms);
 /* How long a closing writer waits for the lock before it closes without
  * checkpointing. */

@@ -1073,6 +1073,12 @@ static void note_batch(mcpr__vacuum_timing *t, int64_t t0) {
     t->longest_batch_ms = held;
 }
 
+static mcpr_status lock_timeout(mcpr_error *err) {
+  return mcpr_error_set(err, MCPR_EBUSY,
+                        "another process held the store's commit lock past the vacuum's "
+                        "deadline; nothing more was deleted");
+}
+
 /* Every commit and checkpoint of vacuum holds the store's commit lock
  * (store/db.h), waited for outside SQLite's own lock; a busy transaction
  * is retried whole until deadline. */
@@ -1080,7 +1086,8 @@ static mcpr_status write_txn(sqlite3 *db, int lock_fd, sqlb *b, int64_t deadline
                              int64_t *changes, mcpr__vacuum_timing *t, mcpr_error *err) {
   for (;;) {
     mcpr_status prep = MCPR_OK;
-    mcpr__commit_lock(lock_fd);
+    if (!mcpr__commit_lock_within(lock_fd, (int)(deadline - mcpr__mono_ms())))
+      return lock_timeout(err);
     int64_t t0 = mcpr__mono_ms();
     int rc = write_txn_once(db, b, changes, &prep, err);
     note_batch(t, t0);
@@ -1098,7 +1105,8 @@ static mcpr_status write_txn(sqlite3 *db, int lock_fd, sqlb *b, int64_t deadline
 static mcpr_status exec_retry(sqlite3 *db, int lock_fd, const char *sql, int64_t deadline,
                               mcpr_error *err, const char *doing) {
   for (;;) {
-    mcpr__commit_lock(lock_fd);
+    if (!mcpr__commit_lock_within(lock_fd, (int)(deadline - mcpr__mono_ms())))
+      return lock_timeout(err);
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     mcpr__commit_unlock(lock_fd);
     if (rc == SQLITE_OK)
@@ -1233,14 +1241,16 @@ static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
   took(&t->vacuum_ms, &t0);
   /* SQLite's advice after large changes; the limit keeps its ANALYZE of
    * a big table to a sample. Best effort: statistics are an optimisation. */
-  mcpr__commit_lock(lock_fd);
-  sqlite3_exec(db, "PRAGMA analysis_limit=1000; PRAGMA optimize", NULL, NULL, NULL);
-  mcpr__commit_unlock(lock_fd);
+  if (mcpr__commit_lock_within(lock_fd, MCPR__CLOSE_LOCK_WAIT_MS)) {
+    sqlite3_exec(db, "PRAGMA analysis_limit=1000; PRAGMA optimize", NULL, NULL, NULL);
+    mcpr__commit_unlock(lock_fd);
+  }
   took(&t->optimize_ms, &t0);
   /* Best effort: a reader may keep part of the WAL alive for a moment. */
-  mcpr__commit_lock(lock_fd);
-  sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-  mcpr__commit_unlock(lock_fd);
+  if (mcpr__commit_lock_within(lock_fd, MCPR__CLOSE_LOCK_WAIT_MS)) {
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    mcpr__commit_unlock(lock_fd);
+  }
   took(&t->checkpoint_ms, &t0);
   out->bytes_after = file_size(impl->path, "") + file_size(impl->path, "-wal");
 out:
