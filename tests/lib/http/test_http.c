@@ -1,3 +1,4 @@
+// ctest-labels: tsan
 /* The outbound HTTP layer: which URLs may carry a credential, redaction,
  * Retry-After, and requests against fake servers on loopback (redirects,
  * header injection, the body cap, the abort time). */
