@@ -53,7 +53,10 @@ static void test_ingest_to_cloud_then_flush(void **state) {
   char *cfg = tu_path(dir, "mcpr.toml"), *db = tu_path(dir, "store.db");
   char *out = tu_path(dir, "out"), *err = tu_path(dir, "err");
   fakecloud *fc = fc_start(NULL);
-  fc_route(fc, "POST", PATH, 503, "{\"message\":\"maintenance\"}");
+  /* The server quotes the credentials it got: none of it may be kept or shown. */
+  fc_response down = {.status = 503, .body = "{\"message\":\"maintenance ({auth})\"}",
+                      .echo_auth = true};
+  fc_route_ex(fc, "POST", PATH, &down);
   FILE *f = fopen(cfg, "w");
   fprintf(f,
           "[store]\npath = \"%s\"\n\n[cloud]\ntoken = \"sk-very-secret\"\nserver = \"docs\"\n"
@@ -73,15 +76,28 @@ static void test_ingest_to_cloud_then_flush(void **state) {
   char *text = slurp(out);
   assert_non_null(strstr(text, "\"pending_events\":270")); /* every line is an event */
   assert_non_null(strstr(text, "\"delivered_events\":0"));
-  assert_non_null(strstr(text, "maintenance"));
+  assert_non_null(strstr(text, "maintenance (Bearer …cret)"));
   assert_null(strstr(text, "sk-very-secret"));
   free(text);
+  const char *human_down[] = {"cloud", "status", "--config", cfg, NULL};
+  assert_int_equal(run(human_down, out, err), 0);
+  text = slurp(out);
+  assert_non_null(strstr(text, "last error: HTTP 503"));
+  assert_null(strstr(text, "sk-very-secret"));
+  free(text);
+  char *state_json = tu_path(dir, "cloud-spool/state.json");
+  text = slurp(state_json);
+  assert_non_null(strstr(text, "maintenance (Bearer"));
+  assert_null(strstr(text, "sk-very-secret"));
+  free(text);
+  free(state_json);
 
   /* Still down: flush says why, exit 1. */
   const char *flush[] = {"cloud", "flush", "--config", cfg, NULL};
   assert_int_equal(run(flush, out, err), 1);
   text = slurp(err);
   assert_non_null(strstr(text, "HTTP 503"));
+  assert_non_null(strstr(text, "maintenance (Bearer …cret)"));
   assert_non_null(strstr(text, "still in"));
   assert_null(strstr(text, "sk-very-secret"));
   free(text);

@@ -133,10 +133,53 @@ static void test_errors_and_usage(void **state) {
   tu_rmdir(dir);
 }
 
+/* [cloud] endpoint gets the token: a host that only looks like loopback
+ * is an error naming the key and the reason, as the sink would refuse it. */
+static void test_lookalike_endpoint(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  static result r;
+  const char *args[] = {"config", "check", NULL};
+  const struct {
+    const char *url, *why;
+  } bad[] = {
+      {"http://127.attacker.example/",
+       "mcpr.toml:3:12: error: cloud.endpoint: refusing plain http:// to 127.attacker.example"},
+      {"http://localhost:8080@attacker.example/",
+       "mcpr.toml:3:12: error: cloud.endpoint must not carry a user name or password"},
+      {"http://127.0.0.1@attacker.example",
+       "mcpr.toml:3:12: error: cloud.endpoint must not carry a user name or password"},
+      {"ftp://127.0.0.1/", "cloud.endpoint must start with https://"},
+      {"https://api.mcpr.app/?token=x", "cloud.endpoint must not have a query string"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char toml[512];
+    snprintf(toml, sizeof toml, "[cloud]\ntoken = \"" CANARY "\"\nendpoint = \"%s\"\n",
+             bad[i].url);
+    spit(dir, "mcpr.toml", toml);
+    run(dir, args, &r);
+    if (r.code != 1 || !strstr(r.err, bad[i].why))
+      fail_msg("%s: exit %d, stderr:\n%s", bad[i].url, r.code, r.err);
+  }
+  /* loopback and https are fine */
+  const char *good[] = {"http://127.0.0.1:8080/", "http://localhost", "http://[::1]:9/",
+                        "https://api.mcpr.app"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    char toml[512];
+    snprintf(toml, sizeof toml, "[cloud]\nendpoint = \"%s\"\n", good[i]);
+    spit(dir, "mcpr.toml", toml);
+    run(dir, args, &r);
+    if (r.code != 0)
+      fail_msg("%s: exit %d, stderr:\n%s", good[i], r.code, r.err);
+  }
+  tu_rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_config),
       cmocka_unit_test(test_errors_and_usage),
+      cmocka_unit_test(test_lookalike_endpoint),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

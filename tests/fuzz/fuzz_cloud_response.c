@@ -3,13 +3,16 @@
  * handling of answers (cloud.h): status codes, redirects, error bodies and
  * the JSON bodies parsed into typed results.
  *
- * The parsing lives inside client.c (static helpers behind each public
- * call), so the target drives the public calls and replaces the network:
- * this file defines curl_easy_setopt, curl_easy_perform and
- * curl_easy_getinfo. The program links libmcpr statically, so the
- * library's calls bind to these definitions, not to libcurl's (everything
- * else — handles, URL parsing, escaping — is the real libcurl). Nothing
- * leaves the process.
+ * The parsing lives inside client.c and the HTTP layer it sends through
+ * (src/lib/http: redirects, the body cap, error texts and redaction), as
+ * static helpers behind each public call, so the target drives the public
+ * calls and replaces the network: this file defines curl_easy_setopt,
+ * curl_easy_perform and curl_easy_getinfo. The program links libmcpr
+ * statically, so the library's calls bind to these definitions, not to
+ * libcurl's (everything else — handles, URL parsing, escaping — is the
+ * real libcurl). Header and progress callbacks are never called, so
+ * Retry-After and the abort time are not exercised here (tests/lib/http
+ * covers them). Nothing leaves the process.
  *
  * Input layout (short inputs simply end early):
  *   byte 0            which call (login, verify, list/create project, ...)

@@ -32,6 +32,7 @@ typedef struct route {
   char *headers;
   int delay_ms;
   bool once;
+  bool echo_auth;
   bool used;
 } route;
 
@@ -104,6 +105,33 @@ static void send_pending(evutil_socket_t fd, short what, void *arg) {
   free(p);
 }
 
+/* body with {auth} and {token} replaced by what request r carried (new). */
+static char *echo_auth(const fc_request *r, const char *body, size_t len) {
+  char auth[1024] = "";
+  fc_header(r, "Authorization", auth, sizeof auth);
+  const char *token = strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : auth;
+  size_t cap = len + 1;
+  for (const char *p = body; (p = strchr(p, '{')) != NULL; p++)
+    cap += strlen(auth); /* enough for any replacement */
+  char *out = malloc(cap);
+  if (!out)
+    abort();
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    if (strncmp(body + i, "{auth}", 6) == 0) {
+      o += (size_t)snprintf(out + o, cap - o, "%s", auth);
+      i += 6;
+    } else if (strncmp(body + i, "{token}", 7) == 0) {
+      o += (size_t)snprintf(out + o, cap - o, "%s", token);
+      i += 7;
+    } else {
+      out[o++] = body[i++];
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
   fakecloud *fc = arg;
   fc_request r;
@@ -122,11 +150,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
   r.headers = calloc(1, hl + 1);
   if (!r.headers)
     abort();
+  size_t at = 0;
   TAILQ_FOREACH(kv, in, next) {
-    strncat(r.headers, kv->key, hl);
-    strncat(r.headers, ": ", hl);
-    strncat(r.headers, kv->value, hl);
-    strncat(r.headers, "\n", hl);
+    at += (size_t)snprintf(r.headers + at, hl + 1 - at, "%s: %s\n", kv->key, kv->value);
   }
   struct evbuffer *ib = evhttp_request_get_input_buffer(req);
   r.body_len = evbuffer_get_length(ib);
@@ -170,6 +196,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     body = fc_strdup(hit->body ? hit->body : "", body_len);
     headers = hit->headers ? fc_strdup(hit->headers, strlen(hit->headers)) : NULL;
     delay_ms = hit->delay_ms;
+    if (hit->echo_auth) {
+      char *echoed = echo_auth(&r, body, body_len);
+      free(body);
+      body = echoed;
+      body_len = strlen(body);
+    }
   } else {
     char msg[1200];
     snprintf(msg, sizeof msg, "{\"message\":\"no route for %s %.1000s\"}", r.method, r.path);
@@ -322,6 +354,7 @@ void fc_route_ex(fakecloud *fc, const char *method, const char *path, const fc_r
   rt->headers = r->headers ? fc_strdup(r->headers, strlen(r->headers)) : NULL;
   rt->delay_ms = r->delay_ms;
   rt->once = r->once;
+  rt->echo_auth = r->echo_auth;
   pthread_mutex_unlock(&fc->lock);
 }
 

@@ -32,6 +32,10 @@ typedef struct fc_response {
   const char *headers;   /* extra headers, "Name: value\n" lines (e.g. Retry-After), copied */
   int delay_ms;          /* answer this long after the request arrived */
   bool once;             /* served once, then the next response (or 404) */
+  bool echo_auth;        /* echo the request's credentials in the body: "{auth}"
+                            becomes its Authorization value ("Bearer tok"),
+                            "{token}" the part after "Bearer " (a server that
+                            quotes what it was sent, as many do in errors) */
 } fc_response;
 
 typedef struct fc_request {

@@ -1,30 +1,21 @@
 /*
- * client.c — the cloud API client (SPEC §8) over libcurl + jansson.
+ * client.c — the cloud API client (SPEC §8) over the HTTP layer + jansson.
  *
- * One call = one curl easy handle, used and cleaned up inside the call, so
- * a client holds nothing but its settings and the last answer's status.
- * Rules every call follows, and why:
- *   - TLS verification is set explicitly on (never off), and only http and
- *     https are allowed as protocols;
- *   - http:// is accepted only for loopback hosts: the fake cloud of the
- *     tests runs there, and nothing else should see a JWT in clear text;
- *   - curl never follows redirects itself (it would carry our headers to
- *     any host); we follow a redirect only when it stays on the same
- *     scheme, host and port, and fail clearly otherwise;
- *   - connect and total timeouts on every request;
- *   - bodies are capped at MCPR_CLOUD_MAX_BODY_BYTES while they arrive;
- *     error details are cut to 4 KiB, cleaned of control characters and of
- *     the client's JWT before they reach a message.
+ * A client holds nothing but its settings and the last answer's status;
+ * each call is one request through src/lib/http, which owns the rules that
+ * keep the JWT safe (https://, or http:// only to a loopback host; TLS
+ * verified; redirects followed only within the same origin; timeouts; the
+ * body capped at MCPR_CLOUD_MAX_BODY_BYTES; the JWT redacted from every
+ * text that comes back). What is the client's own: the API's paths and
+ * JSON, and the error detail it keeps — cut to 4 KiB on a UTF-8 boundary.
  */
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "http/http.h"
 #include "mcpr/cloud.h"
 #include "mcpr/mcpr.h"
 
@@ -37,98 +28,23 @@ struct mcpr_cloud_client {
   char last_error_body[MCPR_CLOUD_MAX_ERROR_BODY_BYTES + 1];
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_OK;
-/* curl_global_init is process-wide by curl's design; run it exactly once. */
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+/* What URLs are called in messages about the client's base URL. */
+#define URL_NAME "the cloud URL"
 
 void mcpr_cloud_options_init(mcpr_cloud_options *o) {
   *o = (mcpr_cloud_options){.connect_timeout_ms = 10000, .timeout_ms = 30000, .max_redirects = 5};
 }
 
-/* An URL's scheme, host and port (default port filled in), lowercase. */
-typedef struct origin {
-  char scheme[16];
-  char host[256];
-  long port;
-} origin;
-
-static bool is_loopback_host(const char *host) {
-  if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
-    return true;
-  struct in_addr a;
-  if (inet_pton(AF_INET, host, &a) == 1)
-    return (ntohl(a.s_addr) >> 24) == 127;
-  return false;
-}
-
-/* Parse url into o; false with err for an URL we refuse. */
-static bool parse_origin(const char *url, origin *o, bool allow_query, mcpr_error *err) {
-  bool ok = false;
-  char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *query = NULL;
-  CURLU *u = curl_url();
-  if (!u) {
-    mcpr_error_set(err, MCPR_ENOMEM, "out of memory parsing a URL");
-    return false;
-  }
-  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-    mcpr_error_set(err, MCPR_EINVAL, "'%.200s' is not a valid URL (expected https://host[:port])",
-                   url);
-    goto out;
-  }
-  if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
-    mcpr_error_set(err, MCPR_EINVAL, "the cloud URL must not carry a user name or password");
-    goto out;
-  }
-  if (!allow_query && curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query) {
-    mcpr_error_set(err, MCPR_EINVAL, "the cloud URL must not have a query string");
-    goto out;
-  }
-  for (char *c = scheme; *c; c++)
-    *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-  for (char *c = host; *c; c++)
-    *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-  if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-    mcpr_error_set(err, MCPR_EINVAL, "the cloud URL must start with https:// (got %.20s://)",
-                   scheme);
-    goto out;
-  }
-  if (strcmp(scheme, "http") == 0 && !is_loopback_host(host)) {
-    mcpr_error_set(err, MCPR_EINVAL,
-                   "refusing plain http:// to %.200s: credentials would travel unencrypted; "
-                   "use https:// (http:// is only allowed for localhost)",
-                   host);
-    goto out;
-  }
-  snprintf(o->scheme, sizeof o->scheme, "%s", scheme);
-  snprintf(o->host, sizeof o->host, "%s", host);
-  o->port = strtol(port, NULL, 10);
-  ok = true;
-out:
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(port);
-  curl_free(user);
-  curl_free(query);
-  curl_url_cleanup(u);
-  return ok;
-}
-
 mcpr_status mcpr_cloud_client_new(mcpr_cloud_client **out, const char *base_url,
                                   const mcpr_cloud_options *opts, mcpr_error *err) {
   *out = NULL;
-  pthread_once(&curl_once, curl_init);
-  if (curl_init_rc != CURLE_OK)
-    return mcpr_error_set(err, MCPR_ENETWORK, "cannot initialise libcurl: %s",
-                          curl_easy_strerror(curl_init_rc));
+  mcpr_status st = mcpr__http_global_init(err);
+  if (st != MCPR_OK)
+    return st;
   if (!base_url || !*base_url)
     return mcpr_error_set(err, MCPR_EINVAL, "no cloud URL given");
-  origin o;
-  if (!parse_origin(base_url, &o, false, err))
-    return err ? err->status : MCPR_EINVAL;
+  if ((st = mcpr__http_check_url(base_url, URL_NAME, 0, NULL, err)) != MCPR_OK)
+    return st;
   mcpr_cloud_client *c = calloc(1, sizeof *c);
   if (!c)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
@@ -200,90 +116,11 @@ const char *mcpr_cloud_client_last_error_body(const mcpr_cloud_client *c) {
 
 /* ---- transport ------------------------------------------------------ */
 
-typedef struct body {
-  char *p;
-  size_t n, cap;
-  bool too_big;
-} body;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  body *b = ud;
-  size_t n = size * nmemb;
-  if (b->n + n > MCPR_CLOUD_MAX_BODY_BYTES) {
-    b->too_big = true;
-    return 0; /* curl stops with CURLE_WRITE_ERROR */
-  }
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + n + 1)
-      cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q)
-      return 0;
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, data, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-  return n;
-}
-
-/* Keep at most 4 KiB of text, printable, without the JWT. */
-static void set_error_detail(mcpr_cloud_client *c, const char *text, size_t len) {
-  size_t cap = sizeof c->last_error_body - 1;
-  /*
-   * Redact before cutting: a JWT that starts inside the kept part is
-   * wholly inside the scratch copy, so no prefix of it survives the cut.
-   */
-  size_t jwt_len = c->jwt ? strlen(c->jwt) : 0;
-  size_t scratch_len = len < cap + jwt_len ? len : cap + jwt_len;
-  char *scratch = malloc(scratch_len + 1);
-  if (!scratch) {
-    snprintf(c->last_error_body, sizeof c->last_error_body, "(out of memory)");
-    return;
-  }
-  for (size_t i = 0; i < scratch_len; i++) {
-    unsigned char ch = (unsigned char)text[i];
-    scratch[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
-  }
-  scratch[scratch_len] = '\0';
-  if (c->jwt)
-    mcpr_secret_redact(scratch, scratch_len + 1, c->jwt);
-  len = strlen(scratch);
-  if (len > cap) {
-    len = cap;
-    while (len > 0 && ((unsigned char)scratch[len] & 0xc0) == 0x80)
-      len--; /* cut at a UTF-8 boundary */
-  }
-  memcpy(c->last_error_body, scratch, len);
+/* Keep at most 4 KiB of the layer's error text (already free of the JWT). */
+static void set_error_detail(mcpr_cloud_client *c, const char *text) {
+  size_t len = mcpr__http_utf8_cut(text, strlen(text), sizeof c->last_error_body - 1);
+  memcpy(c->last_error_body, text, len);
   c->last_error_body[len] = '\0';
-  free(scratch);
-}
-
-static void error_detail_from_body(mcpr_cloud_client *c, const body *b) {
-  if (!b->p || !b->n) {
-    set_error_detail(c, "(empty body)", 12);
-    return;
-  }
-  json_error_t je;
-  json_t *j = json_loadb(b->p, b->n, 0, &je);
-  const char *msg = NULL;
-  if (j && json_is_object(j)) {
-    json_t *m = json_object_get(j, "message");
-    json_t *e = json_object_get(j, "error");
-    if (json_is_string(m))
-      msg = json_string_value(m);
-    else if (json_is_string(e))
-      msg = json_string_value(e);
-    else if (json_is_object(e) && json_is_string(json_object_get(e, "message")))
-      msg = json_string_value(json_object_get(e, "message"));
-  }
-  if (msg)
-    set_error_detail(c, msg, strlen(msg));
-  else
-    set_error_detail(c, b->p, strlen(b->p));
-  json_decref(j);
 }
 
 /*
@@ -293,21 +130,15 @@ static void error_detail_from_body(mcpr_cloud_client *c, const body *b) {
 static mcpr_status call(mcpr_cloud_client *c, const char *method, const char *path,
                         json_t *body_json, bool authed, json_t **out, mcpr_error *err) {
   mcpr_status st = MCPR_OK;
-  char *url = NULL, *payload = NULL;
-  char errbuf[CURL_ERROR_SIZE];
-  body b = {0};
-  struct curl_slist *headers = NULL;
-  CURL *h = NULL;
-  const char *verb = method;
-  origin base;
+  char *url = NULL, *payload = NULL, *auth = NULL;
+  char label[1200], jwt_shown[64];
+  mcpr__http_response res = {0};
   if (out)
     *out = NULL;
   c->last_status = 0;
   c->last_error_body[0] = '\0';
   if (authed && !c->jwt)
     return mcpr_error_set(err, MCPR_EAUTH, "%s %s needs a login first", method, path);
-  if (!parse_origin(c->base_url, &base, false, err))
-    return err ? err->status : MCPR_EINVAL;
   size_t ulen = strlen(c->base_url) + strlen(path) + 1;
   url = malloc(ulen);
   if (!url)
@@ -320,148 +151,69 @@ static mcpr_status call(mcpr_cloud_client *c, const char *method, const char *pa
       goto out;
     }
   }
-  headers = curl_slist_append(headers, "Accept: application/json");
-  if (payload)
-    headers = curl_slist_append(headers, "Content-Type: application/json");
   if (authed) {
     size_t alen = strlen(c->jwt) + 32;
-    char *auth = malloc(alen);
-    if (auth) {
-      snprintf(auth, alen, "Authorization: Bearer %s", c->jwt);
-      headers = curl_slist_append(headers, auth);
-      memset(auth, 0, alen);
-      free(auth);
-    } else {
-      curl_slist_free_all(headers);
-      headers = NULL;
+    auth = malloc(alen);
+    if (!auth) {
+      st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+      goto out;
     }
+    snprintf(auth, alen, "Authorization: Bearer %s", c->jwt);
   }
-  if (!headers) {
-    st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  const char *headers[4];
+  size_t nh = 0;
+  headers[nh++] = "Accept: application/json";
+  if (payload)
+    headers[nh++] = "Content-Type: application/json";
+  if (auth)
+    headers[nh++] = auth;
+  headers[nh] = NULL;
+  mcpr__http_secret secret = {
+      .value = c->jwt, .shown_as = mcpr_secret_mask(c->jwt, jwt_shown, sizeof jwt_shown)};
+  snprintf(label, sizeof label, "%s %.1000s", method, path);
+  mcpr__http_request req = {.method = method,
+                            .url = url,
+                            .headers = headers,
+                            .body = payload,
+                            .body_len = payload ? strlen(payload) : 0,
+                            .secrets = &secret,
+                            .n_secrets = c->jwt ? 1 : 0,
+                            .max_body_bytes = MCPR_CLOUD_MAX_BODY_BYTES,
+                            .connect_timeout_ms = c->opts.connect_timeout_ms,
+                            .timeout_ms = c->opts.timeout_ms,
+                            .max_redirects = c->opts.max_redirects,
+                            .user_agent = c->user_agent,
+                            .label = label,
+                            .peer = "cloud",
+                            .shown_url = c->base_url};
+  st = mcpr__http_perform(NULL, &req, &res, err);
+  c->last_status = res.status;
+  if (st != MCPR_OK)
     goto out;
-  }
-
-  for (int hop = 0;; hop++) {
-    h = curl_easy_init();
-    if (!h) {
-      st = mcpr_error_set(err, MCPR_ENOMEM, "cannot create a curl handle");
-      goto out;
-    }
-    errbuf[0] = '\0';
-    free(b.p);
-    b = (body){0};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* loopback (the tests' fake cloud) never goes through an http_proxy */
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "localhost,127.0.0.0/8,::1");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MCPR_CLOUD_MAX_BODY_BYTES);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (strcmp(verb, "GET") == 0) {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else {
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, verb);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload ? payload : "");
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(payload ? strlen(payload) : 0));
-    }
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    c->last_status = status;
-    if (rc == CURLE_FILESIZE_EXCEEDED || (rc == CURLE_WRITE_ERROR && b.too_big)) {
-      st = mcpr_error_set(err, MCPR_ETOOBIG,
-                          "%s %s: the cloud's answer is larger than %d bytes; refusing it",
-                          method, path, MCPR_CLOUD_MAX_BODY_BYTES);
-      goto out;
-    }
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-      st = mcpr_error_set(err, MCPR_ETIMEDOUT, "%s %s: no answer from %s within %ld ms", method,
-                          path, c->base_url, c->opts.timeout_ms);
-      goto out;
-    }
-    if (rc != CURLE_OK) {
-      st = mcpr_error_set(err, MCPR_ENETWORK, "%s %s: cannot reach %s: %s", method, path,
-                          c->base_url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-      goto out;
-    }
-    if (status >= 300 && status < 400) {
-      char *loc = NULL;
-      curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
-      if (!loc) {
-        st = mcpr_error_set(err, MCPR_EHTTP, "%s %s: HTTP %ld without a Location", method, path,
-                            status);
-        goto out;
-      }
-      origin to;
-      mcpr_error ignored = {0};
-      bool same = parse_origin(loc, &to, true, &ignored) && strcmp(to.scheme, base.scheme) == 0 &&
-                  strcmp(to.host, base.host) == 0 && to.port == base.port;
-      if (!same) {
-        st = mcpr_error_set(err, MCPR_EHTTP,
-                            "%s %s: the cloud redirected (HTTP %ld) to another host or scheme "
-                            "(%.200s); not following it, so your credentials are not sent there. "
-                            "Check the cloud URL",
-                            method, path, status, to.host[0] ? to.host : "an invalid URL");
-        goto out;
-      }
-      if (hop >= c->opts.max_redirects) {
-        st = mcpr_error_set(err, MCPR_EHTTP, "%s %s: too many redirects", method, path);
-        goto out;
-      }
-      char *next = strdup(loc);
-      if (!next) {
-        st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-        goto out;
-      }
-      free(url);
-      url = next;
-      /* 301/302/303 turn a POST into a GET, as browsers and curl do. */
-      if (status != 307 && status != 308 && strcmp(verb, "GET") != 0) {
-        verb = "GET";
-        free(payload);
-        payload = NULL;
-      }
-      curl_easy_cleanup(h);
-      h = NULL;
-      continue;
-    }
-    break;
-  }
-
-  if (c->last_status < 200 || c->last_status > 299) {
-    error_detail_from_body(c, &b);
-    long s = c->last_status;
+  if (res.status < 200 || res.status > 299) {
+    set_error_detail(c, res.error_text);
+    long s = res.status;
     st = mcpr_error_set(err, (s == 401 || s == 403) ? MCPR_EAUTH : MCPR_EHTTP,
                         "%s %s: HTTP %ld: %s", method, path, s, c->last_error_body);
     goto out;
   }
   if (out) {
     json_error_t je;
-    *out = b.n ? json_loadb(b.p, b.n, 0, &je) : NULL;
+    *out = res.body_len ? json_loadb(res.body, res.body_len, 0, &je) : NULL;
     if (!*out) {
       st = mcpr_error_set(err, MCPR_EPARSE,
                           "%s %s: the cloud's answer (HTTP %ld) is not valid JSON%s%s", method,
-                          path, c->last_status, b.n ? ": " : " (empty body)",
-                          b.n ? je.text : "");
+                          path, res.status, res.body_len ? ": " : " (empty body)",
+                          res.body_len ? je.text : "");
       goto out;
     }
   }
 out:
-  if (h)
-    curl_easy_cleanup(h);
-  curl_slist_free_all(headers); /* held the JWT: curl copies nothing we must wipe */
+  mcpr__http_response_release(&res);
+  if (auth) /* held the JWT */
+    wipe_free(auth);
   free(url);
   free(payload);
-  free(b.p);
   return st;
 }
 

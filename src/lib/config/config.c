@@ -18,6 +18,7 @@
 
 #include "config/config_internal.h"
 #include "config/toml.h"
+#include "http/http.h"
 #include "mcpr/config.h"
 #include "mcpr/store.h"
 
@@ -166,6 +167,17 @@ static void check_store(mcpr_config *cfg, const mcpr__toml_value *t) {
   }
 }
 
+/* The token is sent to cloud.endpoint: the HTTP layer's own check decides
+ * whether it may be, so a config that passes here is one the sink accepts. */
+static void check_endpoint(mcpr_config *cfg, const mcpr__toml_entry *e) {
+  mcpr_error err = {0};
+  mcpr_status st = mcpr__http_check_url(cfg->cloud.endpoint, "cloud.endpoint", 0, NULL, &err);
+  if (st == MCPR_ENOMEM)
+    cfg->diags_lost_ = true; /* the finding is unknown: the load must fail */
+  else if (st != MCPR_OK)
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column, "%s", err.message);
+}
+
 static void check_cloud(mcpr_config *cfg, const mcpr__toml_value *t) {
   for (size_t i = 0; i < t->n_entries; i++) {
     const mcpr__toml_entry *e = &t->entries[i];
@@ -174,11 +186,8 @@ static void check_cloud(mcpr_config *cfg, const mcpr__toml_value *t) {
     else if (strcmp(e->key, "server") == 0)
       take_string(cfg, "cloud", e, &cfg->cloud.server);
     else if (strcmp(e->key, "endpoint") == 0) {
-      if (take_string(cfg, "cloud", e, &cfg->cloud.endpoint) &&
-          strncmp(cfg->cloud.endpoint, "https://", 8) != 0 &&
-          strncmp(cfg->cloud.endpoint, "http://", 7) != 0)
-        add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
-                 "cloud.endpoint must be an http:// or https:// URL");
+      if (take_string(cfg, "cloud", e, &cfg->cloud.endpoint))
+        check_endpoint(cfg, e);
     } else if (strcmp(e->key, "batch_size") == 0)
       take_int(cfg, "cloud", e, 1, 100000, &cfg->cloud.batch_size);
     else if (strcmp(e->key, "flush_interval_ms") == 0)

@@ -7,10 +7,13 @@
  *     a batch that reaches batch_size, or is flush_interval_ms old, or is
  *     flushed, is appended to the spool (fsync'd) — write-ahead, before any
  *     upload, so a process killed mid-upload loses nothing;
- *   - the delivery thread owns the curl handle. It uploads spooled
- *     batches oldest first (see deliver_pass) and, after a retryable
- *     failure, sleeps with exponential backoff and jitter or for the
- *     server's Retry-After; after 401/403 it pauses until close.
+ *   - the delivery thread owns the HTTP handle (src/lib/http, which
+ *     decides which endpoints may be used, verifies TLS, refuses
+ *     redirects to another origin and keeps the token out of every text
+ *     it returns). It uploads spooled batches oldest first (see
+ *     deliver_pass) and, after a retryable failure, sleeps with
+ *     exponential backoff and jitter or for the server's Retry-After;
+ *     after 401/403 it pauses until close.
  * They meet only at the spool directory and a condition variable that the
  * sink thread signals when it has spooled a batch.
  *
@@ -20,17 +23,15 @@
  * `mcpr cloud flush`. Several processes may share one spool; only one at
  * a time delivers (delivery.lock).
  */
-#include <curl/curl.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "http/http.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/sink.h"
 #include "sink/spool.h"
@@ -40,22 +41,14 @@
 #define ERROR_BODY_MAX 4096
 #define RETRY_AFTER_MAX_MS (3600 * 1000)
 
-typedef struct http_result {
-  long status;          /* 0: no HTTP answer */
-  CURLcode curl;
-  char curl_error[CURL_ERROR_SIZE];
-  char body[ERROR_BODY_MAX + 1];
-  size_t body_len;
-  int64_t retry_after_ms; /* -1: none */
-} http_result;
-
 typedef struct poster {
-  CURL *curl;
-  char *url;
+  mcpr__http *http;
+  char *url;         /* <endpoint>/api/ingest-events */
   char *auth_header;
+  mcpr__http_secret token; /* the token and its mask, redacted from what the server says */
+  char token_shown[64];
   uint32_t timeout_ms;
   atomic_llong *abort_at_ms; /* monotonic ms; < 0: never */
-  http_result *res;
 } poster;
 
 typedef enum pass_result { PASS_EMPTY, PASS_RETRY, PASS_PAUSED, PASS_BUSY, PASS_STOPPED } pass_result;
@@ -80,9 +73,6 @@ typedef struct cloud_sink {
   poster post;
 } cloud_sink;
 
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 void mcpr_cloud_sink_options_init(mcpr_cloud_sink_options *o) {
   memset(o, 0, sizeof *o);
@@ -129,69 +119,33 @@ char *mcpr_cloud_spool_dir(const char *store_path) {
 
 /* --- HTTP --- */
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
-  http_result *r = arg;
-  size_t n = size * nmemb;
-  size_t room = ERROR_BODY_MAX - r->body_len;
-  size_t take = n < room ? n : room;
-  memcpy(r->body + r->body_len, data, take);
-  r->body_len += take;
-  r->body[r->body_len] = 0;
-  return n; /* the rest is dropped: we only keep the start for messages */
+static void wipe_free(char *s) {
+  if (!s)
+    return;
+  volatile char *v = s;
+  while (*v)
+    *v++ = 0;
+  free(s);
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
-  http_result *r = arg;
-  size_t n = size * nmemb;
-  if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-    char v[128];
-    size_t len = n - 12 < sizeof v - 1 ? n - 12 : sizeof v - 1;
-    memcpy(v, data + 12, len);
-    v[len] = 0;
-    char *p = v;
-    while (*p == ' ' || *p == '\t')
-      p++;
-    char *end = p + strlen(p);
-    while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-      *--end = 0;
-    char *stop = NULL;
-    long long secs = strtoll(p, &stop, 10);
-    if (stop != p && *stop == 0 && secs >= 0) {
-      r->retry_after_ms = secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
-    } else {
-      time_t at = curl_getdate(p, NULL); /* an HTTP-date */
-      if (at > 0) {
-        int64_t ms = ((int64_t)at * 1000) - mcpr_now_ms();
-        r->retry_after_ms = ms < 0 ? 0 : ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
-      }
-    }
-  }
-  return n;
+static void poster_release(poster *p) {
+  mcpr__http_free(p->http);
+  wipe_free(p->auth_header);
+  free(p->url);
+  memset(p, 0, sizeof *p);
 }
 
-static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-  (void)a, (void)b, (void)c, (void)d;
-  poster *p = arg;
-  long long at = atomic_load(p->abort_at_ms);
-  return at >= 0 && mcpr__mono_ms() >= at ? 1 : 0;
-}
-
-static bool loopback_url(const char *url) {
-  const char *hosts[] = {"http://127.", "http://localhost:", "http://localhost/", "http://[::1]"};
-  for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
-    if (strncmp(url, hosts[i], strlen(hosts[i])) == 0)
-      return true;
-  return strcmp(url, "http://localhost") == 0;
-}
-
+/* Refuses, before any connection, an endpoint the HTTP layer would not
+ * send the token to, and a token that would break the header. */
 static mcpr_status poster_init(poster *p, const mcpr_cloud_sink_options *o, atomic_llong *abort_at,
                                mcpr_error *err) {
   memset(p, 0, sizeof *p);
-  pthread_once(&curl_once, curl_init_once);
-  const char *ep = o->endpoint && *o->endpoint ? o->endpoint : "https://api.mcpr.app";
-  if (strncmp(ep, "https://", 8) != 0 && !loopback_url(ep))
-    return mcpr_error_set(err, MCPR_EINVAL,
-                          "cloud endpoint %s: only https:// (or http:// on loopback) is allowed", ep);
+  const char *ep = o->endpoint && *o->endpoint ? o->endpoint : MCPR_CLOUD_DEFAULT_URL;
+  mcpr_status st = mcpr__http_check_url(ep, "the cloud endpoint", 0, NULL, err);
+  if (st != MCPR_OK)
+    return st;
+  if (strpbrk(o->token, "\r\n"))
+    return mcpr_error_set(err, MCPR_EINVAL, "the cloud token contains a line break");
   size_t elen = strlen(ep);
   while (elen > 0 && ep[elen - 1] == '/')
     elen--;
@@ -199,89 +153,62 @@ static mcpr_status poster_init(poster *p, const mcpr_cloud_sink_options *o, atom
   size_t alen = strlen(o->token) + sizeof "Authorization: Bearer ";
   p->url = malloc(ulen);
   p->auth_header = malloc(alen);
-  p->curl = curl_easy_init();
-  if (!p->url || !p->auth_header || !p->curl) {
-    free(p->url);
-    free(p->auth_header);
-    curl_easy_cleanup(p->curl);
-    memset(p, 0, sizeof *p);
+  if (!p->url || !p->auth_header) {
+    poster_release(p);
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory setting up the cloud sink");
+  }
+  if ((st = mcpr__http_new(&p->http, err)) != MCPR_OK) {
+    poster_release(p);
+    return st;
   }
   snprintf(p->url, ulen, "%.*s/api/ingest-events", (int)elen, ep);
   snprintf(p->auth_header, alen, "Authorization: Bearer %s", o->token);
+  p->token.value = o->token;
+  p->token.shown_as = mcpr_secret_mask(o->token, p->token_shown, sizeof p->token_shown);
   p->timeout_ms = o->request_timeout_ms;
   p->abort_at_ms = abort_at;
   return MCPR_OK;
 }
 
-static void poster_release(poster *p) {
-  curl_easy_cleanup(p->curl);
-  if (p->auth_header) /* a secret: do not leave it in freed memory */
-    memset(p->auth_header, 0, strlen(p->auth_header));
-  free(p->auth_header);
-  free(p->url);
-  memset(p, 0, sizeof *p);
-}
-
-static void post_batch(poster *p, const mcpr__spool_record *rec, http_result *r) {
-  memset(r, 0, sizeof *r);
-  r->retry_after_ms = -1;
+static mcpr_status post_batch(poster *p, const mcpr__spool_record *rec, mcpr__http_response *res,
+                              mcpr_error *err) {
   char idem[80];
   snprintf(idem, sizeof idem, "Idempotency-Key: %s", rec->key);
-  struct curl_slist *h = NULL, *t;
-  const char *lines[] = {p->auth_header, "Content-Type: application/json", idem, "Expect:"};
-  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
-    if (!(t = curl_slist_append(h, lines[i]))) {
-      curl_slist_free_all(h);
-      r->curl = CURLE_OUT_OF_MEMORY;
-      snprintf(r->curl_error, sizeof r->curl_error, "out of memory");
-      return;
-    }
-    h = t;
-  }
-  CURL *c = p->curl;
-  curl_easy_reset(c);
-  curl_easy_setopt(c, CURLOPT_URL, p->url);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, rec->body);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rec->body_len);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "mcpr-c/" MCPR_VERSION_STRING);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, p);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->curl_error);
-  r->curl = curl_easy_perform(c);
-  if (r->curl == CURLE_OK)
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all(h);
+  const char *headers[] = {p->auth_header, "Content-Type: application/json", idem, NULL};
+  mcpr__http_request req = {.method = "POST",
+                            .url = p->url,
+                            .headers = headers,
+                            .body = rec->body,
+                            .body_len = rec->body_len,
+                            .secrets = &p->token,
+                            .n_secrets = 1,
+                            .max_body_bytes = ERROR_BODY_MAX, /* only the start is shown */
+                            .cut_body = true,
+                            .connect_timeout_ms = 10000,
+                            .timeout_ms = p->timeout_ms,
+                            .max_redirects = 5,
+                            .user_agent = "mcpr-c/" MCPR_VERSION_STRING,
+                            .abort_at_ms = p->abort_at_ms,
+                            .label = "cloud upload",
+                            .peer = "cloud",
+                            .shown_url = p->url};
+  return mcpr__http_perform(p->http, &req, res, err);
 }
 
-/* The server's "message" (or "error") field, else the start of the body. */
-static void server_message(const http_result *r, char *buf, size_t size) {
-  json_error_t je;
-  json_t *j = json_loadb(r->body, r->body_len, 0, &je);
-  const char *m = NULL;
-  if (json_is_object(j)) {
-    m = json_string_value(json_object_get(j, "message"));
-    if (!m)
-      m = json_string_value(json_object_get(j, "error"));
-  }
-  snprintf(buf, size, "%.200s", m ? m : r->body_len ? r->body : "(empty body)");
-  for (char *q = buf; *q; q++)
-    if (*q == '\n' || *q == '\r')
-      *q = ' ';
-  json_decref(j);
+/* At most max bytes of the layer's error text (already free of the token). */
+static const char *server_message(const mcpr__http_response *r, char *buf, size_t size,
+                                  size_t max) {
+  const char *t = r->error_text ? r->error_text : "(empty body)";
+  size_t n = mcpr__http_utf8_cut(t, strlen(t), max < size - 1 ? max : size - 1);
+  memcpy(buf, t, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+static int64_t retry_after_ms(const mcpr__http_response *r) {
+  if (r->retry_after_ms < 0)
+    return -1;
+  return r->retry_after_ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : r->retry_after_ms;
 }
 
 /*
@@ -290,8 +217,8 @@ static void server_message(const http_result *r, char *buf, size_t size) {
  * (-1 if none); err the reason of a non-empty result.
  */
 static pass_result deliver_pass(const char *dir, poster *p, int64_t deadline_ms,
-                                int64_t *retry_after_ms, mcpr_error *err) {
-  *retry_after_ms = -1;
+                                int64_t *retry_after_ms_out, mcpr_error *err) {
+  *retry_after_ms_out = -1;
   int lock = mcpr__spool_lock_delivery(dir);
   if (lock < 0) {
     mcpr_error_set(err, MCPR_EBUSY, "another process is delivering this spool");
@@ -325,40 +252,40 @@ static pass_result deliver_pass(const char *dir, poster *p, int64_t deadline_ms,
       res = PASS_RETRY;
       break;
     }
-    http_result r;
-    post_batch(p, &rec, &r);
+    mcpr__http_response r;
+    mcpr_error herr = {0};
+    mcpr_status hst = post_batch(p, &rec, &r, &herr);
     char msg[512], why[220];
-    if (r.curl != CURLE_OK) {
-      bool aborted = r.curl == CURLE_ABORTED_BY_CALLBACK;
-      snprintf(msg, sizeof msg, "cannot reach %s: %.180s", p->url,
-               aborted ? "stopped at the deadline" : r.curl_error[0] ? r.curl_error : curl_easy_strerror(r.curl));
-      mcpr_error_set(err, aborted ? MCPR_ETIMEDOUT : MCPR_ENETWORK, "%s", msg);
+    if (hst != MCPR_OK) {
+      /* No answer, or a redirect refused: keep the batch, try again later. */
+      snprintf(msg, sizeof msg, "%s", herr.message);
+      mcpr_error_set(err, r.aborted ? MCPR_ETIMEDOUT : hst, "%s", msg);
       mcpr__spool_note_error(dir, msg, false);
-      res = aborted ? PASS_STOPPED : PASS_RETRY;
+      res = r.aborted ? PASS_STOPPED : PASS_RETRY;
     } else if (r.status == 200 || r.status == 202) {
       mcpr__spool_delivered(dir, v[i].name, rec.nevents);
     } else if (r.status == 401 || r.status == 403) {
-      server_message(&r, why, sizeof why);
       snprintf(msg, sizeof msg,
-               "cloud refused the token (HTTP %ld: %.60s); delivery paused, batches kept in the "
+               "cloud refused the token (HTTP %ld: %s); delivery paused, batches kept in the "
                "spool: fix [cloud] token, then run 'mcpr cloud flush'",
-               r.status, why);
+               r.status, server_message(&r, why, sizeof why, 60));
       mcpr_error_set(err, MCPR_EAUTH, "%s", msg);
       mcpr__spool_note_error(dir, msg, true);
       res = PASS_PAUSED;
     } else if (r.status == 408 || r.status == 429 || r.status >= 500 || r.status < 200) {
-      server_message(&r, why, sizeof why);
-      snprintf(msg, sizeof msg, "HTTP %ld from %s: %.150s", r.status, p->url, why);
+      snprintf(msg, sizeof msg, "HTTP %ld from %s: %s", r.status, p->url,
+               server_message(&r, why, sizeof why, 150));
       mcpr_error_set(err, MCPR_EHTTP, "%s", msg);
       mcpr__spool_note_error(dir, msg, false);
-      *retry_after_ms = r.retry_after_ms;
+      *retry_after_ms_out = retry_after_ms(&r);
       res = PASS_RETRY;
     } else {
       /* 400, 413, 422 and every other answer: the batch itself is refused. */
-      server_message(&r, why, sizeof why);
-      snprintf(msg, sizeof msg, "rejected by the server (HTTP %ld): %.200s", r.status, why);
+      snprintf(msg, sizeof msg, "rejected by the server (HTTP %ld): %s", r.status,
+               server_message(&r, why, sizeof why, 200));
       mcpr__spool_set_aside(dir, v[i].name, "rejected", rec.nevents, msg);
     }
+    mcpr__http_response_release(&r);
     mcpr__spool_record_release(&rec);
     if (res != PASS_EMPTY)
       break;

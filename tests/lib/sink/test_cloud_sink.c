@@ -1,7 +1,9 @@
 // ctest-labels: tsan
 /* The cloud sink against a fake cloud on loopback: an outage then
  * recovery delivers every event exactly once (by id), 429 + Retry-After,
- * 400 quarantined, 401 pauses and the next sink delivers. */
+ * 400 quarantined, 401 pauses and the next sink delivers; the token never
+ * goes to a look-alike host or another origin, and never comes back in
+ * what the sink stores, even from a server that echoes it. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -132,6 +134,19 @@ static void count_ids(fakecloud *fc, int *ids, int n, char keys[][64], size_t *n
   }
 }
 
+/* Whether dir/name exists and contains needle. */
+static bool file_has(const char *dir, const char *name, const char *needle) {
+  char *path = tu_path(dir, name);
+  FILE *f = fopen(path, "rb");
+  free(path);
+  assert_non_null(f);
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return strstr(buf, needle) != NULL;
+}
+
 static void test_outage_then_recovery(void **state) {
   (void)state;
   rig r;
@@ -230,7 +245,10 @@ static void test_401_pauses_then_new_token(void **state) {
   (void)state;
   rig r;
   rig_start(&r);
-  fc_route(r.fc, "POST", PATH, 401, "{\"error\":\"invalid token\"}");
+  /* A server that quotes the token it refused: the sink must not keep it. */
+  fc_response refused = {.status = 401, .body = "{\"error\":\"invalid token {token}\"}",
+                         .echo_auth = true};
+  fc_route_ex(r.fc, "POST", PATH, &refused);
   rig_sink(&r, 5, 50);
   emit_requests(&r, 0, 5);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
@@ -245,8 +263,9 @@ static void test_401_pauses_then_new_token(void **state) {
   assert_true(s.paused);
   assert_int_equal(s.pending_events, 15);
   assert_non_null(strstr(s.last_error, "HTTP 401"));
-  assert_non_null(strstr(s.last_error, "invalid token"));
+  assert_non_null(strstr(s.last_error, "invalid token …"));
   assert_null(strstr(s.last_error, "tok-secret"));
+  assert_false(file_has(r.spool, "state.json", "tok-secret"));
   mcpr_fanout_close(r.fan, NULL, 0);
   assert_int_equal(fc_count(r.fc, "POST", PATH), 1); /* close does not retry either */
   /* A new process with a token the cloud accepts delivers the spool. */
@@ -314,6 +333,111 @@ static void test_endpoint_rules(void **state) {
   free(d);
 }
 
+/* Hosts that only look like loopback: refused at creation, before any
+ * connection, so the token never travels to them. */
+static void test_lookalike_endpoints_refused(void **state) {
+  (void)state;
+  fakecloud *attacker = fc_start("127.0.0.2");
+  char spool_dir[] = "/tmp/mcpr-lookalike-XXXXXX";
+  assert_non_null(mkdtemp(spool_dir));
+  char at_attacker[2][128];
+  snprintf(at_attacker[0], sizeof at_attacker[0], "http://localhost:8080@127.0.0.2:%d/",
+           fc_port(attacker));
+  snprintf(at_attacker[1], sizeof at_attacker[1], "http://127.0.0.1@127.0.0.2:%d",
+           fc_port(attacker));
+  const char *urls[] = {"http://127.attacker.example/", "http://localhost:8080@attacker.example/",
+                        "http://127.0.0.1@attacker.example", at_attacker[0], at_attacker[1]};
+  for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+    mcpr_cloud_sink_options o;
+    mcpr_cloud_sink_options_init(&o);
+    o.endpoint = urls[i];
+    o.token = "tok-secret";
+    o.spool_dir = spool_dir;
+    mcpr_sink *s = NULL;
+    mcpr_error err = {0};
+    if (mcpr_sink_cloud_new(&s, &o, &err) != MCPR_EINVAL)
+      fail_msg("%s accepted", urls[i]);
+    assert_null(s);
+    assert_non_null(strstr(err.message, "cloud endpoint"));
+    assert_null(strstr(err.message, "tok-secret"));
+    /* `mcpr cloud flush` takes the same road */
+    assert_int_equal(mcpr_cloud_spool_deliver(&o, 1000, NULL, &err), MCPR_EINVAL);
+  }
+  sleep_ms(200);
+  assert_int_equal(fc_request_count(attacker), 0);
+  fc_stop(attacker);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", spool_dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* Echoed credentials in every kind of answer stay out of what is kept:
+ * state.json's last_error, the rejected batch's .reason. */
+static void test_echoed_token_never_stored(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  fc_response down = {.status = 503, .body = "upstream got {auth}", .echo_auth = true,
+                      .once = true};
+  fc_response bad = {.status = 400, .body = "{\"message\":\"malformed; you sent {auth}\"}",
+                     .echo_auth = true, .once = true};
+  fc_route_ex(r.fc, "POST", PATH, &down);
+  fc_route_ex(r.fc, "POST", PATH, &bad);
+  rig_sink(&r, 5, 50);
+  emit_requests(&r, 0, 5);
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
+  int64_t end = mono_ms() + 10000;
+  while (status_of(&r).rejected_batches < 1 && mono_ms() < end)
+    sleep_ms(20);
+  mcpr_spool_status s = status_of(&r);
+  assert_int_equal(s.rejected_batches, 1);
+  assert_int_equal(fc_count(r.fc, "POST", PATH), 2);
+  assert_non_null(strstr(s.last_error, "malformed; you sent Bearer …"));
+  assert_null(strstr(s.last_error, "tok-secret"));
+  assert_false(file_has(r.spool, "state.json", "tok-secret"));
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "cat %s/rejected/*.reason | grep -q 'you sent Bearer …' && "
+                            "! grep -rq tok-secret %s/rejected/*.reason",
+           r.spool, r.spool);
+  assert_int_equal(system(cmd), 0);
+  rig_stop(&r);
+}
+
+/* A redirect to another origin is not followed (the token stays home) and
+ * the batch stays in the spool; one within the origin is followed. */
+static void test_redirects(void **state) {
+  (void)state;
+  rig r;
+  rig_start(&r);
+  fakecloud *other = fc_start("127.0.0.2");
+  fc_route(other, "POST", PATH, 200, "{}");
+  char loc[256];
+  snprintf(loc, sizeof loc, "%s%s", fc_url(other), PATH);
+  fc_redirect(r.fc, "POST", PATH, 307, loc);
+  rig_sink(&r, 5, 50);
+  emit_requests(&r, 0, 5);
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
+  int64_t end = mono_ms() + 10000;
+  while (fc_count(r.fc, "POST", PATH) < 2 && mono_ms() < end)
+    sleep_ms(10);
+  assert_true(fc_count(r.fc, "POST", PATH) >= 2); /* retried, not given up */
+  mcpr_spool_status s = status_of(&r);
+  assert_int_equal(s.pending_events, 5);
+  assert_int_equal(s.rejected_batches, 0);
+  assert_non_null(strstr(s.last_error, "redirected (HTTP 307) to another host"));
+  assert_int_equal(fc_request_count(other), 0);
+  assert_false(fc_any_request_has_header(other, "Authorization"));
+  /* The cloud moves the path within its origin: followed, delivered. */
+  fc_reset(r.fc);
+  fc_redirect(r.fc, "POST", PATH, 308, "/api/v2/ingest-events");
+  fc_route(r.fc, "POST", "/api/v2/ingest-events", 202, "{}");
+  assert_true(wait_for(&r, 5, 10000));
+  assert_true(fc_count(r.fc, "POST", "/api/v2/ingest-events") >= 1);
+  assert_int_equal(fc_request_count(other), 0);
+  fc_stop(other);
+  rig_stop(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outage_then_recovery),
@@ -322,6 +446,9 @@ int main(void) {
       cmocka_unit_test(test_401_pauses_then_new_token),
       cmocka_unit_test(test_unreachable_keeps_everything),
       cmocka_unit_test(test_endpoint_rules),
+      cmocka_unit_test(test_lookalike_endpoints_refused),
+      cmocka_unit_test(test_echoed_token_never_stored),
+      cmocka_unit_test(test_redirects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,8 +71,13 @@ static void test_kill_mid_upload(void **state) {
   fakecloud *fc = fc_start(NULL);
   fc_response slow = {.status = 200, .body = "{}", .delay_ms = 30000};
   fc_route_ex(fc, "POST", PATH, &slow);
+  /* The child says when all 30 events are spooled: the first upload may
+   * start before the last batch is, and the kill must come after both. */
+  int spooled[2];
+  assert_int_equal(pipe(spooled), 0);
   pid_t pid = fork();
   if (pid == 0) {
+    close(spooled[0]);
     mcpr_cloud_sink_options o;
     opts_for(&o, fc_url(fc), spool);
     mcpr_fanout *fan = NULL;
@@ -90,9 +95,15 @@ static void test_kill_mid_upload(void **state) {
       mcpr_fanout_emit_wait(fan, &ev, -1);
     }
     mcpr_fanout_flush(fan, -1, NULL);
+    if (write(spooled[1], "s", 1) != 1)
+      _exit(4);
     for (;;)
       pause(); /* the upload hangs on the slow server: killed here */
   }
+  close(spooled[1]);
+  char done;
+  assert_int_equal(read(spooled[0], &done, 1), 1);
+  close(spooled[0]);
   for (int i = 0; i < 200 && fc_count(fc, "POST", PATH) < 1; i++)
     sleep_ms(50);
   assert_int_equal(fc_count(fc, "POST", PATH), 1); /* the first batch is in flight */
