@@ -377,6 +377,13 @@ typedef struct mcpr_store_info {
   int64_t db_bytes;
   int64_t wal_bytes;         /* 0 when there is no WAL file */
   int schema_version;
+  /* The last time a writer could not write (full disk, I/O error,
+   * read-only, locked), as that writer recorded it; MCPR_OK: none known. */
+  mcpr_status last_failure;
+  char last_failure_message[256];
+  int64_t last_failure_at_ms;    /* wall clock: when it began */
+  int64_t last_failure_ended_ms; /* when writing resumed; 0: not seen to resume */
+  int64_t last_failure_events;   /* events counted as not stored during it */
 } mcpr_store_info;
 
 MCPR_API mcpr_status mcpr_query_store_info(mcpr_query *q, mcpr_store_info *out,

@@ -232,10 +232,21 @@ mcpr_status cli_cloud_sink_from_config(const mcpr_config *cfg, const char *store
 
 static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   const char *input = NULL, *config_path = NULL;
+  int64_t retry_window_ms = 0;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) {
       printf("%s\n", cmd_ingest.usage);
       return CLI_EXIT_OK;
+    } else if (strcmp(argv[i], "--retry-window") == 0 ||
+               strncmp(argv[i], "--retry-window=", 15) == 0) {
+      const char *v = argv[i][14] == '=' ? argv[i] + 15 : (i + 1 < argc ? argv[++i] : NULL);
+      mcpr_error perr = {0};
+      if (!v)
+        return cli_usage_error(&cmd_ingest, "--retry-window needs a duration (e.g. 60s)");
+      if (mcpr_parse_duration_ms("--retry-window", v, &retry_window_ms, &perr) != MCPR_OK)
+        return cli_usage_error(&cmd_ingest, "%s", perr.message);
+      if (retry_window_ms > 86400000)
+        return cli_usage_error(&cmd_ingest, "--retry-window is at most 1d");
     } else if (strcmp(argv[i], "--config") == 0) {
       if (i + 1 >= argc)
         return cli_usage_error(&cmd_ingest, "--config needs a file");
@@ -294,6 +305,8 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_store_options so;
   mcpr_store_options_init(&so);
   so.on_health = cli_store_health_print;
+  if (retry_window_ms)
+    so.io_retry_limit_ms = so.lock_wait_limit_ms = (uint32_t)retry_window_ms;
   if (mcpr_store_open(&store, db_path, &so, &err) != MCPR_OK) {
     code = cli_fail("cannot open the store %s: %s", db_path, err.message);
     goto out;
@@ -329,10 +342,13 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_store_stats st;
   mcpr_status close_st = mcpr_store_close(store, &st);
   store = NULL;
-  /* The store's own refusals are not counted here: the store sink offers
-   * a refused event again until it is accepted, or fails it (fin[0]). */
-  uint64_t failed =
-      mcpr_store_stats_failed(&st) + fin[0].failed + mcpr_sink_stats_refused(&fin[0]);
+  /* Refusals are not counted from the counters: the store sink offers a
+   * refused event to the store again until it is accepted, or fails it
+   * (fin[0].failed), and emit() offers one to the fan-out again in slices
+   * (each slice a counted refusal) until it is taken or refused for good
+   * (r.c.emit_refused). */
+  uint64_t sink_failed = fin[0].failed + r.c.emit_refused;
+  uint64_t failed = mcpr_store_stats_failed(&st) + sink_failed;
   fprintf(stderr,
           "ingest: read %" PRIu64 " lines, stored %" PRIu64 ", duplicates %" PRIu64
           ", rejected %" PRIu64 "",
@@ -342,8 +358,8 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   if (failed || r.c.not_handed) {
     fprintf(stderr, ", not stored %" PRIu64, failed + r.c.not_handed);
     cli_store_print_failed_by_cause(stderr, &st);
-    if (fin[0].failed + mcpr_sink_stats_refused(&fin[0]))
-      fprintf(stderr, ", store queue %" PRIu64, fin[0].failed + mcpr_sink_stats_refused(&fin[0]));
+    if (sink_failed)
+      fprintf(stderr, ", refused by the store's queue %" PRIu64, sink_failed);
     if (r.c.not_handed)
       fprintf(stderr, ", stopped before handing over %" PRIu64, r.c.not_handed);
   }
@@ -363,7 +379,7 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       fprintf(stderr,
               "cloud: %" PRIu64 " events handed to the cloud sink, %" PRIu64 " not accepted; %" PRIu64
               " events waiting in the spool (see 'mcpr cloud status')\n",
-              fin[1].delivered, fin[1].failed + mcpr_sink_stats_refused(&fin[1]), sp.pending_events);
+              fin[1].delivered, fin[1].failed, sp.pending_events);
       if (sp.paused || (sp.pending_events && sp.last_error[0]))
         fprintf(stderr, "cloud: %s\n", sp.last_error);
     }
@@ -372,7 +388,7 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   if (rc == 1)
     code = 128 + (int)stop_signal; /* 130 for SIGINT, 143 for SIGTERM, as shells report */
   else
-    code = (rc == 0 && r.c.rejected == 0 && failed == 0 && r.c.emit_refused == 0) ? CLI_EXIT_OK
+    code = (rc == 0 && r.c.rejected == 0 && failed == 0) ? CLI_EXIT_OK
                                                                                  : CLI_EXIT_FAIL;
 out:
   mcpr_fanout_close(r.fan, NULL, 0);
@@ -389,7 +405,7 @@ const mcpr_cli_command cmd_ingest = {
     .group = NULL,
     .name = "ingest",
     .summary = "read proxy events (JSON lines) into the store",
-    .usage = "mcpr ingest [FILE|-] [--db PATH] [--config FILE]\n"
+    .usage = "mcpr ingest [FILE|-] [--db PATH] [--config FILE] [--retry-window D]\n"
              "\n"
              "Reads proxy events (one JSON object per line, the format of mcpr's\n"
              "JSON log) from FILE, or standard input when FILE is '-' or absent,\n"
@@ -401,12 +417,15 @@ const mcpr_cli_command cmd_ingest = {
              "  --db PATH      store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
              "  --config FILE  mcpr.toml: its [store] path, and its [cloud] section:\n"
              "                 with a token the events are also sent to the cloud\n"
+             "  --retry-window D  how long a store that cannot write (full disk, I/O\n"
+             "                 error, read-only, locked) is retried before events are\n"
+             "                 counted as not stored (default 60s; 120s for a lock)\n"
              "\n"
              "Events the cloud cannot take now wait in the spool beside the store\n"
              "('mcpr cloud status', 'mcpr cloud flush'); that is not a failure.\n"
              "\n"
              "A store that cannot write (disk full, I/O error, read-only, locked) is\n"
-             "reported at once; after its retry window (60 s) further events are\n"
+             "reported at once; after its retry window (--retry-window) further events are\n"
              "counted as not stored until a write succeeds. SIGINT/SIGTERM stop the\n"
              "reading, store what was read and print the summary; running the same\n"
              "ingest again is safe.\n"

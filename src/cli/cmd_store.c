@@ -71,6 +71,18 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     json_object_set_new(o, "proxies", json_integer(info.proxies));
     json_object_set_new(o, "db_bytes", json_integer(info.db_bytes));
     json_object_set_new(o, "wal_bytes", json_integer(info.wal_bytes));
+    json_t *lf = json_null();
+    if (info.last_failure != MCPR_OK) {
+      lf = json_object();
+      json_object_set_new(lf, "cause", json_string(mcpr_status_name(info.last_failure)));
+      json_object_set_new(lf, "message", json_string(info.last_failure_message));
+      json_object_set_new(lf, "at", json_integer(info.last_failure_at_ms));
+      json_object_set_new(lf, "ended_at", info.last_failure_ended_ms
+                                              ? json_integer(info.last_failure_ended_ms)
+                                              : json_null());
+      json_object_set_new(lf, "events_not_stored", json_integer(info.last_failure_events));
+    }
+    json_object_set_new(o, "last_write_failure", lf);
     fmt_json_line(stdout, o);
   } else {
     int64_t now = mcpr_now_ms();
@@ -87,6 +99,18 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     printf("oldest     %s\nnewest     %s\n", oldest, newest);
     printf("proxies    %lld\n", (long long)info.proxies);
     printf("db size    %s\nwal size   %s\n", db, wal);
+    if (info.last_failure != MCPR_OK) {
+      char at[32], ended[48] = "not yet seen to end";
+      fmt_time(info.last_failure_at_ms, now, at, sizeof at);
+      if (info.last_failure_ended_ms) {
+        char t[32];
+        fmt_time(info.last_failure_ended_ms, now, t, sizeof t);
+        snprintf(ended, sizeof ended, "ended %s", t);
+      }
+      printf("last write failure  %s since %s (%s), %lld events not stored: %s\n",
+             mcpr_strerror(info.last_failure), at, ended,
+             (long long)info.last_failure_events, info.last_failure_message);
+    }
   }
   mcpr_query_close(q);
   return CLI_EXIT_OK;

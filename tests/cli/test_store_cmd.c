@@ -23,7 +23,7 @@
 #define DAY_MS (24 * FX_HOUR_MS)
 #define INFO_KEYS                                                                        \
   "path,schema_version,total_requests,total_sessions,oldest_request,newest_request,"    \
-  "proxies,db_bytes,wal_bytes"
+  "proxies,db_bytes,wal_bytes,last_write_failure"
 
 /* ---------- tests ---------- */
 
@@ -51,6 +51,7 @@ static void test_stats(void **state) {
   assert_int_equal(ji(o, "db_bytes"), file_bytes(fx_path, ""));
   assert_int_equal(ji(o, "wal_bytes"), file_bytes(fx_path, "-wal"));
   assert_true(ji(o, "db_bytes") > 0);
+  assert_true(json_is_null(json_object_get(o, "last_write_failure")));
   json_decref(o);
   cli_result_free(&r);
 

@@ -47,6 +47,10 @@ typedef struct mcpr__store_backend {
    */
   mcpr_status (*write_batch)(void *impl, const mcpr_store_event *const *events, size_t n,
                              mcpr__outcome *outcomes, int lock_wait_ms, mcpr_error *err);
+  /* Keep the writer's health where a reader of the store can see it (the
+   * last failure shown by `mcpr store stats`); best effort, may be NULL.
+   * Called on the writer thread at each change of episode. */
+  void (*note_health)(void *impl, const mcpr_store_health *h);
   /* Finish (optimise, checkpoint as the engine requires) and close. */
   void (*close)(void *impl);
 } mcpr__store_backend;

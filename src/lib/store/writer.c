@@ -114,10 +114,11 @@ static void health_publish(writer *w, mcpr_store_health_event state, mcpr_status
     }
   }
   pthread_mutex_unlock(&s->lock);
-  if (s->opts.on_health) {
-    mcpr_store_health_get(s, &h);
+  mcpr_store_health_get(s, &h);
+  if (s->backend->note_health)
+    s->backend->note_health(s->impl, &h);
+  if (s->opts.on_health)
     s->opts.on_health(s->opts.on_health_ctx, &h);
-  }
 }
 
 static void episode_end(writer *w) {
@@ -176,9 +177,15 @@ static void fail_batch(writer *w, mcpr_status cause) {
   pthread_mutex_lock(&s->lock);
   if (s->first_failure == MCPR_OK)
     s->first_failure = cause;
-  if (s->health.state != MCPR_STORE_HEALTH_OK)
+  bool in_episode = s->health.state != MCPR_STORE_HEALTH_OK;
+  if (in_episode)
     s->health.failed += w->n;
   pthread_mutex_unlock(&s->lock);
+  if (in_episode && s->backend->note_health) {
+    mcpr_store_health h;
+    mcpr_store_health_get(s, &h);
+    s->backend->note_health(s->impl, &h);
+  }
   finish_batch(w);
 }
 

@@ -178,6 +178,75 @@ int mcpr__commit_lock_open(const char *db_path) {
   return open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 }
 
+void mcpr__health_record_reserve(int lock_fd) {
+  struct stat sb;
+  if (lock_fd < 0 || fstat(lock_fd, &sb) != 0 || sb.st_size >= MCPR__HEALTH_RECORD_BYTES)
+    return;
+  char blank[MCPR__HEALTH_RECORD_BYTES];
+  memset(blank, ' ', sizeof blank);
+  blank[sizeof blank - 1] = '\n';
+  ssize_t w = pwrite(lock_fd, blank, sizeof blank, 0);
+  (void)w; /* no room: the record just cannot be kept */
+}
+
+void mcpr__health_record_write(int lock_fd, const mcpr_store_health *h) {
+  if (lock_fd < 0)
+    return;
+  char rec[MCPR__HEALTH_RECORD_BYTES + 1];
+  int head = snprintf(rec, sizeof rec, "mcpr-health 1 %d %s %lld %lld %llu\n", (int)h->state,
+                      mcpr_status_name(h->cause), (long long)h->since_ms,
+                      (long long)h->ended_ms, (unsigned long long)h->failed);
+  if (head < 0 || head >= MCPR__HEALTH_RECORD_BYTES - 1)
+    return;
+  size_t room = MCPR__HEALTH_RECORD_BYTES - 1 - (size_t)head;
+  size_t len = strnlen(h->message, room);
+  memcpy(rec + head, h->message, len);
+  for (size_t i = 0; i < len; i++) /* the message is one line */
+    if (rec[head + i] == '\n' || rec[head + i] == '\r')
+      rec[head + i] = ' ';
+  memset(rec + head + len, ' ', room - len);
+  rec[MCPR__HEALTH_RECORD_BYTES - 1] = '\n';
+  ssize_t w = pwrite(lock_fd, rec, MCPR__HEALTH_RECORD_BYTES, 0);
+  (void)w;
+}
+
+void mcpr__health_record_read(const char *db_path, mcpr_store_info *out) {
+  char lock_path[4200];
+  int n = snprintf(lock_path, sizeof lock_path, "%s-mcprlock", db_path);
+  if (n < 0 || (size_t)n >= sizeof lock_path)
+    return;
+  int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  char rec[MCPR__HEALTH_RECORD_BYTES + 1];
+  ssize_t got = pread(fd, rec, MCPR__HEALTH_RECORD_BYTES, 0);
+  close(fd);
+  if (got <= 0)
+    return;
+  rec[got] = '\0';
+  int state;
+  char cause[32];
+  long long since, ended;
+  unsigned long long failed;
+  int used = 0;
+  if (sscanf(rec, "mcpr-health 1 %d %31s %lld %lld %llu\n%n", &state, cause, &since, &ended,
+             &failed, &used) != 5 || used == 0)
+    return;
+  for (int st = 0; st < MCPR_STATUS_COUNT; st++)
+    if (strcmp(mcpr_status_name((mcpr_status)st), cause) == 0)
+      out->last_failure = (mcpr_status)st;
+  if (out->last_failure == MCPR_OK)
+    return;
+  out->last_failure_at_ms = since;
+  out->last_failure_ended_ms = state == MCPR_STORE_HEALTH_OK ? ended : 0;
+  out->last_failure_events = (int64_t)failed;
+  size_t len = strcspn(rec + used, "\n");
+  while (len > 0 && rec[used + len - 1] == ' ')
+    len--;
+  snprintf(out->last_failure_message, sizeof out->last_failure_message, "%.*s", (int)len,
+           rec + used);
+}
+
 bool mcpr__commit_lock_within(int fd, int timeout_ms) {
   if (fd < 0)
     return true;

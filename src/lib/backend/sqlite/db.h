@@ -11,6 +11,8 @@
 #include <stdbool.h>
 
 #include "mcpr/error.h"
+#include "mcpr/query.h"
+#include "mcpr/store.h"
 
 typedef enum mcpr__db_mode {
   /* Create the file (and its parent directory) when missing. */
@@ -71,6 +73,20 @@ bool mcpr__commit_lock_within(int fd, int timeout_ms);
 #define MCPR__CLOSE_LOCK_WAIT_MS 5000
 void mcpr__commit_unlock(int fd);
 void mcpr__commit_lock_close(int fd);
+
+/*
+ * The last write failure, for `mcpr store stats`: kept in the first
+ * MCPR__HEALTH_RECORD_BYTES of the lock file, which the writer reserves at
+ * open, so that it can be rewritten in place on a full disk. One line of
+ * text: "mcpr-health 1 <state> <cause> <since_ms> <ended_ms> <failed>",
+ * then the message, padded with spaces. Best effort both ways.
+ */
+#define MCPR__HEALTH_RECORD_BYTES 512
+void mcpr__health_record_reserve(int lock_fd);
+void mcpr__health_record_write(int lock_fd, const mcpr_store_health *h);
+/* Read the record beside db_path into out's last_failure fields (left
+ * zero when there is none). */
+void mcpr__health_record_read(const char *db_path, mcpr_store_info *out);
 
 /* DDL of older schema versions, for tests that build old stores:
  * mcpr__db_legacy_ddl(v) for v in 0..4 is the full DDL of that version

@@ -924,6 +924,7 @@ static mcpr_status sqlite_store_info(void *p, mcpr_store_info *out, mcpr_error *
   out->schema_version = mcpr__db_schema_version(impl->db, NULL);
   out->db_bytes = file_size(impl->path, "");
   out->wal_bytes = file_size(impl->path, "-wal");
+  mcpr__health_record_read(impl->path, out);
   return MCPR_OK;
 }
 

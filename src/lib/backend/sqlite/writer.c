@@ -436,6 +436,7 @@ static mcpr_status writer_open(const char *path, const mcpr_store_options *o, vo
     return st;
   }
   w->commit_lock_fd = mcpr__commit_lock_open(path);
+  mcpr__health_record_reserve(w->commit_lock_fd);
   for (int i = 0; i < STMT_COUNT; i++) {
     int rc = sqlite3_prepare_v3(w->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[i],
                                 NULL);
@@ -449,9 +450,15 @@ static mcpr_status writer_open(const char *path, const mcpr_store_options *o, vo
   return MCPR_OK;
 }
 
+static void note_health(void *impl, const mcpr_store_health *h) {
+  writer *w = impl;
+  mcpr__health_record_write(w->commit_lock_fd, h);
+}
+
 const mcpr__store_backend mcpr__sqlite_store_backend = {
     .name = "sqlite",
     .open = writer_open,
     .write_batch = write_batch,
+    .note_health = note_health,
     .close = writer_close,
 };
