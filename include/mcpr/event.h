@@ -43,7 +43,8 @@
  *
  * Ownership: a decoded or copied mcpr_event owns every string in it;
  * release it with mcpr_event_release(). Events you build yourself on the
- * stack may point anywhere: encode/copy/to_store only borrow.
+ * stack may point anywhere: encode and copy only borrow (so does
+ * mcpr_event_to_store(), in sink.h).
  */
 #ifndef MCPR_EVENT_H
 #define MCPR_EVENT_H
@@ -53,7 +54,6 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -174,18 +174,6 @@ MCPR_API mcpr_status mcpr_event_copy(mcpr_event *dst, const mcpr_event *src, mcp
 /* Free the strings an event owns (decoded or copied) and zero it. NULL ok. */
 MCPR_API void mcpr_event_release(mcpr_event *ev);
 
-/*
- * Map a proxy event onto a store event (SPEC §3). The store event borrows
- * ev's strings: keep ev alive while *out is used. Returns false (and leaves
- * *out untouched) for a heartbeat, which the store does not keep.
- *   request → Request: request_id=id, method = mcp_method or else the HTTP
- *     method, bytes_in/out = request/response_size, status = error when
- *     error_code is present or HTTP status >= 500, else ok — except that a
- *     note of exactly "timeout" makes it timeout (the store's third status);
- *   session_start → Session; session_end → SessionClosed;
- *   schema_version_created → SchemaVersion with proxy = upstream_id.
- */
-MCPR_API bool mcpr_event_to_store(const mcpr_event *ev, mcpr_store_event *out);
 
 #ifdef __cplusplus
 }

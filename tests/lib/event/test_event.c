@@ -1,4 +1,5 @@
-/* Proxy events: strict bounded decode, fixed-order encode, store mapping. */
+/* Proxy events: strict bounded decode, fixed-order encode (the mapping onto
+ * the store is the store sink's: tests/lib/sink/test_store_mapping.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,52 +155,6 @@ static void test_bounds(void **state) {
   free(line);
 }
 
-static void test_store_mapping(void **state) {
-  (void)state;
-  mcpr_event ev;
-  mcpr_store_event se;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_event_decode(REQUEST_ALL_NULL, strlen(REQUEST_ALL_NULL), &ev, &err), MCPR_OK);
-  assert_true(mcpr_event_to_store(&ev, &se));
-  assert_int_equal(se.kind, MCPR_STORE_EVENT_REQUEST);
-  assert_string_equal(se.u.request.method, "POST");
-  assert_int_equal(se.u.request.status, MCPR_REQUEST_OK);
-  assert_true(se.u.request.bytes_in < 0);
-  assert_null(se.u.request.session_id);
-  ev.u.request.status = 502;
-  assert_true(mcpr_event_to_store(&ev, &se));
-  assert_int_equal(se.u.request.status, MCPR_REQUEST_ERROR);
-  mcpr_event_release(&ev);
-
-  assert_int_equal(mcpr_event_decode(CANONICAL[0], strlen(CANONICAL[0]), &ev, &err), MCPR_OK);
-  assert_true(mcpr_event_to_store(&ev, &se));
-  assert_string_equal(se.u.request.method, "tools/call");
-  assert_string_equal(se.u.request.request_id, "r1");
-  assert_int_equal(se.u.request.status, MCPR_REQUEST_ERROR); /* error_code present, HTTP 200 */
-  assert_int_equal(se.u.request.bytes_in, 10);
-  assert_int_equal(se.u.request.bytes_out, 20);
-  mcpr_event_release(&ev);
-
-  assert_int_equal(mcpr_event_decode(CANONICAL[3], strlen(CANONICAL[3]), &ev, &err), MCPR_OK);
-  assert_false(mcpr_event_to_store(&ev, &se)); /* heartbeat */
-  mcpr_event_release(&ev);
-
-  assert_int_equal(mcpr_event_decode(CANONICAL[4], strlen(CANONICAL[4]), &ev, &err), MCPR_OK);
-  assert_true(mcpr_event_to_store(&ev, &se));
-  assert_int_equal(se.kind, MCPR_STORE_EVENT_SCHEMA_VERSION);
-  assert_string_equal(se.u.schema_version.proxy, "api");
-  assert_string_equal(se.u.schema_version.payload, "{\"tools\":[{\"name\":\"a\"}]}");
-  mcpr_event_release(&ev);
-
-  const char *code = "{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\","
-                     "\"status\":200,\"latency_us\":5,\"error_code\":-32601,\"note\":\"timeout\"}";
-  assert_int_equal(mcpr_event_decode(code, strlen(code), &ev, &err), MCPR_OK);
-  assert_string_equal(ev.u.request.error_code, "-32601");
-  assert_true(mcpr_event_to_store(&ev, &se));
-  assert_int_equal(se.u.request.status, MCPR_REQUEST_TIMEOUT);
-  mcpr_event_release(&ev);
-}
-
 static void test_encode_refuses_missing_required(void **state) {
   (void)state;
   mcpr_event ev;
@@ -216,7 +171,6 @@ int main(void) {
       cmocka_unit_test(test_reordered_keys_and_extras),
       cmocka_unit_test(test_errors_name_the_field),
       cmocka_unit_test(test_bounds),
-      cmocka_unit_test(test_store_mapping),
       cmocka_unit_test(test_encode_refuses_missing_required),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
