@@ -38,6 +38,12 @@
  * Every type also accepts an optional "server" (the cloud slug, SPEC §8).
  * Integers are JSON integers (a real like 1.5 is refused); ts, latency_us,
  * sizes and counts must be >= 0; "status" is the HTTP status (100..999).
+ * Durations (latency_us, upstream_us) are at most MCPR_EVENT_DURATION_US_MAX
+ * (one year) and sizes (request_size, response_size) at most
+ * MCPR_EVENT_SIZE_BYTES_MAX (1 TiB): larger values are MCPR_ERANGE, e.g.
+ *   field "latency_us": out of range (got 9000000000000000000; ...)
+ * so that the stats summed over millions of requests stay far from
+ * overflowing int64.
  * "error_code" may be a string or an integer (JSON-RPC codes are integers);
  * it is kept and re-encoded as a string.
  *
@@ -65,6 +71,10 @@ extern "C" {
 #define MCPR_EVENT_DEPTH_MAX 64
 /* An optional integer that is absent (encoded as null). */
 #define MCPR_EVENT_ABSENT INT64_MIN
+
+/* Bounds on decoded durations and sizes (see above). */
+#define MCPR_EVENT_DURATION_US_MAX INT64_C(31622400000000) /* 366 days in µs */
+#define MCPR_EVENT_SIZE_BYTES_MAX (INT64_C(1) << 40)      /* 1 TiB */
 
 typedef enum mcpr_event_type {
   MCPR_EVENT_REQUEST = 1,

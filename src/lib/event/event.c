@@ -32,6 +32,8 @@ enum {
   F_NONNEG = 1 << 2,  /* integer must be >= 0 */
   F_HTTP = 1 << 3,    /* integer must be an HTTP status 100..999 */
   F_OBJECT = 1 << 4,  /* JSON field must be an object */
+  F_US = 1 << 5,      /* a duration: at most MCPR_EVENT_DURATION_US_MAX */
+  F_BYTES = 1 << 6,   /* a size: at most MCPR_EVENT_SIZE_BYTES_MAX */
 };
 
 typedef struct field {
@@ -57,10 +59,10 @@ static const field REQUEST_FIELDS[] = {
     FLD(mcpr_event_request, resource_uri, F_STR, 0),
     FLD(mcpr_event_request, prompt_name, F_STR, 0),
     FLD(mcpr_event_request, status, F_INT, F_REQUIRED | F_HTTP),
-    FLD(mcpr_event_request, latency_us, F_INT, F_REQUIRED | F_NONNEG),
-    FLD(mcpr_event_request, upstream_us, F_INT, F_NONNEG),
-    FLD(mcpr_event_request, request_size, F_INT, F_NONNEG),
-    FLD(mcpr_event_request, response_size, F_INT, F_NONNEG),
+    FLD(mcpr_event_request, latency_us, F_INT, F_REQUIRED | F_NONNEG | F_US),
+    FLD(mcpr_event_request, upstream_us, F_INT, F_NONNEG | F_US),
+    FLD(mcpr_event_request, request_size, F_INT, F_NONNEG | F_BYTES),
+    FLD(mcpr_event_request, response_size, F_INT, F_NONNEG | F_BYTES),
     FLD(mcpr_event_request, error_code, F_CODE, 0),
     FLD(mcpr_event_request, error_msg, F_STR, 0),
     FLD(mcpr_event_request, client_name, F_STR, 0),
@@ -242,6 +244,15 @@ static mcpr_status decode_field(const field *f, json_t *v, mcpr_event *ev, mcpr_
                             (long long)n);
     if (n == MCPR_EVENT_ABSENT)
       return mcpr_error_set(err, MCPR_ERANGE, "field \"%s\": out of range", f->name);
+    /* Absurd durations and sizes would only overflow the sums of stats. */
+    if ((f->flags & F_US) && n > MCPR_EVENT_DURATION_US_MAX)
+      return mcpr_error_set(err, MCPR_ERANGE,
+                            "field \"%s\": out of range (got %lld; at most %lld µs, one year)",
+                            f->name, (long long)n, (long long)MCPR_EVENT_DURATION_US_MAX);
+    if ((f->flags & F_BYTES) && n > MCPR_EVENT_SIZE_BYTES_MAX)
+      return mcpr_error_set(err, MCPR_ERANGE,
+                            "field \"%s\": out of range (got %lld; at most %lld bytes, 1 TiB)",
+                            f->name, (long long)n, (long long)MCPR_EVENT_SIZE_BYTES_MAX);
     *int_at(ev, f) = n;
     return MCPR_OK;
   }

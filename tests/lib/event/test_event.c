@@ -105,6 +105,28 @@ static void test_errors_name_the_field(void **state) {
   E("{\"type\":\"session_end\",\"session_id\":\"a\\u0000b\",\"ts\":1}", "invalid JSON");
   E("{\"type\":\"session_end\",\"type\":\"request\",\"session_id\":\"s\",\"ts\":1}", "duplicate");
   E("{\"type\":\"session_end\",\"session_id\":\"s\",\"ts\":99999999999999999999999}", "invalid JSON");
+  /* Durations and sizes are bounded (they are summed by the stats). */
+#define REQ_WITH(extra) \
+  "{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":200," extra "}"
+  E(REQ_WITH("\"latency_us\":9000000000000000000"), "field \"latency_us\": out of range");
+  E(REQ_WITH("\"latency_us\":31622400000001"), "field \"latency_us\": out of range");
+  E(REQ_WITH("\"latency_us\":9e18"), "field \"latency_us\": expected an integer");
+  E(REQ_WITH("\"latency_us\":1,\"upstream_us\":9223372036854775807"),
+    "field \"upstream_us\": out of range");
+  E(REQ_WITH("\"latency_us\":1,\"request_size\":1099511627777"), "field \"request_size\": out of range");
+  E(REQ_WITH("\"latency_us\":1,\"response_size\":9000000000000000000"),
+    "field \"response_size\": out of range");
+  {
+    const char *at_max = REQ_WITH("\"latency_us\":31622400000000,\"upstream_us\":31622400000000,"
+                                  "\"request_size\":1099511627776,\"response_size\":1099511627776");
+    mcpr_event ev;
+    mcpr_error err = {0};
+    assert_int_equal(mcpr_event_decode(at_max, strlen(at_max), &ev, &err), MCPR_OK);
+    assert_int_equal(ev.u.request.latency_us, MCPR_EVENT_DURATION_US_MAX);
+    assert_int_equal(ev.u.request.response_size, MCPR_EVENT_SIZE_BYTES_MAX);
+    mcpr_event_release(&ev);
+  }
+#undef REQ_WITH
 #undef E
   /* A raw NUL byte inside the line. */
   const char nul[] = "{\"type\":\"session_end\",\"session_id\":\"a\0b\",\"ts\":1}";
