@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config_warn.h"
 #include "mcpr/mcpr.h"
 
 extern const mcpr_cli_command cmd_setup;
@@ -156,6 +157,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
 
   /* 1. The config must be readable before we change anything. */
   mcpr_status st = mcpr_config_load(config_path, &cfg, &err);
+  cli_config_secret_warnings(cfg);
   if (st == MCPR_ENOTFOUND) {
     mcpr_error_clear(&err); /* setup creates it */
   } else if (st != MCPR_OK) {
