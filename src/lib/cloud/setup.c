@@ -302,9 +302,9 @@ mcpr_status mcpr_cloud_setup_run(mcpr_cloud_setup *s, mcpr_error *err) {
     goto out;
   }
   char mask[64];
+  mcpr_secret_mask(s->token->token, mask, sizeof mask);
   note(s, (mcpr_cloud_setup_note){.kind = MCPR_SETUP_NOTE_CONFIG_WRITTEN, .path = config_path,
-                                  .token_mask = mcpr_secret_mask(s->token->token, mask, sizeof mask),
-                                  .server = server->slug});
+                                  .token_mask = mask, .server = server->slug});
   s->step = MCPR_SETUP_NONE;
 
 out:
