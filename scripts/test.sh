@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
-# Build and run the whole suite three ways: plain, ASan+UBSan, TSan; then
-# a fuzz smoke run and every CLI command under valgrind.
-#   scripts/test.sh            all five
-#   scripts/test.sh plain      one of: plain asan tsan fuzz valgrind
+# Build the library and the CLI in every CMake build type (warnings are
+# errors, and each optimisation level warns differently); build and run
+# the whole suite three ways: plain, ASan+UBSan, TSan; then a fuzz smoke
+# run and every CLI command under valgrind.
+#   scripts/test.sh            all six
+#   scripts/test.sh plain      one of: builds plain asan tsan fuzz valgrind
 # Exits non-zero if any build or test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
-modes=("$@"); ((${#modes[@]})) || modes=(plain asan tsan fuzz valgrind)
+modes=("$@"); ((${#modes[@]})) || modes=(builds plain asan tsan fuzz valgrind)
 extra=()
 status=0
+# Build only (no tests): one build dir per type, reused from run to run.
+build_types() {
+  local t
+  for t in Debug Release RelWithDebInfo MinSizeRel; do
+    echo "=== builds: $t (build-type-$t) ==="
+    if ! cmake -S . -B "build-type-$t" -DCMAKE_BUILD_TYPE="$t" -DMCPR_BUILD_TESTS=OFF >/dev/null ||
+       ! cmake --build "build-type-$t" -j"$jobs"; then
+      echo "=== builds: $t FAILED ===" >&2
+      status=1
+    fi
+  done
+}
 for mode in "${modes[@]}"; do
   case "$mode" in
+    builds) build_types; continue ;;
     plain) flags=(); label=() ;;
     asan)  flags=(-DMCPR_ASAN=ON); label=() ;;
     tsan)  flags=(-DMCPR_TSAN=ON); label=(-L tsan) ;;
     fuzz|valgrind) extra+=("$mode"); continue ;;
-    *) echo "unknown mode $mode (plain|asan|tsan|fuzz|valgrind)" >&2; exit 2 ;;
+    *) echo "unknown mode $mode (builds|plain|asan|tsan|fuzz|valgrind)" >&2; exit 2 ;;
   esac
   dir="build-$mode"
   echo "=== $mode: build ($dir) ==="

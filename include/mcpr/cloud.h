@@ -218,6 +218,129 @@ MCPR_API bool mcpr_cloud_login_cache_usable(const mcpr_cloud_login_cache *cache,
                                             const char *cloud_url, int64_t now_s);
 MCPR_API void mcpr_cloud_login_cache_free(mcpr_cloud_login_cache *cache);
 
+/* ---- setup: the flow behind `mcpr setup` (SPEC §8) -------------------- */
+
+/*
+ * Log in (reusing ~/.mcpr/auth.json when it is for the same cloud URL and
+ * its JWT has more than 5 minutes left, else by e-mail code, saving the new
+ * login), find or create the project and the server by slug (and the
+ * endpoint by name, when one is given), create an ingest token named
+ * "mcpr setup: <server> on <host>", and write [cloud] token, server (and
+ * endpoint, the base URL, only for a cloud other than the default) into
+ * the config with mcpr_config_set_cloud().
+ *
+ *   mcpr_cloud_setup *s = mcpr_cloud_setup_new(&opts);
+ *   if (mcpr_cloud_setup_prepare(s, &err) != MCPR_OK) ...failed_step(s)...
+ *   if (!mcpr_cloud_setup_reuses_login(s)) ...an e-mail and a code are needed...
+ *   if (mcpr_cloud_setup_run(s, &err) != MCPR_OK) ...failed_step(s)...
+ *   mcpr_cloud_setup_free(s);
+ *
+ * The library prints nothing: what happens is told through note(), what is
+ * missing is asked through ask(), and a failure says at which step. Every
+ * secret the flow holds (the JWTs, the new token) can be masked out of any
+ * text with mcpr_cloud_setup_redact() before the text is shown.
+ */
+typedef struct mcpr_cloud_setup mcpr_cloud_setup;
+
+/* Where the flow stopped (mcpr_cloud_setup_failed_step()). */
+typedef enum mcpr_cloud_setup_step {
+  MCPR_SETUP_NONE = 0,
+  MCPR_SETUP_CLIENT,           /* the client for cloud_url (MCPR_EINVAL: URL refused) */
+  MCPR_SETUP_LOGIN_CACHE_PATH, /* no place for the saved login (HOME unset) */
+  MCPR_SETUP_USE_LOGIN,        /* the JWT (saved or new) could not be set */
+  MCPR_SETUP_ASK_EMAIL,        /* no e-mail: none given, none answered */
+  MCPR_SETUP_LOGIN,            /* POST login */
+  MCPR_SETUP_ASK_CODE,         /* no login code */
+  MCPR_SETUP_VERIFY,           /* POST verify */
+  MCPR_SETUP_LIST_PROJECTS,
+  MCPR_SETUP_ASK_PROJECT,      /* no valid project slug answered */
+  MCPR_SETUP_CREATE_PROJECT,
+  MCPR_SETUP_ASK_SERVER,       /* no valid server slug answered */
+  MCPR_SETUP_LIST_SERVERS,
+  MCPR_SETUP_CREATE_SERVER,
+  MCPR_SETUP_LIST_ENDPOINTS,
+  MCPR_SETUP_CREATE_ENDPOINT,
+  MCPR_SETUP_CREATE_TOKEN,
+  MCPR_SETUP_WRITE_CONFIG,
+} mcpr_cloud_setup_step;
+
+typedef enum mcpr_cloud_setup_question {
+  MCPR_SETUP_Q_EMAIL = 1, /* about: NULL */
+  MCPR_SETUP_Q_CODE,      /* about: the e-mail the code was sent to */
+  MCPR_SETUP_Q_PROJECT,   /* def: the first project; every project was noted first */
+  MCPR_SETUP_Q_SERVER,    /* def: opts.default_server */
+} mcpr_cloud_setup_question;
+
+typedef enum mcpr_cloud_setup_note_kind {
+  MCPR_SETUP_NOTE_SAVED_LOGIN = 1, /* reusing it: name = e-mail (may be NULL), path = cache */
+  MCPR_SETUP_NOTE_LOGIN_NOT_SAVED, /* a warning: message = why (the flow goes on) */
+  MCPR_SETUP_NOTE_LOGGED_IN,       /* name = e-mail */
+  MCPR_SETUP_NOTE_PROJECT_CHOICE,  /* before asking for the project: name = one slug */
+  MCPR_SETUP_NOTE_PROJECT,         /* name = slug, created or found */
+  MCPR_SETUP_NOTE_SERVER,          /* name = slug, created or found */
+  MCPR_SETUP_NOTE_ENDPOINT,        /* name = endpoint name, created or found */
+  MCPR_SETUP_NOTE_CONFIG_WRITTEN,  /* path = config, token_mask, server = slug */
+} mcpr_cloud_setup_note_kind;
+
+/* What note() is told; every pointer is borrowed for the call only. */
+typedef struct mcpr_cloud_setup_note {
+  mcpr_cloud_setup_note_kind kind;
+  const char *name;
+  bool created;
+  const char *path;
+  const char *message;
+  const char *token_mask; /* the new token masked (mcpr_secret_mask), never the token */
+  const char *server;
+} mcpr_cloud_setup_note;
+
+typedef struct mcpr_cloud_setup_options {
+  const char *cloud_url;   /* NULL: MCPR_CLOUD_DEFAULT_URL */
+  const char *config_path; /* config to write [cloud] into; NULL: ./mcpr.toml */
+  /* Given answers (NULL: asked through ask()). project/server are slugs. */
+  const char *email, *code, *project, *server, *endpoint;
+  const char *default_server;   /* offered when asking for the server (may be NULL) */
+  const char *login_cache_path; /* NULL: mcpr_cloud_login_cache_path() */
+  int64_t now_s;                /* 0: the clock; when the saved login is judged */
+  /*
+   * Ask for what is missing: returns a new string (malloc; the flow frees
+   * it) or NULL for no answer. def may be NULL. ask NULL: nothing is asked.
+   */
+  char *(*ask)(void *ctx, mcpr_cloud_setup_question q, const char *about, const char *def);
+  void (*note)(void *ctx, const mcpr_cloud_setup_note *n); /* may be NULL */
+  void *ctx;
+} mcpr_cloud_setup_options;
+
+/* True for a slug mcpr puts in URLs and the config: 1..64 of [A-Za-z0-9_-]. */
+MCPR_API bool mcpr_cloud_slug_valid(const char *slug);
+
+/*
+ * A new flow for opts, which is borrowed (with every string in it) until
+ * mcpr_cloud_setup_free(). NULL when out of memory.
+ */
+MCPR_API mcpr_cloud_setup *mcpr_cloud_setup_new(const mcpr_cloud_setup_options *opts);
+/*
+ * Make the client and read the saved login; no network call. On failure
+ * mcpr_cloud_setup_failed_step() says where (CLIENT or LOGIN_CACHE_PATH).
+ */
+MCPR_API mcpr_status mcpr_cloud_setup_prepare(mcpr_cloud_setup *s, mcpr_error *err);
+/* After prepare: true when the saved login will be used (no e-mail, no code). */
+MCPR_API bool mcpr_cloud_setup_reuses_login(const mcpr_cloud_setup *s);
+/*
+ * The rest of the flow (after a successful prepare). On failure err says
+ * why and mcpr_cloud_setup_failed_step() where; nothing is written to the config
+ * unless every call before it succeeded.
+ */
+MCPR_API mcpr_status mcpr_cloud_setup_run(mcpr_cloud_setup *s, mcpr_error *err);
+/* The step that failed (MCPR_SETUP_NONE if none). */
+MCPR_API mcpr_cloud_setup_step mcpr_cloud_setup_failed_step(const mcpr_cloud_setup *s);
+/*
+ * Mask every secret this flow holds (saved or new JWT, new token) in text
+ * (in place, capacity cap) with mcpr_secret_redact(). Returns the count.
+ */
+MCPR_API size_t mcpr_cloud_setup_redact(const mcpr_cloud_setup *s, char *text, size_t cap);
+/* NULL is a no-op. */
+MCPR_API void mcpr_cloud_setup_free(mcpr_cloud_setup *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,12 +38,19 @@ typedef enum mcpr_config_severity {
   MCPR_CONFIG_ERROR = 2,   /* the config cannot be used */
 } mcpr_config_severity;
 
-/* One finding about the file. line/column are 1-based; 0 = whole file. */
+/*
+ * One finding about the file. line/column are 1-based; 0 = whole file.
+ * Messages name keys, never the text of a value (the file holds a token).
+ */
 typedef struct mcpr_config_diag {
   mcpr_config_severity severity;
   int line;
   int column;
   char message[256];
+  /* A secret is exposed (a file holding [cloud] token that group or others
+   * can read; the message names the file and the fix, chmod 600): every
+   * command that loads the config should show it, not only a check. */
+  bool secret_at_risk;
 } mcpr_config_diag;
 
 /*
@@ -82,6 +89,9 @@ typedef struct mcpr_config {
  * Read and validate the config at path (NULL or "": ./mcpr.toml).
  *
  *   MCPR_OK      read, no errors (there may be warnings); *out is set.
+ *                A file holding [cloud] token whose mode lets group or
+ *                others read it gets a warning (line 0, first, with
+ *                secret_at_risk set) naming the file and `chmod 600 FILE`.
  *   MCPR_EPARSE  a syntax error or invalid values; *out is still set and
  *                holds every diagnostic (err has the first error, with
  *                its line and column), so the caller can list them all.

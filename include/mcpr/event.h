@@ -38,12 +38,19 @@
  * Every type also accepts an optional "server" (the cloud slug, SPEC §8).
  * Integers are JSON integers (a real like 1.5 is refused); ts, latency_us,
  * sizes and counts must be >= 0; "status" is the HTTP status (100..999).
+ * Durations (latency_us, upstream_us) are at most MCPR_EVENT_DURATION_US_MAX
+ * (one year) and sizes (request_size, response_size) at most
+ * MCPR_EVENT_SIZE_BYTES_MAX (1 TiB): larger values are MCPR_ERANGE, e.g.
+ *   field "latency_us": out of range (got 9000000000000000000; ...)
+ * so that the stats summed over millions of requests stay far from
+ * overflowing int64.
  * "error_code" may be a string or an integer (JSON-RPC codes are integers);
  * it is kept and re-encoded as a string.
  *
  * Ownership: a decoded or copied mcpr_event owns every string in it;
  * release it with mcpr_event_release(). Events you build yourself on the
- * stack may point anywhere: encode/copy/to_store only borrow.
+ * stack may point anywhere: encode and copy only borrow (so does
+ * mcpr_event_to_store(), in sink.h).
  */
 #ifndef MCPR_EVENT_H
 #define MCPR_EVENT_H
@@ -53,7 +60,6 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +71,10 @@ extern "C" {
 #define MCPR_EVENT_DEPTH_MAX 64
 /* An optional integer that is absent (encoded as null). */
 #define MCPR_EVENT_ABSENT INT64_MIN
+
+/* Bounds on decoded durations and sizes (see above). */
+#define MCPR_EVENT_DURATION_US_MAX INT64_C(31622400000000) /* 366 days in µs */
+#define MCPR_EVENT_SIZE_BYTES_MAX (INT64_C(1) << 40)      /* 1 TiB */
 
 typedef enum mcpr_event_type {
   MCPR_EVENT_REQUEST = 1,
@@ -174,18 +184,6 @@ MCPR_API mcpr_status mcpr_event_copy(mcpr_event *dst, const mcpr_event *src, mcp
 /* Free the strings an event owns (decoded or copied) and zero it. NULL ok. */
 MCPR_API void mcpr_event_release(mcpr_event *ev);
 
-/*
- * Map a proxy event onto a store event (SPEC §3). The store event borrows
- * ev's strings: keep ev alive while *out is used. Returns false (and leaves
- * *out untouched) for a heartbeat, which the store does not keep.
- *   request → Request: request_id=id, method = mcp_method or else the HTTP
- *     method, bytes_in/out = request/response_size, status = error when
- *     error_code is present or HTTP status >= 500, else ok — except that a
- *     note of exactly "timeout" makes it timeout (the store's third status);
- *   session_start → Session; session_end → SessionClosed;
- *   schema_version_created → SchemaVersion with proxy = upstream_id.
- */
-MCPR_API bool mcpr_event_to_store(const mcpr_event *ev, mcpr_store_event *out);
 
 #ifdef __cplusplus
 }

@@ -48,6 +48,19 @@ extern "C" {
 typedef struct mcpr_sink mcpr_sink;
 typedef struct mcpr_fanout mcpr_fanout;
 
+/*
+ * Map a proxy event onto a store event (SPEC §3), as the store sink does.
+ * The store event borrows ev's strings: keep ev alive while *out is used. Returns false (and leaves
+ * *out untouched) for a heartbeat, which the store does not keep.
+ *   request → Request: request_id=id, method = mcp_method or else the HTTP
+ *     method, bytes_in/out = request/response_size, status = error when
+ *     error_code is present or HTTP status >= 500, else ok — except that a
+ *     note of exactly "timeout" makes it timeout (the store's third status);
+ *   session_start → Session; session_end → SessionClosed;
+ *   schema_version_created → SchemaVersion with proxy = upstream_id.
+ */
+MCPR_API bool mcpr_event_to_store(const mcpr_event *ev, mcpr_store_event *out);
+
 /* A sink's behaviour. Every callback runs on the sink's own thread. */
 typedef struct mcpr_sink_ops {
   /* Short name for counters and messages ("stderr", "store", "cloud"). */

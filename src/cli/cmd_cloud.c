@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "config_warn.h"
 #include "mcpr/config.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/sink.h"
@@ -93,7 +94,9 @@ static int load(const mcpr_cli_ctx *ctx, const cloud_args *a, mcpr_config **cfg,
   mcpr_error err = {0};
   *cfg = NULL;
   *store_path = NULL;
-  if (mcpr_config_load(a->config_path, cfg, &err) != MCPR_OK) {
+  mcpr_status st = mcpr_config_load(a->config_path, cfg, &err);
+  cli_config_secret_warnings(*cfg);
+  if (st != MCPR_OK) {
     mcpr_config_free(*cfg);
     *cfg = NULL;
     return cli_fail("%s: %s", a->config_path ? a->config_path : "mcpr.toml", err.message);

@@ -86,7 +86,9 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     if (cfg->cloud.token)
       mcpr_secret_redact(msg, sizeof msg, cfg->cloud.token);
     put_clean(stderr, cfg->file_path);
-    fprintf(stderr, ":%d:%d: %s: ", d->line, d->column, is_err ? "error" : "warning");
+    if (d->line > 0)
+      fprintf(stderr, ":%d:%d", d->line, d->column);
+    fprintf(stderr, ": %s: ", is_err ? "error" : "warning");
     put_clean(stderr, msg);
     fputc('\n', stderr);
   }

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config_warn.h"
 #include "mcpr/config.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/event.h"
@@ -276,6 +277,7 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
 
   if (config_path) {
     mcpr_status st = mcpr_config_load(config_path, &cfg, &err);
+    cli_config_secret_warnings(cfg);
     if (st != MCPR_OK) {
       code = cli_fail("%s: %s", config_path, err.message);
       goto out;

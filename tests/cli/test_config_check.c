@@ -175,11 +175,91 @@ static void test_lookalike_endpoint(void **state) {
   tu_rmdir(dir);
 }
 
+/* A token written without quotes: the error names the place and the key
+ * and says what to do, and never shows the token (run() asserts it), in
+ * `config check` and in every other command that reads the config. */
+static void test_unquoted_token_not_echoed(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  static result r;
+  spit(dir, "mcpr.toml", "[cloud]\ntoken = " CANARY "\nserver = \"srv\"\n");
+  const char *check[] = {"config", "check", NULL};
+  run(dir, check, &r);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "mcpr.toml:2:9: error: expected a value for the key 'token'"));
+  assert_non_null(strstr(r.err, "quoted"));
+  assert_null(strstr(r.err, "CANARY"));
+  const char *ingest[] = {"ingest", "--config", "mcpr.toml", "--db", "s.db", "/dev/null", NULL};
+  run(dir, ingest, &r);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "mcpr.toml:2:9:"));
+  const char *status[] = {"cloud", "status", "--config", "mcpr.toml", "--db", "s.db", NULL};
+  run(dir, status, &r);
+  assert_int_equal(r.code, 1);
+  assert_non_null(strstr(r.err, "mcpr.toml:2:9:"));
+  /* in an inline table, in an array, pasted on a line of its own */
+  static const char *const docs[] = {
+      "cloud = { server = \"s\", token = " CANARY " }\n",
+      "[cloud]\ntokens = [\"a\", " CANARY "]\n",
+      "[cloud]\ntoken = \"a\" " CANARY "\n",
+      "[cloud]\n" CANARY "\n",
+      "[cloud]\ntoken " CANARY "\n",
+  };
+  for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+    spit(dir, "mcpr.toml", docs[i]);
+    run(dir, check, &r);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "mcpr.toml:"));
+    assert_null(strstr(r.err, "CANARY"));
+  }
+  tu_rmdir(dir);
+}
+
+/* A token file that group or others can read: a warning naming the file
+ * and the fix, from `config check` and from every command that loads it. */
+static void test_token_file_readable_warning(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  static result r;
+  spit(dir, "mcpr.toml", "[cloud]\ntoken = \"" CANARY "\"\nserver = \"srv\"\n");
+  char *path = tu_path(dir, "mcpr.toml");
+  assert_int_equal(chmod(path, 0644), 0);
+  const char *want = "[cloud] token is in a file that group and others can read (mode 0644); "
+                     "run: chmod 600 mcpr.toml";
+  const char *check[] = {"config", "check", NULL};
+  run(dir, check, &r);
+  assert_int_equal(r.code, 0); /* a warning */
+  assert_non_null(strstr(r.err, "mcpr.toml: warning: "));
+  assert_non_null(strstr(r.err, want));
+  const char *ingest[] = {"ingest", "--config", "mcpr.toml", "--db", "s.db", "/dev/null", NULL};
+  run(dir, ingest, &r);
+  assert_non_null(strstr(r.err, "mcpr: warning: mcpr.toml: "));
+  assert_non_null(strstr(r.err, want));
+  const char *status[] = {"cloud", "status", "--config", "mcpr.toml", "--db", "s.db", NULL};
+  run(dir, status, &r);
+  assert_non_null(strstr(r.err, want));
+  /* group only */
+  assert_int_equal(chmod(path, 0640), 0);
+  run(dir, check, &r);
+  assert_non_null(strstr(r.err, "a file that group can read (mode 0640)"));
+  /* fixed */
+  assert_int_equal(chmod(path, 0600), 0);
+  run(dir, check, &r);
+  assert_int_equal(r.code, 0);
+  assert_null(strstr(r.err, "chmod"));
+  run(dir, ingest, &r);
+  assert_null(strstr(r.err, "chmod"));
+  free(path);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_config),
       cmocka_unit_test(test_errors_and_usage),
       cmocka_unit_test(test_lookalike_endpoint),
+      cmocka_unit_test(test_unquoted_token_not_echoed),
+      cmocka_unit_test(test_token_file_readable_warning),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

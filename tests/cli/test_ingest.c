@@ -286,6 +286,35 @@ static void test_concurrent_ingests_with_lock(void **state) {
   tu_rmdir(dir);
 }
 
+/* Absurd latencies and sizes are refused with the field named, before
+ * they reach the store (where they would overflow the stats' sums). */
+static void test_out_of_range_latency_and_size(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *in = tu_path(dir, "in.ndjson"), *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
+  write_file(in,
+             "{\"type\":\"request\",\"id\":\"h1\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
+             "\"status\":200,\"latency_us\":9000000000000000000}\n"
+             "{\"type\":\"request\",\"id\":\"h2\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
+             "\"status\":200,\"latency_us\":9e18}\n"
+             "{\"type\":\"request\",\"id\":\"h3\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
+             "\"status\":200,\"latency_us\":5,\"response_size\":9000000000000000000}\n"
+             "{\"type\":\"request\",\"id\":\"h4\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
+             "\"status\":200,\"latency_us\":31622400000000,\"response_size\":1099511627776}\n");
+  const char *args[] = {"ingest", in, "--db", db, NULL};
+  assert_int_equal(run(args, NULL, errp), 1);
+  char *err = read_file(errp);
+  assert_non_null(strstr(err, "line 1: field \"latency_us\": out of range"));
+  assert_non_null(strstr(err, "line 2: field \"latency_us\": expected an integer"));
+  assert_non_null(strstr(err, "line 3: field \"response_size\": out of range"));
+  assert_null(strstr(err, "line 4:"));
+  assert_non_null(strstr(err, "read 4 lines, stored 1, duplicates 0, rejected 3"));
+  free(err);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests WHERE request_id = 'h4'"), 1);
+  free(in); free(db); free(errp);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -295,6 +324,7 @@ int main(void) {
       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_live_pipe),
       cmocka_unit_test(test_concurrent_ingests_with_lock),
+      cmocka_unit_test(test_out_of_range_latency_and_size),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,13 +5,15 @@
  * sanitizer. An input that decodes must survive the round trip the header
  * promises: e1 = encode(decode(input)) must decode again, and encoding that
  * second event must give e1 byte for byte. The decoded event is also
- * copied and mapped to a store event, the two other consumers of it.
+ * copied and mapped to a store event (the store sink's mapping), the two
+ * other consumers of it.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mcpr/event.h"
+#include "mcpr/sink.h" /* mcpr_event_to_store */
 
 #define CHECK(cond)                                                                              \
   do {                                                                                         \

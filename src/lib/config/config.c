@@ -5,7 +5,10 @@
  * key by key against what mcpr knows. Every finding becomes a diagnostic
  * with its line, so `mcpr config check` can list them all at once: unknown
  * keys are warnings (a newer mcpr or another tool may use them), values of
- * the wrong type or out of range are errors naming the key.
+ * the wrong type or out of range are errors naming the key. No message
+ * quotes a string value or the text of a syntax error (toml.c): the file
+ * holds a secret. A file that holds [cloud] token and that group or others
+ * may read gets a warning marked secret_at_risk, which every command shows.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +43,7 @@ static void add_diag(mcpr_config *cfg, mcpr_config_severity sev, int line, int c
   }
   mcpr_config_diag *d = &cfg->diags_[cfg->n_diags_++];
   d->severity = sev;
+  d->secret_at_risk = false;
   d->line = line;
   d->column = column;
   va_list ap;
@@ -131,8 +135,13 @@ static void take_int(mcpr_config *cfg, const char *section, const mcpr__toml_ent
 }
 
 static void unknown_key(mcpr_config *cfg, const char *section, const mcpr__toml_entry *e) {
-  add_diag(cfg, MCPR_CONFIG_WARNING, e->line, e->column, "unknown key '%s%s%s' (ignored)",
-           section ? section : "", section ? "." : "", e->key);
+  char kb[MCPR__TOML_KEY_SHOWN_BUF];
+  if (mcpr__toml_key_shown(e->key, kb, sizeof kb)[0] != '\'')
+    add_diag(cfg, MCPR_CONFIG_WARNING, e->line, e->column, "unknown key %s%s%s (ignored)",
+             section ? "in [" : "", section ? section : "", section ? "] " : "");
+  else
+    add_diag(cfg, MCPR_CONFIG_WARNING, e->line, e->column, "unknown key '%s%s%s' (ignored)",
+             section ? section : "", section ? "." : "", e->key);
 }
 
 static bool is_table(mcpr_config *cfg, const mcpr__toml_entry *e) {
@@ -269,10 +278,12 @@ mcpr_status mcpr_config_load_string(const char *text, size_t len, const char *so
 }
 
 mcpr_status mcpr__config_read_file(const char *path, bool missing_ok, char **text, size_t *len,
-                                   bool *exists, mcpr_error *err) {
+                                   bool *exists, unsigned *mode, mcpr_error *err) {
   *text = NULL;
   *len = 0;
   *exists = false;
+  if (mode)
+    *mode = 0;
   mcpr_status st = MCPR_OK;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -321,9 +332,34 @@ mcpr_status mcpr__config_read_file(const char *path, bool missing_ok, char **tex
   *text = buf;
   *len = n;
   *exists = true;
+  if (mode)
+    *mode = (unsigned)(sb.st_mode & 07777);
 out:
   close(fd);
   return st;
+}
+
+/*
+ * A token in a file that group or others can read is a token for anyone on
+ * the machine: say so, with the fix. (SPEC §8: secrets' files are 0600.)
+ * The warning goes first, as a finding about the whole file (line 0).
+ */
+static void check_token_file_mode(mcpr_config *cfg, unsigned mode) {
+  if (!cfg->cloud.token || !(mode & 077))
+    return;
+  size_t before = cfg->n_diags_;
+  add_diag(cfg, MCPR_CONFIG_WARNING, 0, 0,
+           "[cloud] token is in a file that %s can read (mode %04o); run: chmod 600 %s",
+           (mode & 070) && (mode & 07) ? "group and others"
+                           : (mode & 070)            ? "group"
+                                                     : "others",
+           mode, cfg->file_path);
+  if (cfg->n_diags_ == before)
+    return;
+  mcpr_config_diag d = cfg->diags_[before];
+  d.secret_at_risk = true;
+  memmove(&cfg->diags_[1], &cfg->diags_[0], before * sizeof d);
+  cfg->diags_[0] = d;
 }
 
 mcpr_status mcpr_config_load(const char *path, mcpr_config **out, mcpr_error *err) {
@@ -333,7 +369,8 @@ mcpr_status mcpr_config_load(const char *path, mcpr_config **out, mcpr_error *er
   char *text = NULL;
   size_t len = 0;
   bool exists = false;
-  mcpr_status st = mcpr__config_read_file(p, !explicit_path, &text, &len, &exists, err);
+  unsigned mode = 0;
+  mcpr_status st = mcpr__config_read_file(p, !explicit_path, &text, &len, &exists, &mode, err);
   if (st != MCPR_OK)
     return st;
   mcpr_config *cfg = config_new(p);
@@ -345,6 +382,10 @@ mcpr_status mcpr_config_load(const char *path, mcpr_config **out, mcpr_error *er
   if (exists)
     st = mcpr__config_from_text(cfg, text, len, err);
   free(text);
+  if (exists && st != MCPR_ENOMEM)
+    check_token_file_mode(cfg, mode);
+  if (st == MCPR_OK && cfg->diags_lost_)
+    st = lost_diag_error(cfg, err);
   *out = cfg;
   return st;
 }

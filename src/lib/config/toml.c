@@ -15,7 +15,12 @@
  * proper deals only with well-formed text. Nesting (arrays, inline tables,
  * dotted key parts) is bounded by MCPR__TOML_MAX_DEPTH and the input by
  * MCPR__TOML_MAX_BYTES, so hostile input cannot exhaust the stack or memory.
- * Every error names the line and column and what was expected there.
+ * Every error names the line and column and what was expected there, and
+ * never quotes the text of a value: mcpr.toml holds a token, and a token
+ * written without quotes must not end up on a terminal or in a CI log
+ * through its own error message. Errors show at most a key's name (unless
+ * it looks like a secret, see mcpr__toml_key_shown) and describe the byte
+ * found ("a letter", "a digit", "end of line") rather than repeat it.
  *
  * Every value keeps its byte span in the source: the config writer
  * (writer.c) replaces one value's text and leaves every other byte alone.
@@ -38,6 +43,7 @@ typedef struct parser {
   int depth;
   mcpr__toml_value *root;
   mcpr__toml_value *current; /* table the statements go to */
+  const char *value_key;     /* the key whose value is being parsed (messages) */
   mcpr__toml_error *err;
   bool failed;
 } parser;
@@ -94,7 +100,11 @@ static void fail_oom(parser *p, size_t pos) {
     p->err->out_of_memory = true;
 }
 
-/* A short printable description of the byte at pos, for "found ..." */
+/*
+ * A short description of the byte at pos, for "found ...". Letters and
+ * digits are described, not shown: they may be the first byte of a secret
+ * (an unquoted token). Punctuation is shown: it says what the parser saw.
+ */
 static const char *found(parser *p, size_t pos, char buf[16]) {
   if (pos >= p->len)
     return "end of file";
@@ -107,7 +117,22 @@ static const char *found(parser *p, size_t pos, char buf[16]) {
   }
   if (c >= 0x80)
     return "a non-ASCII character";
+  if (c >= '0' && c <= '9')
+    return "a digit";
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
+    return "a letter";
   snprintf(buf, 16, "'%c'", c);
+  return buf;
+}
+
+const char *mcpr__toml_key_shown(const char *key, char *buf, size_t n) {
+  size_t len = key ? strlen(key) : 0;
+  bool secret_like = len > MCPR__TOML_KEY_SHOWN_MAX || strncmp(key ? key : "", "mcpr_", 5) == 0 ||
+                     strncmp(key ? key : "", "eyJ", 3) == 0;
+  if (secret_like)
+    snprintf(buf, n, "(not shown: it looks like a secret)");
+  else
+    snprintf(buf, n, "'%s'", key ? key : "");
   return buf;
 }
 
@@ -523,15 +548,18 @@ static bool put_keyval(parser *p, mcpr__toml_value *t, keypart *parts, size_t n,
                !e->value->header_defined) {
       t = e->value;
     } else {
-      fail_at(p, parts[i].pos, "key '%s' is already defined at line %d and cannot be extended",
-              parts[i].text, e->line);
+      char kb[MCPR__TOML_KEY_SHOWN_BUF];
+      fail_at(p, parts[i].pos, "key %s is already defined at line %d and cannot be extended",
+              mcpr__toml_key_shown(parts[i].text, kb, sizeof kb), e->line);
       goto fail;
     }
   }
   keypart *last = &parts[n - 1];
   mcpr__toml_entry *e = mcpr__toml_find(t, last->text);
   if (e) {
-    fail_at(p, last->pos, "duplicate key '%s' (first defined at line %d)", last->text, e->line);
+    char kb[MCPR__TOML_KEY_SHOWN_BUF];
+    fail_at(p, last->pos, "duplicate key %s (first defined at line %d)",
+            mcpr__toml_key_shown(last->text, kb, sizeof kb), e->line);
     goto fail;
   }
   if (!add_entry(p, t, last, stmt_start, v))
@@ -594,11 +622,11 @@ static bool parse_keyval(parser *p, mcpr__toml_value *table, bool own_line) {
   if (!n)
     return false;
   bool ok = false;
-  char fb[16];
+  char fb[16], kb[MCPR__TOML_KEY_SHOWN_BUF];
   skip_ws(p);
   if (peek(p) != '=') {
-    fail_at(p, p->pos, "expected '=' after the key '%s', found %s", parts[n - 1].text,
-            found(p, p->pos, fb));
+    fail_at(p, p->pos, "expected '=' after the key %s, found %s",
+            mcpr__toml_key_shown(parts[n - 1].text, kb, sizeof kb), found(p, p->pos, fb));
     goto out;
   }
   p->pos++;
@@ -607,7 +635,10 @@ static bool parse_keyval(parser *p, mcpr__toml_value *table, bool own_line) {
     fail_at(p, p->pos, "expected a value after '=', found %s", found(p, p->pos, fb));
     goto out;
   }
+  const char *outer_key = p->value_key;
+  p->value_key = parts[n - 1].text;
   mcpr__toml_value *v = parse_value(p);
+  p->value_key = outer_key;
   ok = v && put_keyval(p, table, parts, n, stmt, v);
 out:
   free_key(parts, n);
@@ -783,11 +814,18 @@ static mcpr__toml_value *parse_number(parser *p) {
   v->end = p->pos;
   return v;
 bad:
-  if (n > 40)
-    fail_at(p, s, "expected a value (string, number, boolean, array or inline table)");
-  else
-    fail_at(p, s, "expected a value (string, number, boolean, array or inline table), found '%.*s'",
-            (int)n, t);
+  /* Never the text itself: an unquoted token lands here. */
+  if (p->value_key) {
+    char kb[MCPR__TOML_KEY_SHOWN_BUF];
+    fail_at(p, s,
+            "expected a value for the key %s: a \"quoted string\", a number, true or false, "
+            "an array or an inline table (text must be quoted)",
+            mcpr__toml_key_shown(p->value_key, kb, sizeof kb));
+  } else {
+    fail_at(p, s,
+            "expected a value: a \"quoted string\", a number, true or false, an array or an "
+            "inline table (text must be quoted)");
+  }
   return NULL;
 }
 
@@ -877,8 +915,10 @@ static bool parse_header(parser *p) {
                e->value->n_items) {
       t = e->value->items[e->value->n_items - 1];
     } else {
-      fail_at(p, parts[i].pos, "'%s' is already defined at line %d as %s, not a table",
-              parts[i].text, e->line, mcpr__toml_type_name(e->value->type));
+      char kb[MCPR__TOML_KEY_SHOWN_BUF];
+      fail_at(p, parts[i].pos, "%s is already defined at line %d as %s, not a table",
+              mcpr__toml_key_shown(parts[i].text, kb, sizeof kb), e->line,
+              mcpr__toml_type_name(e->value->type));
       goto out;
     }
   }
@@ -900,8 +940,9 @@ static bool parse_header(parser *p) {
     } else if (e->value->type == MCPR__TOML_ARRAY && e->value->is_table_array) {
       arr = e->value;
     } else {
-      fail_at(p, last->pos, "'%s' is already defined at line %d and is not an array of tables",
-              last->text, e->line);
+      char kb[MCPR__TOML_KEY_SHOWN_BUF];
+      fail_at(p, last->pos, "%s is already defined at line %d and is not an array of tables",
+              mcpr__toml_key_shown(last->text, kb, sizeof kb), e->line);
       goto out;
     }
     target = new_value(p, MCPR__TOML_TABLE);
@@ -923,7 +964,12 @@ static bool parse_header(parser *p) {
              !e->value->header_defined && !e->value->dotted_defined) {
     target = e->value; /* created implicitly by an earlier [a.b.c] */
   } else {
-    fail_at(p, last->pos, "table [%s] is already defined at line %d", last->text, e->line);
+    char kb[MCPR__TOML_KEY_SHOWN_BUF];
+    const char *shown = mcpr__toml_key_shown(last->text, kb, sizeof kb);
+    if (shown[0] == '\'')
+      fail_at(p, last->pos, "table [%s] is already defined at line %d", last->text, e->line);
+    else
+      fail_at(p, last->pos, "table %s is already defined at line %d", shown, e->line);
     goto out;
   }
   target->header_defined = true;

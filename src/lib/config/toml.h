@@ -76,6 +76,16 @@ void mcpr__toml_free(mcpr__toml_value *v);
 
 /* The entry for key in table t, or NULL (borrowed). */
 mcpr__toml_entry *mcpr__toml_find(const mcpr__toml_value *t, const char *key);
+/*
+ * A key's name for a message: "'name'" quoted, or "(not shown: it looks
+ * like a secret)" when it may be a pasted secret rather than a key (longer
+ * than MCPR__TOML_KEY_SHOWN_MAX bytes, or starting like an mcpr token or a
+ * JWT). Writes into buf (MCPR__TOML_KEY_SHOWN_BUF bytes is enough) and
+ * returns it.
+ */
+#define MCPR__TOML_KEY_SHOWN_MAX 40
+#define MCPR__TOML_KEY_SHOWN_BUF (MCPR__TOML_KEY_SHOWN_MAX + 3)
+const char *mcpr__toml_key_shown(const char *key, char *buf, size_t n);
 /* "string", "integer", ... for messages. */
 const char *mcpr__toml_type_name(mcpr__toml_type type);
 

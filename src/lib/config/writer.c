@@ -296,7 +296,7 @@ mcpr_status mcpr_config_set_cloud(const char *path, const char *token, const cha
   size_t len = 0;
   bool exists = false;
   char real[PATH_MAX];
-  mcpr_status st = mcpr__config_read_file(p, true, &text, &len, &exists, err);
+  mcpr_status st = mcpr__config_read_file(p, true, &text, &len, &exists, NULL, err);
   if (st != MCPR_OK)
     return st;
   /* Write through a symlink to its target rather than replacing the link. */

@@ -1,5 +1,6 @@
 /*
- * event.c — proxy events: JSON decode/encode, copy, mapping to the store.
+ * event.c — proxy events: JSON decode/encode, copy (the mapping onto the
+ * store lives with the store sink, store_sink.c).
  *
  * Each event type is described once, by a table of its fields (wire name,
  * kind, required or not, where it lives in the struct). Decode, encode,
@@ -31,6 +32,8 @@ enum {
   F_NONNEG = 1 << 2,  /* integer must be >= 0 */
   F_HTTP = 1 << 3,    /* integer must be an HTTP status 100..999 */
   F_OBJECT = 1 << 4,  /* JSON field must be an object */
+  F_US = 1 << 5,      /* a duration: at most MCPR_EVENT_DURATION_US_MAX */
+  F_BYTES = 1 << 6,   /* a size: at most MCPR_EVENT_SIZE_BYTES_MAX */
 };
 
 typedef struct field {
@@ -56,10 +59,10 @@ static const field REQUEST_FIELDS[] = {
     FLD(mcpr_event_request, resource_uri, F_STR, 0),
     FLD(mcpr_event_request, prompt_name, F_STR, 0),
     FLD(mcpr_event_request, status, F_INT, F_REQUIRED | F_HTTP),
-    FLD(mcpr_event_request, latency_us, F_INT, F_REQUIRED | F_NONNEG),
-    FLD(mcpr_event_request, upstream_us, F_INT, F_NONNEG),
-    FLD(mcpr_event_request, request_size, F_INT, F_NONNEG),
-    FLD(mcpr_event_request, response_size, F_INT, F_NONNEG),
+    FLD(mcpr_event_request, latency_us, F_INT, F_REQUIRED | F_NONNEG | F_US),
+    FLD(mcpr_event_request, upstream_us, F_INT, F_NONNEG | F_US),
+    FLD(mcpr_event_request, request_size, F_INT, F_NONNEG | F_BYTES),
+    FLD(mcpr_event_request, response_size, F_INT, F_NONNEG | F_BYTES),
     FLD(mcpr_event_request, error_code, F_CODE, 0),
     FLD(mcpr_event_request, error_msg, F_STR, 0),
     FLD(mcpr_event_request, client_name, F_STR, 0),
@@ -241,6 +244,15 @@ static mcpr_status decode_field(const field *f, json_t *v, mcpr_event *ev, mcpr_
                             (long long)n);
     if (n == MCPR_EVENT_ABSENT)
       return mcpr_error_set(err, MCPR_ERANGE, "field \"%s\": out of range", f->name);
+    /* Absurd durations and sizes would only overflow the sums of stats. */
+    if ((f->flags & F_US) && n > MCPR_EVENT_DURATION_US_MAX)
+      return mcpr_error_set(err, MCPR_ERANGE,
+                            "field \"%s\": out of range (got %lld; at most %lld µs, one year)",
+                            f->name, (long long)n, (long long)MCPR_EVENT_DURATION_US_MAX);
+    if ((f->flags & F_BYTES) && n > MCPR_EVENT_SIZE_BYTES_MAX)
+      return mcpr_error_set(err, MCPR_ERANGE,
+                            "field \"%s\": out of range (got %lld; at most %lld bytes, 1 TiB)",
+                            f->name, (long long)n, (long long)MCPR_EVENT_SIZE_BYTES_MAX);
     *int_at(ev, f) = n;
     return MCPR_OK;
   }
@@ -434,61 +446,4 @@ mcpr_status mcpr_event_copy(mcpr_event *dst, const mcpr_event *src, mcpr_error *
     }
   }
   return MCPR_OK;
-}
-
-bool mcpr_event_to_store(const mcpr_event *ev, mcpr_store_event *out) {
-  switch (ev->type) {
-  case MCPR_EVENT_REQUEST: {
-    const mcpr_event_request *r = &ev->u.request;
-    mcpr_request_status st = MCPR_REQUEST_OK;
-    if (r->error_code || r->status >= 500)
-      st = MCPR_REQUEST_ERROR;
-    if (r->note && strcmp(r->note, "timeout") == 0)
-      st = MCPR_REQUEST_TIMEOUT;
-    memset(out, 0, sizeof *out);
-    out->kind = MCPR_STORE_EVENT_REQUEST;
-    out->u.request = (mcpr_request_event){
-        .request_id = r->id,
-        .ts_ms = r->ts,
-        .proxy = r->proxy,
-        .session_id = r->session_id,
-        .method = r->mcp_method ? r->mcp_method : r->method,
-        .tool = r->tool,
-        .resource_uri = r->resource_uri,
-        .prompt_name = r->prompt_name,
-        .latency_us = r->latency_us,
-        .status = st,
-        .error_code = r->error_code,
-        .error_msg = r->error_msg,
-        .bytes_in = r->request_size == MCPR_EVENT_ABSENT ? -1 : r->request_size,
-        .bytes_out = r->response_size == MCPR_EVENT_ABSENT ? -1 : r->response_size,
-    };
-    return true;
-  }
-  case MCPR_EVENT_SESSION_START: {
-    const mcpr_event_session_start *s = &ev->u.session_start;
-    memset(out, 0, sizeof *out);
-    out->kind = MCPR_STORE_EVENT_SESSION;
-    out->u.session = (mcpr_session_event){s->session_id, s->proxy, s->ts, s->client_name,
-                                          s->client_version, s->client_platform};
-    return true;
-  }
-  case MCPR_EVENT_SESSION_END:
-    memset(out, 0, sizeof *out);
-    out->kind = MCPR_STORE_EVENT_SESSION_CLOSED;
-    out->u.session_closed =
-        (mcpr_session_closed_event){ev->u.session_end.session_id, ev->u.session_end.ts};
-    return true;
-  case MCPR_EVENT_SCHEMA_VERSION_CREATED: {
-    const mcpr_event_schema_version *v = &ev->u.schema_version;
-    memset(out, 0, sizeof *out);
-    out->kind = MCPR_STORE_EVENT_SCHEMA_VERSION;
-    out->u.schema_version = (mcpr_schema_version_event){
-        v->ts, v->upstream_id, v->upstream_url, v->method, v->payload, v->content_hash};
-    return true;
-  }
-  case MCPR_EVENT_HEARTBEAT:
-  default:
-    return false;
-  }
 }

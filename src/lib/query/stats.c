@@ -11,6 +11,11 @@
  * ceil(0.95·n)−1 of the sorted latencies — found by quickselect in O(n)
  * without sorting. Memory is 8 bytes per request of the window plus one
  * entry per label.
+ *
+ * Latencies and sizes come from the store, which may hold anything a
+ * writer put there (the event decoder bounds them, a direct caller of the
+ * store API need not): the sums saturate at INT64_MAX / INT64_MIN instead
+ * of overflowing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +138,20 @@ static group *find_or_add(mcpr__stats_acc *acc, const char *name, size_t n, int 
   return g;
 }
 
+/* *sum += v, clamped to the int64 range instead of overflowing. */
+static void add_saturating(int64_t *sum, int64_t v) {
+  if (__builtin_add_overflow(*sum, v, sum))
+    *sum = v > 0 ? INT64_MAX : INT64_MIN;
+}
+
+/* sum / calls rounded half up (calls > 0), without overflowing near INT64_MAX. */
+static int64_t rounded_mean(int64_t sum, int64_t calls) {
+  if (sum < 0 || sum <= INT64_MAX - calls / 2)
+    return (sum + calls / 2) / calls;
+  int64_t rem = sum % calls;
+  return sum / calls + (rem >= calls - rem ? 1 : 0);
+}
+
 int mcpr__stats_acc_add(void *ctx, const mcpr__stats_sample *s) {
   mcpr__stats_acc *acc = ctx;
   int is_tool = s->tool != NULL;
@@ -149,16 +168,16 @@ int mcpr__stats_acc_add(void *ctx, const mcpr__stats_sample *s) {
     g->lat_cap = ncap;
   }
   g->lat[g->calls++] = s->latency_us;
-  g->sum_us += s->latency_us;
+  add_saturating(&g->sum_us, s->latency_us);
   if (s->latency_us < g->min_us)
     g->min_us = s->latency_us;
   if (s->latency_us > g->max_us)
     g->max_us = s->latency_us;
   g->errors += s->is_error ? 1 : 0;
   if (s->bytes_in != MCPR_QUERY_NULL)
-    g->bytes_in += s->bytes_in;
+    add_saturating(&g->bytes_in, s->bytes_in);
   if (s->bytes_out != MCPR_QUERY_NULL)
-    g->bytes_out += s->bytes_out;
+    add_saturating(&g->bytes_out, s->bytes_out);
   return 0;
 }
 
@@ -236,8 +255,7 @@ mcpr_status mcpr__stats_acc_finish(mcpr__stats_acc *acc, mcpr_stats *out, mcpr_e
     mcpr_stats_row *r = &out->rows[i];
     r->label = mcpr__pool_strdup(out->pool, g->label, &oom);
     r->calls = g->calls;
-    /* Round half up; latencies are non-negative. */
-    r->avg_us = (g->sum_us + g->calls / 2) / g->calls;
+    r->avg_us = rounded_mean(g->sum_us, g->calls);
     r->min_us = g->min_us;
     r->max_us = g->max_us;
     r->p95_us = select_kth(g->lat, (size_t)g->calls, mcpr__p95_index((size_t)g->calls));

@@ -202,9 +202,11 @@ mcpr_status mcpr_fanout_add(mcpr_fanout *fan, mcpr_sink *sink, mcpr_error *err) 
   }
   int rc = pthread_create(&sink->thread, NULL, sink_thread, sink);
   if (rc != 0) {
+    /* the message names the sink: set it before the sink is freed */
+    mcpr_error_set(err, MCPR_ENOMEM, "cannot start the %s sink's thread: %s", sink->st.name,
+                   strerror(rc));
     sink_free(sink);
-    return mcpr_error_set(err, MCPR_ENOMEM, "cannot start the %s sink's thread: %s",
-                          sink->st.name, strerror(rc));
+    return MCPR_ENOMEM;
   }
   sink->started = true;
   fan->sinks[fan->n++] = sink;

@@ -306,7 +306,12 @@ mcpr_status mcpr__spool_list(const char *dir, mcpr__spool_entry **out, size_t *n
       v = nv;
       cap = nc;
     }
-    snprintf(v[*n].name, sizeof v[*n].name, "%s", de->d_name);
+    /* is_record_name() bounded the length; copy exactly that many bytes
+     * (a snprintf of a d_name, up to NAME_MAX, trips -Wformat-truncation) */
+    size_t name_len = strlen(de->d_name);
+    if (name_len >= sizeof v[*n].name)
+      continue;
+    memcpy(v[*n].name, de->d_name, name_len + 1);
     v[*n].size = (uint64_t)sb.st_size;
     (*n)++;
   }

@@ -9,6 +9,7 @@
  * then say written / duplicate / failed) or failed here with its cause.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/clock.h"
@@ -19,6 +20,62 @@ typedef struct store_sink {
   uint32_t requeue_limit_ms;
 } store_sink;
 
+bool mcpr_event_to_store(const mcpr_event *ev, mcpr_store_event *out) {
+  switch (ev->type) {
+  case MCPR_EVENT_REQUEST: {
+    const mcpr_event_request *r = &ev->u.request;
+    mcpr_request_status st = MCPR_REQUEST_OK;
+    if (r->error_code || r->status >= 500)
+      st = MCPR_REQUEST_ERROR;
+    if (r->note && strcmp(r->note, "timeout") == 0)
+      st = MCPR_REQUEST_TIMEOUT;
+    memset(out, 0, sizeof *out);
+    out->kind = MCPR_STORE_EVENT_REQUEST;
+    out->u.request = (mcpr_request_event){
+        .request_id = r->id,
+        .ts_ms = r->ts,
+        .proxy = r->proxy,
+        .session_id = r->session_id,
+        .method = r->mcp_method ? r->mcp_method : r->method,
+        .tool = r->tool,
+        .resource_uri = r->resource_uri,
+        .prompt_name = r->prompt_name,
+        .latency_us = r->latency_us,
+        .status = st,
+        .error_code = r->error_code,
+        .error_msg = r->error_msg,
+        .bytes_in = r->request_size == MCPR_EVENT_ABSENT ? -1 : r->request_size,
+        .bytes_out = r->response_size == MCPR_EVENT_ABSENT ? -1 : r->response_size,
+    };
+    return true;
+  }
+  case MCPR_EVENT_SESSION_START: {
+    const mcpr_event_session_start *s = &ev->u.session_start;
+    memset(out, 0, sizeof *out);
+    out->kind = MCPR_STORE_EVENT_SESSION;
+    out->u.session = (mcpr_session_event){s->session_id, s->proxy, s->ts, s->client_name,
+                                          s->client_version, s->client_platform};
+    return true;
+  }
+  case MCPR_EVENT_SESSION_END:
+    memset(out, 0, sizeof *out);
+    out->kind = MCPR_STORE_EVENT_SESSION_CLOSED;
+    out->u.session_closed =
+        (mcpr_session_closed_event){ev->u.session_end.session_id, ev->u.session_end.ts};
+    return true;
+  case MCPR_EVENT_SCHEMA_VERSION_CREATED: {
+    const mcpr_event_schema_version *v = &ev->u.schema_version;
+    memset(out, 0, sizeof *out);
+    out->kind = MCPR_STORE_EVENT_SCHEMA_VERSION;
+    out->u.schema_version = (mcpr_schema_version_event){
+        v->ts, v->upstream_id, v->upstream_url, v->method, v->payload, v->content_hash};
+    return true;
+  }
+  case MCPR_EVENT_HEARTBEAT:
+  default:
+    return false;
+  }
+}
 
 static mcpr_status store_deliver(void *self, const mcpr_event *ev, mcpr_error *err) {
   store_sink *s = self;

@@ -133,7 +133,7 @@ static const struct {
     {"duplicate_key.toml", 4, 1, "duplicate key 'path' (first defined at line 2)"},
     {"table_redefined.toml", 4, 2, "table [cloud] is already defined at line 1"},
     {"bad_escape.toml", 1, 13, "expected an escape"},
-    {"bad_number.toml", 2, 8, "found '08080'"},
+    {"bad_number.toml", 2, 8, "expected a value for the key 'port'"},
     {"unclosed_array.toml", 2, 1, "expected ',' or ']'"},
     {"unclosed_header.toml", 2, 7, "expected ']' to close the table header"},
     {"invalid_utf8.toml", 1, 12, "invalid UTF-8"},
@@ -146,7 +146,7 @@ static const struct {
     {"control_char.toml", 1, 10, "control character 0x01"},
     {"dotted_conflict.toml", 2, 1, "duplicate key 'store'"},
     {"int_overflow.toml", 1, 5, "out of range"},
-    {"array_no_comma.toml", 1, 8, "expected ',' or ']' in the array, found '2'"},
+    {"array_no_comma.toml", 1, 8, "expected ',' or ']' in the array, found a digit"},
 };
 
 static void test_broken_files(void **state) {
@@ -173,12 +173,12 @@ static void test_keyval_errors(void **state) {
     int line, column;
     const char *says;
   } cases[] = {
-      {"a = 1\nb 2\n", 2, 3, "expected '=' after the key 'b', found '2'"},
-      {"t = {x = 1, y 2}\n", 1, 15, "expected '=' after the key 'y', found '2'"},
-      {"t = {x.y 2}\n", 1, 10, "expected '=' after the key 'y', found '2'"},
+      {"a = 1\nb 2\n", 2, 3, "expected '=' after the key 'b', found a digit"},
+      {"t = {x = 1, y 2}\n", 1, 15, "expected '=' after the key 'y', found a digit"},
+      {"t = {x.y 2}\n", 1, 10, "expected '=' after the key 'y', found a digit"},
       {"a =\n", 1, 4, "expected a value after '=', found end of line"},
       {"a = # no value\n", 1, 5, "expected a value after '=', found '#'"},
-      {"t = {x = 1 y = 2}\n", 1, 12, "expected ',' or '}' in the inline table, found 'y'"},
+      {"t = {x = 1 y = 2}\n", 1, 12, "expected ',' or '}' in the inline table, found a letter"},
       {"t = {x = 1, x = 2}\n", 1, 13, "duplicate key 'x'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)

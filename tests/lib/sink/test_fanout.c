@@ -1,6 +1,9 @@
 // ctest-labels: tsan
 /* Fan-out: each sink its own queue and thread; a stuck sink refuses
  * (counted) instead of slowing the caller or the other sinks. */
+#define _GNU_SOURCE /* RTLD_NEXT */
+#include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -198,12 +201,64 @@ static void test_many_emitters(void **state) {
   assert_int_equal(fin[1].delivered, 20000);
 }
 
+/*
+ * pthread_create, interposed: the library's calls land here (the test
+ * links libmcpr statically), so a test can make the next one fail. The
+ * real one (glibc's, or the sanitizer's interceptor) is found with
+ * RTLD_NEXT.
+ */
+static atomic_int fail_next_thread;
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  if (atomic_exchange(&fail_next_thread, 0))
+    return EAGAIN;
+  int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+  *(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+  return real ? real(t, attr, fn, arg) : ENOSYS;
+}
+
+static atomic_int destroyed;
+static void count_destroy(void *self) {
+  (void)self;
+  atomic_fetch_add(&destroyed, 1);
+}
+
+/* A sink whose thread cannot start is freed by mcpr_fanout_add, and the
+ * error still names it (it was read after the free: ASan). */
+static void test_add_thread_fails_names_freed_sink(void **state) {
+  (void)state;
+  gate_sink g;
+  gate_init(&g, true);
+  mcpr_sink_ops ops = {.name = "thread-less", .deliver = gate_deliver, .destroy = count_destroy};
+  mcpr_sink *s = NULL;
+  assert_int_equal(mcpr_sink_new(&s, &ops, &g, 8, NULL), MCPR_OK);
+  mcpr_fanout *fan = NULL;
+  assert_int_equal(mcpr_fanout_new(&fan, NULL), MCPR_OK);
+  mcpr_error err = {0};
+  atomic_store(&fail_next_thread, 1);
+  assert_int_equal(mcpr_fanout_add(fan, s, &err), MCPR_ENOMEM);
+  assert_int_equal(err.status, MCPR_ENOMEM);
+  assert_non_null(strstr(err.message, "thread-less"));
+  assert_int_equal(atomic_load(&destroyed), 1);
+  assert_int_equal(mcpr_fanout_sink_count(fan), 0);
+  /* the fan-out still works without it */
+  gate_sink a;
+  gate_init(&a, true);
+  assert_int_equal(mcpr_fanout_add(fan, gate_new(&a, "a", 8), NULL), MCPR_OK);
+  mcpr_event ev = end_event(1);
+  assert_int_equal(mcpr_fanout_emit(fan, &ev), MCPR_OK);
+  mcpr_sink_stats fin[1];
+  assert_int_equal(mcpr_fanout_close(fan, fin, 1), MCPR_OK);
+  assert_int_equal(fin[0].delivered, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stuck_sink_does_not_slow_others),
       cmocka_unit_test(test_emit_wait_flush_and_failures),
       cmocka_unit_test(test_emit_after_close_begins_and_null),
       cmocka_unit_test(test_many_emitters),
+      cmocka_unit_test(test_add_thread_fails_names_freed_sink),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,14 @@
+/*
+ * config_warn.h — the config findings every command shows, not only
+ * `mcpr config check`: a secret at risk (mcpr_config_diag.secret_at_risk,
+ * e.g. a token file that others can read).
+ */
+#ifndef MCPR_CLI_CONFIG_WARN_H
+#define MCPR_CLI_CONFIG_WARN_H
+
+#include "mcpr/config.h"
+
+/* Print "mcpr: warning: FILE: message" on stderr for each; NULL is a no-op. */
+void cli_config_secret_warnings(const mcpr_config *cfg);
+
+#endif
