@@ -112,8 +112,8 @@ MCPR_API size_t mcpr_event_format_pretty(const mcpr_event *ev, char *buf, size_t
 typedef struct mcpr_store_sink_options {
   /* How long deliver() re-offers an event the store refuses because its
    * queue is full before counting it failed (MCPR_EQUEUEFULL); default
-   * 60000 ms. The store's writer waits out locks, so a full queue means
-   * the disk is slower than the input: waiting is the right answer. */
+   * 60000 ms. Time while the store cannot write does not count: the
+   * store's own retry window bounds that, and fails events by cause. */
   uint32_t requeue_limit_ms;
 } mcpr_store_sink_options;
 

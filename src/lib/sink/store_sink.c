@@ -4,7 +4,11 @@
  * The store's own record() never blocks and refuses when its queue is full.
  * This sink runs on its own thread, so it can afford to wait: it re-offers
  * a refused event with a growing pause (1 ms .. 100 ms) for up to
- * requeue_limit_ms before counting it failed. Nothing is lost silently:
+ * requeue_limit_ms of a *healthy* store before counting it failed. While
+ * the store cannot write (a full disk, a lock: mcpr_store_health_get) the
+ * wait does not count: the store's own retry window bounds that episode,
+ * and then fails its events by their real cause, emptying the queue —
+ * counting them here as "queue full" would hide why. Nothing is lost silently:
  * every event ends delivered (accepted by the store, whose own counters
  * then say written / duplicate / failed) or failed here with its cause.
  */
@@ -93,7 +97,10 @@ static mcpr_status store_deliver(void *self, const mcpr_event *ev, mcpr_error *e
     if (waited_ms >= (long)s->requeue_limit_ms)
       return mcpr_error_set(err, st, "the store's queue stayed full for %ld ms", waited_ms);
     mcpr__sleep_ms(pause_ms);
-    waited_ms += pause_ms;
+    mcpr_store_health h;
+    mcpr_store_health_get(s->store, &h);
+    if (h.state == MCPR_STORE_HEALTH_OK)
+      waited_ms += pause_ms;
     pause_ms = pause_ms * 2 > 100 ? 100 : pause_ms * 2;
   }
 }
