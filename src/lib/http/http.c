@@ -477,6 +477,13 @@ mcpr_status mcpr__http_perform(mcpr__http *h, const mcpr__http_request *req,
       st = fail(req, err, MCPR_EHTTP, "%s: too many redirects", nm.label);
       goto out;
     }
+    if (req->keep_method && status != 307 && status != 308 && strcmp(verb, "GET") != 0) {
+      st = fail(req, err, MCPR_EHTTP,
+                "%s: the %s answered HTTP %ld (a redirect that would drop the %s body); "
+                "only 307/308 are followed here. Check the %s URL",
+                nm.label, nm.peer, status, verb, nm.peer);
+      goto out;
+    }
     char *next = strdup(loc); /* loc belongs to the handle: copy before reuse */
     if (!next) {
       st = fail(req, err, MCPR_ENOMEM, "%s: out of memory", nm.label);

@@ -129,6 +129,9 @@ typedef struct mcpr__http_request {
   long connect_timeout_ms;    /* 0: default */
   long timeout_ms;            /* the whole request, redirects included; 0: default */
   int max_redirects;          /* same-origin redirects followed; 0: none */
+  bool keep_method;           /* follow only 307/308 for a request with a body:
+                                 a 301/302/303 would turn it into a bodiless GET
+                                 whose 200 says nothing of the upload; fail instead */
   const char *user_agent;     /* NULL: "mcpr/<version>" */
   atomic_llong *abort_at_ms;  /* monotonic ms (core/clock.h) after which the
                                  transfer stops; NULL or < 0: never */

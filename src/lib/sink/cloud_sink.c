@@ -187,6 +187,7 @@ static mcpr_status post_batch(poster *p, const mcpr__spool_record *rec, mcpr__ht
                             .connect_timeout_ms = 10000,
                             .timeout_ms = p->timeout_ms,
                             .max_redirects = 5,
+                            .keep_method = true,
                             .user_agent = "mcpr-c/" MCPR_VERSION_STRING,
                             .abort_at_ms = p->abort_at_ms,
                             .label = "cloud upload",

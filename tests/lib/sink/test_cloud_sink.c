@@ -434,6 +434,20 @@ static void test_redirects(void **state) {
   assert_true(wait_for(&r, 5, 10000));
   assert_true(fc_count(r.fc, "POST", "/api/v2/ingest-events") >= 1);
   assert_int_equal(fc_request_count(other), 0);
+  /* A 302 would make the upload a GET without its body: not followed, the
+   * batch stays spooled (a 200 to that GET would have read as delivered). */
+  fc_reset(r.fc);
+  fc_redirect(r.fc, "POST", PATH, 302, "/api/v2/ingest-events");
+  fc_route(r.fc, "GET", "/api/v2/ingest-events", 200, "{}");
+  emit_requests(&r, 100, 3);
+  assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
+  end = mono_ms() + 10000;
+  while (fc_count(r.fc, "POST", PATH) < 2 && mono_ms() < end)
+    sleep_ms(10);
+  s = status_of(&r);
+  assert_int_equal(s.pending_events, 3);
+  assert_non_null(strstr(s.last_error, "HTTP 302"));
+  assert_int_equal(fc_count(r.fc, "GET", "/api/v2/ingest-events"), 0);
   fc_stop(other);
   rig_stop(&r);
 }
