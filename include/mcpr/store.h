@@ -254,7 +254,8 @@ MCPR_API void mcpr_store_health_get(const mcpr_store *store, mcpr_store_health *
  * now on a batch that fails is counted as failed at once (by cause)
  * instead of being retried, while batches that can be written still are.
  * What is queued is then flushed in about one attempt per batch. Safe from
- * any thread; cannot be undone.
+ * any thread, and async-signal-safe (an atomic store and a write(2)), so a
+ * SIGTERM handler may call it; cannot be undone.
  */
 MCPR_API void mcpr_store_stop_retrying(mcpr_store *store);
 

@@ -59,8 +59,16 @@ typedef struct ingest_counts {
 
 /* The stop signal received, 0 while none. */
 static volatile sig_atomic_t stop_signal;
+/* The store, once open: a signal that comes after the input was read (while
+ * the fan-out and the store drain) must still cut a failing store's retries
+ * short. mcpr_store_stop_retrying() is async-signal-safe. */
+static mcpr_store *volatile signal_store;
 
-static void on_stop_signal(int sig) { stop_signal = sig; }
+static void on_stop_signal(int sig) {
+  stop_signal = sig;
+  if (signal_store)
+    mcpr_store_stop_retrying(signal_store);
+}
 
 /* SIGTERM always; SIGINT unless ignored on entry. No SA_RESTART: the
  * signal must interrupt a poll() on a quiet pipe. */
@@ -328,14 +336,13 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     cloud = true;
   }
 
+  signal_store = store;
   install_stop_handlers();
   int rc = pump(&r, &rd);
   show_progress(&r, rd.bytes_read, true);
-  if (rc == 1) {
+  if (rc == 1)
     fprintf(stderr, "mcpr: %s: stopping after line %" PRIu64 "; writing what was read\n",
             stop_signal == SIGINT ? "interrupted" : "terminated", r.c.lineno);
-    mcpr_store_stop_retrying(store);
-  }
 
   mcpr_sink_stats fin[2];
   memset(fin, 0, sizeof fin);
@@ -343,7 +350,13 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   r.fan = NULL;
   mcpr_store_stats st;
   mcpr_status close_st = mcpr_store_close(store, &st);
+  signal_store = NULL;
   store = NULL;
+  if (rc == 0 && stop_signal) { /* came after the input was read: cut the drain short */
+    fprintf(stderr, "mcpr: %s: stopping after line %" PRIu64 "; wrote what was read\n",
+            stop_signal == SIGINT ? "interrupted" : "terminated", r.c.lineno);
+    rc = 1;
+  }
   /* Refusals are not counted from the counters: the store sink offers a
    * refused event to the store again until it is accepted, or fails it
    * (fin[0].failed), and emit() offers one to the fan-out again in slices
@@ -394,6 +407,7 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
                                                                                  : CLI_EXIT_FAIL;
 out:
   mcpr_fanout_close(r.fan, NULL, 0);
+  signal_store = NULL;
   mcpr_store_close(store, NULL);
   if (rd.fd > STDIN_FILENO)
     close(rd.fd);

@@ -4,6 +4,7 @@
 
 #include "cmd_proxy_common.h"
 #include "format.h"
+#include "store_report.h"
 
 static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv);
 static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv);
@@ -108,7 +109,7 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
         snprintf(ended, sizeof ended, "ended %s", t);
       }
       printf("last write failure  %s since %s (%s), %lld events not stored: %s\n",
-             mcpr_strerror(info.last_failure), at, ended,
+             cli_store_cause_words(info.last_failure), at, ended,
              (long long)info.last_failure_events, info.last_failure_message);
     }
   }

@@ -4,8 +4,7 @@
 
 #include "store_report.h"
 
-/* The cause in the words a user searches for. */
-static const char *cause_words(mcpr_status cause) {
+const char *cli_store_cause_words(mcpr_status cause) {
   switch (cause) {
   case MCPR_EDISKFULL:
     return "disk full";
@@ -27,20 +26,20 @@ void cli_store_health_print(void *ctx, const mcpr_store_health *h) {
     fprintf(stderr,
             "mcpr: cannot write to the store: %s (%s); %" PRIu64
             " events waiting, retrying\n",
-            cause_words(h->cause), h->message, h->waiting);
+            cli_store_cause_words(h->cause), h->message, h->waiting);
     break;
   case MCPR_STORE_HEALTH_GIVING_UP:
     fprintf(stderr,
             "mcpr: the store still cannot write (%s): events are now counted as not stored "
             "until a write succeeds; %" PRIu64 " waiting\n",
-            cause_words(h->cause), h->waiting);
+            cli_store_cause_words(h->cause), h->waiting);
     break;
   case MCPR_STORE_HEALTH_OK: {
     double secs = h->ended_ms > h->since_ms ? (double)(h->ended_ms - h->since_ms) / 1000.0 : 0;
     fprintf(stderr,
             "mcpr: the store is writing again after %.1f s (%s); %" PRIu64
             " events not stored meanwhile\n",
-            secs, cause_words(h->cause), h->failed);
+            secs, cli_store_cause_words(h->cause), h->failed);
     break;
   }
   }

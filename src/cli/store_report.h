@@ -11,6 +11,10 @@
 
 #include "mcpr/store.h"
 
+/* A write failure's cause in the words a user searches for ("disk full",
+ * "the store is locked by another process"...). */
+const char *cli_store_cause_words(mcpr_status cause);
+
 /* An mcpr_store_options.on_health that prints one line on stderr (ctx: unused). */
 void cli_store_health_print(void *ctx, const mcpr_store_health *h);
 

@@ -210,19 +210,12 @@ void mcpr__health_record_write(int lock_fd, const mcpr_store_health *h) {
   (void)w;
 }
 
-void mcpr__health_record_read(const char *db_path, mcpr_store_info *out) {
-  char lock_path[4200];
-  int n = snprintf(lock_path, sizeof lock_path, "%s-mcprlock", db_path);
-  if (n < 0 || (size_t)n >= sizeof lock_path)
-    return;
-  int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
+/* The record in fd's first bytes, into *h; false when there is none. */
+static bool health_record_load(int fd, mcpr_store_health *h) {
   char rec[MCPR__HEALTH_RECORD_BYTES + 1];
   ssize_t got = pread(fd, rec, MCPR__HEALTH_RECORD_BYTES, 0);
-  close(fd);
   if (got <= 0)
-    return;
+    return false;
   rec[got] = '\0';
   int state;
   char cause[32];
@@ -231,20 +224,58 @@ void mcpr__health_record_read(const char *db_path, mcpr_store_info *out) {
   int used = 0;
   if (sscanf(rec, "mcpr-health 1 %d %31s %lld %lld %llu\n%n", &state, cause, &since, &ended,
              &failed, &used) != 5 || used == 0)
-    return;
+    return false;
+  memset(h, 0, sizeof *h);
+  h->state = (mcpr_store_health_event)state;
   for (int st = 0; st < MCPR_STATUS_COUNT; st++)
     if (strcmp(mcpr_status_name((mcpr_status)st), cause) == 0)
-      out->last_failure = (mcpr_status)st;
-  if (out->last_failure == MCPR_OK)
-    return;
-  out->last_failure_at_ms = since;
-  out->last_failure_ended_ms = state == MCPR_STORE_HEALTH_OK ? ended : 0;
-  out->last_failure_events = (int64_t)failed;
+      h->cause = (mcpr_status)st;
+  h->since_ms = since;
+  h->ended_ms = ended;
+  h->failed = failed;
   size_t len = strcspn(rec + used, "\n");
   while (len > 0 && rec[used + len - 1] == ' ')
     len--;
-  snprintf(out->last_failure_message, sizeof out->last_failure_message, "%.*s", (int)len,
-           rec + used);
+  snprintf(h->message, sizeof h->message, "%.*s", (int)len, rec + used);
+  return h->cause != MCPR_OK;
+}
+
+static bool health_record_load_beside(const char *db_path, mcpr_store_health *h) {
+  char lock_path[4200];
+  int n = snprintf(lock_path, sizeof lock_path, "%s-mcprlock", db_path);
+  if (n < 0 || (size_t)n >= sizeof lock_path)
+    return false;
+  int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool ok = health_record_load(fd, h);
+  close(fd);
+  return ok;
+}
+
+void mcpr__health_record_read(const char *db_path, mcpr_store_info *out) {
+  mcpr_store_health h;
+  if (!health_record_load_beside(db_path, &h))
+    return;
+  out->last_failure = h.cause;
+  out->last_failure_at_ms = h.since_ms;
+  out->last_failure_ended_ms = h.state == MCPR_STORE_HEALTH_OK ? h.ended_ms : 0;
+  out->last_failure_events = (int64_t)h.failed;
+  snprintf(out->last_failure_message, sizeof out->last_failure_message, "%s", h.message);
+}
+
+bool mcpr__health_record_is_open(const char *db_path) {
+  mcpr_store_health h;
+  return health_record_load_beside(db_path, &h) && h.state != MCPR_STORE_HEALTH_OK;
+}
+
+void mcpr__health_record_end(int lock_fd, int64_t ended_ms) {
+  mcpr_store_health h;
+  if (lock_fd < 0 || !health_record_load(lock_fd, &h))
+    return;
+  h.state = MCPR_STORE_HEALTH_OK;
+  h.ended_ms = ended_ms;
+  mcpr__health_record_write(lock_fd, &h);
 }
 
 bool mcpr__commit_lock_within(int fd, int timeout_ms) {

@@ -87,6 +87,10 @@ void mcpr__health_record_write(int lock_fd, const mcpr_store_health *h);
 /* Read the record beside db_path into out's last_failure fields (left
  * zero when there is none). */
 void mcpr__health_record_read(const char *db_path, mcpr_store_info *out);
+/* Whether the record beside db_path shows a failure not seen to end. */
+bool mcpr__health_record_is_open(const char *db_path);
+/* Mark the recorded failure as ended at ended_ms (a later writer wrote). */
+void mcpr__health_record_end(int lock_fd, int64_t ended_ms);
 
 /* DDL of older schema versions, for tests that build old stores:
  * mcpr__db_legacy_ddl(v) for v in 0..4 is the full DDL of that version

@@ -92,6 +92,10 @@ typedef struct writer {
   sqlite3 *db;
   char *path;
   int commit_lock_fd; /* see mcpr__commit_lock_open(); -1: none */
+  /* The health record (db.h) shows a failure no writer saw end: the first
+   * commit of this one ends it, so `store stats` does not say "not yet
+   * seen to end" forever. */
+  bool record_open_failure;
   sqlite3_stmt *stmt[STMT_COUNT];
   /* Open-addressing table of pending session sums, cleared per attempt. */
   session_sum *sums;
@@ -375,8 +379,13 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
                           w->path, lock_wait_ms);
   int rc = attempt(w, events, n, outcomes);
   mcpr__commit_unlock(w->commit_lock_fd);
-  if (rc == SQLITE_DONE)
+  if (rc == SQLITE_DONE) {
+    if (w->record_open_failure) {
+      w->record_open_failure = false;
+      mcpr__health_record_end(w->commit_lock_fd, mcpr_now_ms());
+    }
     return MCPR_OK;
+  }
   mcpr_status st = mcpr__db_status(rc);
   return mcpr_error_set(err, st, "%s", sqlite3_errstr(rc));
 }
@@ -437,6 +446,7 @@ static mcpr_status writer_open(const char *path, const mcpr_store_options *o, vo
   }
   w->commit_lock_fd = mcpr__commit_lock_open(path);
   mcpr__health_record_reserve(w->commit_lock_fd);
+  w->record_open_failure = mcpr__health_record_is_open(path);
   for (int i = 0; i < STMT_COUNT; i++) {
     int rc = sqlite3_prepare_v3(w->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[i],
                                 NULL);
