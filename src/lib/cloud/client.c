@@ -76,20 +76,11 @@ mcpr_status mcpr_cloud_client_new(mcpr_cloud_client **out, const char *base_url,
   return MCPR_OK;
 }
 
-static void wipe_free(char *s) {
-  if (!s)
-    return;
-  volatile char *v = s;
-  while (*v)
-    *v++ = 0;
-  free(s);
-}
-
 void mcpr_cloud_client_free(mcpr_cloud_client *c) {
   if (!c)
     return;
   free(c->base_url);
-  wipe_free(c->jwt);
+  mcpr__http_secret_free(c->jwt);
   free(c->user_agent);
   free(c);
 }
@@ -103,7 +94,7 @@ mcpr_status mcpr_cloud_client_set_jwt(mcpr_cloud_client *c, const char *jwt, mcp
     if (!copy)
       return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
   }
-  wipe_free(c->jwt);
+  mcpr__http_secret_free(c->jwt);
   c->jwt = copy;
   return MCPR_OK;
 }
@@ -211,7 +202,7 @@ static mcpr_status call(mcpr_cloud_client *c, const char *method, const char *pa
 out:
   mcpr__http_response_release(&res);
   if (auth) /* held the JWT */
-    wipe_free(auth);
+    mcpr__http_secret_free(auth);
   free(url);
   free(payload);
   return st;
@@ -260,7 +251,7 @@ static char *segment(const char *id, mcpr_error *err) {
 void mcpr_cloud_auth_free(mcpr_cloud_auth *a) {
   if (!a)
     return;
-  wipe_free(a->jwt);
+  mcpr__http_secret_free(a->jwt);
   free(a->user.id);
   free(a->user.email);
   free(a->user.name);
@@ -336,7 +327,7 @@ void mcpr_cloud_token_free(mcpr_cloud_token *t) {
   if (!t)
     return;
   free(t->id);
-  wipe_free(t->token);
+  mcpr__http_secret_free(t->token);
   free(t->name);
   free(t);
 }

@@ -26,6 +26,7 @@
  * (writer.c) replaces one value's text and leaves every other byte alone.
  */
 #include "config/toml.h"
+#include "core/buf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,28 +49,9 @@ typedef struct parser {
   bool failed;
 } parser;
 
-/* A growing byte buffer; its size is bounded by the input size. */
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
-
-static bool sbuf_add(sbuf *b, const char *s, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 32;
-    while (cap < b->n + n + 1)
-      cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q)
-      return false;
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-  return true;
-}
+/* String values grow in an mcpr__buf, bounded by the input size. */
+typedef mcpr__buf sbuf;
+#define sbuf_add mcpr__buf_add
 
 static void fail_at(parser *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail_at(parser *p, size_t pos, const char *fmt, ...) {

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "config/config_internal.h"
 #include "config/toml.h"
 #include "mcpr/config.h"
@@ -34,30 +35,15 @@ typedef struct edit {
   char *text;        /* new text (owned) */
 } edit;
 
+/* The new file's text; oom sticks, so building goes on and fails once. */
 typedef struct outbuf {
-  char *p;
-  size_t n, cap;
+  mcpr__buf b;
   bool oom;
 } outbuf;
 
 static void out_add(outbuf *b, const char *s, size_t n) {
-  if (b->oom || n == 0)
-    return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + n + 1)
-      cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) {
-      b->oom = true;
-      return;
-    }
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
+  if (!b->oom && n && !mcpr__buf_add(&b->b, s, n))
+    b->oom = true;
 }
 
 static void out_str(outbuf *b, const char *s) { out_add(b, s, strlen(s)); }
@@ -134,16 +120,16 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
     outbuf q = {0};
     out_quoted(&q, vals[k]);
     if (q.oom) {
-      free(q.p);
+      free(q.b.p);
       st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory updating the config");
       goto out;
     }
     if (e) {
-      edits[n_edits++] = (edit){e->value->start, e->value->end, q.p};
+      edits[n_edits++] = (edit){e->value->start, e->value->end, q.b.p};
       continue;
     }
     if (cloud && cloud->is_inline) {
-      free(q.p);
+      free(q.b.p);
       st = mcpr_error_set(err, MCPR_EINVAL,
                           "cannot add cloud.%s: [cloud] is an inline table (line %d); "
                           "write it as a [cloud] section or add the key by hand",
@@ -156,15 +142,15 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
     }
     out_str(&added, keys[k]);
     out_str(&added, " = ");
-    out_str(&added, q.p);
+    out_str(&added, q.b.p);
     out_str(&added, "\n");
-    free(q.p);
+    free(q.b.p);
   }
   if (added.oom) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory updating the config");
     goto out;
   }
-  if (added.n) {
+  if (added.b.n) {
     outbuf ins = {0};
     size_t at;
     if (ref) {
@@ -181,13 +167,13 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
     }
     if (at == len && len && text[len - 1] != '\n' && (ref || (cloud && cloud->header_defined)))
       out_str(&ins, "\n");
-    out_add(&ins, added.p, added.n);
+    out_add(&ins, added.b.p, added.b.n);
     if (ins.oom) {
-      free(ins.p);
+      free(ins.b.p);
       st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory updating the config");
       goto out;
     }
-    edits[n_edits++] = (edit){at, at, ins.p};
+    edits[n_edits++] = (edit){at, at, ins.b.p};
   }
   qsort(edits, n_edits, sizeof *edits, edit_cmp);
   size_t pos = 0;
@@ -205,7 +191,7 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
   /* Read it back: the new file must parse and hold what we wrote. */
   mcpr_config *check = NULL;
   mcpr_error cerr = {0};
-  mcpr_status cst = mcpr_config_load_string(res.p, res.n, "mcpr.toml", &check, &cerr);
+  mcpr_status cst = mcpr_config_load_string(res.b.p, res.b.n, "mcpr.toml", &check, &cerr);
   bool same = check && (!token || (check->cloud.token && !strcmp(check->cloud.token, token))) &&
               (!server || (check->cloud.server && !strcmp(check->cloud.server, server))) &&
               (!endpoint || (check->cloud.endpoint && !strcmp(check->cloud.endpoint, endpoint)));
@@ -222,13 +208,13 @@ mcpr_status mcpr_config_set_cloud_text(const char *text, size_t len, const char 
     goto out;
   }
   mcpr_config_free(check);
-  *out = res.p;
-  res.p = NULL;
+  *out = res.b.p;
+  res.b.p = NULL;
 out:
   for (size_t i = 0; i < n_edits; i++)
     free(edits[i].text);
-  free(added.p);
-  free(res.p);
+  free(added.b.p);
+  free(res.b.p);
   mcpr__toml_free(root);
   return st;
 }

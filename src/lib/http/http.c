@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/buf.h"
 #include "http/http.h"
 #include "mcpr/util.h"
 
@@ -112,8 +113,7 @@ int64_t mcpr__http_parse_retry_after(const char *value, int64_t now_ms) {
 typedef struct transfer {
   const mcpr__http_request *req;
   size_t keep;     /* bytes of the body kept */
-  char *p;
-  size_t n, alloc;
+  mcpr__buf body; /* what is kept of the answer, at most `keep` bytes */
   uint64_t received;
   bool too_big, oom;
   int64_t retry_after_ms;
@@ -124,30 +124,19 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb;
   t->received += n;
   size_t take = n;
-  if (t->n + n > t->keep) {
+  if (t->body.n + n > t->keep) {
     if (!t->req->cut_body) {
       t->too_big = true;
       return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
-    take = t->keep - t->n; /* the rest is read and dropped */
+    take = t->keep - t->body.n; /* the rest is read and dropped */
   }
   if (take == 0)
     return n;
-  if (t->n + take + 1 > t->alloc) {
-    size_t alloc = t->alloc ? t->alloc : 4096;
-    while (alloc < t->n + take + 1)
-      alloc *= 2;
-    char *q = realloc(t->p, alloc);
-    if (!q) {
-      t->oom = true;
-      return 0;
-    }
-    t->p = q;
-    t->alloc = alloc;
+  if (!mcpr__buf_add(&t->body, data, take)) {
+    t->oom = true;
+    return 0;
   }
-  memcpy(t->p + t->n, data, take);
-  t->n += take;
-  t->p[t->n] = '\0';
   return n;
 }
 
@@ -420,7 +409,7 @@ mcpr_status mcpr__http_perform(mcpr__http *h, const mcpr__http_request *req,
                 nm.shown_url, timeout_ms);
       goto out;
     }
-    free(t.p);
+    mcpr__buf_release(&t.body);
     t = (transfer){.req = req, .keep = t.keep, .retry_after_ms = -1};
     errbuf[0] = '\0';
     setup(c, url, verb, body, req->body_len, headers, connect_ms < left_ms ? connect_ms : (long)left_ms,
@@ -499,22 +488,23 @@ mcpr_status mcpr__http_perform(mcpr__http *h, const mcpr__http_request *req,
 
   /* An answer arrived. */
   bool cut = t.received > cap;
-  size_t shown = t.n < cap ? t.n : cap;
+  size_t shown = t.body.n < cap ? t.body.n : cap;
   res->body_cut = cut;
   if (res->status >= 200 && res->status <= 299) {
-    if (t.p) {
-      t.p[shown] = '\0';
-      res->body = t.p;
+    if (t.body.p) {
+      t.body.p[shown] = '\0';
+      res->body = t.body.p;
       res->body_len = shown;
-      t.p = NULL;
+      t.body.p = NULL;
     }
     st = MCPR_OK;
     goto out;
   }
-  res->error_text = error_text(t.p, t.n, shown, cut, req);
-  if (t.n)
-    res->body = mcpr__http_redact(t.p, t.n, shown, req->secrets, req->n_secrets, &res->body_len);
-  if (!res->error_text || (t.n && !res->body)) {
+  res->error_text = error_text(t.body.p, t.body.n, shown, cut, req);
+  if (t.body.n)
+    res->body =
+        mcpr__http_redact(t.body.p, t.body.n, shown, req->secrets, req->n_secrets, &res->body_len);
+  if (!res->error_text || (t.body.n && !res->body)) {
     mcpr__http_response_release(res);
     st = fail(req, err, MCPR_ENOMEM, "%s: out of memory reading the answer", nm.label);
     goto out;
@@ -527,6 +517,6 @@ out:
     curl_easy_reset(c); /* it pointed at the headers, errbuf and t: all gone below */
   free_headers(headers);
   free(url);
-  free(t.p);
+  mcpr__buf_release(&t.body);
   return st;
 }

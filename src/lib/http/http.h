@@ -169,8 +169,8 @@ typedef struct mcpr__http_response {
  *   MCPR_EHTTP     a redirect refused: to another origin, without a
  *                  Location, or too many (res->status is the 3xx)
  *   MCPR_ENOMEM
- * 301, 302 and 303 turn a request with a body into a GET, as browsers do;
- * 307 and 308 keep the method and body.
+ * 301, 302 and 303 turn a request with a body into a GET, as browsers do
+ * (unless keep_method); 307 and 308 keep the method and body.
  */
 mcpr_status mcpr__http_perform(mcpr__http *h, const mcpr__http_request *req,
                                mcpr__http_response *res, mcpr_error *err);
@@ -180,5 +180,9 @@ void mcpr__http_response_release(mcpr__http_response *res);
  * ms) as milliseconds from now, capped at MCPR__HTTP_RETRY_AFTER_MAX_MS;
  * -1 when it is neither. */
 int64_t mcpr__http_parse_retry_after(const char *value, int64_t now_ms);
+
+/* Zero a secret string (a token, a JWT, an Authorization header) before
+ * freeing it, so it does not linger in freed memory. NULL is a no-op. */
+void mcpr__http_secret_free(char *secret);
 
 #endif

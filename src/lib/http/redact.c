@@ -85,3 +85,12 @@ size_t mcpr__http_utf8_cut(const char *s, size_t len, size_t max) {
     n--; /* s[n] continues a sequence: cut before the sequence starts */
   return n;
 }
+
+void mcpr__http_secret_free(char *secret) {
+  if (!secret)
+    return;
+  volatile char *v = secret;
+  while (*v)
+    *v++ = 0;
+  free(secret);
+}

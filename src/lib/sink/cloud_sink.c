@@ -119,18 +119,9 @@ char *mcpr_cloud_spool_dir(const char *store_path) {
 
 /* --- HTTP --- */
 
-static void wipe_free(char *s) {
-  if (!s)
-    return;
-  volatile char *v = s;
-  while (*v)
-    *v++ = 0;
-  free(s);
-}
-
 static void poster_release(poster *p) {
   mcpr__http_free(p->http);
-  wipe_free(p->auth_header);
+  mcpr__http_secret_free(p->auth_header);
   free(p->url);
   memset(p, 0, sizeof *p);
 }
