@@ -161,14 +161,13 @@ static int copy_file(const char *from, const char *to) {
 }
 
 static void remove_store(const char *path) {
-  char p[4200];
-  unlink(path);
-  snprintf(p, sizeof p, "%s-wal", path);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", path);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-mcprlock", path);
-  unlink(p);
+  static const char *const suffixes[] = {"", "-wal", "-shm", "-mcprlock"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+    char p[4200];
+    int n = snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+    if (n > 0 && (size_t)n < sizeof p)
+      unlink(p);
+  }
 }
 
 /* ---------- the writer beside the vacuum ---------- */
