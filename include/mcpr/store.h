@@ -1,15 +1,17 @@
 /*
- * store.h — the SQLite request store (SPEC §2, §4, §5).
+ * store.h — the request store (SPEC §2, §4, §5).
  *
- * A store is a handle on one store.db file and the background thread that
- * writes to it. The proxy's hot path calls mcpr_store_record(), which copies
+ * A store is a handle on one store — a SQLite store.db file, named by a
+ * path or sqlite:PATH — and the background thread that writes to it. The proxy's hot path calls mcpr_store_record(), which copies
  * the event into a bounded lock-free queue and returns at once: it never
  * blocks, never waits on I/O and never waits on the writer. The writer
  * thread takes events off the queue in batches (500 events or 200 ms,
  * whichever first), writes each batch in one transaction, and retries a
  * batch that fails (database locked, I/O error, disk full) instead of
- * dropping it. Every event handed to record() ends in exactly one counter:
- * refused (by cause), written, skipped as a duplicate, or failed (by cause).
+ * dropping it — for a bounded window per episode of failure, reported
+ * through on_health. Every event handed to record() ends in exactly one
+ * counter: refused (by cause), written, skipped as a duplicate, or failed
+ * (by cause). Nothing waits without end: not the writer, not close().
  *
  *   mcpr_store *s;
  *   mcpr_error err = {0};

@@ -3,7 +3,7 @@
  * checks, result-set lifecycles, and the logic that is the same whatever
  * the database — stats from a stream of samples (stats.c), the session
  * prefix rule, schema payload parsing (jansson) for schema status and
- * unused tools. The SQL is in the backend (store/query_sqlite.c).
+ * unused tools. The SQL is in the backend (backend/sqlite/query.c for SQLite).
  */
 #include <jansson.h>
 #include <stdlib.h>

@@ -288,7 +288,7 @@ mcpr_status mcpr__query_sqlite_open(const char *path, void **out, mcpr_error *er
   }
   /*
    * The last connection to close a WAL store checkpoints it, and every
-   * checkpoint must hold the commit lock (store/db.h: SQLite 3.40's
+   * checkpoint must hold the commit lock (db.h: SQLite 3.40's
    * WAL-reset race). Taking the lock in close would make a read command
    * wait, at exit, behind a writer's commit or another process's VACUUM
    * (which holds it for seconds); so a query connection never checkpoints
@@ -1081,7 +1081,7 @@ static mcpr_status lock_timeout(mcpr_error *err) {
 }
 
 /* Every commit and checkpoint of vacuum holds the store's commit lock
- * (store/db.h), waited for outside SQLite's own lock; a busy transaction
+ * (db.h), waited for outside SQLite's own lock; a busy transaction
  * is retried whole until deadline. */
 static mcpr_status write_txn(sqlite3 *db, int lock_fd, sqlb *b, int64_t deadline,
                              int64_t *changes, mcpr__vacuum_timing *t, mcpr_error *err) {
