@@ -620,9 +620,11 @@ static void handle_message(exchange *ex, json_t *msg, bool single) {
 }
 
 static bool is_initialize(json_t *msg) {
+  const char *version = json_string_value(json_object_get(msg, "jsonrpc"));
   const char *method = json_string_value(json_object_get(msg, "method"));
-  return json_is_object(msg) && method && strcmp(method, "initialize") == 0 &&
-         json_object_get(msg, "id");
+  json_t *id = json_object_get(msg, "id");
+  return version && strcmp(version, "2.0") == 0 && method && strcmp(method, "initialize") == 0 &&
+         (json_is_string(id) || json_is_integer(id));
 }
 
 static void handle_post(ss_server *srv, struct evhttp_request *req) {
