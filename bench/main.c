@@ -29,6 +29,8 @@ uint64_t bench_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+double bench_ms_since(uint64_t t0_ns) { return (double)(bench_now_ns() - t0_ns) / 1e6; }
+
 uint64_t bench_parse_count(const char *flag, const char *value) {
   char *end = NULL;
   errno = 0;
@@ -39,6 +41,12 @@ uint64_t bench_parse_count(const char *flag, const char *value) {
     exit(2);
   }
   return v;
+}
+
+int bench_unknown_option(const char *arg, void (*usage)(FILE *out)) {
+  fprintf(stderr, "mcpr-bench: unknown option '%s'\n", arg);
+  usage(stderr);
+  return 2;
 }
 
 static void usage(FILE *out) {

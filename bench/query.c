@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -31,33 +30,10 @@ typedef struct timing {
   double ms; /* best of the runs */
 } timing;
 
-static double elapsed_ms(uint64_t t0) { return (double)(bench_now_ns() - t0) / 1e6; }
-
-static void nap_ms(int ms) {
-  struct timespec ts = {0, (long)ms * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int record_retry(mcpr_store *s, const mcpr_store_event *e) {
-  for (;;) {
-    mcpr_status st = mcpr_store_record(s, e);
-    if (st == MCPR_OK)
-      return 0;
-    if (st != MCPR_EQUEUEFULL) {
-      fprintf(stderr, "mcpr-bench: record: %s\n", mcpr_strerror(st));
-      return -1;
-    }
-    nap_ms(1);
-  }
-}
-
 static int build_store(const char *path, uint64_t rows, int64_t span_ms) {
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  if (mcpr_store_open(&s, path, NULL, &err) != MCPR_OK) {
-    fprintf(stderr, "mcpr-bench: %s\n", err.message);
+  mcpr_store *s = bench_store_open(path);
+  if (!s)
     return -1;
-  }
   int64_t now = mcpr_now_ms(), start = now - span_ms;
   bench_gen_options o = {.seed = 42, .sessions = 64, .id_prefix = "bq", .start_ts_ms = start,
                          .step_us = 1000};
@@ -91,12 +67,12 @@ static int build_store(const char *path, uint64_t rows, int64_t span_ms) {
     default:
       break;
     }
-    rc = record_retry(s, &e);
+    rc = bench_record_retry(s, &e);
   }
   for (const mcpr_store_event *e; rc == 0 && (e = bench_gen_finish(g));) {
     mcpr_store_event closed = *e;
     closed.u.session_closed.ended_at_ms = ts;
-    rc = record_retry(s, &closed);
+    rc = bench_record_retry(s, &closed);
   }
   /* A captured tools/list per proxy (all but two tools), for `unused`. */
   static const char *const proxies[] = {"api-server", "docs-server"};
@@ -111,16 +87,12 @@ static int build_store(const char *path, uint64_t rows, int64_t span_ms) {
     mcpr_store_event e = {.kind = MCPR_STORE_EVENT_SCHEMA_VERSION};
     e.u.schema_version = (mcpr_schema_version_event){now - span_ms, proxies[p], "http://upstream",
                                                      "tools/list", payload, "bench-hash"};
-    rc = record_retry(s, &e);
+    rc = bench_record_retry(s, &e);
   }
   bench_gen_free(g);
   mcpr_store_stats st;
-  mcpr_status cs = mcpr_store_close(s, &st);
-  if (rc == 0 && cs != MCPR_OK) {
-    fprintf(stderr, "mcpr-bench: close: %s\n", mcpr_strerror(cs));
-    rc = -1;
-  }
-  double ms = elapsed_ms(t0);
+  rc = bench_store_close(s, rc, &st);
+  double ms = bench_ms_since(t0);
   printf("built %s: %llu requests (%llu events written) in %.1f s (%.0f events/s)\n", path,
          (unsigned long long)requests, (unsigned long long)st.written, ms / 1000,
          (double)st.written / (ms / 1000));
@@ -282,7 +254,7 @@ static double best_of(ctx *c, int (*fn)(ctx *), void (*after)(ctx *, int), int r
     uint64_t t0 = bench_now_ns();
     if (fn(c) != 0)
       return -1;
-    double ms = elapsed_ms(t0);
+    double ms = bench_ms_since(t0);
     if (best < 0 || ms < best)
       best = ms;
     if (after)
@@ -347,9 +319,7 @@ int bench_query_main(int argc, char **argv) {
       }
       i++;
     } else {
-      fprintf(stderr, "mcpr-bench: unknown option '%s'\n", a);
-      usage(stderr);
-      return 2;
+      return bench_unknown_option(a, usage);
     }
   }
   char tmp[256] = "";

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -37,21 +36,6 @@
 #define DAY_MS (24LL * 3600000)
 #define OPEN_AT_ONCE 700
 
-static double since_ms(uint64_t t0) { return (double)(bench_now_ns() - t0) / 1e6; }
-
-static int record_retry(mcpr_store *s, const mcpr_store_event *e) {
-  for (;;) {
-    mcpr_status st = mcpr_store_record(s, e);
-    if (st == MCPR_OK)
-      return 0;
-    if (st != MCPR_EQUEUEFULL) {
-      fprintf(stderr, "mcpr-bench: record: %s\n", mcpr_strerror(st));
-      return -1;
-    }
-    mcpr__sleep_ms(1);
-  }
-}
-
 typedef struct slot {
   char id[48];
   const char *proxy;
@@ -62,12 +46,9 @@ typedef struct slot {
 /* Request contents come from the generator; session, proxy and time are
  * this store's. */
 static int build_store(const char *path, uint64_t rows, uint64_t sessions, int64_t span_ms) {
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  if (mcpr_store_open(&s, path, NULL, &err) != MCPR_OK) {
-    fprintf(stderr, "mcpr-bench: %s\n", err.message);
+  mcpr_store *s = bench_store_open(path);
+  if (!s)
     return -1;
-  }
   int64_t now = mcpr_now_ms(), start = now - span_ms;
   bench_gen_options o = {.seed = 7, .sessions = 64, .id_prefix = "g", .start_ts_ms = start,
                          .step_us = 1000};
@@ -102,7 +83,7 @@ static int build_store(const char *path, uint64_t rows, uint64_t sessions, int64
         sl->serial = started;
         mcpr_store_event se = {.kind = MCPR_STORE_EVENT_SESSION};
         se.u.session = (mcpr_session_event){sl->id, sl->proxy, ts, "cursor", "1.4.2", NULL};
-        rc = record_retry(s, &se);
+        rc = bench_record_retry(s, &se);
         started++;
       }
     }
@@ -110,12 +91,12 @@ static int build_store(const char *path, uint64_t rows, uint64_t sessions, int64
     if (sl)
       e.u.request.proxy = sl->proxy;
     if (rc == 0)
-      rc = record_retry(s, &e);
+      rc = bench_record_retry(s, &e);
     if (sl && --sl->left == 0 && sl->serial % 4 != 3 && rc == 0) {
       /* 3 in 4 end, the others are abandoned (open for ever). */
       mcpr_store_event ce = {.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
       ce.u.session_closed = (mcpr_session_closed_event){sl->id, ts + 1};
-      rc = record_retry(s, &ce);
+      rc = bench_record_retry(s, &ce);
       ended++;
     }
   }
@@ -126,20 +107,16 @@ static int build_store(const char *path, uint64_t rows, uint64_t sessions, int64
       continue;
     mcpr_store_event ce = {.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
     ce.u.session_closed = (mcpr_session_closed_event){sl->id, now};
-    rc = record_retry(s, &ce);
+    rc = bench_record_retry(s, &ce);
     ended++;
   }
   bench_gen_free(g);
   free(slots);
   mcpr_store_stats st;
-  mcpr_status cs = mcpr_store_close(s, &st);
-  if (rc == 0 && cs != MCPR_OK) {
-    fprintf(stderr, "mcpr-bench: close: %s\n", mcpr_strerror(cs));
-    rc = -1;
-  }
+  rc = bench_store_close(s, rc, &st);
   printf("built %s: %llu requests, %llu sessions (%llu ended) in %.1f s\n", path,
          (unsigned long long)rows, (unsigned long long)started, (unsigned long long)ended,
-         since_ms(t0) / 1000);
+         bench_ms_since(t0) / 1000);
   return rc;
 }
 
@@ -200,7 +177,7 @@ static void *writer_main(void *arg) {
                                        .proxy = "live", .method = "tools/call", .tool = "w",
                                        .latency_us = 1, .status = MCPR_REQUEST_OK,
                                        .bytes_in = -1, .bytes_out = -1};
-    if (record_retry(s, &e) != 0) {
+    if (bench_record_retry(s, &e) != 0) {
       w->failed = 1;
       break;
     }
@@ -211,7 +188,7 @@ static void *writer_main(void *arg) {
       break;
     }
     w->ended_ms[w->flushes] = mcpr__mono_ms();
-    w->waited_ms[w->flushes++] = since_ms(t0);
+    w->waited_ms[w->flushes++] = bench_ms_since(t0);
     mcpr__sleep_ms(5);
   }
   mcpr_store_close(s, NULL);
@@ -263,9 +240,7 @@ int bench_vacuum_main(int argc, char **argv) {
       }
       before_text = v, i++;
     } else {
-      fprintf(stderr, "mcpr-bench: unknown option '%s'\n", a);
-      usage(stderr);
-      return 2;
+      return bench_unknown_option(a, usage);
     }
   }
   char tmp[256] = "", work[4200];
@@ -309,7 +284,7 @@ int bench_vacuum_main(int argc, char **argv) {
     fprintf(stderr, "mcpr-bench: dry run: %s\n", err.message);
     goto out;
   }
-  double dry_ms = since_ms(t0);
+  double dry_ms = bench_ms_since(t0);
   printf("dry run:  %8.2f s  would delete %lld requests, %lld sessions\n", dry_ms / 1000,
          (long long)dry.requests_deleted, (long long)dry.sessions_deleted);
 
@@ -320,7 +295,7 @@ int bench_vacuum_main(int argc, char **argv) {
     t0 = bench_now_ns();
     mcpr_status bs = mcpr__query_sqlite_vacuum_count_original(
         q, &o, (int64_t)baseline_s * 1000, &baseline_sessions, &over, &err);
-    baseline_ms = since_ms(t0);
+    baseline_ms = bench_ms_since(t0);
     if (bs != MCPR_OK && !over) {
       fprintf(stderr, "mcpr-bench: baseline: %s\n", err.message);
       goto out;
@@ -339,7 +314,7 @@ int bench_vacuum_main(int argc, char **argv) {
   o.dry_run = false;
   t0 = bench_now_ns();
   mcpr_status vs = mcpr__query_sqlite_vacuum(q, &o, &real, &t, &err);
-  double real_ms = since_ms(t0);
+  double real_ms = bench_ms_since(t0);
   mcpr__sleep_ms(500);
   atomic_store(&w.stop, 1);
   pthread_join(th, NULL);

@@ -115,12 +115,9 @@ typedef struct result {
 } result;
 
 static int run_store(const run_config *cfg, result *res) {
-  mcpr_store *store = NULL;
-  mcpr_error err = {0};
-  if (mcpr_store_open(&store, cfg->db, NULL, &err) != MCPR_OK) {
-    fprintf(stderr, "mcpr-bench: %s\n", err.message);
+  mcpr_store *store = bench_store_open(cfg->db);
+  if (!store)
     return 1;
-  }
   producer *ps = calloc(cfg->producers, sizeof *ps);
   if (!ps)
     return 1;

@@ -7,37 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "cli.h"
 #include "testutil.h"
-
-static const char *bin(void) {
-  const char *b = getenv("MCPR_BIN");
-  assert_non_null(b);
-  return b;
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
-
-static char *read_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  char *s = calloc(1, (size_t)n + 1);
-  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  return s;
-}
 
 /* Start mcpr with argv (NULL-terminated, without the program), stdin from
  * in_path (or /dev/null), stderr to err_path. Returns the pid. */
@@ -49,12 +24,12 @@ static pid_t spawn(const char *const *args, const char *in_path, const char *err
     int er = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(in, 0);
     dup2(er, 2);
-    const char *argv[32] = {bin()};
+    const char *argv[32] = {cli_bin()};
     int n = 1;
     for (; args[n - 1] && n < 31; n++)
       argv[n] = args[n - 1];
     argv[n] = NULL;
-    execv(bin(), (char *const *)argv);
+    execv(cli_bin(), (char *const *)argv);
     _exit(127);
   }
   return pid;
@@ -83,7 +58,7 @@ static void test_bad_lines_reported_and_skipped(void **state) {
   (void)state;
   char *dir = tu_tmpdir();
   char *in = tu_path(dir, "in.ndjson"), *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
-  write_file(in,
+  tu_write_text(in,
              "{\"type\":\"session_start\",\"session_id\":\"s1\",\"proxy\":\"api\",\"ts\":1,"
              "\"client_name\":\"cursor\",\"client_version\":\"1\",\"client_platform\":null}\n"
              REQ("r1", "\"s1\"", "")
@@ -97,7 +72,7 @@ static void test_bad_lines_reported_and_skipped(void **state) {
              REQ("r5", "\"s1\"", "")); /* no newline issue: last line ends with \n */
   const char *args[] = {"ingest", in, "--db", db, NULL};
   assert_int_equal(run(args, NULL, errp), 1);
-  char *err = read_file(errp);
+  char *err = tu_read_text(errp);
   assert_non_null(strstr(err, "line 3: field \"latency_us\": expected an integer\n"));
   assert_non_null(strstr(err, "line 5: invalid JSON"));
   assert_non_null(strstr(err, "line 7: field \"type\": unknown event type \"mystery\"\n"));
@@ -138,7 +113,7 @@ static void test_sample_traffic_and_reingest(void **state) {
    * duplicate (all lines but the heartbeat). */
   const char *again[] = {"ingest", "-", "--db", db, NULL};
   assert_int_equal(run(again, sample, errp), 0);
-  char *err = read_file(errp);
+  char *err = tu_read_text(errp);
   assert_non_null(strstr(err, "stored 0, duplicates 269, rejected 0"));
   free(err);
   assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM schema_changes"), changes);
@@ -154,7 +129,7 @@ static void test_original_json_lines(void **state) {
   char *dir = tu_tmpdir();
   char *in = tu_path(dir, "in"), *db = tu_path(dir, "s.db");
   /* Exactly as the original writes them: every optional null, no session. */
-  write_file(in, REQ("0190a0b0-0000-7000-8000-000000000001", "null", "")
+  tu_write_text(in, REQ("0190a0b0-0000-7000-8000-000000000001", "null", "")
                  REQ("0190a0b0-0000-7000-8000-000000000002", "null", "")
                  "{\"type\":\"session_end\",\"session_id\":\"zzz\",\"ts\":5}");
   const char *args[] = {"ingest", in, "--db", db, NULL};
@@ -181,28 +156,6 @@ static void test_usage_errors(void **state) {
   tu_rmdir(dir);
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int64_t count_or_zero(const char *db) {
-  if (access(db, F_OK) != 0)
-    return 0;
-  sqlite3 *h = NULL;
-  int64_t n = 0;
-  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(h, 2000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h, "SELECT count(*) FROM requests", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-      n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(h);
-  return n;
-}
-
 /* A live pipe: rows arrive while the writer of the pipe is still open. */
 static void test_live_pipe(void **state) {
   (void)state;
@@ -216,7 +169,7 @@ static void test_live_pipe(void **state) {
     close(fds[1]);
     int nul = open("/dev/null", O_WRONLY);
     dup2(nul, 2);
-    execl(bin(), bin(), "ingest", "-", "--db", db, (char *)NULL);
+    execl(cli_bin(), cli_bin(), "ingest", "-", "--db", db, (char *)NULL);
     _exit(127);
   }
   close(fds[0]);
@@ -224,8 +177,8 @@ static void test_live_pipe(void **state) {
   assert_int_equal(write(fds[1], lines, strlen(lines)), (ssize_t)strlen(lines));
   int64_t n = 0;
   for (int i = 0; i < 100 && n < 2; i++) { /* up to 10 s, normally < 1 s */
-    sleep_ms(100);
-    n = count_or_zero(db);
+    tu_sleep_ms(100);
+    n = tu_sql_int_or_zero(db, "SELECT count(*) FROM requests");
   }
   assert_int_equal(n, 2);
   close(fds[1]);
@@ -243,7 +196,7 @@ static void test_concurrent_ingests_with_lock(void **state) {
   char *db = tu_path(dir, "s.db");
   /* Create the store first so the lock has a file to hold. */
   char *seed = tu_path(dir, "seed");
-  write_file(seed, REQ("seed", "null", ""));
+  tu_write_text(seed, REQ("seed", "null", ""));
   const char *a0[] = {"ingest", seed, "--db", db, NULL};
   assert_int_equal(run(a0, NULL, NULL), 0);
   char *files[3];
@@ -267,7 +220,7 @@ static void test_concurrent_ingests_with_lock(void **state) {
     const char *args[] = {"ingest", files[f], "--db", db, NULL};
     pids[f] = spawn(args, NULL, NULL);
   }
-  sleep_ms(2000);
+  tu_sleep_ms(2000);
   assert_int_equal(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(lock);
   /* And `mcpr store vacuum` (VACUUM + checkpoint; deletes nothing of
@@ -292,7 +245,7 @@ static void test_out_of_range_latency_and_size(void **state) {
   (void)state;
   char *dir = tu_tmpdir();
   char *in = tu_path(dir, "in.ndjson"), *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
-  write_file(in,
+  tu_write_text(in,
              "{\"type\":\"request\",\"id\":\"h1\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
              "\"status\":200,\"latency_us\":9000000000000000000}\n"
              "{\"type\":\"request\",\"id\":\"h2\",\"ts\":1,\"proxy\":\"api\",\"method\":\"POST\","
@@ -303,7 +256,7 @@ static void test_out_of_range_latency_and_size(void **state) {
              "\"status\":200,\"latency_us\":31622400000000,\"response_size\":1099511627776}\n");
   const char *args[] = {"ingest", in, "--db", db, NULL};
   assert_int_equal(run(args, NULL, errp), 1);
-  char *err = read_file(errp);
+  char *err = tu_read_text(errp);
   assert_non_null(strstr(err, "line 1: field \"latency_us\": out of range"));
   assert_non_null(strstr(err, "line 2: field \"latency_us\": expected an integer"));
   assert_non_null(strstr(err, "line 3: field \"response_size\": out of range"));

@@ -22,37 +22,19 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "lockholder.h"
+#include "store_fixtures.h"
 #include "testutil.h"
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static const char *bin(void) {
-  const char *b = getenv("MCPR_BIN");
-  assert_non_null(b);
-  return b;
-}
 
 /* One request event per line; ids "<prefix>-<i>". A longish error message
  * makes each row a few hundred bytes, so 40k of them overflow 4 MB. */
@@ -73,51 +55,7 @@ static void write_events(const char *path, const char *prefix, int n) {
   assert_int_equal(fclose(f), 0);
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return calloc(1, 1);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  char *s = calloc(1, (size_t)n + 1);
-  assert_non_null(s);
-  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  return s;
-}
-
-/* Rows in the store, 0 while it does not exist or is busy. */
-static int64_t rows_now(const char *db) {
-  if (access(db, F_OK) != 0)
-    return 0;
-  sqlite3 *h = NULL;
-  int64_t n = 0;
-  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(h, 2000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h, "SELECT count(*) FROM requests", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-      n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(h);
-  return n;
-}
-
 static int64_t rows(const char *db) { return tu_sql_int(db, "SELECT count(*) FROM requests"); }
-
-static void assert_integrity_ok(const char *db) {
-  sqlite3 *h = NULL;
-  assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  sqlite3_busy_timeout(h, 10000);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-}
 
 /* Children this test started (ingests, lock holders): a failed assertion
  * must not leave one running or stopped; teardown kills what is left. */
@@ -213,9 +151,9 @@ typedef struct run_result {
 static void ingest(run_result *out, const char *in, const char *db, const char *window) {
   const char *args[] = {"ingest", in, "--db", db, window ? "--retry-window" : NULL, window, NULL};
   cli_spec spec = {.args = args, .timeout_ms = 120000};
-  int64_t t0 = mono_ms();
+  int64_t t0 = tu_mono_ms();
   cli_run(&spec, &out->r);
-  out->took_ms = mono_ms() - t0;
+  out->took_ms = tu_mono_ms() - t0;
   out->sum = parse_summary(out->r.err);
   if (!out->sum.found)
     fail_msg("no summary; exit %d, stderr:\n%s", out->r.exit_code, out->r.err);
@@ -262,7 +200,7 @@ typedef struct bg {
 
 static void bg_start(bg *b, const char *dir, const char *input, const char *db,
                      const char *window, bool ignore_sigint) {
-  const char *mcpr = bin();
+  const char *mcpr = cli_bin();
   b->err_path = tu_path(dir, "bg.err");
   int p[2] = {-1, -1};
   if (!input)
@@ -314,22 +252,22 @@ static bool bg_running(bg *b) { return waitpid(b->pid, NULL, WNOHANG) == 0; }
 /* Wait up to timeout_ms for the exit. Returns the exit code (128+N for a
  * signal) and the time waited; -1 when it had to be killed. */
 static int bg_wait(bg *b, int timeout_ms, int64_t *took_ms) {
-  int64_t t0 = mono_ms();
+  int64_t t0 = tu_mono_ms();
   int status = 0;
   for (;;) {
     pid_t w = waitpid(b->pid, &status, WNOHANG);
     if (w == b->pid)
       break;
-    if (mono_ms() - t0 > timeout_ms) {
+    if (tu_mono_ms() - t0 > timeout_ms) {
       kill(b->pid, SIGKILL);
       waitpid(b->pid, &status, 0);
       status = -1;
       break;
     }
-    sleep_ms(20);
+    tu_sleep_ms(20);
   }
   if (took_ms)
-    *took_ms = mono_ms() - t0;
+    *took_ms = tu_mono_ms() - t0;
   child_gone(b->pid);
   if (b->in_fd >= 0)
     close(b->in_fd);
@@ -339,7 +277,15 @@ static int bg_wait(bg *b, int timeout_ms, int64_t *took_ms) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static char *bg_err(bg *b) { return slurp(b->err_path); }
+/* What it said on stderr so far ("" before it opened the file). */
+static char *bg_err(bg *b) {
+  if (access(b->err_path, F_OK) != 0) {
+    char *none = calloc(1, 1);
+    assert_non_null(none);
+    return none;
+  }
+  return tu_read_text(b->err_path);
+}
 
 static void bg_free(bg *b) {
   if (b->in_fd >= 0)
@@ -414,7 +360,7 @@ static void test_real_full_filesystem(void **state) {
   assert_causes_add_up(&a.sum);
   assert_non_null(strstr(a.r.err, "mcpr: running the same ingest again is safe"));
   assert_int_equal(rows(f->db), a.sum.stored);
-  assert_integrity_ok(f->db);
+  sf_assert_text(f->db, "PRAGMA integrity_check", "ok");
 
   char *json = stats_json(f->db);
   char *lf = last_failure_json(json);
@@ -446,7 +392,7 @@ static void test_real_full_filesystem(void **state) {
   assert_int_equal(rows(f->db), FULL_EVENTS);
   assert_int_equal(tu_sql_int(f->db, "SELECT count(DISTINCT request_id) FROM requests"),
                    FULL_EVENTS);
-  assert_integrity_ok(f->db);
+  sf_assert_text(f->db, "PRAGMA integrity_check", "ok");
   /* The record is the first run's; its writer never saw the end, so the
    * second run's first commit ended it. */
   json = stats_json(f->db);
@@ -476,12 +422,12 @@ static void test_signal_while_failing(void **state) {
     err = bg_err(&b);
     if (strstr(err, "cannot write to the store: disk full"))
       break;
-    sleep_ms(100);
+    tu_sleep_ms(100);
   }
   if (!strstr(err, "cannot write to the store: disk full"))
     fail_msg("no 'disk full' line; stderr:\n%s", err);
   free(err);
-  sleep_ms(2000);
+  tu_sleep_ms(2000);
   assert_true(bg_running(&b));
   kill(b.pid, SIGTERM);
   int64_t took = 0;
@@ -504,57 +450,63 @@ static void test_signal_while_failing(void **state) {
   assert_causes_add_up(&s);
   assert_non_null(strstr(err, "mcpr: running the same ingest again is safe"));
   assert_int_equal(rows(f->db), s.stored);
-  assert_integrity_ok(f->db);
+  sf_assert_text(f->db, "PRAGMA integrity_check", "ok");
   free(err);
   bg_free(&b);
 }
 
 /* ---------- the commit lock held past the window ---------- */
 
-static pid_t hold_commit_lock_stopped(const char *db) {
-  int ready[2];
-  assert_int_equal(pipe(ready), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    close(ready[0]);
-    char lock_path[4200];
-    snprintf(lock_path, sizeof lock_path, "%s-mcprlock", db);
-    int fd = open(lock_path, O_RDWR | O_CREAT, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) != 0)
-      _exit(1);
-    char c = 1;
-    if (write(ready[1], &c, 1) != 1)
-      _exit(1);
-    raise(SIGSTOP);
-    _exit(0);
-  }
+/* A stopped process holding the store's commit lock, killed by teardown
+ * if the test fails before release_holder. */
+static pid_t hold_commit_lock(const char *db) {
+  pid_t pid = lh_hold_stopped(db, LH_COMMIT_LOCK);
   child_started(pid);
-  close(ready[1]);
-  char c;
-  assert_int_equal(read(ready[0], &c, 1), 1);
-  close(ready[0]);
   return pid;
+}
+
+static void release_holder(pid_t holder) {
+  lh_release(holder);
+  child_gone(holder);
+}
+
+/* A store seeded with 5 events ("seed-…") by a first ingest, an input of
+ * 300 more ("<prefix>-…") beside it, and a stopped process holding the
+ * store's commit lock (release it with release_holder). */
+typedef struct locked_store {
+  char *dir, *db, *in;
+  pid_t holder;
+} locked_store;
+
+static void locked_store_start(locked_store *t, const char *prefix) {
+  t->dir = tu_tmpdir();
+  t->db = tu_path(t->dir, "s.db");
+  t->in = tu_path(t->dir, "in");
+  char *seed = tu_path(t->dir, "seed");
+  write_events(seed, "seed", 5);
+  write_events(t->in, prefix, 300);
+  run_result a;
+  ingest(&a, seed, t->db, NULL);
+  assert_int_equal(a.r.exit_code, 0);
+  cli_result_free(&a.r);
+  free(seed);
+  t->holder = hold_commit_lock(t->db);
+}
+
+static void locked_store_free(locked_store *t) {
+  free(t->db);
+  free(t->in);
+  tu_rmdir(t->dir);
 }
 
 static void test_lock_held_past_the_window(void **state) {
   (void)state;
-  char *dir = tu_tmpdir();
-  char *db = tu_path(dir, "s.db"), *seed = tu_path(dir, "seed"), *in = tu_path(dir, "in");
-  write_events(seed, "seed", 5);
-  write_events(in, "held", 300);
-  run_result a;
-  ingest(&a, seed, db, NULL);
-  assert_int_equal(a.r.exit_code, 0);
-  cli_result_free(&a.r);
-
-  pid_t holder = hold_commit_lock_stopped(db);
+  locked_store t;
+  locked_store_start(&t, "held");
+  const char *db = t.db, *in = t.in;
   run_result b;
   ingest(&b, in, db, "2s");
-  kill(holder, SIGKILL);
-  waitpid(holder, NULL, 0);
-  child_gone(holder);
+  release_holder(t.holder);
   if (b.r.exit_code != 1)
     fail_msg("exit %d, stderr:\n%s", b.r.exit_code, b.r.err);
   assert_true(b.took_ms < 40000);
@@ -584,12 +536,9 @@ static void test_lock_held_past_the_window(void **state) {
   assert_int_equal(c.sum.stored + c.sum.duplicates, 300);
   assert_int_equal(c.sum.stored, 300 - held_rows);
   assert_int_equal(rows(db), 305);
-  assert_integrity_ok(db);
+  sf_assert_text(db, "PRAGMA integrity_check", "ok");
   cli_result_free(&c.r);
-  free(db);
-  free(seed);
-  free(in);
-  tu_rmdir(dir);
+  locked_store_free(&t);
 }
 
 /* SIGTERM after the whole input was read, while the last events wait on a
@@ -600,26 +549,17 @@ static void test_lock_held_past_the_window(void **state) {
  * out the whole retry window; now the handler stops the store's retries.) */
 static void test_signal_after_eof_while_failing(void **state) {
   (void)state;
-  char *dir = tu_tmpdir();
-  char *db = tu_path(dir, "s.db"), *seed = tu_path(dir, "seed"), *in = tu_path(dir, "in");
-  write_events(seed, "seed", 5);
-  write_events(in, "late", 300);
-  run_result a;
-  ingest(&a, seed, db, NULL);
-  assert_int_equal(a.r.exit_code, 0);
-  cli_result_free(&a.r);
-
-  pid_t holder = hold_commit_lock_stopped(db);
+  locked_store t;
+  locked_store_start(&t, "late");
+  const char *db = t.db, *in = t.in;
   bg b;
-  bg_start(&b, dir, in, db, "30s", false);
-  sleep_ms(1500); /* 300 lines are read in a moment; the writer is waiting on the lock */
+  bg_start(&b, t.dir, in, db, "30s", false);
+  tu_sleep_ms(1500); /* 300 lines are read in a moment; the writer is waiting on the lock */
   assert_true(bg_running(&b));
   kill(b.pid, SIGTERM);
   int64_t took = 0;
   int code = bg_wait(&b, 60000, &took);
-  kill(holder, SIGKILL);
-  waitpid(holder, NULL, 0);
-  child_gone(holder);
+  release_holder(t.holder);
   char *err = bg_err(&b);
   if (code != 143 || took > 15000)
     fail_msg("SIGTERM after EOF while the store fails: exit %d after %" PRId64
@@ -635,15 +575,27 @@ static void test_signal_after_eof_while_failing(void **state) {
   assert_int_equal(rows(db), 5);
   free(err);
   bg_free(&b);
-  free(db);
-  free(seed);
-  free(in);
-  tu_rmdir(dir);
+  locked_store_free(&t);
 }
 
 /* ---------- stop signals on a live pipe ---------- */
 
 #define PIPE_EVENTS 200
+
+/* Write lines [0, upto) of text to a live ingest and wait until the store
+ * holds upto rows. */
+static void feed_lines(bg *b, const char *db, const char *text, int upto) {
+  const char *end = text;
+  for (int i = 0; i < upto; i++)
+    end = strchr(end, '\n') + 1;
+  bg_write(b, text, (size_t)(end - text));
+  int64_t n = 0;
+  for (int i = 0; i < 200 && n < upto; i++) { /* 20 s; normally about one */
+    tu_sleep_ms(100);
+    n = tu_sql_int_or_zero(db, "SELECT count(*) FROM requests");
+  }
+  assert_int_equal(n, upto);
+}
 
 /* Feed lines [0, upto) of the input to a live ingest, wait until they are
  * all in the store, send sig, and check the stop is said and counted. */
@@ -651,16 +603,7 @@ static void stop_live(const char *dir, const char *db, const char *text, int upt
                       int64_t before_rows) {
   bg b;
   bg_start(&b, dir, NULL, db, NULL, false);
-  const char *end = text;
-  for (int i = 0; i < upto; i++)
-    end = strchr(end, '\n') + 1;
-  bg_write(&b, text, (size_t)(end - text));
-  int64_t n = 0;
-  for (int i = 0; i < 200 && n < upto; i++) { /* 20 s; normally about one */
-    sleep_ms(100);
-    n = rows_now(db);
-  }
-  assert_int_equal(n, upto);
+  feed_lines(&b, db, text, upto);
   kill(b.pid, sig);
   int64_t took = 0;
   int code = bg_wait(&b, 20000, &took);
@@ -689,7 +632,7 @@ static void test_stop_signals(void **state) {
   char *dir = tu_tmpdir();
   char *db = tu_path(dir, "s.db"), *in = tu_path(dir, "in");
   write_events(in, "live", PIPE_EVENTS);
-  char *text = slurp(in);
+  char *text = tu_read_text(in);
 
   stop_live(dir, db, text, 50, SIGTERM, 0);
   stop_live(dir, db, text, 100, SIGINT, 50);
@@ -697,18 +640,9 @@ static void test_stop_signals(void **state) {
   /* SIGINT ignored on entry stays ignored; SIGTERM still stops it. */
   bg b;
   bg_start(&b, dir, NULL, db, NULL, true);
-  const char *end = text;
-  for (int i = 0; i < 150; i++)
-    end = strchr(end, '\n') + 1;
-  bg_write(&b, text, (size_t)(end - text));
-  int64_t n = 0;
-  for (int i = 0; i < 200 && n < 150; i++) {
-    sleep_ms(100);
-    n = rows_now(db);
-  }
-  assert_int_equal(n, 150);
+  feed_lines(&b, db, text, 150);
   kill(b.pid, SIGINT);
-  sleep_ms(1000);
+  tu_sleep_ms(1000);
   assert_true(bg_running(&b));
   char *err = bg_err(&b);
   assert_null(strstr(err, "interrupted"));

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../lib/query/query_fixture.h"
@@ -248,12 +247,6 @@ static void test_vacuum(void **state) {
 #define WRITER_RUN_MS 3000
 #define OLD_ROWS 20000
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * The child: record requests of proxy "live" for WRITER_RUN_MS, flushing
  * every 50; report on fd "confirmed accepted written failed flush_errors
@@ -267,8 +260,8 @@ static void writer_child(const char *path, int fd) {
   if (mcpr_store_open(&s, path, NULL, &err) != MCPR_OK)
     _exit(3);
   long long accepted = 0, confirmed = 0, flush_errors = 0;
-  int64_t end = mono_ms() + WRITER_RUN_MS;
-  while (mono_ms() < end) {
+  int64_t end = tu_mono_ms() + WRITER_RUN_MS;
+  while (tu_mono_ms() < end) {
     int64_t ts = mcpr_now_ms();
     char id[MCPR_UUID_STRLEN + 1];
     mcpr_uuid_v7(ts, id);

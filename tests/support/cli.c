@@ -12,19 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "testutil.h"
 
 extern char **environ;
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void append(char **buf, size_t *len, size_t *cap, const char *data, size_t n) {
   if (*len + n + 1 > *cap) {
@@ -54,10 +47,15 @@ static bool drain(int fd, char **buf, size_t *len, size_t *cap) {
   return false;
 }
 
-static pid_t spawn(const cli_spec *spec, int *in_fd, int *out_fd, int *err_fd) {
-  const char *bin = spec->bin ? spec->bin : getenv("MCPR_BIN");
+const char *cli_bin(void) {
+  const char *bin = getenv("MCPR_BIN");
   if (!bin)
     fail_msg("MCPR_BIN is not set (run through ctest)");
+  return bin;
+}
+
+static pid_t spawn(const cli_spec *spec, int *in_fd, int *out_fd, int *err_fd) {
+  const char *bin = spec->bin ? spec->bin : cli_bin();
   int pin[2], pout[2], perr[2];
   assert_int_equal(pipe(pin), 0);
   assert_int_equal(pipe(pout), 0);
@@ -124,19 +122,19 @@ void cli_run(const cli_spec *spec, cli_result *r) {
   size_t out_cap = 0, err_cap = 0;
   append(&r->out, &r->out_len, &out_cap, "", 0);
   append(&r->err, &r->err_len, &err_cap, "", 0);
-  long long deadline = now_ms() + (spec->timeout_ms ? spec->timeout_ms : 30000);
+  long long deadline = tu_mono_ms() + (spec->timeout_ms ? spec->timeout_ms : 30000);
   bool out_open = true, err_open = true, killed = false;
   while (out_open || err_open) {
     struct pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {in_fd, POLLOUT, 0}};
     fds[0].fd = out_open ? out_fd : -1;
     fds[1].fd = err_open ? err_fd : -1;
-    long long wait = deadline - now_ms();
+    long long wait = deadline - tu_mono_ms();
     if (wait <= 0) {
       if (!killed)
         kill(pid, SIGKILL);
       killed = true;
       wait = 1000;
-      deadline = now_ms() + 5000;
+      deadline = tu_mono_ms() + 5000;
     }
     int n = poll(fds, 3, (int)wait);
     if (n < 0 && errno != EINTR)
@@ -214,9 +212,9 @@ static void pump(cli_proc *p, int wait_ms) {
 }
 
 bool cli_wait_output(cli_proc *p, const char *needle, int timeout_ms) {
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = tu_mono_ms() + timeout_ms;
   while (!strstr(p->out, needle)) {
-    if (now_ms() >= deadline || (p->out_fd < 0 && p->err_fd < 0))
+    if (tu_mono_ms() >= deadline || (p->out_fd < 0 && p->err_fd < 0))
       return strstr(p->out, needle) != NULL;
     pump(p, 50);
   }
@@ -225,7 +223,7 @@ bool cli_wait_output(cli_proc *p, const char *needle, int timeout_ms) {
 
 void cli_stop(cli_proc *p, int sig, int timeout_ms, cli_result *r) {
   kill(p->pid, sig);
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = tu_mono_ms() + timeout_ms;
   int status = 0;
   bool done = false;
   while (!done) {
@@ -234,7 +232,7 @@ void cli_stop(cli_proc *p, int sig, int timeout_ms, cli_result *r) {
       done = true;
       break;
     }
-    if (now_ms() >= deadline) {
+    if (tu_mono_ms() >= deadline) {
       kill(p->pid, SIGKILL);
       waitpid(p->pid, &status, 0);
       done = true;

@@ -29,6 +29,9 @@ typedef struct cli_spec {
   int timeout_ms;           /* kill -9 after this (0: 30000) */
 } cli_spec;
 
+/* $MCPR_BIN, the built `mcpr`; fails the test when it is not set. */
+const char *cli_bin(void);
+
 /* Run to completion; fails the test if it cannot be started. */
 void cli_run(const cli_spec *spec, cli_result *out);
 /* Shorthand: $MCPR_BIN with args (NULL-terminated list). */

@@ -269,3 +269,25 @@ void sf_record(mcpr_store *s, mcpr_store_event e) {
   if (st != MCPR_OK)
     fail_msg("mcpr_store_record: %s", mcpr_status_name(st));
 }
+
+void sf_record_n(mcpr_store *s, const char *prefix, int n) {
+  for (int i = 0; i < n; i++) {
+    char id[64];
+    snprintf(id, sizeof id, "%s-%04d", prefix, i);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
+    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = 1700000000000 + i,
+                                       .proxy = "p", .method = "tools/call", .tool = "t",
+                                       .latency_us = 5, .status = MCPR_REQUEST_OK,
+                                       .bytes_in = -1, .bytes_out = -1};
+    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
+  }
+}
+
+mcpr_store *sf_open_warm(const char *path, const mcpr_store_options *o) {
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, o, &err), MCPR_OK);
+  sf_record_n(s, "warm", 3);
+  assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
+  return s;
+}

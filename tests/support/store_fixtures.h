@@ -75,7 +75,14 @@ mcpr_store_event sf_schema(int64_t ts_ms, const char *proxy, const char *method,
 /* Open a store at path with batch_size/flush_interval (0: default);
  * fails the test on error. */
 mcpr_store *sf_open(const char *path, size_t batch_size, uint32_t flush_interval_ms);
+/* Open a store at path with options o, record sf_record_n(s, "warm", 3)
+ * and flush them: a store whose writer has committed once. Fails the test
+ * on error. */
+mcpr_store *sf_open_warm(const char *path, const mcpr_store_options *o);
 /* Record e and assert MCPR_OK. */
 void sf_record(mcpr_store *s, mcpr_store_event e);
+/* Record n requests "<prefix>-0000", "<prefix>-0001", … (ts 1700000000000
+ * + i, proxy "p", tools/call "t", 5 µs, ok), asserting MCPR_OK for each. */
+void sf_record_n(mcpr_store *s, const char *prefix, int n);
 
 #endif

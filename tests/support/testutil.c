@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -47,4 +48,53 @@ int64_t tu_sql_int(const char *db_path, const char *sql) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   return v;
+}
+
+int64_t tu_sql_int_or_zero(const char *db_path, const char *sql) {
+  if (access(db_path, F_OK) != 0)
+    return 0;
+  sqlite3 *h = NULL;
+  int64_t n = 0;
+  if (sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+    sqlite3_busy_timeout(h, 2000);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(h);
+  return n;
+}
+
+char *tu_read_text(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    fail_msg("cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *s = calloc(1, (size_t)n + 1);
+  assert_non_null(s);
+  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  return s;
+}
+
+void tu_write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f)
+    fail_msg("cannot create %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+int64_t tu_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(int64_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
 }

@@ -16,5 +16,20 @@ void tu_rmdir(char *dir);
 char *tu_path(const char *dir, const char *name);
 /* Run a single SQL query returning one integer (test assertions only). */
 int64_t tu_sql_int(const char *db_path, const char *sql);
+/* The same for polling a store another process is writing: 0 while the
+ * file does not exist, cannot be opened, stays busy for 2 s or the query
+ * gives no row. */
+int64_t tu_sql_int_or_zero(const char *db_path, const char *sql);
+
+/* Whole text file as a new NUL-terminated string; fails the test when it
+ * cannot be read. */
+char *tu_read_text(const char *path);
+/* Write text to path (create/truncate); fails the test when it cannot. */
+void tu_write_text(const char *path, const char *text);
+
+/* Monotonic clock, milliseconds. */
+int64_t tu_mono_ms(void);
+/* Sleep ms milliseconds (a signal handler may cut it short). */
+void tu_sleep_ms(int64_t ms);
 
 #endif

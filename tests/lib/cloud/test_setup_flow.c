@@ -59,17 +59,37 @@ static void script_token(fakecloud *fc, int token_status) {
 
 static void script(fakecloud *fc) { script_token(fc, 201); }
 
+/* A fake cloud answering script(), and where the flow writes: a config
+ * and a login cache in a new temporary directory. */
+typedef struct rig {
+  fakecloud *fc;
+  char *dir, *cfg_path, *cache_path;
+} rig;
+
+static void rig_start(rig *r) {
+  r->fc = fc_start(NULL);
+  script(r->fc);
+  r->dir = tu_tmpdir();
+  r->cfg_path = tu_path(r->dir, "mcpr.toml");
+  r->cache_path = tu_path(r->dir, "auth.json");
+}
+
+static void rig_stop(rig *r) {
+  free(r->cfg_path);
+  free(r->cache_path);
+  tu_rmdir(r->dir);
+  fc_stop(r->fc);
+}
+
 static void test_new_login_creates_everything(void **state) {
   (void)state;
-  fakecloud *fc = fc_start(NULL);
-  script(fc);
-  char *dir = tu_tmpdir();
-  char *cfg_path = tu_path(dir, "mcpr.toml"), *cache_path = tu_path(dir, "auth.json");
+  rig r;
+  rig_start(&r);
   seen s = {0};
-  mcpr_cloud_setup_options o = {.cloud_url = fc_url(fc), .config_path = cfg_path,
+  mcpr_cloud_setup_options o = {.cloud_url = fc_url(r.fc), .config_path = r.cfg_path,
                                 .email = "dev@example.com", .code = "123456",
                                 .project = "demo", .server = "api", .endpoint = "tun",
-                                .login_cache_path = cache_path, .ask = on_ask,
+                                .login_cache_path = r.cache_path, .ask = on_ask,
                                 .note = on_note, .ctx = &s};
   mcpr_cloud_setup *flow = mcpr_cloud_setup_new(&o);
   mcpr_error err = {0};
@@ -92,42 +112,37 @@ static void test_new_login_creates_everything(void **state) {
   mcpr_cloud_setup_free(flow);
 
   mcpr_config *cfg = NULL;
-  assert_int_equal(mcpr_config_load(cfg_path, &cfg, &err), MCPR_OK);
+  assert_int_equal(mcpr_config_load(r.cfg_path, &cfg, &err), MCPR_OK);
   assert_string_equal(cfg->cloud.token, TOKEN);
   assert_string_equal(cfg->cloud.server, "api");
-  assert_string_equal(cfg->cloud.endpoint, fc_url(fc)); /* not the default cloud */
+  assert_string_equal(cfg->cloud.endpoint, fc_url(r.fc)); /* not the default cloud */
   mcpr_config_free(cfg);
   struct stat sb;
-  assert_int_equal(stat(cfg_path, &sb), 0);
+  assert_int_equal(stat(r.cfg_path, &sb), 0);
   assert_int_equal(sb.st_mode & 0777, 0600);
   /* the login was saved, for this cloud */
   mcpr_cloud_login_cache *cache = NULL;
-  assert_int_equal(mcpr_cloud_login_cache_load(cache_path, &cache, &err), MCPR_OK);
+  assert_int_equal(mcpr_cloud_login_cache_load(r.cache_path, &cache, &err), MCPR_OK);
   assert_string_equal(cache->jwt, JWT);
   assert_string_equal(cache->email, "dev@example.com");
   mcpr_cloud_login_cache_free(cache);
-  free(cfg_path);
-  free(cache_path);
-  tu_rmdir(dir);
-  fc_stop(fc);
+  rig_stop(&r);
 }
 
 static void test_saved_login_reused_only_with_time_left(void **state) {
   (void)state;
-  fakecloud *fc = fc_start(NULL);
-  script(fc);
-  char *dir = tu_tmpdir();
-  char *cfg_path = tu_path(dir, "mcpr.toml"), *cache_path = tu_path(dir, "auth.json");
+  rig r;
+  rig_start(&r);
   mcpr_cloud_login_cache saved = {.jwt = JWT, .email = "old@example.com",
-                                  .cloud_url = (char *)fc_url(fc)};
+                                  .cloud_url = (char *)fc_url(r.fc)};
   mcpr_error err = {0};
-  assert_int_equal(mcpr_cloud_login_cache_save(cache_path, &saved, &err), MCPR_OK);
+  assert_int_equal(mcpr_cloud_login_cache_save(r.cache_path, &saved, &err), MCPR_OK);
 
   /* 4 minutes left: not reused */
   seen s = {0};
-  mcpr_cloud_setup_options o = {.cloud_url = fc_url(fc), .config_path = cfg_path,
+  mcpr_cloud_setup_options o = {.cloud_url = fc_url(r.fc), .config_path = r.cfg_path,
                                 .project = "other", .server = "api",
-                                .login_cache_path = cache_path, .now_s = JWT_EXP - 240,
+                                .login_cache_path = r.cache_path, .now_s = JWT_EXP - 240,
                                 .ask = on_ask, .note = on_note, .ctx = &s};
   mcpr_cloud_setup *flow = mcpr_cloud_setup_new(&o);
   assert_int_equal(mcpr_cloud_setup_prepare(flow, &err), MCPR_OK);
@@ -136,7 +151,7 @@ static void test_saved_login_reused_only_with_time_left(void **state) {
   assert_int_not_equal(mcpr_cloud_setup_run(flow, &err), MCPR_OK);
   assert_int_equal(mcpr_cloud_setup_failed_step(flow), MCPR_SETUP_ASK_EMAIL);
   assert_int_equal(s.asked[MCPR_SETUP_Q_EMAIL], 1);
-  assert_int_equal(fc_request_count(fc), 0);
+  assert_int_equal(fc_request_count(r.fc), 0);
   mcpr_cloud_setup_free(flow);
 
   /* another cloud URL: not reused either */
@@ -148,7 +163,7 @@ static void test_saved_login_reused_only_with_time_left(void **state) {
   mcpr_cloud_setup_free(flow);
 
   /* 10 minutes left, same cloud: reused, nothing asked, existing project and server */
-  o.cloud_url = fc_url(fc);
+  o.cloud_url = fc_url(r.fc);
   o.now_s = JWT_EXP - 600;
   memset(&s, 0, sizeof s);
   flow = mcpr_cloud_setup_new(&o);
@@ -160,28 +175,23 @@ static void test_saved_login_reused_only_with_time_left(void **state) {
            MCPR_SETUP_NOTE_SAVED_LOGIN, MCPR_SETUP_NOTE_PROJECT, MCPR_SETUP_NOTE_SERVER,
            MCPR_SETUP_NOTE_CONFIG_WRITTEN);
   assert_string_equal(s.log, want);
-  assert_int_equal(fc_count(fc, "POST", "/api/auth/cli/login"), 0);
-  assert_int_equal(fc_count(fc, "POST", "/api/projects"), 0);
-  assert_int_equal(fc_count(fc, "POST", "/api/projects/p0/tokens"), 1);
+  assert_int_equal(fc_count(r.fc, "POST", "/api/auth/cli/login"), 0);
+  assert_int_equal(fc_count(r.fc, "POST", "/api/projects"), 0);
+  assert_int_equal(fc_count(r.fc, "POST", "/api/projects/p0/tokens"), 1);
   mcpr_cloud_setup_free(flow);
-  free(cfg_path);
-  free(cache_path);
-  tu_rmdir(dir);
-  fc_stop(fc);
+  rig_stop(&r);
 }
 
 /* No project given: the projects are listed, then asked; no answer stops
  * the flow there and leaves the config alone. */
 static void test_project_asked_and_config_untouched(void **state) {
   (void)state;
-  fakecloud *fc = fc_start(NULL);
-  script(fc);
-  char *dir = tu_tmpdir();
-  char *cfg_path = tu_path(dir, "mcpr.toml"), *cache_path = tu_path(dir, "auth.json");
+  rig r;
+  rig_start(&r);
   seen s = {0};
-  mcpr_cloud_setup_options o = {.cloud_url = fc_url(fc), .config_path = cfg_path,
+  mcpr_cloud_setup_options o = {.cloud_url = fc_url(r.fc), .config_path = r.cfg_path,
                                 .email = "dev@example.com", .code = "1", .server = "api",
-                                .login_cache_path = cache_path, .ask = on_ask,
+                                .login_cache_path = r.cache_path, .ask = on_ask,
                                 .note = on_note, .ctx = &s};
   mcpr_cloud_setup *flow = mcpr_cloud_setup_new(&o);
   mcpr_error err = {0};
@@ -193,11 +203,11 @@ static void test_project_asked_and_config_untouched(void **state) {
   snprintf(choice, sizeof choice, "%d:other:0::;", MCPR_SETUP_NOTE_PROJECT_CHOICE);
   assert_non_null(strstr(s.log, choice));
   struct stat sb;
-  assert_int_not_equal(stat(cfg_path, &sb), 0);
+  assert_int_not_equal(stat(r.cfg_path, &sb), 0);
   mcpr_cloud_setup_free(flow);
   /* a server error names its step */
-  fc_reset(fc);
-  script_token(fc, 500);
+  fc_reset(r.fc);
+  script_token(r.fc, 500);
   memset(&s, 0, sizeof s);
   s.answer_project = "demo";
   flow = mcpr_cloud_setup_new(&o);
@@ -205,7 +215,7 @@ static void test_project_asked_and_config_untouched(void **state) {
   assert_int_not_equal(mcpr_cloud_setup_run(flow, &err), MCPR_OK);
   assert_int_equal(mcpr_cloud_setup_failed_step(flow), MCPR_SETUP_CREATE_TOKEN);
   assert_non_null(strstr(err.message, "boom"));
-  assert_int_not_equal(stat(cfg_path, &sb), 0);
+  assert_int_not_equal(stat(r.cfg_path, &sb), 0);
   mcpr_cloud_setup_free(flow);
   /* a URL that would send credentials in clear */
   o.cloud_url = "http://example.com";
@@ -217,10 +227,7 @@ static void test_project_asked_and_config_untouched(void **state) {
   assert_true(mcpr_cloud_slug_valid("a-b_C9"));
   assert_false(mcpr_cloud_slug_valid("a b"));
   assert_false(mcpr_cloud_slug_valid(""));
-  free(cfg_path);
-  free(cache_path);
-  tu_rmdir(dir);
-  fc_stop(fc);
+  rig_stop(&r);
 }
 
 int main(void) {

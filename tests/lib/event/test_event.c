@@ -4,51 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_fixtures.h"
 #include "mcpr/event.h"
 #include "testutil.h"
 
-/* The original mcpr's stderr JSON line, every optional null. */
-#define REQUEST_ALL_NULL \
-    "{\"type\":\"request\",\"id\":\"0190a0b0-0000-7000-8000-000000000001\",\"ts\":1700000000000," \
-    "\"proxy\":\"api\",\"session_id\":null,\"method\":\"POST\",\"path\":null,\"mcp_method\":null," \
-    "\"tool\":null,\"resource_uri\":null,\"prompt_name\":null,\"status\":200,\"latency_us\":1500," \
-    "\"upstream_us\":null,\"request_size\":null,\"response_size\":null,\"error_code\":null," \
-    "\"error_msg\":null,\"client_name\":null,\"client_version\":null,\"note\":null}"
-
-static const char *CANONICAL[] = {
-    "{\"type\":\"request\",\"id\":\"r1\",\"ts\":1700000000000,\"proxy\":\"api\","
-    "\"session_id\":\"s1\",\"method\":\"POST\",\"path\":\"/mcp\",\"mcp_method\":\"tools/call\","
-    "\"tool\":\"search\",\"resource_uri\":null,\"prompt_name\":null,\"status\":200,"
-    "\"latency_us\":1500,\"upstream_us\":1200,\"request_size\":10,\"response_size\":20,"
-    "\"error_code\":\"-32601\",\"error_msg\":\"nope \\\"q\\\" é\",\"client_name\":\"cursor\","
-    "\"client_version\":\"1.0\",\"note\":\"\",\"stage_timings\":{\"parse_us\":3,\"b\":[1,2]}}",
-    "{\"type\":\"session_start\",\"session_id\":\"s1\",\"proxy\":\"api\",\"ts\":1,"
-    "\"client_name\":\"claude-desktop\",\"client_version\":null,\"client_platform\":null}",
-    "{\"type\":\"session_end\",\"session_id\":\"s1\",\"ts\":2,\"server\":\"my-srv\"}",
-    "{\"type\":\"heartbeat\",\"ts\":3,\"proxy\":\"api\",\"mcp_status\":\"up\","
-    "\"tunnel_status\":null,\"uptime_secs\":60,\"request_count\":7}",
-    "{\"type\":\"schema_version_created\",\"ts\":4,\"upstream_id\":\"api\","
-    "\"upstream_url\":\"http://x/mcp\",\"method\":\"tools/list\",\"version\":2,"
-    "\"version_id\":\"v2\",\"content_hash\":\"ab\",\"payload\":{\"tools\":[{\"name\":\"a\"}]}}",
-    REQUEST_ALL_NULL,
-};
-
 static void test_roundtrip_byte_for_byte(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof CANONICAL / sizeof CANONICAL[0]; i++) {
+  for (size_t i = 0; i < EF_CANONICAL_COUNT; i++) {
     mcpr_event ev;
     mcpr_error err = {0};
-    if (mcpr_event_decode(CANONICAL[i], strlen(CANONICAL[i]), &ev, &err) != MCPR_OK)
+    if (mcpr_event_decode(EF_CANONICAL[i], strlen(EF_CANONICAL[i]), &ev, &err) != MCPR_OK)
       fail_msg("line %zu: %s", i, err.message);
     size_t len = 0;
     char *out = mcpr_event_encode(&ev, &len, &err);
     assert_non_null(out);
-    assert_string_equal(out, CANONICAL[i]);
-    assert_int_equal(len, strlen(CANONICAL[i]));
+    assert_string_equal(out, EF_CANONICAL[i]);
+    assert_int_equal(len, strlen(EF_CANONICAL[i]));
     mcpr_event copy;
     assert_int_equal(mcpr_event_copy(&copy, &ev, &err), MCPR_OK);
     char *out2 = mcpr_event_encode(&copy, NULL, &err);
-    assert_string_equal(out2, CANONICAL[i]);
+    assert_string_equal(out2, EF_CANONICAL[i]);
     free(out2);
     mcpr_event_release(&copy);
     free(out);

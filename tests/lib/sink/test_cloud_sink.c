@@ -12,24 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fakecloud.h"
 #include "mcpr/sink.h"
 #include "testutil.h"
 
 #define PATH "/api/ingest-events"
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct rig {
   char *dir, *spool;
@@ -88,14 +76,29 @@ static mcpr_spool_status status_of(rig *r) {
 }
 
 static bool wait_for(rig *r, uint64_t delivered_events, int timeout_ms) {
-  int64_t end = mono_ms() + timeout_ms;
-  while (mono_ms() < end) {
+  int64_t end = tu_mono_ms() + timeout_ms;
+  while (tu_mono_ms() < end) {
     mcpr_spool_status s = status_of(r);
     if (s.delivered_events >= delivered_events && s.pending_batches == 0)
       return true;
-    sleep_ms(50);
+    tu_sleep_ms(50);
   }
   return false;
+}
+
+/* Wait (up to 10 s) until the fake cloud got n POSTs to PATH, looking
+ * every poll_ms. */
+static void wait_posts(rig *r, size_t n, int poll_ms) {
+  int64_t end = tu_mono_ms() + 10000;
+  while (fc_count(r->fc, "POST", PATH) < n && tu_mono_ms() < end)
+    tu_sleep_ms(poll_ms);
+}
+
+/* Wait (up to 10 s) until the spool has quarantined n batches. */
+static void wait_rejected(rig *r, uint64_t n) {
+  int64_t end = tu_mono_ms() + 10000;
+  while (status_of(r).rejected_batches < n && tu_mono_ms() < end)
+    tu_sleep_ms(20);
 }
 
 static void rig_stop(rig *r) {
@@ -155,7 +158,7 @@ static void test_outage_then_recovery(void **state) {
   rig_sink(&r, 50, 50);
   emit_requests(&r, 0, 500);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK); /* all spooled */
-  sleep_ms(1500); /* the outage */
+  tu_sleep_ms(1500); /* the outage */
   mcpr_spool_status s = status_of(&r);
   assert_int_equal(s.pending_events, 500);
   assert_int_equal(s.delivered_events, 0);
@@ -200,12 +203,10 @@ static void test_retry_after(void **state) {
   fc_route(r.fc, "POST", PATH, 200, "{}");
   rig_sink(&r, 10, 30000); /* backoff far longer than the test: only Retry-After can help */
   emit_requests(&r, 0, 10);
-  int64_t end = mono_ms() + 10000;
-  while (fc_count(r.fc, "POST", PATH) < 1 && mono_ms() < end)
-    sleep_ms(5);
-  int64_t first = mono_ms();
+  wait_posts(&r, 1, 5);
+  int64_t first = tu_mono_ms();
   assert_true(wait_for(&r, 10, 10000));
-  assert_true(mono_ms() - first >= 900); /* not before the server allowed it */
+  assert_true(tu_mono_ms() - first >= 900); /* not before the server allowed it */
   assert_int_equal(fc_count(r.fc, "POST", PATH), 2);
   rig_stop(&r);
 }
@@ -220,12 +221,10 @@ static void test_400_quarantined(void **state) {
   rig_sink(&r, 5, 50);
   emit_requests(&r, 0, 5);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
-  int64_t end = mono_ms() + 10000;
-  while (status_of(&r).rejected_batches < 1 && mono_ms() < end)
-    sleep_ms(20);
+  wait_rejected(&r, 1);
   emit_requests(&r, 5, 5);
   assert_true(wait_for(&r, 5, 10000));
-  sleep_ms(300);
+  tu_sleep_ms(300);
   mcpr_spool_status s = status_of(&r);
   assert_int_equal(s.rejected_batches, 1);
   assert_int_equal(s.rejected_events, 5);
@@ -252,12 +251,10 @@ static void test_401_pauses_then_new_token(void **state) {
   rig_sink(&r, 5, 50);
   emit_requests(&r, 0, 5);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
-  int64_t end = mono_ms() + 10000;
-  while (fc_count(r.fc, "POST", PATH) < 1 && mono_ms() < end)
-    sleep_ms(10);
+  wait_posts(&r, 1, 10);
   emit_requests(&r, 5, 10); /* keeps spooling while paused */
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
-  sleep_ms(600);             /* 12 backoff bases: a retrying sink would have retried */
+  tu_sleep_ms(600);             /* 12 backoff bases: a retrying sink would have retried */
   assert_int_equal(fc_count(r.fc, "POST", PATH), 1);
   mcpr_spool_status s = status_of(&r);
   assert_true(s.paused);
@@ -363,7 +360,7 @@ static void test_lookalike_endpoints_refused(void **state) {
     /* `mcpr cloud flush` takes the same road */
     assert_int_equal(mcpr_cloud_spool_deliver(&o, 1000, NULL, &err), MCPR_EINVAL);
   }
-  sleep_ms(200);
+  tu_sleep_ms(200);
   assert_int_equal(fc_request_count(attacker), 0);
   fc_stop(attacker);
   char cmd[128];
@@ -386,9 +383,7 @@ static void test_echoed_token_never_stored(void **state) {
   rig_sink(&r, 5, 50);
   emit_requests(&r, 0, 5);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
-  int64_t end = mono_ms() + 10000;
-  while (status_of(&r).rejected_batches < 1 && mono_ms() < end)
-    sleep_ms(20);
+  wait_rejected(&r, 1);
   mcpr_spool_status s = status_of(&r);
   assert_int_equal(s.rejected_batches, 1);
   assert_int_equal(fc_count(r.fc, "POST", PATH), 2);
@@ -417,9 +412,7 @@ static void test_redirects(void **state) {
   rig_sink(&r, 5, 50);
   emit_requests(&r, 0, 5);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
-  int64_t end = mono_ms() + 10000;
-  while (fc_count(r.fc, "POST", PATH) < 2 && mono_ms() < end)
-    sleep_ms(10);
+  wait_posts(&r, 2, 10);
   assert_true(fc_count(r.fc, "POST", PATH) >= 2); /* retried, not given up */
   mcpr_spool_status s = status_of(&r);
   assert_int_equal(s.pending_events, 5);
@@ -441,9 +434,7 @@ static void test_redirects(void **state) {
   fc_route(r.fc, "GET", "/api/v2/ingest-events", 200, "{}");
   emit_requests(&r, 100, 3);
   assert_int_equal(mcpr_fanout_flush(r.fan, -1, NULL), MCPR_OK);
-  end = mono_ms() + 10000;
-  while (fc_count(r.fc, "POST", PATH) < 2 && mono_ms() < end)
-    sleep_ms(10);
+  wait_posts(&r, 2, 10);
   s = status_of(&r);
   assert_int_equal(s.pending_events, 3);
   assert_non_null(strstr(s.last_error, "HTTP 302"));

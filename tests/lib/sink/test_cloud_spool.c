@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fakecloud.h"
@@ -16,11 +15,6 @@
 #include "testutil.h"
 
 #define PATH "/api/ingest-events"
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static void opts_for(mcpr_cloud_sink_options *o, const char *url, const char *spool) {
   mcpr_cloud_sink_options_init(o);
@@ -105,7 +99,7 @@ static void test_kill_mid_upload(void **state) {
   assert_int_equal(read(spooled[0], &done, 1), 1);
   close(spooled[0]);
   for (int i = 0; i < 200 && fc_count(fc, "POST", PATH) < 1; i++)
-    sleep_ms(50);
+    tu_sleep_ms(50);
   assert_int_equal(fc_count(fc, "POST", PATH), 1); /* the first batch is in flight */
   kill(pid, SIGKILL);
   int st;

@@ -17,18 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mcpr/mcpr.h"
 #include "testutil.h"
 
 #define THREADS 2
 #define EVENTS_PER_THREAD 3000
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 typedef struct producer {
   mcpr_store *s;
@@ -53,7 +47,7 @@ static void *producer_main(void *arg) {
     else
       p->refused++;
     if (i % 10 == 9)
-      sleep_ms(p->pause_ms);
+      tu_sleep_ms(p->pause_ms);
   }
   return NULL;
 }

@@ -20,15 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mcpr/mcpr.h"
 #include "testutil.h"
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static mcpr_status record_one(mcpr_store *s, int producer, long seq) {
   char id[48];
@@ -151,7 +145,7 @@ static void *race_locker(void *arg) {
   atomic_store(&r->lock_held, rc == SQLITE_OK);
   if (rc == SQLITE_OK) {
     for (int i = 0; i < 60000 && !atomic_load(&r->producer_done); i++)
-      sleep_ms(1);
+      tu_sleep_ms(1);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
   }
   sqlite3_close(db);
@@ -172,7 +166,7 @@ static void test_record_racing_close(void **state) {
   pthread_t locker, producer;
   assert_int_equal(pthread_create(&locker, NULL, race_locker, &r), 0);
   while (!atomic_load(&r.lock_held) && !atomic_load(&r.producer_done))
-    sleep_ms(1);
+    tu_sleep_ms(1);
   assert_true(atomic_load(&r.lock_held));
   assert_int_equal(pthread_create(&producer, NULL, race_producer, &r), 0);
   while (atomic_load(&r.started) < 1000)

@@ -26,17 +26,11 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "faultvfs.h"
 #include "mcpr/mcpr.h"
 #include "testutil.h"
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 /* A 300-character message makes each event a few hundred bytes, so a
  * batch needs new WAL space. */
@@ -91,7 +85,7 @@ static void wait_for_retry(mcpr_store *s, bool (*fault_hit)(void)) {
     mcpr_store_stats_get(s, &st);
     if (fault_hit() && st.retries > 0)
       return;
-    sleep_ms(5);
+    tu_sleep_ms(5);
   }
   fail_msg("the writer never hit the injected fault (retries %llu)",
            (unsigned long long)st.retries);
@@ -269,7 +263,7 @@ static void test_flush_after_batch_failed_reports_it(void **state) {
     mcpr_store_stats_get(s, &st);
     if (st.failed_disk_full == 100)
       break;
-    sleep_ms(5);
+    tu_sleep_ms(5);
   }
   assert_int_equal(st.failed_disk_full, 100); /* given up before anyone flushed */
   faultvfs_reset();
@@ -408,7 +402,7 @@ static void test_real_tmpfs_full(void **state) {
     mcpr_store_stats_get(s, &st);
     if (st.retries > 0 && st.last_error == MCPR_EDISKFULL)
       break;
-    sleep_ms(5);
+    tu_sleep_ms(5);
   }
   assert_int_equal(st.last_error, MCPR_EDISKFULL);
   assert_int_equal(mcpr_store_stats_failed(&st), 0);

@@ -26,71 +26,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "faultvfs.h"
+#include "health_log.h"
 #include "mcpr/mcpr.h"
+#include "store_fixtures.h"
 #include "testutil.h"
 
 #define WINDOW_MS 1000
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-#define LOG_MAX 16
-
-typedef struct health_log {
-  pthread_mutex_t mu;
-  mcpr_store_health seen[LOG_MAX];
-  int64_t at_mono_ms[LOG_MAX];
-  int n;
-} health_log;
-
-static void on_health(void *ctx, const mcpr_store_health *h) {
-  health_log *l = ctx;
-  pthread_mutex_lock(&l->mu);
-  if (l->n < LOG_MAX) {
-    l->seen[l->n] = *h;
-    l->at_mono_ms[l->n] = mono_ms();
-    l->n++;
-  }
-  pthread_mutex_unlock(&l->mu);
-}
-
-static int log_count(health_log *l) {
-  pthread_mutex_lock(&l->mu);
-  int n = l->n;
-  pthread_mutex_unlock(&l->mu);
-  return n;
-}
-
-/* Wait (up to 20 s: it ends at all) until the log holds n entries. */
-static void wait_log(health_log *l, int n) {
-  for (int i = 0; i < 2000 && log_count(l) < n; i++)
-    sleep_ms(10);
-  assert_true(log_count(l) >= n);
-}
-
-static void record_n(mcpr_store *s, const char *prefix, int n) {
-  for (int i = 0; i < n; i++) {
-    char id[64];
-    snprintf(id, sizeof id, "%s-%04d", prefix, i);
-    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
-    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = 1700000000000 + i,
-                                       .proxy = "p", .method = "tools/call", .tool = "t",
-                                       .latency_us = 5, .status = MCPR_REQUEST_OK,
-                                       .bytes_in = -1, .bytes_out = -1};
-    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
-  }
-}
 
 static void store_info(const char *path, mcpr_store_info *info) {
   mcpr_query *q = NULL;
@@ -110,29 +53,26 @@ static void check_episode(int sqlite_rc, mcpr_status cause) {
   faultvfs_reset();
   char *dir = tu_tmpdir();
   char *path = tu_path(dir, "health.db");
-  health_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  health_log log = HEALTH_LOG_INIT;
   mcpr_store_options o;
   mcpr_store_options_init(&o);
   o.vfs_name = FAULTVFS_NAME;
   o.io_retry_limit_ms = WINDOW_MS;
-  o.on_health = on_health;
+  o.on_health = hl_on_health;
   o.on_health_ctx = &log;
-  mcpr_store *s = NULL;
+  mcpr_store *s = sf_open_warm(path, &o);
   mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
-  record_n(s, "warm", 3);
-  assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
   mcpr_store_health h;
   mcpr_store_health_get(s, &h);
   assert_int_equal(h.state, MCPR_STORE_HEALTH_OK);
   assert_int_equal(h.cause, MCPR_OK);
   assert_int_equal(h.since_ms, 0);
-  assert_int_equal(log_count(&log), 0);
+  assert_int_equal(hl_count(&log), 0);
 
   /* Every write fails from now on. */
   faultvfs_fail_writes(sqlite_rc);
-  record_n(s, "lost", 50);
-  wait_log(&log, 1);
+  sf_record_n(s, "lost", 50);
+  hl_wait(&log, 1);
   pthread_mutex_lock(&log.mu);
   assert_int_equal(log.seen[0].state, MCPR_STORE_HEALTH_FAILING);
   assert_int_equal(log.seen[0].cause, cause);
@@ -146,7 +86,7 @@ static void check_episode(int sqlite_rc, mcpr_status cause) {
   assert_int_equal(h.cause, cause);
 
   assert_int_equal(mcpr_store_flush(s, 30000, &err), cause);
-  wait_log(&log, 2);
+  hl_wait(&log, 2);
   pthread_mutex_lock(&log.mu);
   assert_int_equal(log.n, 2);
   assert_int_equal(log.seen[1].state, MCPR_STORE_HEALTH_GIVING_UP);
@@ -178,20 +118,20 @@ static void check_episode(int sqlite_rc, mcpr_status cause) {
   /* The window has run out: a later batch gets one attempt and fails at
    * once, without a new window or a new FAILING. */
   uint64_t retries_before = st.retries;
-  int64_t t0 = mono_ms();
-  record_n(s, "once", 1);
+  int64_t t0 = tu_mono_ms();
+  sf_record_n(s, "once", 1);
   assert_int_equal(mcpr_store_flush(s, 30000, &err), cause);
-  assert_true(mono_ms() - t0 < 10000); /* it ends at all */
+  assert_true(tu_mono_ms() - t0 < 10000); /* it ends at all */
   mcpr_store_stats_get(s, &st);
   assert_int_equal(st.retries - retries_before, 1);
   assert_int_equal(failed_by(&st, cause), 51);
-  assert_int_equal(log_count(&log), 2);
+  assert_int_equal(hl_count(&log), 2);
 
   /* The device is back: the next batch is written and the episode ends. */
   faultvfs_reset();
-  record_n(s, "back", 7);
+  sf_record_n(s, "back", 7);
   assert_int_equal(mcpr_store_flush(s, 30000, &err), MCPR_OK);
-  wait_log(&log, 3);
+  hl_wait(&log, 3);
   pthread_mutex_lock(&log.mu);
   assert_int_equal(log.n, 3);
   assert_int_equal(log.seen[2].state, MCPR_STORE_HEALTH_OK);
@@ -252,7 +192,7 @@ static void test_no_failure_no_record(void **state) {
   mcpr_store *s = NULL;
   mcpr_error err = {0};
   assert_int_equal(mcpr_store_open(&s, path, NULL, &err), MCPR_OK);
-  record_n(s, "ok", 5);
+  sf_record_n(s, "ok", 5);
   assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
   mcpr_store_info info;
   store_info(path, &info);

@@ -20,19 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mcpr/mcpr.h"
 #include "testutil.h"
 
 #define WRITERS 3
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void writer_child(const char *path, int k, int64_t run_ms, int fd) {
   mcpr_store *s = NULL;
@@ -42,8 +35,8 @@ static void writer_child(const char *path, int k, int64_t run_ms, int fd) {
   char proxy[16];
   snprintf(proxy, sizeof proxy, "w%d", k);
   long long accepted = 0, confirmed = 0;
-  int64_t end = mono_ms() + run_ms;
-  while (mono_ms() < end) {
+  int64_t end = tu_mono_ms() + run_ms;
+  while (tu_mono_ms() < end) {
     int64_t ts = mcpr_now_ms();
     char id[MCPR_UUID_STRLEN + 1];
     mcpr_uuid_v7(ts, id);
@@ -95,8 +88,8 @@ static void test_writers_and_vacuum(void **state) {
     close(pipes[k][1]);
   }
   int vacuums = 0;
-  int64_t end = mono_ms() + run_ms;
-  while (mono_ms() < end) {
+  int64_t end = tu_mono_ms() + run_ms;
+  while (tu_mono_ms() < end) {
     mcpr_query *q = NULL;
     assert_int_equal(mcpr_query_open(&q, path, &err), MCPR_OK);
     mcpr_vacuum_options o = {.before_ms = mcpr_now_ms() - 3600000};

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mcpr/mcpr.h"
 #include "store/queue.h"
@@ -24,12 +23,6 @@
 
 #define PRODUCERS 4
 #define ITEMS_PER_PRODUCER 50000u
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------- queue level ---------- */
 
@@ -215,7 +208,7 @@ static void test_store_queue_full_refuses_and_never_blocks(void **state) {
 
   enum { OFFERED = 10000 };
   uint64_t accepted = 0, refused_full = 0;
-  int64_t t0 = mono_ms();
+  int64_t t0 = tu_mono_ms();
   for (int i = 0; i < OFFERED; i++) {
     char id[32];
     snprintf(id, sizeof id, "q-%06d", i);
@@ -230,7 +223,7 @@ static void test_store_queue_full_refuses_and_never_blocks(void **state) {
   }
   /* Sanity bound only: a blocking record() would take the busy timeout
    * (5 s) per call; 10k non-blocking calls take milliseconds. */
-  assert_true(mono_ms() - t0 < 5000);
+  assert_true(tu_mono_ms() - t0 < 5000);
 
   mcpr_store_stats st;
   mcpr_store_stats_get(s, &st);
