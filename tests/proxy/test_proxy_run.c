@@ -446,6 +446,33 @@ static void test_413_403_504(void **state) {
   free(r.raw);
 }
 
+static void test_admin_and_get(void **state) {
+  (void)state;
+  const char *at = strstr(proc.out, "admin:    http://127.0.0.1:");
+  assert_non_null(at);
+  int admin = (int)strtol(at + strlen("admin:    http://127.0.0.1:"), NULL, 10);
+  int saved = proxy_port;
+  resp r;
+  int fd = connect_to(admin);
+  send_request(fd, "GET", "/healthz", NULL, NULL);
+  read_response(fd, &r, 5000, NULL);
+  close(fd);
+  assert_int_equal(r.status, 200);
+  free(r.raw);
+  fd = connect_to(admin);
+  send_request(fd, "GET", "/ready", NULL, NULL);
+  read_response(fd, &r, 5000, NULL);
+  close(fd);
+  assert_int_equal(r.status, 200); /* the store can write */
+  assert_non_null(strstr(r.body, "ready"));
+  free(r.raw);
+  proxy_port = saved;
+  /* a GET the upstream refuses: its status passes through */
+  http(&r, "GET", "Mcp-Session-Id: sess-1\r\nAccept: text/event-stream\r\n", NULL);
+  assert_int_equal(r.status, 405);
+  free(r.raw);
+}
+
 static void test_delete_ends_session(void **state) {
   (void)state;
   resp r;
@@ -539,6 +566,7 @@ int main(void) {
       cmocka_unit_test(test_notification_202_and_list),
       cmocka_unit_test(test_sse_streams_each_event_as_it_comes),
       cmocka_unit_test(test_413_403_504),
+      cmocka_unit_test(test_admin_and_get),
       cmocka_unit_test(test_delete_ends_session),
       cmocka_unit_test(test_store_rows_after_sigterm),
       cmocka_unit_test(test_upstream_down_is_502),
