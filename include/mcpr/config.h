@@ -32,6 +32,14 @@ extern "C" {
 #define MCPR_CLOUD_DEFAULT_URL "https://api.mcpr.app"
 #define MCPR_CONFIG_DEFAULT_BATCH_SIZE 100
 #define MCPR_CONFIG_DEFAULT_FLUSH_INTERVAL_MS 5000
+#define MCPR_CONFIG_DEFAULT_PORT 3000
+#define MCPR_CONFIG_DEFAULT_ADMIN_BIND "127.0.0.1:9901"
+#define MCPR_CONFIG_DEFAULT_DRAIN_TIMEOUT_MS 30000
+#define MCPR_CONFIG_DEFAULT_CONNECT_TIMEOUT_MS 5000
+#define MCPR_CONFIG_DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define MCPR_CONFIG_DEFAULT_MAX_REQUEST_BODY (5 * 1000 * 1000)
+#define MCPR_CONFIG_DEFAULT_MAX_RESPONSE_BODY (10 * 1000 * 1000)
+#define MCPR_CONFIG_DEFAULT_MAX_CONCURRENT_UPSTREAM 100
 
 typedef enum mcpr_config_severity {
   MCPR_CONFIG_WARNING = 1, /* reported, not fatal (e.g. an unknown key) */
@@ -64,6 +72,26 @@ typedef struct mcpr_config {
   char *name; /* top-level `name` (proxy name) */
   char *mcp;  /* top-level `mcp` (upstream URL) */
   int64_t port; /* top-level `port`; 0 when absent */
+
+  /*
+   * The proxy's settings (top level, SPEC §9), defaults filled in at load.
+   * Durations are written as an integer of seconds or a string with a unit
+   * ("30s", "500ms", "2m"); sizes as an integer of bytes or a string with
+   * KB/MB/GB (powers of 1000) or KiB/MiB/GiB.
+   */
+  char *listen;           /* `listen`: "ADDR" or "ADDR:PORT"; NULL: 127.0.0.1 */
+  char *log_format;       /* `log_format`: "json", "pretty" or "off"; NULL: not set */
+  char *admin_bind;       /* `admin_bind`: "ADDR:PORT" or "off"; NULL: 127.0.0.1:9901 */
+  int64_t drain_timeout_ms;        /* default 30000 */
+  int64_t connect_timeout_ms;      /* default 5000 */
+  int64_t request_timeout_ms;      /* default 30000 */
+  int64_t max_request_body_size;   /* bytes, default 5 MB */
+  int64_t max_response_body_size;  /* bytes, default 10 MB */
+  int64_t max_concurrent_upstream; /* default 100 */
+  /* `allowed_origins`: extra Origin values ("https://app.example.com")
+   * accepted beside the loopback ones; "*" accepts any. */
+  char **allowed_origins;
+  size_t n_allowed_origins;
 
   struct {
     bool enabled; /* default true */

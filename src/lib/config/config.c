@@ -24,6 +24,7 @@
 #include "http/http.h"
 #include "mcpr/config.h"
 #include "mcpr/store.h"
+#include "mcpr/util.h"
 
 static void add_diag(mcpr_config *cfg, mcpr_config_severity sev, int line, int column,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -71,6 +72,12 @@ void mcpr_config_free(mcpr_config *cfg) {
   free(cfg->file_path);
   free(cfg->name);
   free(cfg->mcp);
+  free(cfg->listen);
+  free(cfg->log_format);
+  free(cfg->admin_bind);
+  for (size_t i = 0; i < cfg->n_allowed_origins; i++)
+    free(cfg->allowed_origins[i]);
+  free(cfg->allowed_origins);
   free(cfg->store.path);
   free(cfg->store.name);
   free(cfg->cloud.token);
@@ -92,6 +99,12 @@ static mcpr_config *config_new(const char *file_path) {
   cfg->store.enabled = true;
   cfg->cloud.batch_size = MCPR_CONFIG_DEFAULT_BATCH_SIZE;
   cfg->cloud.flush_interval_ms = MCPR_CONFIG_DEFAULT_FLUSH_INTERVAL_MS;
+  cfg->drain_timeout_ms = MCPR_CONFIG_DEFAULT_DRAIN_TIMEOUT_MS;
+  cfg->connect_timeout_ms = MCPR_CONFIG_DEFAULT_CONNECT_TIMEOUT_MS;
+  cfg->request_timeout_ms = MCPR_CONFIG_DEFAULT_REQUEST_TIMEOUT_MS;
+  cfg->max_request_body_size = MCPR_CONFIG_DEFAULT_MAX_REQUEST_BODY;
+  cfg->max_response_body_size = MCPR_CONFIG_DEFAULT_MAX_RESPONSE_BODY;
+  cfg->max_concurrent_upstream = MCPR_CONFIG_DEFAULT_MAX_CONCURRENT_UPSTREAM;
   return cfg;
 }
 
@@ -206,6 +219,147 @@ static void check_cloud(mcpr_config *cfg, const mcpr__toml_value *t) {
   }
 }
 
+/* A duration: an integer of seconds, or a string with a unit ("30s",
+ * "500ms"), between 1 ms and max_ms. */
+static void take_duration_ms(mcpr_config *cfg, const mcpr__toml_entry *e, int64_t max_ms,
+                             int64_t *dst) {
+  int64_t ms = 0;
+  if (e->value->type == MCPR__TOML_INTEGER) {
+    if (e->value->integer < 1 || e->value->integer > max_ms / 1000) {
+      add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+               "%s must be between 1 and %lld seconds", e->key, (long long)(max_ms / 1000));
+      return;
+    }
+    ms = e->value->integer * 1000;
+  } else if (e->value->type == MCPR__TOML_STRING) {
+    int64_t us = 0;
+    if (mcpr_parse_threshold_us(e->key, e->value->string, &us, NULL) != MCPR_OK || us < 1000 ||
+        us / 1000 > max_ms) {
+      add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+               "%s must be a duration between 1ms and %llds (e.g. \"30s\", \"500ms\") or an "
+               "integer of seconds",
+               e->key, (long long)(max_ms / 1000));
+      return;
+    }
+    ms = us / 1000;
+  } else {
+    wrong_type(cfg, NULL, e, "a duration (\"30s\") or an integer of seconds");
+    return;
+  }
+  *dst = ms;
+}
+
+/* A size: an integer of bytes, or a string "N", "NKB|MB|GB" (1000s),
+ * "NKiB|MiB|GiB" (1024s), between 1 byte and 1 GiB. */
+static void take_size(mcpr_config *cfg, const mcpr__toml_entry *e, int64_t *dst) {
+  const int64_t max = INT64_C(1) << 30;
+  int64_t n = -1;
+  if (e->value->type == MCPR__TOML_INTEGER) {
+    n = e->value->integer;
+  } else if (e->value->type == MCPR__TOML_STRING) {
+    static const struct { const char *unit; int64_t mult; } units[] = {
+        {"", 1}, {"B", 1}, {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000},
+        {"KiB", 1024}, {"MiB", 1048576}, {"GiB", 1073741824}};
+    const char *s = e->value->string;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end != s && errno == 0 && v >= 0 && v <= max) {
+      while (*end == ' ')
+        end++;
+      for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0 && v <= max / units[i].mult) {
+          n = v * units[i].mult;
+          break;
+        }
+    }
+  } else {
+    wrong_type(cfg, NULL, e, "a size (\"5MB\") or an integer of bytes");
+    return;
+  }
+  if (n < 1 || n > max) {
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+             "%s must be a size between 1 byte and 1GiB (e.g. \"5MB\", \"512KiB\", or an "
+             "integer of bytes)",
+             e->key);
+    return;
+  }
+  *dst = n;
+}
+
+static void take_allowed_origins(mcpr_config *cfg, const mcpr__toml_entry *e) {
+  const mcpr__toml_value *v = e->value;
+  if (v->type != MCPR__TOML_ARRAY) {
+    wrong_type(cfg, NULL, e, "an array of strings");
+    return;
+  }
+  for (size_t i = 0; i < v->n_items; i++)
+    if (v->items[i]->type != MCPR__TOML_STRING) {
+      wrong_type(cfg, NULL, e, "an array of strings");
+      return;
+    }
+  char **list = calloc(v->n_items ? v->n_items : 1, sizeof *list);
+  if (!list) {
+    cfg->diags_lost_ = true;
+    return;
+  }
+  for (size_t i = 0; i < v->n_items; i++)
+    if (!(list[i] = strdup(v->items[i]->string))) {
+      for (size_t k = 0; k < i; k++)
+        free(list[k]);
+      free(list);
+      cfg->diags_lost_ = true;
+      return;
+    }
+  for (size_t i = 0; i < cfg->n_allowed_origins; i++)
+    free(cfg->allowed_origins[i]);
+  free(cfg->allowed_origins);
+  cfg->allowed_origins = list;
+  cfg->n_allowed_origins = v->n_items;
+}
+
+static void take_one_of(mcpr_config *cfg, const mcpr__toml_entry *e, const char *const *allowed,
+                        const char *shown, char **dst) {
+  if (!take_string(cfg, NULL, e, dst))
+    return;
+  for (const char *const *a = allowed; *a; a++)
+    if (strcmp(*dst, *a) == 0)
+      return;
+  add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column, "%s must be %s", e->key,
+           shown);
+  free(*dst);
+  *dst = NULL;
+}
+
+/* Returns true when e is one of the proxy's top-level keys (handled). */
+static bool check_proxy_key(mcpr_config *cfg, const mcpr__toml_entry *e) {
+  static const char *const log_formats[] = {"json", "pretty", "off", NULL};
+  const char *k = e->key;
+  if (strcmp(k, "listen") == 0)
+    take_string(cfg, NULL, e, &cfg->listen);
+  else if (strcmp(k, "admin_bind") == 0)
+    take_string(cfg, NULL, e, &cfg->admin_bind);
+  else if (strcmp(k, "log_format") == 0)
+    take_one_of(cfg, e, log_formats, "\"json\", \"pretty\" or \"off\"", &cfg->log_format);
+  else if (strcmp(k, "drain_timeout") == 0)
+    take_duration_ms(cfg, e, INT64_C(3600000), &cfg->drain_timeout_ms);
+  else if (strcmp(k, "connect_timeout") == 0)
+    take_duration_ms(cfg, e, INT64_C(3600000), &cfg->connect_timeout_ms);
+  else if (strcmp(k, "request_timeout") == 0)
+    take_duration_ms(cfg, e, INT64_C(86400000), &cfg->request_timeout_ms);
+  else if (strcmp(k, "max_request_body_size") == 0)
+    take_size(cfg, e, &cfg->max_request_body_size);
+  else if (strcmp(k, "max_response_body_size") == 0)
+    take_size(cfg, e, &cfg->max_response_body_size);
+  else if (strcmp(k, "max_concurrent_upstream") == 0)
+    take_int(cfg, NULL, e, 1, 100000, &cfg->max_concurrent_upstream);
+  else if (strcmp(k, "allowed_origins") == 0)
+    take_allowed_origins(cfg, e);
+  else
+    return false;
+  return true;
+}
+
 static void check_root(mcpr_config *cfg, const mcpr__toml_value *root) {
   for (size_t i = 0; i < root->n_entries; i++) {
     const mcpr__toml_entry *e = &root->entries[i];
@@ -221,7 +375,7 @@ static void check_root(mcpr_config *cfg, const mcpr__toml_value *root) {
     } else if (strcmp(e->key, "cloud") == 0) {
       if (is_table(cfg, e))
         check_cloud(cfg, e->value);
-    } else
+    } else if (!check_proxy_key(cfg, e))
       unknown_key(cfg, NULL, e);
   }
 }

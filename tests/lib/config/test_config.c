@@ -99,14 +99,14 @@ static void test_unknown_keys_warn_wrong_types_fail(void **state) {
   (void)state;
   mcpr_error err = {0};
   mcpr_config *cfg = NULL;
-  const char *text = "name = \"x\"\nlisten = 1\n[store]\nenabled = \"yes\"\nretention = \"7d\"\n"
+  const char *text = "name = \"x\"\ncolour = 1\n[store]\nenabled = \"yes\"\nretention = \"7d\"\n"
                      "[cloud]\nbatch_size = \"10\"\nflush_interval_ms = -1\ntoken = 5\n"
                      "[extra]\nz = 1\n";
   assert_int_equal(mcpr_config_load_string(text, strlen(text), "mcpr.toml", &cfg, &err),
                    MCPR_EPARSE);
   /* err names the first error with its place */
   assert_non_null(strstr(err.message, "mcpr.toml:4:11: store.enabled must be a boolean"));
-  const mcpr_config_diag *d = find_diag(cfg, "unknown key 'listen'");
+  const mcpr_config_diag *d = find_diag(cfg, "unknown key 'colour'");
   assert_non_null(d);
   assert_int_equal(d->severity, MCPR_CONFIG_WARNING);
   assert_int_equal(d->line, 2);

@@ -1,0 +1,654 @@
+/*
+ * observe.c — JSON-RPC accounting for the proxy (see observe.h).
+ *
+ * One obs per proxy, one obs_exchange per HTTP exchange, all on the event
+ * loop's thread: no locks. An exchange parses its request body once (it
+ * is complete and bounded before it is forwarded) into `calls`, one per
+ * JSON-RPC message that asks something (a request or a notification).
+ * The response is matched to them by id:
+ *   - application/json: a bounded copy of the body, parsed at the end;
+ *   - text/event-stream: an incremental SSE parser over the bytes already
+ *     forwarded; each event's data lines are one JSON-RPC message (or a
+ *     batch), and a call's event is emitted the moment its response has
+ *     passed, so its latency ends there, not when the stream closes.
+ * Calls still unanswered when the exchange ends get their event then, with
+ * the final HTTP status (202 for notifications, or the proxy's own error).
+ *
+ * The session table (Mcp-Session-Id → client name/version from initialize)
+ * and the last schema hash per method live in obs and are bounded: past
+ * MAX_SESSIONS new sessions are still forwarded and recorded, only their
+ * client info is not remembered.
+ */
+#include "observe.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mcpr/util.h"
+
+#define SESSION_BUCKETS 1024
+#define MAX_SESSIONS 100000
+#define ERROR_MSG_MAX 512
+
+typedef struct session {
+  char *id, *client_name, *client_version;
+  struct session *next;
+} session;
+
+static const char *const schema_methods[] = {"initialize", "tools/list", "resources/list",
+                                             "resources/templates/list", "prompts/list"};
+#define N_SCHEMA_METHODS (sizeof schema_methods / sizeof schema_methods[0])
+
+struct obs {
+  char *proxy_name, *upstream_url;
+  mcpr_fanout *fan;
+  size_t max_body;
+  session *buckets[SESSION_BUCKETS];
+  size_t n_sessions;
+  char schema_hash[N_SCHEMA_METHODS][65];
+  obs_stats stats;
+};
+
+typedef struct call {
+  char *id;     /* compact JSON text of the id; NULL: a notification */
+  char *method; /* NULL: not JSON-RPC (a GET stream, a DELETE) */
+  char *tool, *resource_uri, *prompt_name;
+  char *client_name, *client_version; /* initialize's params.clientInfo */
+  bool paginated;                     /* params.cursor given */
+  int64_t request_size;
+  bool done;
+} call;
+
+typedef struct sse_parser {
+  char *line;
+  size_t line_len;
+  bool line_over; /* the line is longer than the bound: ignored */
+  char *data;
+  size_t data_len;
+  bool data_over, has_data, last_cr;
+} sse_parser;
+
+struct obs_exchange {
+  obs *o;
+  char http_method[16];
+  char *path, *req_session, *resp_session;
+  int64_t ts_ms, t0_us, t_up_us;
+  int status;
+  bool sse, json;
+  call *calls;
+  size_t n_calls;
+  char *first_id;
+  char *body; /* bounded copy of a JSON response */
+  size_t body_len;
+  bool body_over;
+  int64_t response_bytes;
+  sse_parser sp;
+};
+
+/* --- small helpers --- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static char *json_str_dup(json_t *v) {
+  return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+static unsigned hash_str(const char *s) {
+  unsigned h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static session *session_find(obs *o, const char *id) {
+  if (!id)
+    return NULL;
+  for (session *s = o->buckets[hash_str(id) % SESSION_BUCKETS]; s; s = s->next)
+    if (strcmp(s->id, id) == 0)
+      return s;
+  return NULL;
+}
+
+static void session_free(session *s) {
+  free(s->id);
+  free(s->client_name);
+  free(s->client_version);
+  free(s);
+}
+
+static void session_put(obs *o, const char *id, const char *name, const char *version) {
+  session *s = session_find(o, id);
+  if (s) {
+    free(s->client_name);
+    free(s->client_version);
+    s->client_name = dup_or_null(name);
+    s->client_version = dup_or_null(version);
+    return;
+  }
+  if (o->n_sessions >= MAX_SESSIONS || !(s = calloc(1, sizeof *s)))
+    return;
+  s->id = strdup(id);
+  s->client_name = dup_or_null(name);
+  s->client_version = dup_or_null(version);
+  if (!s->id) {
+    session_free(s);
+    return;
+  }
+  unsigned b = hash_str(id) % SESSION_BUCKETS;
+  s->next = o->buckets[b];
+  o->buckets[b] = s;
+  o->n_sessions++;
+}
+
+static void session_remove(obs *o, const char *id) {
+  for (session **pp = &o->buckets[hash_str(id) % SESSION_BUCKETS]; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->id, id) == 0) {
+      session *s = *pp;
+      *pp = s->next;
+      session_free(s);
+      o->n_sessions--;
+      return;
+    }
+}
+
+static void emit(obs *o, const mcpr_event *ev) {
+  if (!o->fan)
+    return;
+  if (mcpr_fanout_emit(o->fan, ev) == MCPR_OK)
+    o->stats.events++;
+  else
+    o->stats.emit_refused++;
+}
+
+/* Copy at most ERROR_MSG_MAX bytes of s, cut at a UTF-8 boundary (new). */
+static char *clip_utf8(const char *s) {
+  if (!s)
+    return NULL;
+  size_t n = strlen(s);
+  if (n > ERROR_MSG_MAX) {
+    n = ERROR_MSG_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
+  return strndup(s, n);
+}
+
+/* --- obs --- */
+
+obs *obs_new(const char *proxy_name, const char *upstream_url, mcpr_fanout *fan,
+             size_t max_response_body) {
+  obs *o = calloc(1, sizeof *o);
+  if (!o)
+    return NULL;
+  o->proxy_name = strdup(proxy_name);
+  o->upstream_url = strdup(upstream_url);
+  if (!o->proxy_name || !o->upstream_url) {
+    obs_free(o);
+    return NULL;
+  }
+  o->fan = fan;
+  o->max_body = max_response_body;
+  return o;
+}
+
+void obs_free(obs *o) {
+  if (!o)
+    return;
+  for (size_t b = 0; b < SESSION_BUCKETS; b++)
+    while (o->buckets[b]) {
+      session *s = o->buckets[b];
+      o->buckets[b] = s->next;
+      session_free(s);
+    }
+  free(o->proxy_name);
+  free(o->upstream_url);
+  free(o);
+}
+
+void obs_get_stats(const obs *o, obs_stats *out) {
+  *out = o->stats;
+  out->sessions = o->n_sessions;
+}
+
+/* --- the request side --- */
+
+static void call_release(call *c) {
+  free(c->id);
+  free(c->method);
+  free(c->tool);
+  free(c->resource_uri);
+  free(c->prompt_name);
+  free(c->client_name);
+  free(c->client_version);
+}
+
+/* One message of the request body into a call; false when it asks nothing
+ * (a client's response to a server request). */
+static bool call_from_message(call *c, json_t *m) {
+  memset(c, 0, sizeof *c);
+  json_t *method = json_object_get(m, "method");
+  if (!json_is_string(method))
+    return false;
+  c->method = strdup(json_string_value(method));
+  json_t *id = json_object_get(m, "id");
+  if (id && !json_is_null(id))
+    c->id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_t *params = json_object_get(m, "params");
+  const char *mn = json_string_value(method);
+  if (json_is_object(params)) {
+    if (strcmp(mn, "tools/call") == 0)
+      c->tool = json_str_dup(json_object_get(params, "name"));
+    else if (strcmp(mn, "prompts/get") == 0)
+      c->prompt_name = json_str_dup(json_object_get(params, "name"));
+    else if (strncmp(mn, "resources/", 10) == 0 &&
+             (strcmp(mn + 10, "read") == 0 || strcmp(mn + 10, "subscribe") == 0 ||
+              strcmp(mn + 10, "unsubscribe") == 0))
+      c->resource_uri = json_str_dup(json_object_get(params, "uri"));
+    else if (strcmp(mn, "initialize") == 0) {
+      json_t *ci = json_object_get(params, "clientInfo");
+      c->client_name = json_str_dup(json_object_get(ci, "name"));
+      c->client_version = json_str_dup(json_object_get(ci, "version"));
+    }
+    json_t *cursor = json_object_get(params, "cursor");
+    c->paginated = cursor && !json_is_null(cursor);
+  }
+  return c->method != NULL;
+}
+
+obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const char *session_id,
+                        const char *body, size_t len, int64_t ts_ms, int64_t now_us) {
+  if (!o)
+    return NULL;
+  obs_exchange *x = calloc(1, sizeof *x);
+  if (!x)
+    return NULL;
+  x->o = o;
+  snprintf(x->http_method, sizeof x->http_method, "%s", http_method);
+  x->path = dup_or_null(path);
+  x->req_session = session_id && *session_id ? strdup(session_id) : NULL;
+  x->ts_ms = ts_ms;
+  x->t0_us = now_us;
+  x->t_up_us = -1;
+  json_t *root = len ? json_loadb(body, len, 0, NULL) : NULL;
+  size_t n = json_is_array(root) ? json_array_size(root) : 1;
+  x->calls = calloc(n, sizeof *x->calls);
+  if (!x->calls) {
+    json_decref(root);
+    free(x->path);
+    free(x->req_session);
+    free(x);
+    return NULL;
+  }
+  if (json_is_object(root)) {
+    if (call_from_message(&x->calls[0], root)) {
+      x->calls[0].request_size = (int64_t)len;
+      x->n_calls = 1;
+    }
+  } else if (json_is_array(root)) {
+    for (size_t i = 0; i < n; i++) {
+      json_t *m = json_array_get(root, i);
+      if (!json_is_object(m) || !call_from_message(&x->calls[x->n_calls], m))
+        continue;
+      /* each message of a batch is accounted with its own (compact) size */
+      char *text = json_dumps(m, JSON_COMPACT);
+      x->calls[x->n_calls].request_size = text ? (int64_t)strlen(text) : (int64_t)len;
+      free(text);
+      x->n_calls++;
+    }
+  }
+  if (x->n_calls == 0 && !(json_is_array(root) || json_is_object(root))) {
+    /* not JSON-RPC (a GET stream, a DELETE, a body that does not parse):
+     * one event for the HTTP exchange itself */
+    memset(&x->calls[0], 0, sizeof x->calls[0]);
+    x->calls[0].request_size = (int64_t)len;
+    x->n_calls = 1;
+  }
+  for (size_t i = 0; i < x->n_calls && !x->first_id; i++)
+    if (x->calls[i].id)
+      x->first_id = strdup(x->calls[i].id);
+  json_decref(root);
+  return x;
+}
+
+const char *obs_first_id(const obs_exchange *x) {
+  return x && x->first_id ? x->first_id : "null";
+}
+
+void obs_upstream_sent(obs_exchange *x, int64_t now_us) {
+  if (x)
+    x->t_up_us = now_us;
+}
+
+/* --- the response side --- */
+
+static void emit_call(obs_exchange *x, call *c, int64_t now_us, int64_t response_size,
+                      const char *error_code, const char *error_msg, const char *note) {
+  obs *o = x->o;
+  if (c->done)
+    return;
+  c->done = true;
+  char id[40];
+  mcpr_uuid_v7(x->ts_ms, id);
+  const char *sid = x->req_session ? x->req_session : x->resp_session;
+  session *s = session_find(o, sid);
+  char *msg = clip_utf8(error_msg);
+  mcpr_event ev;
+  mcpr_event_init(&ev, MCPR_EVENT_REQUEST);
+  mcpr_event_request *r = &ev.u.request;
+  r->id = id;
+  r->ts = x->ts_ms;
+  r->proxy = o->proxy_name;
+  r->session_id = (char *)sid;
+  r->method = x->http_method;
+  r->path = x->path;
+  r->mcp_method = c->method;
+  r->tool = c->tool;
+  r->resource_uri = c->resource_uri;
+  r->prompt_name = c->prompt_name;
+  r->status = x->status >= 100 && x->status <= 999 ? x->status : 502;
+  r->latency_us = now_us > x->t0_us ? now_us - x->t0_us : 0;
+  if (x->t_up_us >= 0 && now_us >= x->t_up_us)
+    r->upstream_us = now_us - x->t_up_us;
+  r->request_size = c->request_size;
+  if (response_size >= 0)
+    r->response_size = response_size;
+  r->error_code = (char *)error_code;
+  r->error_msg = msg;
+  r->client_name = s ? s->client_name : c->client_name;
+  r->client_version = s ? s->client_version : c->client_version;
+  r->note = (char *)note;
+  emit(o, &ev);
+  free(msg);
+}
+
+static int schema_index(const char *method) {
+  for (size_t i = 0; method && i < N_SCHEMA_METHODS; i++)
+    if (strcmp(method, schema_methods[i]) == 0)
+      return (int)i;
+  return -1;
+}
+
+static void schema_seen(obs_exchange *x, const call *c, json_t *result) {
+  int i = schema_index(c->method);
+  /* A page of a paginated list is not the schema: merging pages is not
+   * done yet, so only complete (single-page) lists are recorded. */
+  json_t *next = json_object_get(result, "nextCursor");
+  if (i < 0 || c->paginated || (next && !json_is_null(next)))
+    return;
+  char *payload = json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!payload)
+    return;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  char hex[65];
+  if (EVP_Digest(payload, strlen(payload), md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32) {
+    free(payload);
+    return;
+  }
+  for (unsigned k = 0; k < 32; k++)
+    snprintf(hex + 2 * k, 3, "%02x", md[k]);
+  obs *o = x->o;
+  if (strcmp(o->schema_hash[i], hex) != 0) {
+    snprintf(o->schema_hash[i], sizeof o->schema_hash[i], "%s", hex);
+    mcpr_event ev;
+    mcpr_event_init(&ev, MCPR_EVENT_SCHEMA_VERSION_CREATED);
+    mcpr_event_schema_version *sv = &ev.u.schema_version;
+    sv->ts = mcpr_now_ms();
+    sv->upstream_id = o->proxy_name;
+    sv->upstream_url = o->upstream_url;
+    sv->method = c->method;
+    sv->content_hash = hex;
+    sv->payload = payload;
+    emit(o, &ev);
+  }
+  free(payload);
+}
+
+static void initialize_succeeded(obs_exchange *x, const call *c) {
+  const char *sid = x->resp_session;
+  if (!sid)
+    return; /* a stateless server: no session to start */
+  obs *o = x->o;
+  session_put(o, sid, c->client_name, c->client_version);
+  mcpr_event ev;
+  mcpr_event_init(&ev, MCPR_EVENT_SESSION_START);
+  ev.u.session_start.session_id = (char *)sid;
+  ev.u.session_start.proxy = o->proxy_name;
+  ev.u.session_start.ts = x->ts_ms;
+  ev.u.session_start.client_name = c->client_name;
+  ev.u.session_start.client_version = c->client_version;
+  ev.u.session_start.client_platform =
+      c->client_name ? (char *)mcpr_client_platform(c->client_name) : NULL;
+  emit(o, &ev);
+}
+
+/* The text of a tools/call result's first text content, for error_msg. */
+static const char *tool_error_text(json_t *result) {
+  json_t *content = json_object_get(result, "content");
+  for (size_t i = 0; i < json_array_size(content); i++) {
+    json_t *text = json_object_get(json_array_get(content, i), "text");
+    if (json_is_string(text))
+      return json_string_value(text);
+  }
+  return "tool returned isError: true";
+}
+
+/* One JSON-RPC response message from the upstream. */
+static void response_message(obs_exchange *x, json_t *m, int64_t size, int64_t now_us) {
+  json_t *id = json_object_get(m, "id");
+  json_t *result = json_object_get(m, "result");
+  json_t *error = json_object_get(m, "error");
+  if (!id || (!result && !error))
+    return; /* a server request or notification: not an answer */
+  char *key = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+  call *c = NULL;
+  for (size_t i = 0; key && i < x->n_calls; i++)
+    if (!x->calls[i].done && x->calls[i].id && strcmp(x->calls[i].id, key) == 0)
+      c = &x->calls[i];
+  free(key);
+  if (!c)
+    return;
+  char code[32];
+  const char *error_code = NULL, *error_msg = NULL;
+  if (json_is_object(error)) {
+    json_t *jc = json_object_get(error, "code");
+    if (json_is_integer(jc)) {
+      snprintf(code, sizeof code, "%lld", (long long)json_integer_value(jc));
+      error_code = code;
+    } else if (json_is_string(jc)) {
+      snprintf(code, sizeof code, "%s", json_string_value(jc));
+      error_code = code;
+    } else {
+      error_code = "error";
+    }
+    error_msg = json_string_value(json_object_get(error, "message"));
+  } else if (json_is_object(result)) {
+    if (c->method && strcmp(c->method, "tools/call") == 0 &&
+        json_is_true(json_object_get(result, "isError"))) {
+      error_code = "tool_error";
+      error_msg = tool_error_text(result);
+    }
+    if (x->status >= 200 && x->status < 300) {
+      if (c->method && strcmp(c->method, "initialize") == 0)
+        initialize_succeeded(x, c);
+      schema_seen(x, c, result);
+    }
+  }
+  emit_call(x, c, now_us, size, error_code, error_msg, NULL);
+}
+
+/* A JSON text that is one message or a batch of them. */
+static void response_text(obs_exchange *x, const char *text, size_t len, int64_t now_us) {
+  json_t *root = json_loadb(text, len, 0, NULL);
+  if (json_is_object(root)) {
+    response_message(x, root, (int64_t)len, now_us);
+  } else if (json_is_array(root)) {
+    for (size_t i = 0; i < json_array_size(root); i++) {
+      json_t *m = json_array_get(root, i);
+      if (!json_is_object(m))
+        continue;
+      char *t = json_dumps(m, JSON_COMPACT);
+      response_message(x, m, t ? (int64_t)strlen(t) : (int64_t)len, now_us);
+      free(t);
+    }
+  }
+  json_decref(root);
+}
+
+void obs_response_start(obs_exchange *x, int status, const char *content_type,
+                        const char *session_id, int64_t now_us) {
+  (void)now_us;
+  if (!x)
+    return;
+  x->status = status;
+  if (session_id && *session_id && !x->resp_session)
+    x->resp_session = strdup(session_id);
+  if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0)
+    x->sse = true;
+  else if (content_type && strncasecmp(content_type, "application/json", 16) == 0)
+    x->json = true;
+}
+
+/* --- SSE (WHATWG event stream): lines end in \n, \r\n or \r; a blank
+ * line dispatches the event; data lines are joined with \n. --- */
+
+static bool grow_append(char **buf, size_t *len, const char *s, size_t n, size_t max) {
+  if (*len + n > max)
+    return false;
+  char *nb = realloc(*buf, *len + n + 1);
+  if (!nb)
+    return false;
+  memcpy(nb + *len, s, n);
+  *len += n;
+  nb[*len] = '\0';
+  *buf = nb;
+  return true;
+}
+
+static void sse_line(obs_exchange *x, int64_t now_us) {
+  sse_parser *p = &x->sp;
+  size_t max = x->o->max_body;
+  if (p->line_over)
+    return;
+  const char *l = p->line ? p->line : "";
+  size_t n = p->line_len;
+  if (n == 0) {
+    if (p->has_data && !p->data_over && p->data_len > 0) {
+      size_t dl = p->data_len;
+      if (p->data[dl - 1] == '\n')
+        dl--;
+      response_text(x, p->data, dl, now_us);
+    }
+    p->data_len = 0;
+    p->has_data = p->data_over = false;
+    return;
+  }
+  if (l[0] == ':')
+    return; /* a comment */
+  const char *colon = memchr(l, ':', n);
+  size_t name_len = colon ? (size_t)(colon - l) : n;
+  if (name_len != 4 || memcmp(l, "data", 4) != 0)
+    return; /* id:, event:, retry: are forwarded; nothing to account for */
+  const char *v = colon ? colon + 1 : l + n;
+  if (v < l + n && *v == ' ')
+    v++;
+  p->has_data = true;
+  if (!p->data_over && (!grow_append(&p->data, &p->data_len, v, (size_t)(l + n - v), max) ||
+                        !grow_append(&p->data, &p->data_len, "\n", 1, max)))
+    p->data_over = true;
+}
+
+static void sse_feed(obs_exchange *x, const char *d, size_t len, int64_t now_us) {
+  sse_parser *p = &x->sp;
+  size_t max = x->o->max_body;
+  size_t i = 0;
+  while (i < len) {
+    if (p->last_cr && d[i] == '\n') { /* the \n of a \r\n */
+      p->last_cr = false;
+      i++;
+      continue;
+    }
+    p->last_cr = false;
+    size_t j = i;
+    while (j < len && d[j] != '\n' && d[j] != '\r')
+      j++;
+    if (!p->line_over && !grow_append(&p->line, &p->line_len, d + i, j - i, max))
+      p->line_over = true;
+    if (j == len)
+      break;
+    p->last_cr = d[j] == '\r';
+    sse_line(x, now_us);
+    p->line_len = 0;
+    p->line_over = false;
+    i = j + 1;
+  }
+}
+
+void obs_response_data(obs_exchange *x, const char *data, size_t len, int64_t now_us) {
+  if (!x)
+    return;
+  x->response_bytes += (int64_t)len;
+  if (x->sse) {
+    sse_feed(x, data, len, now_us);
+  } else if (!x->body_over) {
+    if (!grow_append(&x->body, &x->body_len, data, len, x->o->max_body)) {
+      x->body_over = true;
+      free(x->body);
+      x->body = NULL;
+      x->body_len = 0;
+    }
+  }
+}
+
+void obs_end(obs_exchange *x, int status, const char *error_code, const char *error_msg,
+             const char *note, int64_t now_us) {
+  if (!x)
+    return;
+  obs *o = x->o;
+  x->status = status;
+  if (!error_code && x->body && x->body_len && status != 202)
+    response_text(x, x->body, x->body_len, now_us);
+  if (!error_code && x->sse && x->sp.line_len) {
+    /* a stream that ended without the blank line after its last event */
+    sse_line(x, now_us);
+    x->sp.line_len = 0;
+    sse_line(x, now_us);
+  }
+  const char *left_note = note;
+  if (!note && x->body_over)
+    left_note = "response over max_response_body_size: not parsed";
+  for (size_t i = 0; i < x->n_calls; i++) {
+    call *c = &x->calls[i];
+    const char *n = left_note;
+    if (!n && c->id && !error_code && status < 400 && !c->done)
+      n = "no response";
+    int64_t size = x->n_calls == 1 || !x->sse ? x->response_bytes : -1;
+    emit_call(x, c, now_us, size, error_code, error_msg, n);
+  }
+  /* The session is over when the client deletes it, or when the upstream
+   * no longer knows it (404: the client must start a new one). */
+  if (x->req_session &&
+      ((strcmp(x->http_method, "DELETE") == 0 && status >= 200 && status < 300) || status == 404)) {
+    session_remove(o, x->req_session);
+    mcpr_event ev;
+    mcpr_event_init(&ev, MCPR_EVENT_SESSION_END);
+    ev.u.session_end.session_id = x->req_session;
+    ev.u.session_end.ts = mcpr_now_ms();
+    emit(o, &ev);
+  }
+  for (size_t i = 0; i < x->n_calls; i++)
+    call_release(&x->calls[i]);
+  free(x->calls);
+  free(x->first_id);
+  free(x->path);
+  free(x->req_session);
+  free(x->resp_session);
+  free(x->body);
+  free(x->sp.line);
+  free(x->sp.data);
+  free(x);
+}
