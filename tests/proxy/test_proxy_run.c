@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lockholder.h"
 #include "testutil.h"
 
 /* --- the fake upstream --- */
@@ -473,6 +474,45 @@ static void test_admin_and_get(void **state) {
   free(r.raw);
 }
 
+static int admin_status(void) {
+  const char *at = strstr(proc.out, "admin:    http://127.0.0.1:");
+  assert_non_null(at);
+  int admin = (int)strtol(at + strlen("admin:    http://127.0.0.1:"), NULL, 10);
+  resp r;
+  int fd = connect_to(admin);
+  send_request(fd, "GET", "/ready", NULL, NULL);
+  read_response(fd, &r, 5000, NULL);
+  close(fd);
+  int status = r.status;
+  free(r.raw);
+  return status;
+}
+
+/* Issue 18: /ready answers 503 while the store cannot write (here: its
+ * commit lock held by a stopped process, reported after 5 s), and 200
+ * again once it writes; what was waiting is then stored. */
+static void test_ready_503_while_the_store_cannot_write(void **state) {
+  (void)state;
+  pid_t holder = lh_hold_stopped(db, LH_COMMIT_LOCK);
+  resp r;
+  http(&r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
+       "{\"jsonrpc\":\"2.0\",\"id\":90,\"method\":\"tools/list\"}");
+  assert_int_equal(r.status, 200); /* forwarding does not wait on the store */
+  free(r.raw);
+  int status = 0;
+  for (int i = 0; i < 150 && status != 503; i++) {
+    tu_sleep_ms(100);
+    status = admin_status();
+  }
+  assert_int_equal(status, 503);
+  lh_release(holder);
+  for (int i = 0; i < 100 && status != 200; i++) {
+    tu_sleep_ms(100);
+    status = admin_status();
+  }
+  assert_int_equal(status, 200);
+}
+
 static void test_delete_ends_session(void **state) {
   (void)state;
   resp r;
@@ -567,6 +607,7 @@ int main(void) {
       cmocka_unit_test(test_sse_streams_each_event_as_it_comes),
       cmocka_unit_test(test_413_403_504),
       cmocka_unit_test(test_admin_and_get),
+      cmocka_unit_test(test_ready_503_while_the_store_cannot_write),
       cmocka_unit_test(test_delete_ends_session),
       cmocka_unit_test(test_store_rows_after_sigterm),
       cmocka_unit_test(test_upstream_down_is_502),
