@@ -257,18 +257,27 @@ static void finish(exchange *x, const char *error_code, const char *error_msg, c
     event_base_loopexit(p->base, NULL);
 }
 
+/* The client's request, detached from the exchange (its close callback
+ * off), for the one last reply to it; NULL when it is already gone. */
+static struct evhttp_request *take_client(exchange *x) {
+  struct evhttp_request *req = x->client;
+  if (!req)
+    return NULL;
+  if (x->client_conn)
+    evhttp_connection_set_closecb(x->client_conn, NULL, NULL);
+  x->client = NULL;
+  x->client_conn = NULL;
+  return req;
+}
+
 /* Answer the client with the proxy's own error and finish. */
 static void fail(exchange *x, int status, const char *reason, int rpc_code, const char *msg,
                  const char *note) {
   x->status = status;
   char code[16];
   snprintf(code, sizeof code, "%d", rpc_code);
-  if (x->client) {
-    struct evhttp_request *req = x->client;
-    if (x->client_conn)
-      evhttp_connection_set_closecb(x->client_conn, NULL, NULL);
-    x->client = NULL;
-    x->client_conn = NULL;
+  struct evhttp_request *req = take_client(x);
+  if (req) {
     send_rpc_error(req, status, reason, obs_first_id(x->ox), rpc_code, msg);
   }
   finish(x, code, msg, note);
@@ -457,12 +466,8 @@ static void on_up_done(struct evhttp_request *up, void *arg) {
     }
     return;
   }
-  if (x->client) {
-    struct evhttp_request *req = x->client;
-    if (x->client_conn)
-      evhttp_connection_set_closecb(x->client_conn, NULL, NULL);
-    x->client = NULL;
-    x->client_conn = NULL;
+  struct evhttp_request *req = take_client(x);
+  if (req) {
     if (x->started) {
       evhttp_send_reply_end(req);
     } else { /* no header callback came (should not happen): answer whole */
@@ -786,14 +791,9 @@ static void abandon(exchange *x, const char *note) {
     x->conn = NULL;
   }
   if (x->started) {
-    if (x->client) {
-      struct evhttp_request *req = x->client;
-      if (x->client_conn)
-        evhttp_connection_set_closecb(x->client_conn, NULL, NULL);
-      x->client = NULL;
-      x->client_conn = NULL;
+    struct evhttp_request *req = take_client(x);
+    if (req)
       evhttp_send_reply_end(req);
-    }
     finish(x, NULL, NULL, note);
   } else {
     fail(x, 503, "Service Unavailable", -32000, "proxy is shutting down", note);
