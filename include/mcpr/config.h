@@ -146,6 +146,12 @@ MCPR_API size_t mcpr_config_diag_count(const mcpr_config *cfg);
 /* Borrowed; NULL when i is out of range. In file order. */
 MCPR_API const mcpr_config_diag *mcpr_config_diag_at(const mcpr_config *cfg, size_t i);
 MCPR_API size_t mcpr_config_error_count(const mcpr_config *cfg);
+/*
+ * What `mcpr validate` asks beyond the file being valid: the keys a proxy
+ * cannot run without (mcp). Adds an error finding (line 0) for each one
+ * missing; returns how many.
+ */
+MCPR_API size_t mcpr_config_require_proxy(mcpr_config *cfg);
 
 /*
  * The store file this config selects (SPEC §4): store.path (a leading "~/"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config_warn.h"
 #include "mcpr/mcpr.h"
 
 extern const mcpr_cli_command cmd_config_check;
@@ -75,26 +76,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   printf("%-24s %lld\n", "cloud.batch_size", (long long)cfg->cloud.batch_size);
   printf("%-24s %lld\n", "cloud.flush_interval_ms", (long long)cfg->cloud.flush_interval_ms);
 
-  size_t errors = 0, warnings = 0;
-  for (size_t i = 0; i < mcpr_config_diag_count(cfg); i++) {
-    const mcpr_config_diag *d = mcpr_config_diag_at(cfg, i);
-    bool is_err = d->severity == MCPR_CONFIG_ERROR;
-    errors += is_err;
-    warnings += !is_err;
-    char msg[sizeof d->message];
-    snprintf(msg, sizeof msg, "%s", d->message);
-    if (cfg->cloud.token)
-      mcpr_secret_redact(msg, sizeof msg, cfg->cloud.token);
-    put_clean(stderr, cfg->file_path);
-    if (d->line > 0)
-      fprintf(stderr, ":%d:%d", d->line, d->column);
-    fprintf(stderr, ": %s: ", is_err ? "error" : "warning");
-    put_clean(stderr, msg);
-    fputc('\n', stderr);
-  }
-  if (errors)
-    fprintf(stderr, "mcpr: %zu error%s, %zu warning%s in %s\n", errors, errors == 1 ? "" : "s",
-            warnings, warnings == 1 ? "" : "s", cfg->file_path);
+  size_t errors = cli_config_print_diags(cfg);
   (void)st;
   mcpr_config_free(cfg);
   return errors ? CLI_EXIT_FAIL : CLI_EXIT_OK;

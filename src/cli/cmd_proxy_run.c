@@ -10,9 +10,18 @@
  * the loop (proxy.c): it stops accepting, drains, and returns here; then
  * the fan-out is closed (every sink delivers what it holds), the store
  * closed, and the run exits 0.
+ *
+ * Lifecycle (registry.h): once both ports are bound the proxy takes its
+ * lock in ~/.mcpr/proxies/NAME/ (refusing to start when a live proxy has
+ * the name) and removes it after the drain. SIGHUP (`mcpr proxy reload`)
+ * reaches on_reload() on the loop's thread: the config is read again and
+ * the live keys (live.h) applied, or the reload rejected and the running
+ * config kept; the outcome goes to stderr and to the reload handshake.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +30,9 @@
 #include "config_warn.h"
 #include "mcpr/mcpr.h"
 #include "store_report.h"
+#include "../proxy/live.h"
 #include "../proxy/proxy.h"
+#include "../proxy/registry.h"
 
 extern const mcpr_cli_command cmd_proxy_run;
 
@@ -118,6 +129,69 @@ static bool store_ready(void *ctx, char *why, size_t n) {
   return false;
 }
 
+/* What a reload needs: the running proxy and the config it runs on. */
+typedef struct reload_ctx {
+  mcpr_proxy *proxy;
+  mcpr_live_log *log; /* NULL: no stderr log */
+  const char *name;
+  const char *config_path;  /* the file started with */
+  const mcpr_config *start; /* borrowed */
+  mcpr_config *current;     /* after a reload (owned), else NULL */
+} reload_ctx;
+
+/* Apply path's config to the running proxy; msg receives what was done. */
+static mcpr_reload_outcome reload_apply(reload_ctx *rc, const char *path, char *msg, size_t n) {
+  mcpr_config *cfg = NULL;
+  mcpr_error err = {0};
+  mcpr_status st = mcpr_config_load(path, &cfg, &err);
+  const mcpr_config *old = rc->current ? rc->current : rc->start;
+  char keys[512];
+  if (st != MCPR_OK) {
+    snprintf(msg, n, "%s (the running config is kept)", err.message);
+    goto reject;
+  }
+  if (mcpr_live_restart_keys(old, cfg, keys, sizeof keys)) {
+    snprintf(msg, n, "fields require restart: %s (the running config is kept)", keys);
+    goto reject;
+  }
+  mcpr_proxy_options live;
+  mcpr_proxy_options_init(&live);
+  live.drain_timeout_ms = cfg->drain_timeout_ms;
+  live.connect_timeout_ms = cfg->connect_timeout_ms;
+  live.request_timeout_ms = cfg->request_timeout_ms;
+  live.allowed_origins = (const char *const *)cfg->allowed_origins;
+  live.n_allowed_origins = cfg->n_allowed_origins;
+  if (mcpr_proxy_set_live(rc->proxy, &live, &err) != MCPR_OK) {
+    snprintf(msg, n, "%s (the running config is kept)", err.message);
+    goto reject;
+  }
+  mcpr_log_format lf;
+  if (rc->log && cfg->log_format && mcpr_log_format_parse(cfg->log_format, &lf))
+    mcpr_live_log_set(rc->log, lf);
+  if (mcpr_live_changed_keys(old, cfg, keys, sizeof keys))
+    snprintf(msg, n, "applied %s from %s", keys, cfg->file_path);
+  else
+    snprintf(msg, n, "no change in %s", cfg->file_path);
+  mcpr_config_free(rc->current);
+  rc->current = cfg;
+  return MCPR_RELOAD_APPLIED;
+reject:
+  mcpr_config_free(cfg);
+  return MCPR_RELOAD_REJECTED;
+}
+
+static void on_reload(void *arg) {
+  reload_ctx *rc = arg;
+  uint64_t nonce = 0;
+  char path[1024] = "", msg[1024];
+  bool asked = mcpr_registry_reload_read_request(rc->name, &nonce, path, sizeof path);
+  mcpr_reload_outcome r = reload_apply(rc, path[0] ? path : rc->config_path, msg, sizeof msg);
+  fprintf(stderr, "mcpr: reload %s: %s\n", r == MCPR_RELOAD_APPLIED ? "applied" : "rejected", msg);
+  fflush(stderr);
+  if (asked)
+    mcpr_registry_reload_result(rc->name, nonce, r, msg);
+}
+
 static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   run_args a;
   int rc = parse_args(argc, argv, &a);
@@ -132,7 +206,8 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_fanout *fan = NULL;
   mcpr_sink *sink = NULL;
   mcpr_proxy *proxy = NULL;
-  bool cloud = false;
+  bool cloud = false, locked = false;
+  reload_ctx rl = {0};
 
   mcpr_status st = mcpr_config_load(a.config, &cfg, &err);
   cli_config_secret_warnings(cfg);
@@ -156,6 +231,12 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     goto out;
   }
   po.name = a.name ? a.name : cfg->name ? cfg->name : "default";
+  if (!mcpr_registry_name_ok(po.name)) {
+    code = cli_usage_error(&cmd_proxy_run,
+                           "the proxy name '%s' must be 1-64 letters, digits, '.', '_' or '-'",
+                           po.name);
+    goto out;
+  }
   char listen_addr[256] = "127.0.0.1";
   int port = cfg->port > 0 ? (int)cfg->port : MCPR_CONFIG_DEFAULT_PORT;
   if (cfg->listen && !parse_listen(cfg->listen, listen_addr, sizeof listen_addr, &port)) {
@@ -191,7 +272,8 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     po.admin_optional = cfg->admin_bind == NULL;
   }
   const char *log = a.log ? a.log : cfg->log_format ? cfg->log_format : "pretty";
-  if (strcmp(log, "json") != 0 && strcmp(log, "pretty") != 0 && strcmp(log, "off") != 0) {
+  mcpr_log_format log_format;
+  if (!mcpr_log_format_parse(log, &log_format)) {
     code = cli_usage_error(&cmd_proxy_run, "--log must be json, pretty or off");
     goto out;
   }
@@ -226,11 +308,10 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       goto out;
     }
   }
-  if (strcmp(log, "off") != 0) {
+  {
+    /* Always there, even with --log off, so a reload can turn it on. */
     sink = NULL;
-    if (mcpr_sink_stream_new(&sink, stderr,
-                             strcmp(log, "json") == 0 ? MCPR_STREAM_JSON : MCPR_STREAM_PRETTY,
-                             &err) != MCPR_OK ||
+    if (mcpr_live_log_new(&sink, &rl.log, stderr, log_format, &err) != MCPR_OK ||
         mcpr_fanout_add(fan, sink, &err) != MCPR_OK) {
       code = cli_fail("log sink: %s", err.message);
       goto out;
@@ -248,10 +329,38 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   po.fanout = fan;
   po.ready = store_ready;
   po.ready_ctx = store;
+  po.on_hangup = on_reload;
+  po.hangup_ctx = &rl;
+  signal(SIGHUP, SIG_IGN); /* a reload before the loop runs is not a kill */
   if (mcpr_proxy_new(&proxy, &po, &err) != MCPR_OK) {
     code = cli_fail("%s", err.message);
     goto out;
   }
+  char config_abs[PATH_MAX] = "";
+  if (cfg->file_exists && !realpath(cfg->file_path, config_abs))
+    config_abs[0] = '\0';
+  mcpr_proxy_entry me;
+  memset(&me, 0, sizeof me);
+  snprintf(me.name, sizeof me.name, "%s", po.name);
+  me.port = mcpr_proxy_port(proxy);
+  snprintf(me.upstream_url, sizeof me.upstream_url, "%s", po.upstream_url);
+  snprintf(me.listen_addr, sizeof me.listen_addr, "%s", listen_addr);
+  snprintf(me.config_path, sizeof me.config_path, "%s", config_abs);
+  mcpr_proxy_entry holder;
+  st = mcpr_registry_acquire(&me, &holder, &err);
+  if (st == MCPR_EBUSY) {
+    code = cli_fail("%s: stop it with `mcpr proxy stop %s`, or give this one another --name",
+                    err.message, po.name);
+    goto out;
+  } else if (st != MCPR_OK) {
+    code = cli_fail("cannot record the proxy in ~/.mcpr/proxies: %s", err.message);
+    goto out;
+  }
+  locked = true;
+  rl.proxy = proxy;
+  rl.name = po.name;
+  rl.config_path = config_abs[0] ? config_abs : cfg->file_path;
+  rl.start = cfg;
   bool v6 = strchr(listen_addr, ':') != NULL;
   char url[400];
   snprintf(url, sizeof url, "http://%s%s%s:%d%s", v6 ? "[" : "", listen_addr, v6 ? "]" : "",
@@ -274,6 +383,7 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_proxy_get_stats(proxy, &ps);
   mcpr_proxy_free(proxy);
   proxy = NULL;
+  rl.proxy = NULL;
   mcpr_fanout_close(fan, NULL, 0);
   fan = NULL;
   mcpr_store_stats ss;
@@ -300,6 +410,9 @@ out:
   mcpr_proxy_free(proxy);
   mcpr_fanout_close(fan, NULL, 0);
   mcpr_store_close(store, NULL);
+  if (locked) /* after every event was written: a stop that waits for the lock sees them */
+    mcpr_registry_release(po.name);
+  mcpr_config_free(rl.current);
   free(db_path);
   mcpr_config_free(cfg);
   return code;
@@ -332,6 +445,12 @@ const mcpr_cli_command cmd_proxy_run = {
         "allowed_origins (browser origins allowed beside loopback ones).\n"
         "\n"
         "SIGINT/SIGTERM stop accepting, let requests in flight finish (up to\n"
-        "drain_timeout), write every event and exit 0.",
+        "drain_timeout), write every event and exit 0.\n"
+        "\n"
+        "While it runs the proxy is listed by `mcpr proxy list` (its lock file is\n"
+        "~/.mcpr/proxies/NAME/lock.json; a second proxy with the same name is\n"
+        "refused). SIGHUP (`mcpr proxy reload NAME`) re-reads the config and applies\n"
+        "the live keys: " MCPR_LIVE_KEYS ";\n"
+        "a change to any other key needs a restart and the reload is rejected.",
     .run = run_proxy,
 };

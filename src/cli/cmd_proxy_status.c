@@ -1,9 +1,11 @@
 /* cmd_proxy_status.c — `mcpr proxy status`: traffic and per-tool stats. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd_proxy_common.h"
 #include "format.h"
+#include "proxy_entries.h"
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv);
 
@@ -18,7 +20,8 @@ const mcpr_cli_command cmd_proxy_status = {
              "max latency, error rate and bytes.\n"
              "  --since D   an integer and s|m|h|d|w (default 1h)\n"
              "  --json      one JSON object: proxy, since, total_requests, error_pct,\n"
-             "              active_sessions, total_sessions, tools\n"
+             "              active_sessions, total_sessions, proxies (name, status\n"
+             "              running|stale|stopped, port, pid, localhost_url), tools\n"
              "\n"
              "examples:\n"
              "  mcpr proxy status\n"
@@ -45,6 +48,15 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   if (mcpr_query_status(q, &f, now, &s, &err) != MCPR_OK)
     return cli_query_fail(q, &err);
   const mcpr_stats *st = &s.stats;
+  /* The proxies of this machine (~/.mcpr/proxies); NAME selects one. */
+  mcpr_proxy_entry *pv = NULL;
+  size_t pn = 0, keep = 0;
+  if (mcpr_registry_list(&pv, &pn, &err) != MCPR_OK)
+    pn = 0;
+  for (size_t i = 0; i < pn; i++)
+    if (!f.proxy || strcmp(pv[i].name, f.proxy) == 0)
+      pv[keep++] = pv[i];
+  pn = keep;
   if (json) {
     json_t *o = json_object();
     json_object_set_new(o, "proxy", fmt_json_str(f.proxy));
@@ -53,6 +65,10 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     json_object_set_new(o, "error_pct", fmt_json_pct(st->error_pct));
     json_object_set_new(o, "active_sessions", json_integer(s.active_sessions));
     json_object_set_new(o, "total_sessions", json_integer(s.total_sessions));
+    json_t *proxies = json_array();
+    for (size_t i = 0; i < pn; i++)
+      json_array_append_new(proxies, cli_proxy_entry_status_json(&pv[i]));
+    json_object_set_new(o, "proxies", proxies);
     json_t *tools = json_array();
     for (size_t i = 0; i < st->count; i++)
       json_array_append_new(tools, fmt_json_stats_row(&st->rows[i]));
@@ -65,6 +81,10 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     printf("requests %lld   errors %s   sessions %lld active, %lld started\n\n",
            (long long)st->total_calls, pct, (long long)s.active_sessions,
            (long long)s.total_sessions);
+    if (pn) {
+      cli_proxy_entries_print(stdout, pv, pn);
+      putchar('\n');
+    }
     if (st->count == 0) {
       printf("No requests in this window.\n");
     } else {
@@ -97,6 +117,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       fmt_table_free(t);
     }
   }
+  free(pv);
   mcpr_status_summary_release(&s);
   mcpr_query_close(q);
   return CLI_EXIT_OK;

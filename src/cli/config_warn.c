@@ -1,7 +1,10 @@
 /* config_warn.c — see config_warn.h. */
 #include "config_warn.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+
+#include "mcpr/cloud.h"
 
 static void put_clean(FILE *out, const char *s) {
   for (const unsigned char *c = (const unsigned char *)s; *c; c++)
@@ -19,4 +22,31 @@ void cli_config_secret_warnings(const mcpr_config *cfg) {
     put_clean(stderr, d->message);
     fputc('\n', stderr);
   }
+}
+
+size_t cli_config_print_diags(const mcpr_config *cfg) {
+  size_t errors = 0, warnings = 0;
+  for (size_t i = 0; i < mcpr_config_diag_count(cfg); i++) {
+    const mcpr_config_diag *d = mcpr_config_diag_at(cfg, i);
+    bool is_err = d->severity == MCPR_CONFIG_ERROR;
+    errors += is_err;
+    warnings += !is_err;
+    char msg[sizeof d->message];
+    snprintf(msg, sizeof msg, "%s", d->message);
+    if (cfg->cloud.token)
+      mcpr_secret_redact(msg, sizeof msg, cfg->cloud.token);
+    put_clean(stderr, cfg->file_path);
+    if (d->line > 0)
+      fprintf(stderr, ":%d:%d", d->line, d->column);
+    fprintf(stderr, ": %s: ", is_err ? "error" : "warning");
+    put_clean(stderr, msg);
+    fputc('\n', stderr);
+  }
+  if (errors) {
+    fprintf(stderr, "mcpr: %zu error%s, %zu warning%s in ", errors, errors == 1 ? "" : "s",
+            warnings, warnings == 1 ? "" : "s");
+    put_clean(stderr, cfg->file_path);
+    fputc('\n', stderr);
+  }
+  return errors;
 }

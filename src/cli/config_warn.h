@@ -11,4 +11,11 @@
 /* Print "mcpr: warning: FILE: message" on stderr for each; NULL is a no-op. */
 void cli_config_secret_warnings(const mcpr_config *cfg);
 
+/*
+ * Print every finding as "FILE:LINE:COL: error|warning: message" on stderr
+ * (the token redacted), then "mcpr: N errors, M warnings in FILE" when
+ * there are errors. Returns the number of errors. (config check, validate)
+ */
+size_t cli_config_print_diags(const mcpr_config *cfg);
+
 #endif

@@ -84,6 +84,7 @@ struct mcpr_proxy {
   exchange *live; /* every exchange in flight */
   size_t n_live;
   struct event *sigint_ev, *sigterm_ev, *drain_ev, *kick_ev;
+  struct event *sighup_ev; /* reload hook (o.on_hangup) */
   bool draining;
   int signal;
   mcpr_proxy_stats stats;
@@ -847,6 +848,39 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     on_drain_timeout(-1, 0, p);
 }
 
+/* --- reload hook: SIGHUP → o.on_hangup; mcpr_proxy_set_live() --- */
+
+static void on_hangup(evutil_socket_t sig, short what, void *arg) {
+  (void)sig;
+  (void)what;
+  mcpr_proxy *p = arg;
+  if (!p->draining)
+    p->o.on_hangup(p->o.hangup_ctx);
+}
+
+mcpr_status mcpr_proxy_set_live(mcpr_proxy *p, const mcpr_proxy_options *o, mcpr_error *err) {
+  char **origins = calloc(o->n_allowed_origins + 1, sizeof *origins);
+  for (size_t i = 0; origins && i < o->n_allowed_origins; i++)
+    if (!(origins[i] = strdup(o->allowed_origins[i]))) {
+      for (size_t k = 0; k < i; k++)
+        free(origins[k]);
+      free(origins);
+      origins = NULL;
+    }
+  if (!origins)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  for (size_t i = 0; i < p->o.n_allowed_origins; i++)
+    free(p->origins[i]);
+  free(p->origins);
+  p->origins = origins;
+  p->o.n_allowed_origins = o->n_allowed_origins;
+  p->o.allowed_origins = NULL; /* the caller's list is not kept */
+  p->o.drain_timeout_ms = o->drain_timeout_ms;
+  p->o.connect_timeout_ms = o->connect_timeout_ms;
+  p->o.request_timeout_ms = o->request_timeout_ms;
+  return MCPR_OK;
+}
+
 int mcpr_proxy_run(mcpr_proxy *p) {
   signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return, not death */
   p->sigint_ev = evsignal_new(p->base, SIGINT, on_signal, p);
@@ -855,6 +889,8 @@ int mcpr_proxy_run(mcpr_proxy *p) {
     evsignal_add(p->sigint_ev, NULL);
   if (p->sigterm_ev)
     evsignal_add(p->sigterm_ev, NULL);
+  if (p->o.on_hangup && (p->sighup_ev = evsignal_new(p->base, SIGHUP, on_hangup, p)))
+    evsignal_add(p->sighup_ev, NULL);
   event_base_dispatch(p->base);
   return p->signal;
 }
@@ -886,6 +922,8 @@ void mcpr_proxy_free(mcpr_proxy *p) {
     event_free(p->sigterm_ev);
   if (p->drain_ev)
     event_free(p->drain_ev);
+  if (p->sighup_ev)
+    event_free(p->sighup_ev);
   if (p->kick_ev)
     event_free(p->kick_ev);
   for (int i = 0; i < p->n_conns; i++)

@@ -45,6 +45,10 @@ typedef struct mcpr_proxy_options {
    * why receives the reason when not. NULL: always ready. */
   bool (*ready)(void *ctx, char *why, size_t why_size);
   void *ready_ctx;
+  /* SIGHUP (`mcpr proxy reload`): called on the loop's thread, so it may
+   * call mcpr_proxy_set_live(). NULL: SIGHUP is not taken. */
+  void (*on_hangup)(void *ctx);
+  void *hangup_ctx;
 } mcpr_proxy_options;
 
 void mcpr_proxy_options_init(mcpr_proxy_options *o);
@@ -71,6 +75,14 @@ typedef struct mcpr_proxy_stats {
   uint64_t events, emit_refused;
   uint64_t aborted_at_drain; /* in flight when drain_timeout ran out */
 } mcpr_proxy_stats;
+
+/*
+ * What may change while the proxy runs (reload): the timeouts and the
+ * allowed origins, from o (the other fields are ignored). They apply to
+ * requests that start after the call. Call from the loop's thread only
+ * (on_hangup). On failure nothing changed.
+ */
+mcpr_status mcpr_proxy_set_live(mcpr_proxy *p, const mcpr_proxy_options *o, mcpr_error *err);
 
 void mcpr_proxy_get_stats(const mcpr_proxy *p, mcpr_proxy_stats *out);
 void mcpr_proxy_free(mcpr_proxy *p);

@@ -12,7 +12,7 @@
 #include "fx_store.h"
 #include "testutil.h"
 
-#define STATUS_KEYS "proxy,since,total_requests,error_pct,active_sessions,total_sessions,tools"
+#define STATUS_KEYS "proxy,since,total_requests,error_pct,active_sessions,total_sessions,proxies,tools"
 #define STATS_KEYS                                                                       \
   "label,calls,avg_us,min_us,max_us,p95_us,error_pct,total_bytes_in,total_bytes_out"
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config/config_internal.h"
@@ -331,6 +332,31 @@ static void take_one_of(mcpr_config *cfg, const mcpr__toml_entry *e, const char 
   *dst = NULL;
 }
 
+/* The upstream: http:// or https:// and a host (the proxy speaks HTTP to
+ * it; a LAN upstream over plain http is allowed, unlike cloud.endpoint). */
+static void check_mcp_url(mcpr_config *cfg, const mcpr__toml_entry *e) {
+  const char *u = cfg->mcp;
+  size_t skip = strncasecmp(u, "http://", 7) == 0 ? 7 : strncasecmp(u, "https://", 8) == 0 ? 8 : 0;
+  if (!skip) {
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+             "mcp must be an http:// or https:// URL (e.g. \"http://127.0.0.1:9000/mcp\")");
+    return;
+  }
+  const char *host = u + skip;
+  if (*host == '\0' || *host == '/' || *host == ':' || strchr(host, ' '))
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+             "mcp must name a host (e.g. \"http://127.0.0.1:9000/mcp\")");
+}
+
+size_t mcpr_config_require_proxy(mcpr_config *cfg) {
+  if (cfg->mcp)
+    return 0;
+  add_diag(cfg, MCPR_CONFIG_ERROR, 0, 0,
+           "mcp is not set: the proxy needs the upstream MCP server's URL "
+           "(mcp = \"http://127.0.0.1:9000/mcp\")");
+  return 1;
+}
+
 /* Returns true when e is one of the proxy's top-level keys (handled). */
 static bool check_proxy_key(mcpr_config *cfg, const mcpr__toml_entry *e) {
   static const char *const log_formats[] = {"json", "pretty", "off", NULL};
@@ -365,8 +391,10 @@ static void check_root(mcpr_config *cfg, const mcpr__toml_value *root) {
     const mcpr__toml_entry *e = &root->entries[i];
     if (strcmp(e->key, "name") == 0)
       take_string(cfg, NULL, e, &cfg->name);
-    else if (strcmp(e->key, "mcp") == 0)
-      take_string(cfg, NULL, e, &cfg->mcp);
+    else if (strcmp(e->key, "mcp") == 0) {
+      if (take_string(cfg, NULL, e, &cfg->mcp))
+        check_mcp_url(cfg, e);
+    }
     else if (strcmp(e->key, "port") == 0)
       take_int(cfg, NULL, e, 1, 65535, &cfg->port);
     else if (strcmp(e->key, "store") == 0) {
