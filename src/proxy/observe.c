@@ -325,6 +325,8 @@ static bool call_from_message(call *c, json_t *m) {
   if (!json_is_string(method))
     return false;
   c->method = strdup(json_string_value(method));
+  if (!c->method)
+    return false; /* nothing else taken yet: nothing to release */
   json_t *id = json_object_get(m, "id");
   if (id && !json_is_null(id))
     c->id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -346,7 +348,7 @@ static bool call_from_message(call *c, json_t *m) {
     }
     c->cursor = json_str_dup(json_object_get(params, "cursor"));
   }
-  return c->method != NULL;
+  return true;
 }
 
 obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const char *session_id,

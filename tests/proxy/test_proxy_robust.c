@@ -53,6 +53,9 @@ static void stream_closed(struct evhttp_connection *c, void *arg) {
   (void)c;
   stream *s = arg;
   atomic_store(s->closed, true);
+  /* evhttp detached the unfinished request from the dead connection: ours */
+  if (!evhttp_request_get_connection(s->req))
+    evhttp_send_reply_end(s->req);
   event_free(s->ev);
   free(s);
 }
@@ -285,6 +288,7 @@ static void test_upstream_cuts_the_stream(void **state) {
   assert_non_null(strstr(r.body, "\"progress\":0"));
   assert_true(r.eof);       /* closed by the proxy ... */
   assert_false(r.complete); /* ... without the last chunk: not a whole answer */
+  free(r.raw);
   ping_ok();
 }
 
