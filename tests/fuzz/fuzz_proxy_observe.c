@@ -10,7 +10,9 @@
  * builds is checked synchronously, on this thread: it must encode (valid
  * UTF-8, a payload that is JSON), decode again, and an error_msg is at most
  * 512 characters. Bounded memory: after every chunk, what the observer
- * buffers is at most max_response_body.
+ * buffers is at most max_response_body. Chunking does not matter: the
+ * input is run twice, its response bodies cut at random and then whole,
+ * and both runs must give the same events (timing fields aside).
  *
  * Input layout (anything else is still a valid input):
  *   byte 0: max_response_body = 16 << (b & 7)   (small, to reach the bounds)
@@ -43,6 +45,45 @@ mcpr_status fuzz_emit(mcpr_fanout *fan, const mcpr_event *ev);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* FNV-1a over what the events say, except ids, timestamps and latencies. */
+static uint64_t digest;
+
+static void digest_add(const char *s) {
+  digest = (digest ^ 0xff) * 1099511628211ull; /* a field boundary, also for NULL */
+  for (; s && *s; s++)
+    digest = (digest ^ (unsigned char)*s) * 1099511628211ull;
+}
+
+static void digest_num(int64_t v) {
+  char b[32];
+  snprintf(b, sizeof b, "%lld", (long long)v);
+  digest_add(b);
+}
+
+static void digest_event(const mcpr_event *ev) {
+  digest_num(ev->type);
+  if (ev->type == MCPR_EVENT_REQUEST) {
+    const mcpr_event_request *r = &ev->u.request;
+    digest_add(r->session_id);
+    digest_add(r->mcp_method);
+    digest_add(r->tool);
+    digest_add(r->error_code);
+    digest_add(r->error_msg);
+    digest_add(r->note);
+    digest_add(r->client_name);
+    digest_num(r->status);
+    digest_num(r->request_size);
+    digest_num(r->response_size);
+  } else if (ev->type == MCPR_EVENT_SCHEMA_VERSION_CREATED) {
+    digest_add(ev->u.schema_version.method);
+    digest_add(ev->u.schema_version.content_hash);
+  } else if (ev->type == MCPR_EVENT_SESSION_START) {
+    digest_add(ev->u.session_start.session_id);
+  } else if (ev->type == MCPR_EVENT_SESSION_END) {
+    digest_add(ev->u.session_end.session_id);
+  }
+}
+
 static size_t utf8_chars(const char *s) {
   size_t n = 0;
   for (; *s; s++)
@@ -62,6 +103,7 @@ mcpr_status fuzz_emit(mcpr_fanout *fan, const mcpr_event *ev) {
   mcpr_event back;
   if (mcpr_event_decode(text, len, &back, &err) != MCPR_OK) fprintf(stderr, "decode: %s\n%s\n", err.message, text);
   CHECK(back.type == ev->type && err.message[0] == 0);
+  digest_event(ev);
   CHECK(back.type == ev->type);
   mcpr_event_release(&back);
   free(text);
@@ -96,6 +138,7 @@ static void check_bounds(const obs_exchange *x, size_t max) {
   CHECK(x->sp.data_len <= max + 1);
 }
 
+/* seed NULL: each response body in one piece. */
 static void one_exchange(obs *o, const uint8_t *s, const uint8_t *end, unsigned *seed,
                          size_t max) {
   static const char *const methods[] = {"POST", "GET", "DELETE", "POST"};
@@ -124,8 +167,11 @@ static void one_exchange(obs *o, const uint8_t *s, const uint8_t *end, unsigned 
     obs_response_start(x, status, ctype, resp_sid, 1200);
     size_t i = 0;
     while (body && i < body_len) {
-      *seed = *seed * 1103515245u + 12345u;
-      size_t n = 1 + (*seed >> 16) % 97;
+      size_t n = body_len;
+      if (seed) {
+        *seed = *seed * 1103515245u + 12345u;
+        n = 1 + (*seed >> 16) % 97;
+      }
       if (n > body_len - i)
         n = body_len - i;
       char *chunk = malloc(n); /* exact size: a read past it is caught */
@@ -147,11 +193,11 @@ static void one_exchange(obs *o, const uint8_t *s, const uint8_t *end, unsigned 
   free(req_sid);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 2)
-    return 0;
+/* Every exchange of the input through one observer; the events' digest. */
+static uint64_t run(const uint8_t *data, size_t size, bool chunked) {
   size_t max = (size_t)16 << (data[0] & 7);
   unsigned seed = data[1];
+  digest = 14695981039346656037ull;
   obs *o = obs_new("fuzz", "http://127.0.0.1:1/mcp", (mcpr_fanout *)(uintptr_t)1, max);
   CHECK(o != NULL);
   const uint8_t *end = data + size, *s = data + 2;
@@ -161,12 +207,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       e++;
     if (e + 1 >= end)
       e = end;
-    one_exchange(o, s, e, &seed, max);
+    one_exchange(o, s, e, chunked ? &seed : NULL, max);
     s = e == end ? end : e + 2;
   }
   obs_stats st;
   obs_get_stats(o, &st);
   CHECK(st.emit_refused == 0);
   obs_free(o);
+  return digest;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 2)
+    return 0;
+  uint64_t cut = run(data, size, true);
+  CHECK(run(data, size, false) == cut);
   return 0;
 }
