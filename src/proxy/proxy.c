@@ -468,9 +468,10 @@ static void on_up_chunk(struct evhttp_request *up, void *arg) {
   if (x->client && x->started) {
     evhttp_send_reply_chunk_with_cb(x->client, in, on_client_drained, x);
     struct evhttp_connection *uc = evhttp_request_get_connection(up);
-    struct bufferevent *cb = x->client_conn ? evhttp_connection_get_bufferevent(x->client_conn) : NULL;
-    if (uc && cb && !x->up_paused &&
-        evbuffer_get_length(bufferevent_get_output(cb)) > CLIENT_BACKLOG_MAX_BYTES) {
+    struct bufferevent *client_bev =
+        x->client_conn ? evhttp_connection_get_bufferevent(x->client_conn) : NULL;
+    if (uc && client_bev && !x->up_paused &&
+        evbuffer_get_length(bufferevent_get_output(client_bev)) > CLIENT_BACKLOG_MAX_BYTES) {
       bufferevent_disable(evhttp_connection_get_bufferevent(uc), EV_READ);
       x->up_paused = true;
     }

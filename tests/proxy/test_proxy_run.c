@@ -441,7 +441,8 @@ static void test_upstream_down_is_502(void **state) {
   int saved = proxy_port;
   proxy_port = pf_start_proxy(&p2, dir, db, config, "down.toml", NULL);
   pf_resp r;
-  pf_http(proxy_port, &r, "POST", NULL, "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"tools/list\"}");
+  pf_http(proxy_port, &r, "POST", NULL,
+          "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"tools/list\"}");
   assert_int_equal(r.status, 502);
   assert_non_null(strstr(r.body, "\"id\":\"abc\""));
   assert_non_null(strstr(r.body, "\"code\":-32000"));

@@ -24,7 +24,8 @@ static void *upstream_main(void *arg) {
   return NULL;
 }
 
-void pf_upstream_start(pf_upstream *u, void (*handler)(struct evhttp_request *, void *), void *arg) {
+void pf_upstream_start(pf_upstream *u, void (*handler)(struct evhttp_request *, void *),
+                       void *arg) {
   evthread_use_pthreads();
   u->base = event_base_new();
   assert_non_null(u->base);
