@@ -8,7 +8,8 @@
 # <build>/fuzz-corpus/<t>/ across runs; crashes go to <build>/fuzz-artifacts/<t>/.
 # Prints the executions per target; exits 1 if any target crashed.
 # A crash found becomes a regression input: copy it to tests/fuzz/regress/<t>/
-# (tests/inject/test_fuzz_regress.c replays those in every normal build).
+# (tests/inject/test_fuzz_regress.c replays those in every normal build;
+# the proxy_* targets' are replayed by tests/proxy/test_proxy_*_regress.c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}

@@ -17,7 +17,14 @@
  * The session table (Mcp-Session-Id → client name/version from initialize)
  * and the last schema hash per method live in obs and are bounded: past
  * MAX_SESSIONS new sessions are still forwarded and recorded, only their
- * client info is not remembered.
+ * client info is not remembered. A paginated list (tools, resources,
+ * resource templates, prompts) is gathered page by page in obs and hashed
+ * once whole, so one schema version covers all its pages; a server's
+ * notifications/<list>/list_changed drops a gathering under way.
+ *
+ * Strings that reach events from headers (session ids, the path) are made
+ * valid UTF-8 first: the event encoders refuse anything else, and evhttp
+ * hands over raw bytes (found by tests/fuzz/fuzz_proxy_observe.c).
  */
 #include "observe.h"
 
@@ -41,7 +48,24 @@ typedef struct session {
 
 static const char *const schema_methods[] = {"initialize", "tools/list", "resources/list",
                                              "resources/templates/list", "prompts/list"};
+/* The array each list result carries its items in (NULL: not a list). */
+static const char *const schema_list_keys[] = {NULL, "tools", "resources", "resourceTemplates",
+                                               "prompts"};
 #define N_SCHEMA_METHODS (sizeof schema_methods / sizeof schema_methods[0])
+
+/*
+ * A paginated list being gathered: the pages seen so far, whose session
+ * asked for them, and the cursor the next page must be asked with. Only
+ * the whole list is a schema version, so nothing is hashed before the last
+ * page (no nextCursor). A page that does not continue it (another cursor,
+ * another session, a list_changed in between) drops what was gathered:
+ * pages from before and after a change must not be mixed into one version.
+ */
+typedef struct list_pages {
+  json_t *items; /* NULL: none under way */
+  char *session, *next_cursor;
+  size_t bytes; /* the pages' text so far, bounded by max_response_body */
+} list_pages;
 
 struct obs {
   char *proxy_name, *upstream_url;
@@ -50,6 +74,7 @@ struct obs {
   session *buckets[SESSION_BUCKETS];
   size_t n_sessions;
   char schema_hash[N_SCHEMA_METHODS][65];
+  list_pages pages[N_SCHEMA_METHODS];
   obs_stats stats;
 };
 
@@ -58,7 +83,7 @@ typedef struct call {
   char *method; /* NULL: not JSON-RPC (a GET stream, a DELETE) */
   char *tool, *resource_uri, *prompt_name;
   char *client_name, *client_version; /* initialize's params.clientInfo */
-  bool paginated;                     /* params.cursor given */
+  char *cursor;                       /* params.cursor (a list's later page) */
   int64_t request_size;
   bool done;
 } call;
@@ -92,6 +117,62 @@ struct obs_exchange {
 /* --- small helpers --- */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* Length of the valid UTF-8 sequence at s (1-4), 0 when it is not one:
+ * overlong forms, surrogates and code points past U+10FFFF are not. */
+static size_t utf8_seq(const unsigned char *s) {
+  unsigned c = s[0];
+  size_t n;
+  unsigned cp;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0; /* also stops at the terminating NUL */
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+/* A copy of a header-derived string (a session id, a path) that events can
+ * carry: evhttp hands over raw bytes, the event encoders only take UTF-8,
+ * so each byte that is not part of a valid sequence becomes '?'. New. */
+static char *text_dup(const char *s) {
+  if (!s)
+    return NULL;
+  size_t len = strlen(s);
+  char *out = malloc(len + 1);
+  if (!out)
+    return NULL;
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < len) {
+    size_t n = utf8_seq(u + i);
+    if (n == 0) {
+      out[i++] = '?';
+      continue;
+    }
+    memcpy(out + i, u + i, n);
+    i += n;
+  }
+  out[len] = '\0';
+  return out;
+}
 
 static char *json_str_dup(json_t *v) {
   return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
@@ -177,6 +258,13 @@ static char *clip_utf8(const char *s) {
   return strndup(s, n);
 }
 
+static void pages_reset(list_pages *lp) {
+  json_decref(lp->items);
+  free(lp->session);
+  free(lp->next_cursor);
+  memset(lp, 0, sizeof *lp);
+}
+
 /* --- obs --- */
 
 obs *obs_new(const char *proxy_name, const char *upstream_url, mcpr_fanout *fan,
@@ -204,6 +292,8 @@ void obs_free(obs *o) {
       o->buckets[b] = s->next;
       session_free(s);
     }
+  for (size_t i = 0; i < N_SCHEMA_METHODS; i++)
+    pages_reset(&o->pages[i]);
   free(o->proxy_name);
   free(o->upstream_url);
   free(o);
@@ -224,6 +314,7 @@ static void call_release(call *c) {
   free(c->prompt_name);
   free(c->client_name);
   free(c->client_version);
+  free(c->cursor);
 }
 
 /* One message of the request body into a call; false when it asks nothing
@@ -234,6 +325,8 @@ static bool call_from_message(call *c, json_t *m) {
   if (!json_is_string(method))
     return false;
   c->method = strdup(json_string_value(method));
+  if (!c->method)
+    return false; /* nothing else taken yet: nothing to release */
   json_t *id = json_object_get(m, "id");
   if (id && !json_is_null(id))
     c->id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -253,10 +346,9 @@ static bool call_from_message(call *c, json_t *m) {
       c->client_name = json_str_dup(json_object_get(ci, "name"));
       c->client_version = json_str_dup(json_object_get(ci, "version"));
     }
-    json_t *cursor = json_object_get(params, "cursor");
-    c->paginated = cursor && !json_is_null(cursor);
+    c->cursor = json_str_dup(json_object_get(params, "cursor"));
   }
-  return c->method != NULL;
+  return true;
 }
 
 obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const char *session_id,
@@ -268,8 +360,8 @@ obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const
     return NULL;
   x->o = o;
   snprintf(x->http_method, sizeof x->http_method, "%s", http_method);
-  x->path = dup_or_null(path);
-  x->req_session = session_id && *session_id ? strdup(session_id) : NULL;
+  x->path = text_dup(path);
+  x->req_session = session_id && *session_id ? text_dup(session_id) : NULL;
   x->ts_ms = ts_ms;
   x->t0_us = now_us;
   x->t_up_us = -1;
@@ -372,40 +464,115 @@ static int schema_index(const char *method) {
   return -1;
 }
 
-static void schema_seen(obs_exchange *x, const call *c, json_t *result) {
-  int i = schema_index(c->method);
-  /* A page of a paginated list is not the schema: merging pages is not
-   * done yet, so only complete (single-page) lists are recorded. */
-  json_t *next = json_object_get(result, "nextCursor");
-  if (i < 0 || c->paginated || (next && !json_is_null(next)))
-    return;
-  char *payload = json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS);
-  if (!payload)
-    return;
+/* Hash payload and, when it differs from the last version, emit it. */
+static void schema_record(obs *o, int i, const char *method, const char *payload) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   char hex[65];
-  if (EVP_Digest(payload, strlen(payload), md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32) {
-    free(payload);
+  if (EVP_Digest(payload, strlen(payload), md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
     return;
-  }
   for (unsigned k = 0; k < 32; k++)
     snprintf(hex + 2 * k, 3, "%02x", md[k]);
-  obs *o = x->o;
-  if (strcmp(o->schema_hash[i], hex) != 0) {
-    snprintf(o->schema_hash[i], sizeof o->schema_hash[i], "%s", hex);
-    mcpr_event ev;
-    mcpr_event_init(&ev, MCPR_EVENT_SCHEMA_VERSION_CREATED);
-    mcpr_event_schema_version *sv = &ev.u.schema_version;
-    sv->ts = mcpr_now_ms();
-    sv->upstream_id = o->proxy_name;
-    sv->upstream_url = o->upstream_url;
-    sv->method = c->method;
-    sv->content_hash = hex;
-    sv->payload = payload;
-    emit(o, &ev);
+  if (strcmp(o->schema_hash[i], hex) == 0)
+    return;
+  snprintf(o->schema_hash[i], sizeof o->schema_hash[i], "%s", hex);
+  mcpr_event ev;
+  mcpr_event_init(&ev, MCPR_EVENT_SCHEMA_VERSION_CREATED);
+  mcpr_event_schema_version *sv = &ev.u.schema_version;
+  sv->ts = mcpr_now_ms();
+  sv->upstream_id = o->proxy_name;
+  sv->upstream_url = o->upstream_url;
+  sv->method = (char *)method;
+  sv->content_hash = hex;
+  sv->payload = (char *)payload;
+  emit(o, &ev);
+}
+
+/*
+ * One page of a list: the first page (no cursor asked) starts a gathering,
+ * a page asked with the cursor the last one gave continues it, the last
+ * page (no nextCursor) completes it. Returns the merged result to hash
+ * (new), or NULL while pages are still missing or the pages do not chain.
+ */
+static json_t *pages_add(obs_exchange *x, const call *c, int i, json_t *result) {
+  list_pages *lp = &x->o->pages[i];
+  const char *key = schema_list_keys[i];
+  const char *sid = x->req_session ? x->req_session : "";
+  json_t *items = json_object_get(result, key);
+  const char *next = json_string_value(json_object_get(result, "nextCursor"));
+  if (!json_is_array(items)) {
+    pages_reset(lp);
+    return NULL;
   }
+  if (!c->cursor) {
+    pages_reset(lp);
+    if (!next)
+      return json_incref(result); /* the whole list in one page */
+    lp->items = json_array();
+    lp->session = strdup(sid);
+    if (!lp->items || !lp->session) {
+      pages_reset(lp);
+      return NULL;
+    }
+  } else if (!lp->items || !lp->next_cursor || strcmp(lp->next_cursor, c->cursor) != 0 ||
+             strcmp(lp->session, sid) != 0) {
+    pages_reset(lp); /* not the page that continues the gathering */
+    return NULL;
+  }
+  char *text = json_dumps(items, JSON_COMPACT);
+  lp->bytes += text ? strlen(text) : 0;
+  free(text);
+  if (lp->bytes > x->o->max_body || json_array_extend(lp->items, items) != 0) {
+    pages_reset(lp); /* a list that big is forwarded, not recorded */
+    return NULL;
+  }
+  free(lp->next_cursor);
+  lp->next_cursor = NULL;
+  if (next) {
+    if (!(lp->next_cursor = strdup(next)))
+      pages_reset(lp);
+    return NULL;
+  }
+  /* The last page: its result, with every page's items and no cursor. */
+  json_t *merged = json_copy(result);
+  if (merged) {
+    json_object_del(merged, "nextCursor");
+    if (json_object_set(merged, key, lp->items) != 0) {
+      json_decref(merged);
+      merged = NULL;
+    }
+  }
+  pages_reset(lp);
+  return merged;
+}
+
+static void schema_seen(obs_exchange *x, const call *c, json_t *result) {
+  int i = schema_index(c->method);
+  if (i < 0)
+    return;
+  json_t *whole = schema_list_keys[i] ? pages_add(x, c, i, result) : json_incref(result);
+  char *payload = whole ? json_dumps(whole, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  if (payload)
+    schema_record(x->o, i, c->method, payload);
   free(payload);
+  json_decref(whole);
+}
+
+/* notifications/{tools,resources,prompts}/list_changed from the server: a
+ * gathering of that list's pages under way now mixes two versions, so it
+ * is dropped. The next complete list is compared with the last version as
+ * always, and recorded only if its content differs (SPEC §2: a version
+ * per change of content, not per notification). */
+static void list_changed(obs *o, const char *method) {
+  static const struct {
+    const char *note, *list;
+  } map[] = {{"notifications/tools/list_changed", "tools/list"},
+             {"notifications/resources/list_changed", "resources/list"},
+             {"notifications/resources/list_changed", "resources/templates/list"},
+             {"notifications/prompts/list_changed", "prompts/list"}};
+  for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+    if (strcmp(method, map[k].note) == 0)
+      pages_reset(&o->pages[schema_index(map[k].list)]);
 }
 
 static void initialize_succeeded(obs_exchange *x, const call *c) {
@@ -442,8 +609,13 @@ static void response_message(obs_exchange *x, json_t *m, int64_t size, int64_t n
   json_t *id = json_object_get(m, "id");
   json_t *result = json_object_get(m, "result");
   json_t *error = json_object_get(m, "error");
-  if (!id || (!result && !error))
-    return; /* a server request or notification: not an answer */
+  if (!id || (!result && !error)) {
+    /* a server request or notification: not an answer */
+    const char *method = json_string_value(json_object_get(m, "method"));
+    if (method && !id)
+      list_changed(x->o, method);
+    return;
+  }
   char *key = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
   call *c = NULL;
   for (size_t i = 0; key && i < x->n_calls; i++)
@@ -506,7 +678,7 @@ void obs_response_start(obs_exchange *x, int status, const char *content_type,
     return;
   x->status = status;
   if (session_id && *session_id && !x->resp_session)
-    x->resp_session = strdup(session_id);
+    x->resp_session = text_dup(session_id);
   if (content_type && strncasecmp(content_type, "text/event-stream", 17) == 0)
     x->sse = true;
   else if (content_type && strncasecmp(content_type, "application/json", 16) == 0)

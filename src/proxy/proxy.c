@@ -20,6 +20,15 @@
  * Only after a piece was handed on is its copy given to observe.c, which
  * turns the traffic into events; parsing never holds a byte back.
  *
+ * Backpressure: a client slower than its upstream (an SSE stream it does
+ * not read) would make the proxy hold whatever the upstream sends. Past
+ * CLIENT_BACKLOG_MAX_BYTES waiting for the client, the upstream is no
+ * longer read until the client has taken it all; TCP then slows the
+ * upstream down.
+ *
+ * Out of file descriptors, accepting pauses for ACCEPT_PAUSE_MS and is
+ * tried again; connections already accepted are served meanwhile.
+ *
  * Timeouts: the upstream connection's read timeout is request_timeout
  * until the response headers arrive (a 504), and none after (an SSE
  * stream may be quiet for hours); the client connection has none while a
@@ -42,6 +51,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,6 +66,13 @@
 #define PATH_MAX_BYTES 8192
 #define HEADERS_MAX_BYTES (64 * 1024)
 #define CLIENT_IDLE_TIMEOUT_S 120
+/* A client slower than its upstream: past this much response waiting in
+ * the client's output buffer the upstream is no longer read (TCP then
+ * slows it down), until the client has taken it all. */
+#define CLIENT_BACKLOG_MAX_BYTES (1024 * 1024)
+/* Out of file descriptors: accepting stops for this long, then is tried
+ * again (the listening socket stays readable, so accepting on would spin). */
+#define ACCEPT_PAUSE_MS 100
 
 typedef struct upstream_conn {
   struct evhttp_connection *evcon;
@@ -83,7 +100,7 @@ struct mcpr_proxy {
   exchange *waiting_head, *waiting_tail;
   exchange *live; /* every exchange in flight */
   size_t n_live;
-  struct event *sigint_ev, *sigterm_ev, *drain_ev, *kick_ev;
+  struct event *sigint_ev, *sigterm_ev, *drain_ev, *kick_ev, *accept_ev;
   struct event *sighup_ev; /* reload hook (o.on_hangup) */
   bool draining;
   int signal;
@@ -100,7 +117,8 @@ struct exchange {
   enum evhttp_cmd_type cmd;
   char *uri;
   struct evbuffer *body;
-  bool started; /* the client's reply was started */
+  bool started;   /* the client's reply was started */
+  bool up_paused; /* the upstream is not read: the client is behind */
   int status;
   enum evhttp_request_error up_error;
   bool up_failed;
@@ -414,6 +432,25 @@ static int on_up_headers(struct evhttp_request *up, void *arg) {
   return 0;
 }
 
+/* The client took everything written to it: read the upstream again. evhttp
+ * calls this from the client connection's write callback, so the upstream's
+ * bytes already waiting are handed over from the loop (deferred), not from
+ * in here, where the exchange could end under evhttp's feet. */
+static void on_client_drained(struct evhttp_connection *evcon, void *arg) {
+  exchange *x = arg;
+  (void)evcon;
+  if (!x->up_paused || !x->up)
+    return;
+  x->up_paused = false;
+  struct evhttp_connection *uc = evhttp_request_get_connection(x->up);
+  if (!uc)
+    return;
+  struct bufferevent *bev = evhttp_connection_get_bufferevent(uc);
+  bufferevent_enable(bev, EV_READ);
+  if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+    bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void on_up_chunk(struct evhttp_request *up, void *arg) {
   exchange *x = arg;
   struct evbuffer *in = evhttp_request_get_input_buffer(up);
@@ -429,8 +466,19 @@ static void on_up_chunk(struct evhttp_request *up, void *arg) {
     }
   }
   bool copied = len <= x->scratch_cap && evbuffer_copyout(in, x->scratch, len) == (ev_ssize_t)len;
-  if (x->client && x->started)
-    evhttp_send_reply_chunk(x->client, in);
+  if (x->client && x->started) {
+    evhttp_send_reply_chunk_with_cb(x->client, in, on_client_drained, x);
+    struct evhttp_connection *uc = evhttp_request_get_connection(up);
+    struct bufferevent *client_bev =
+        x->client_conn ? evhttp_connection_get_bufferevent(x->client_conn) : NULL;
+    if (uc && client_bev && !x->up_paused &&
+        evbuffer_get_length(bufferevent_get_output(client_bev)) > CLIENT_BACKLOG_MAX_BYTES) {
+      bufferevent_disable(evhttp_connection_get_bufferevent(uc), EV_READ);
+      x->up_paused = true;
+    }
+  } else if (!x->client) {
+    evbuffer_drain(in, len); /* nobody to pass it to */
+  }
   if (copied)
     obs_response_data(x->ox, x->scratch, len, mono_us());
 }
@@ -457,7 +505,8 @@ static void on_up_done(struct evhttp_request *up, void *arg) {
   if (!ok) {
     if (x->started) {
       abort_client(x);
-      finish(x, NULL, NULL, "upstream closed the response early");
+      p->stats.upstream_errors++;
+      finish(x, "-32000", "upstream closed the response early", "upstream_closed");
     } else if (x->up_failed && x->up_error == EVREQ_HTTP_TIMEOUT) {
       p->stats.timeouts++;
       fail(x, 504, "Gateway Timeout", -32001, "upstream timed out", "timeout");
@@ -650,6 +699,70 @@ static void on_admin(struct evhttp_request *req, void *arg) {
   }
 }
 
+/* --- out of file descriptors --- */
+
+/*
+ * libevent hands an accept error to the listener's error callback with the
+ * listener's own user data, which for evhttp's listeners is the evhttp: so
+ * which proxy it belongs to is looked up here. One proxy per evhttp, a few
+ * per process at most; only the loop's thread and new/free touch this.
+ */
+#define MAX_PROXIES 8
+static struct {
+  struct evhttp *http;
+  mcpr_proxy *p;
+} accept_owners[MAX_PROXIES];
+
+static void accept_owner_set(struct evhttp *http, mcpr_proxy *p) {
+  for (size_t i = 0; i < MAX_PROXIES; i++)
+    if (accept_owners[i].http == (p ? NULL : http)) {
+      accept_owners[i].http = p ? http : NULL;
+      accept_owners[i].p = p;
+      return;
+    }
+}
+
+static mcpr_proxy *accept_owner(void *http) {
+  for (size_t i = 0; i < MAX_PROXIES; i++)
+    if (http && accept_owners[i].http == http)
+      return accept_owners[i].p;
+  return NULL;
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  mcpr_proxy *p = arg;
+  /* p->bound is NULL once draining deleted the listener */
+  if (p->bound)
+    evconnlistener_enable(evhttp_bound_socket_get_listener(p->bound));
+  if (p->admin_bound)
+    evconnlistener_enable(evhttp_bound_socket_get_listener(p->admin_bound));
+}
+
+/* EMFILE and the like: connections in flight keep being served, new ones
+ * wait in the kernel's backlog until descriptors are free again. */
+static void on_accept_error(struct evconnlistener *lev, void *http) {
+  int e = EVUTIL_SOCKET_ERROR();
+  mcpr_proxy *p = accept_owner(http);
+  if (!p || !(e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM))
+    return;
+  evconnlistener_disable(lev);
+  struct timeval tv = ms_tv(ACCEPT_PAUSE_MS);
+  if (evtimer_add(p->accept_ev, &tv) != 0)
+    evconnlistener_enable(lev);
+}
+
+static bool watch_accept_errors(mcpr_proxy *p, struct evhttp *http,
+                                struct evhttp_bound_socket *b) {
+  if (!accept_owner(http))
+    accept_owner_set(http, p);
+  if (!accept_owner(http))
+    return false;
+  evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(b), on_accept_error);
+  return true;
+}
+
 /* --- setup, run, drain --- */
 
 static int bound_port(struct evhttp_bound_socket *b) {
@@ -731,7 +844,8 @@ mcpr_status mcpr_proxy_new(mcpr_proxy **out, const mcpr_proxy_options *o, mcpr_e
   p->base = event_base_new();
   p->http = p->base ? evhttp_new(p->base) : NULL;
   p->kick_ev = p->base ? event_new(p->base, -1, 0, on_kick, p) : NULL;
-  if (!p->obs || !p->http || !p->kick_ev) {
+  p->accept_ev = p->base ? evtimer_new(p->base, on_accept_resume, p) : NULL;
+  if (!p->obs || !p->http || !p->kick_ev || !p->accept_ev) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "cannot set up the event loop");
     goto fail;
   }
@@ -750,6 +864,10 @@ mcpr_status mcpr_proxy_new(mcpr_proxy **out, const mcpr_proxy_options *o, mcpr_e
     goto fail;
   }
   p->port = bound_port(p->bound);
+  if (!watch_accept_errors(p, p->http, p->bound)) {
+    st = mcpr_error_set(err, MCPR_EINVAL, "too many proxies in one process");
+    goto fail;
+  }
   if (p->admin_addr) {
     p->admin = evhttp_new(p->base);
     if (!p->admin) {
@@ -769,6 +887,10 @@ mcpr_status mcpr_proxy_new(mcpr_proxy **out, const mcpr_proxy_options *o, mcpr_e
     }
     if (p->admin_bound)
       p->admin_port = bound_port(p->admin_bound);
+    if (p->admin_bound && !watch_accept_errors(p, p->admin, p->admin_bound)) {
+      st = mcpr_error_set(err, MCPR_EINVAL, "too many proxies in one process");
+      goto fail;
+    }
   }
   *out = p;
   return MCPR_OK;
@@ -926,6 +1048,10 @@ void mcpr_proxy_free(mcpr_proxy *p) {
     event_free(p->sighup_ev);
   if (p->kick_ev)
     event_free(p->kick_ev);
+  if (p->accept_ev)
+    event_free(p->accept_ev);
+  accept_owner_set(p->http, NULL);
+  accept_owner_set(p->admin, NULL);
   for (int i = 0; i < p->n_conns; i++)
     evhttp_connection_free(p->conns[i].evcon);
   if (p->http)

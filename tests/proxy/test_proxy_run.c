@@ -31,15 +31,13 @@
 
 #include "cli.h"
 #include "lockholder.h"
+#include "proxy_fixture.h"
 #include "testutil.h"
 
 /* --- the fake upstream --- */
 
 typedef struct upstream {
-  struct event_base *base;
-  struct evhttp *http;
-  pthread_t thread;
-  int port;
+  pf_upstream u;
   pthread_mutex_t lock;
   char last_headers[8192]; /* "Name: value\n" of the last request */
   char last_body[8192];
@@ -143,7 +141,7 @@ static void on_upstream(struct evhttp_request *req, void *arg) {
     evhttp_send_reply_start(req, 200, "OK");
     sse_step *s = calloc(1, sizeof *s);
     s->req = req;
-    s->ev = evtimer_new(up.base, sse_next, s);
+    s->ev = evtimer_new(up.u.base, sse_next, s);
     sse_next(-1, 0, s);
   } else if (strstr(body, "\"stall\"")) {
     /* never answered: the proxy's request_timeout must fire */
@@ -152,174 +150,32 @@ static void on_upstream(struct evhttp_request *req, void *arg) {
   }
 }
 
-static void *upstream_main(void *arg) {
-  (void)arg;
-  event_base_dispatch(up.base);
-  return NULL;
-}
-
-static void upstream_start(void) {
-  evthread_use_pthreads();
-  pthread_mutex_init(&up.lock, NULL);
-  up.base = event_base_new();
-  up.http = evhttp_new(up.base);
-  evhttp_set_allowed_methods(up.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
-  evhttp_set_gencb(up.http, on_upstream, NULL);
-  struct evhttp_bound_socket *b = evhttp_bind_socket_with_handle(up.http, "127.0.0.1", 0);
-  assert_non_null(b);
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof sa;
-  getsockname(evhttp_bound_socket_get_fd(b), (struct sockaddr *)&sa, &sl);
-  up.port = ntohs(sa.sin_port);
-  pthread_create(&up.thread, NULL, upstream_main, NULL);
-}
-
-static void upstream_stop(void) {
-  event_base_loopbreak(up.base);
-  pthread_join(up.thread, NULL);
-  evhttp_free(up.http);
-  event_base_free(up.base);
-}
-
-/* --- a raw HTTP/1.1 client --- */
-
-typedef struct resp {
-  int status;
-  char *raw; /* everything read */
-  size_t len;
-  char *body; /* points into raw, after the header block */
-} resp;
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  return fd;
-}
-
-static void send_request(int fd, const char *method, const char *path, const char *headers,
-                         const char *body) {
-  char buf[16384];
-  int n = snprintf(buf, sizeof buf,
-                   "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Length: %zu\r\n\r\n%s", method,
-                   path, headers ? headers : "", body ? strlen(body) : 0, body ? body : "");
-  assert_true(n > 0 && (size_t)n < sizeof buf);
-  assert_int_equal(write(fd, buf, (size_t)n), n);
-}
-
-/* True when raw holds a complete response. */
-static bool complete(const char *raw, size_t len) {
-  const char *hend = strstr(raw, "\r\n\r\n");
-  if (!hend)
-    return false;
-  const char *body = hend + 4;
-  size_t blen = len - (size_t)(body - raw);
-  const char *cl = strcasestr(raw, "\r\nContent-Length:");
-  if (cl && cl < hend)
-    return blen >= (size_t)strtol(cl + 17, NULL, 10);
-  const char *te = strcasestr(raw, "\r\nTransfer-Encoding: chunked");
-  if (te && te < hend)
-    return strstr(body, "0\r\n\r\n") != NULL &&
-           (blen >= 5 && memcmp(raw + len - 5, "0\r\n\r\n", 5) == 0);
-  return false; /* read until close */
-}
-
-/* Read a response; on_data (may be NULL) sees the bytes as they come. */
-static void read_response(int fd, resp *r, int timeout_ms,
-                          void (*on_data)(const char *raw, size_t len)) {
-  memset(r, 0, sizeof *r);
-  size_t cap = 1 << 16;
-  r->raw = calloc(1, cap + 1);
-  long long deadline = now_ms() + timeout_ms;
-  while (!complete(r->raw, r->len)) {
-    int left = (int)(deadline - now_ms());
-    if (left <= 0)
-      break;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, left) <= 0)
-      break;
-    if (r->len == cap) {
-      cap *= 2;
-      r->raw = realloc(r->raw, cap + 1);
-    }
-    ssize_t got = read(fd, r->raw + r->len, cap - r->len);
-    if (got <= 0)
-      break;
-    r->len += (size_t)got;
-    r->raw[r->len] = '\0';
-    if (on_data)
-      on_data(r->raw, r->len);
-  }
-  sscanf(r->raw, "HTTP/1.%*d %d", &r->status);
-  char *hend = strstr(r->raw, "\r\n\r\n");
-  r->body = hend ? hend + 4 : r->raw + r->len;
-}
-
 static int proxy_port;
-
-static void http(resp *r, const char *method, const char *headers, const char *body) {
-  int fd = connect_to(proxy_port);
-  send_request(fd, method, "/mcp", headers, body);
-  read_response(fd, r, 10000, NULL);
-  close(fd);
-}
-
-static bool has_header(const resp *r, const char *line) {
-  char *hend = strstr(r->raw, "\r\n\r\n");
-  char *at = strcasestr(r->raw, line);
-  return at && hend && at < hend;
-}
 
 /* --- the proxy under test --- */
 
-static char *dir, *db, *cfg_path;
+static char *dir, *db;
 static cli_proc proc;
-
-static int start_proxy(cli_proc *p, const char *config, const char *cfgname) {
-  char *path = tu_path(dir, cfgname);
-  FILE *f = fopen(path, "w");
-  fputs(config, f);
-  fclose(f);
-  const char *args[] = {"--db", db, "proxy", "run", "-c", path, "--port", "0", "--log", "json",
-                        NULL};
-  cli_spec spec = {.args = args, .timeout_ms = 60000};
-  cli_start(&spec, p);
-  assert_true(cli_wait_output(p, "Point your MCP client", 10000));
-  const char *at = strstr(p->out, "listening on http://127.0.0.1:");
-  assert_non_null(at);
-  int port = (int)strtol(at + strlen("listening on http://127.0.0.1:"), NULL, 10);
-  if (cfgname == cfg_path)
-    free(path);
-  else
-    free(path);
-  return port;
-}
 
 static int setup(void **state) {
   (void)state;
   signal(SIGPIPE, SIG_IGN);
-  upstream_start();
+  pthread_mutex_init(&up.lock, NULL);
+  pf_upstream_start(&up.u, on_upstream, NULL);
   dir = tu_tmpdir();
   db = tu_path(dir, "store.db");
   char config[1024];
   snprintf(config, sizeof config,
            "name = \"fake\"\nmcp = \"http://127.0.0.1:%d/mcp\"\nadmin_bind = \"127.0.0.1:0\"\n"
            "request_timeout = \"1s\"\nmax_request_body_size = 4000\ndrain_timeout = \"5s\"\n",
-           up.port);
-  proxy_port = start_proxy(&proc, config, "mcpr.toml");
+           up.u.port);
+  proxy_port = pf_start_proxy(&proc, dir, db, config, "mcpr.toml", NULL);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  upstream_stop();
+  pf_upstream_stop(&up.u);
   tu_rmdir(dir);
   free(db);
   return 0;
@@ -332,8 +188,8 @@ static int teardown(void **state) {
 
 static void test_initialize_json_and_headers(void **state) {
   (void)state;
-  resp r;
-  http(&r, "POST",
+  pf_resp r;
+  pf_http(proxy_port, &r, "POST",
        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
        "Authorization: Bearer tok-123\r\nMCP-Protocol-Version: 2025-06-18\r\n"
        "X-Unknown-Thing: kept\r\nProxy-Authorization: secret\r\nKeep-Alive: timeout=9\r\n"
@@ -345,11 +201,11 @@ static void test_initialize_json_and_headers(void **state) {
                       "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":\"2025-06-18\","
                       "\"capabilities\":{\"tools\":{}},\"serverInfo\":{\"name\":\"fake\","
                       "\"version\":\"1\"}}}");
-  assert_true(has_header(&r, "\r\nMcp-Session-Id: sess-1\r\n"));
-  assert_true(has_header(&r, "\r\nX-Upstream: fake\r\n"));
-  assert_true(has_header(&r, "\r\nContent-Type: application/json\r\n"));
-  assert_false(has_header(&r, "\r\nProxy-Authenticate:"));
-  assert_false(has_header(&r, "\r\nKeep-Alive:"));
+  assert_true(pf_has_header(&r, "\r\nMcp-Session-Id: sess-1\r\n"));
+  assert_true(pf_has_header(&r, "\r\nX-Upstream: fake\r\n"));
+  assert_true(pf_has_header(&r, "\r\nContent-Type: application/json\r\n"));
+  assert_false(pf_has_header(&r, "\r\nProxy-Authenticate:"));
+  assert_false(pf_has_header(&r, "\r\nKeep-Alive:"));
   pthread_mutex_lock(&up.lock);
   const char *h = up.last_headers;
   assert_non_null(strcasestr(h, "Authorization: Bearer tok-123\n"));
@@ -365,22 +221,22 @@ static void test_initialize_json_and_headers(void **state) {
 
 static void test_notification_202_and_list(void **state) {
   (void)state;
-  resp r;
-  http(&r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
+  pf_resp r;
+  pf_http(proxy_port, &r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
   assert_int_equal(r.status, 202);
   assert_string_equal(r.body, "");
   free(r.raw);
-  http(&r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
+  pf_http(proxy_port, &r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.body, "\"echo\""));
   free(r.raw);
-  http(&r, "POST", "Mcp-Session-Id: sess-1\r\n",
+  pf_http(proxy_port, &r, "POST", "Mcp-Session-Id: sess-1\r\n",
        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"fail\"}}");
   assert_int_equal(r.status, 200);
   free(r.raw);
-  http(&r, "POST", "Mcp-Session-Id: sess-1\r\n",
+  pf_http(proxy_port, &r, "POST", "Mcp-Session-Id: sess-1\r\n",
        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"nosuch\"}");
   assert_int_equal(r.status, 200);
   free(r.raw);
@@ -399,18 +255,18 @@ static void watch_sse(const char *raw, size_t len) {
 
 static void test_sse_streams_each_event_as_it_comes(void **state) {
   (void)state;
-  int fd = connect_to(proxy_port);
-  send_request(fd, "POST", "/mcp",
+  int fd = pf_connect(proxy_port);
+  pf_send_request(fd, "POST", "/mcp",
                "Mcp-Session-Id: sess-1\r\nAccept: application/json, text/event-stream\r\n",
                "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
                "\"slow_sse\"}}");
-  resp r;
-  read_response(fd, &r, 10000, watch_sse);
+  pf_resp r;
+  pf_read_response(fd, &r, 10000, watch_sse);
   close(fd);
   assert_int_equal(r.status, 200);
   assert_true(first_event_seen);
   assert_true(first_event_seen_early); /* streamed, not held until the end */
-  assert_true(has_header(&r, "\r\nContent-Type: text/event-stream"));
+  assert_true(pf_has_header(&r, "\r\nContent-Type: text/event-stream"));
   /* id:, event:, retry: and comment lines kept */
   assert_non_null(strstr(r.body, ": a comment line\nid: ev-1\nevent: message\ndata: "));
   assert_non_null(strstr(r.body, "id: ev-2\nretry: 1000\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,"));
@@ -419,27 +275,27 @@ static void test_sse_streams_each_event_as_it_comes(void **state) {
 
 static void test_413_403_504(void **state) {
   (void)state;
-  resp r;
+  pf_resp r;
   char big[6000];
   memset(big, ' ', sizeof big - 1);
   big[sizeof big - 1] = '\0';
   memcpy(big, "{\"jsonrpc\":\"2.0\",\"id\":55,\"method\":\"ping\"}", 41);
-  http(&r, "POST", NULL, big);
+  pf_http(proxy_port, &r, "POST", NULL, big);
   assert_int_equal(r.status, 413);
   assert_non_null(strstr(r.body, "\"error\""));
   free(r.raw);
 
-  http(&r, "POST", "Origin: https://evil.example.com\r\n",
+  pf_http(proxy_port, &r, "POST", "Origin: https://evil.example.com\r\n",
        "{\"jsonrpc\":\"2.0\",\"id\":56,\"method\":\"ping\"}");
   assert_int_equal(r.status, 403);
   assert_non_null(strstr(r.body, "\"id\":56"));
   free(r.raw);
 
   int before = atomic_load(&up.requests);
-  long long t0 = now_ms();
-  http(&r, "POST", NULL,
+  long long t0 = pf_now_ms();
+  pf_http(proxy_port, &r, "POST", NULL,
        "{\"jsonrpc\":\"2.0\",\"id\":57,\"method\":\"tools/call\",\"params\":{\"name\":\"stall\"}}");
-  long long took = now_ms() - t0;
+  long long took = pf_now_ms() - t0;
   assert_int_equal(r.status, 504);
   assert_non_null(strstr(r.body, "\"id\":57"));
   assert_true(took >= 900 && took < 5000);
@@ -453,23 +309,23 @@ static void test_admin_and_get(void **state) {
   assert_non_null(at);
   int admin = (int)strtol(at + strlen("admin:    http://127.0.0.1:"), NULL, 10);
   int saved = proxy_port;
-  resp r;
-  int fd = connect_to(admin);
-  send_request(fd, "GET", "/healthz", NULL, NULL);
-  read_response(fd, &r, 5000, NULL);
+  pf_resp r;
+  int fd = pf_connect(admin);
+  pf_send_request(fd, "GET", "/healthz", NULL, NULL);
+  pf_read_response(fd, &r, 5000, NULL);
   close(fd);
   assert_int_equal(r.status, 200);
   free(r.raw);
-  fd = connect_to(admin);
-  send_request(fd, "GET", "/ready", NULL, NULL);
-  read_response(fd, &r, 5000, NULL);
+  fd = pf_connect(admin);
+  pf_send_request(fd, "GET", "/ready", NULL, NULL);
+  pf_read_response(fd, &r, 5000, NULL);
   close(fd);
   assert_int_equal(r.status, 200); /* the store can write */
   assert_non_null(strstr(r.body, "ready"));
   free(r.raw);
   proxy_port = saved;
   /* a GET the upstream refuses: its status passes through */
-  http(&r, "GET", "Mcp-Session-Id: sess-1\r\nAccept: text/event-stream\r\n", NULL);
+  pf_http(proxy_port, &r, "GET", "Mcp-Session-Id: sess-1\r\nAccept: text/event-stream\r\n", NULL);
   assert_int_equal(r.status, 405);
   free(r.raw);
 }
@@ -478,10 +334,10 @@ static int admin_status(void) {
   const char *at = strstr(proc.out, "admin:    http://127.0.0.1:");
   assert_non_null(at);
   int admin = (int)strtol(at + strlen("admin:    http://127.0.0.1:"), NULL, 10);
-  resp r;
-  int fd = connect_to(admin);
-  send_request(fd, "GET", "/ready", NULL, NULL);
-  read_response(fd, &r, 5000, NULL);
+  pf_resp r;
+  int fd = pf_connect(admin);
+  pf_send_request(fd, "GET", "/ready", NULL, NULL);
+  pf_read_response(fd, &r, 5000, NULL);
   close(fd);
   int status = r.status;
   free(r.raw);
@@ -494,8 +350,8 @@ static int admin_status(void) {
 static void test_ready_503_while_the_store_cannot_write(void **state) {
   (void)state;
   pid_t holder = lh_hold_stopped(db, LH_COMMIT_LOCK);
-  resp r;
-  http(&r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
+  pf_resp r;
+  pf_http(proxy_port, &r, "POST", "Mcp-Session-Id: sess-1\r\nContent-Type: application/json\r\n",
        "{\"jsonrpc\":\"2.0\",\"id\":90,\"method\":\"tools/list\"}");
   assert_int_equal(r.status, 200); /* forwarding does not wait on the store */
   free(r.raw);
@@ -515,8 +371,8 @@ static void test_ready_503_while_the_store_cannot_write(void **state) {
 
 static void test_delete_ends_session(void **state) {
   (void)state;
-  resp r;
-  http(&r, "DELETE", "Mcp-Session-Id: sess-1\r\n", NULL);
+  pf_resp r;
+  pf_http(proxy_port, &r, "DELETE", "Mcp-Session-Id: sess-1\r\n", NULL);
   assert_int_equal(r.status, 200);
   free(r.raw);
 }
@@ -583,9 +439,10 @@ static void test_upstream_down_is_502(void **state) {
            "name = \"down\"\nmcp = \"http://127.0.0.1:%d/mcp\"\nadmin_bind = \"off\"\n", dead);
   cli_proc p2;
   int saved = proxy_port;
-  proxy_port = start_proxy(&p2, config, "down.toml");
-  resp r;
-  http(&r, "POST", NULL, "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"tools/list\"}");
+  proxy_port = pf_start_proxy(&p2, dir, db, config, "down.toml", NULL);
+  pf_resp r;
+  pf_http(proxy_port, &r, "POST", NULL,
+          "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"tools/list\"}");
   assert_int_equal(r.status, 502);
   assert_non_null(strstr(r.body, "\"id\":\"abc\""));
   assert_non_null(strstr(r.body, "\"code\":-32000"));
