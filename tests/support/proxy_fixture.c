@@ -162,7 +162,12 @@ int pf_start_proxy(cli_proc *p, const char *dir, const char *db, const char *con
   for (size_t i = 0; rest[i]; i++)
     args[n++] = rest[i];
   args[n] = NULL;
-  cli_spec spec = {.bin = bin, .args = args, .timeout_ms = 120000};
+  /* The proxy's lock file lives under $HOME/.mcpr: keep it in the test's
+   * own directory, so tests (and the user's own proxies) never collide. */
+  char home[4200];
+  snprintf(home, sizeof home, "HOME=%s", dir);
+  const char *env[] = {home, NULL};
+  cli_spec spec = {.bin = bin, .args = args, .env = env, .timeout_ms = 120000};
   cli_start(&spec, p);
   assert_true(cli_wait_output(p, "Point your MCP client", 10000));
   const char *at = strstr(p->out, "listening on http://127.0.0.1:");
