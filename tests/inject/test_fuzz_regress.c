@@ -11,7 +11,6 @@
  * no real HTTP call. A failed property traps (SIGILL); the input being
  * replayed is printed first.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,67 +28,10 @@
 #include "../fuzz/fuzz_spool.c"
 #undef LLVMFuzzerTestOneInput
 
+#include "fuzz_replay.h"
 #include "testutil.h"
 
-typedef int (*fuzz_fn)(const uint8_t *, size_t);
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Run fn on every file of dir (a missing dir is none); returns the count. */
-static size_t replay_dir(const char *dir, fuzz_fn fn) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return 0;
-  char **names = NULL;
-  size_t n = 0, cap = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (de->d_name[0] == '.')
-      continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 64;
-      names = realloc(names, cap * sizeof *names);
-      assert_non_null(names);
-    }
-    names[n++] = strdup(de->d_name);
-  }
-  closedir(d);
-  if (n)
-    qsort(names, n, sizeof *names, cmp_str);
-  for (size_t i = 0; i < n; i++) {
-    char *path = tu_path(dir, names[i]);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    assert_true(len >= 0);
-    /* An exact-size copy, so ASan sees any read past the input's end. */
-    uint8_t *buf = malloc(len ? (size_t)len : 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    fprintf(stderr, "replay %s\n", path);
-    fn(buf, (size_t)len);
-    free(buf);
-    free(path);
-    free(names[i]);
-  }
-  free(names);
-  return n;
-}
-
-static void replay(const char *target, fuzz_fn fn) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/%s", MCPR_TEST_SOURCE_DIR, target);
-  size_t seeds = replay_dir(dir, fn);
-  assert_true(seeds > 0); /* the corpus is in the repository */
-  snprintf(dir, sizeof dir, "%s/tests/fuzz/regress/%s", MCPR_TEST_SOURCE_DIR, target);
-  size_t regress = replay_dir(dir, fn);
-  fprintf(stderr, "%s: %zu seeds, %zu regression inputs replayed\n", target, seeds, regress);
-}
+static void replay(const char *target, fr_target_fn fn) { fr_replay_target(target, fn, NULL); }
 
 static void test_event(void **state) {
   (void)state;
