@@ -345,7 +345,8 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   me.port = mcpr_proxy_port(proxy);
   snprintf(me.upstream_url, sizeof me.upstream_url, "%s", po.upstream_url);
   snprintf(me.listen_addr, sizeof me.listen_addr, "%s", listen_addr);
-  snprintf(me.config_path, sizeof me.config_path, "%s", config_abs);
+  if (strlen(config_abs) < sizeof me.config_path) /* longer: not recorded, reload needs --config */
+    memcpy(me.config_path, config_abs, strlen(config_abs) + 1);
   mcpr_proxy_entry holder;
   st = mcpr_registry_acquire(&me, &holder, &err);
   if (st == MCPR_EBUSY) {
