@@ -236,7 +236,8 @@ static void initialize(const char *capabilities, char *session, size_t cap) {
   post(NULL, body, &r);
   assert_int_equal(r.status, 200);
   assert_int_equal(strlen(r.session), 32);
-  snprintf(session, cap, "%s", r.session);
+  assert_true(cap > 32);
+  memcpy(session, r.session, 33);
   reply_free(&r);
   post(session, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", &r);
   assert_int_equal(r.status, 202);
@@ -269,7 +270,7 @@ static void test_initialize(void **state) {
   assert_string_equal(json_string_value(json_object_get(json_object_get(result, "serverInfo"),
                                                         "name")),
                       "mcpr-sample");
-  char first[64];
+  char first[sizeof r.session];
   snprintf(first, sizeof first, "%s", r.session);
   json_decref(msg);
   reply_free(&r);
