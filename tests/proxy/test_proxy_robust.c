@@ -142,16 +142,6 @@ static void firehose_more(struct evhttp_connection *c, void *arg) {
   firehose_send(arg);
 }
 
-static void reply(struct evhttp_request *req, int status, const char *ctype, const char *body,
-                  size_t len) {
-  struct evbuffer *b = evbuffer_new();
-  if (body)
-    evbuffer_add(b, body, len);
-  if (ctype)
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-  evhttp_send_reply(req, status, status == 404 ? "Not Found" : "OK", b);
-  evbuffer_free(b);
-}
 
 static void on_upstream(struct evhttp_request *req, void *arg) {
   (void)arg;
@@ -164,11 +154,11 @@ static void on_upstream(struct evhttp_request *req, void *arg) {
     /* the server's own stream: a list_changed, then the stream ends */
     const char *ev = "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":"
                      "\"notifications/tools/list_changed\"}\n\n";
-    reply(req, 200, "text/event-stream", ev, strlen(ev));
+    pf_reply(req, 200, "text/event-stream", ev, strlen(ev));
   } else if (sid && strcmp(sid, "gone") == 0) {
     const char *e = "{\"jsonrpc\":\"2.0\",\"id\":21,\"error\":{\"code\":-32001,\"message\":"
                     "\"Session not found\"}}";
-    reply(req, 404, "application/json", e, strlen(e));
+    pf_reply(req, 404, "application/json", e, strlen(e));
   } else if (strstr(body, "\"sse_forever\"")) {
     forever_tick(-1, 0, stream_start(req, forever_tick, &forever_closed));
   } else if (strstr(body, "\"cut_stream\"")) {
@@ -176,14 +166,14 @@ static void on_upstream(struct evhttp_request *req, void *arg) {
   } else if (strstr(body, "\"firehose\"")) {
     firehose_send(stream_start(req, forever_tick, &firehose_closed));
   } else if (strstr(body, "\"big\"")) {
-    reply(req, 200, "application/json", big_body, big_len);
+    pf_reply(req, 200, "application/json", big_body, big_len);
   } else if (body[0] == '[') {
     const char *b = "[{\"jsonrpc\":\"2.0\",\"id\":32,\"result\":{\"tools\":[]}},"
                     "{\"jsonrpc\":\"2.0\",\"id\":31,\"result\":{}}]";
-    reply(req, 200, "application/json", b, strlen(b));
+    pf_reply(req, 200, "application/json", b, strlen(b));
   } else {
     const char *ok = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}";
-    reply(req, 200, "application/json", ok, strlen(ok));
+    pf_reply(req, 200, "application/json", ok, strlen(ok));
   }
 }
 

@@ -79,13 +79,7 @@ static void sse_next(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void reply(struct evhttp_request *req, int status, const char *ctype, const char *body) {
-  struct evbuffer *b = evbuffer_new();
-  if (body)
-    evbuffer_add(b, body, strlen(body));
-  if (ctype)
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-  evhttp_send_reply(req, status, status == 202 ? "Accepted" : "OK", b);
-  evbuffer_free(b);
+  pf_reply(req, status, ctype, body, body ? strlen(body) : 0);
 }
 
 static void on_upstream(struct evhttp_request *req, void *arg) {

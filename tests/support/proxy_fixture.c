@@ -176,3 +176,15 @@ int pf_start_proxy(cli_proc *p, const char *dir, const char *db, const char *con
   free(path);
   return port;
 }
+
+void pf_reply(struct evhttp_request *req, int status, const char *ctype, const char *body,
+              size_t len) {
+  struct evbuffer *b = evbuffer_new();
+  if (body)
+    evbuffer_add(b, body, len);
+  if (ctype)
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+  const char *reason = status == 202 ? "Accepted" : status == 404 ? "Not Found" : "OK";
+  evhttp_send_reply(req, status, reason, b);
+  evbuffer_free(b);
+}

@@ -29,6 +29,10 @@ typedef struct pf_upstream {
  * with handler(req, arg) on the upstream's own thread. */
 void pf_upstream_start(pf_upstream *u, void (*handler)(struct evhttp_request *, void *), void *arg);
 void pf_upstream_stop(pf_upstream *u);
+/* The fake upstream's answer: status, Content-Type (NULL: none) and len
+ * bytes of body (NULL: empty), with the status's usual reason phrase. */
+void pf_reply(struct evhttp_request *req, int status, const char *ctype, const char *body,
+              size_t len);
 
 typedef struct pf_resp {
   int status;
