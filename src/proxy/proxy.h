@@ -74,6 +74,8 @@ typedef struct mcpr_proxy_stats {
   uint64_t timeouts;         /* 504 */
   uint64_t events, emit_refused;
   uint64_t aborted_at_drain; /* in flight when drain_timeout ran out */
+  uint64_t accept_pauses;    /* out of descriptors: accepting paused */
+  uint64_t backpressure_pauses; /* a client behind: its upstream not read */
 } mcpr_proxy_stats;
 
 /*
