@@ -59,7 +59,12 @@ typedef struct mcpr__query_pool mcpr__query_pool;
  * mcpr_store_resolve_path(NULL)). Never creates a file: a missing store is
  * MCPR_ENOTFOUND with a message naming the path and how to point elsewhere.
  * Also MCPR_ENEWER, MCPR_ENOTSTORE, MCPR_ECORRUPT, MCPR_EREADONLY (an old
- * read-only file that needs migrating).
+ * read-only file that needs migrating); a refused file is left as it was,
+ * with nothing created beside it. A store in the original's 0.5.x layout
+ * is opened strictly read-only and answers every query (see
+ * docs/original-v05.md; mcpr_query_vacuum() refuses it): there a log
+ * row's status may be "pending" (no response recorded) with latency_us
+ * MCPR_QUERY_NULL.
  */
 MCPR_API mcpr_status mcpr_query_open(mcpr_query **out, const char *path, mcpr_error *err);
 /* NULL is a no-op. */
@@ -78,8 +83,8 @@ typedef struct mcpr_log_row {
   const char *tool;         /* NULL */
   const char *resource_uri; /* NULL */
   const char *prompt_name;  /* NULL */
-  int64_t latency_us;
-  const char *status; /* "ok" | "error" | "timeout" */
+  int64_t latency_us;  /* MCPR_QUERY_NULL when unknown (0.5 layout: no response) */
+  const char *status; /* "ok" | "error" | "timeout"; "pending" (0.5 layout) */
   const char *error_code; /* NULL */
   const char *error_msg;  /* NULL */
   const char *session_id; /* NULL */
@@ -139,6 +144,8 @@ MCPR_API mcpr_status mcpr_query_last_row_id(mcpr_query *q, int64_t *out, mcpr_er
 typedef struct mcpr_stats_row {
   const char *label; /* tool, or "<method>" when the request has no tool */
   int64_t calls;
+  /* avg/min/max/p95 over the requests whose latency is known;
+   * MCPR_QUERY_NULL when none is (0.5 layout: none answered) */
   int64_t avg_us;    /* rounded to the nearest µs */
   int64_t min_us;
   int64_t max_us;

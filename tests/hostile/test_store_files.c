@@ -5,7 +5,9 @@
  * a read-only bind mount, since the tests run as root and chmod 0444 does
  * not stop root). Each run: exit 0 or 1 (never a crash or a hang), a
  * message that names the problem, and a damaged or foreign file left byte
- * for byte as it was.
+ * for byte as it was, with nothing created beside it (no -wal, -shm,
+ * -journal or -mcprlock). And a good store read by every reading command
+ * gets no -mcprlock: only a writer needs one.
  */
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -100,8 +102,8 @@ static void refused_untouched(const char *path, const char *must_say) {
     if (len0 != len1 || memcmp(before, after, len0) != 0)
       fail_msg("mcpr %s %s changed %s", COMMANDS[i][0], COMMANDS[i][1], path);
     free(after);
-    static const char *const sidecars[] = {"-wal", "-shm", "-journal"};
-    for (size_t k = 0; k < 3; k++) {
+    static const char *const sidecars[] = {"-wal", "-shm", "-journal", "-mcprlock"};
+    for (size_t k = 0; k < 4; k++) {
       char side[4200];
       snprintf(side, sizeof side, "%s%s", path, sidecars[k]);
       if (sf_exists(side))
@@ -147,6 +149,68 @@ static void test_foreign_sqlite(void **state) {
                    SQLITE_OK);
   sqlite3_close(db);
   refused_untouched(path, "not an mcpr store");
+  free(path);
+}
+
+/* SQLite databases of other programs that happen to use a table name or
+ * two of ours: told apart before anything writes, in rollback-journal and
+ * in WAL mode. */
+static void test_foreign_layouts(void **state) {
+  fixture *f = *state;
+  static const char *const layouts[] = {
+      /* no meta: would be taken for a version-0 store and migrated */
+      "CREATE TABLE requests(id INTEGER PRIMARY KEY, url TEXT, body BLOB);"
+      "INSERT INTO requests(url) VALUES ('https://example.com');",
+      /* a meta table with a version we know, over someone else's tables */
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "INSERT INTO meta VALUES ('schema_version', '3');"
+      "CREATE TABLE requests(id INTEGER PRIMARY KEY, payload TEXT);",
+      /* the original's 0.4 requests table without its sessions */
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "INSERT INTO meta VALUES ('schema_version', '5');"
+      "CREATE TABLE requests(id INTEGER PRIMARY KEY, request_id TEXT, ts INTEGER,"
+      " proxy TEXT, method TEXT, latency_us INTEGER, status TEXT);",
+  };
+  for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+    for (int wal = 0; wal < 2; wal++) {
+      char name[32];
+      snprintf(name, sizeof name, "foreign-%zu-%s.db", i, wal ? "wal" : "rollback");
+      char *path = tu_path(f->dir, name);
+      sqlite3 *db = NULL;
+      assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+      assert_int_equal(sqlite3_exec(db, layouts[i], NULL, NULL, NULL), SQLITE_OK);
+      if (wal)
+        assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL),
+                         SQLITE_OK);
+      sqlite3_close(db);
+      refused_untouched(path, "not an mcpr store");
+      free(path);
+    }
+  }
+}
+
+/* Reading a good store creates no lock file beside it. */
+static void test_reads_create_no_lock_file(void **state) {
+  fixture *f = *state;
+  char *path = tu_path(f->dir, "good-copy.db");
+  size_t len = 0;
+  unsigned char *bytes = sf_read_file(f->good.path, &len);
+  sf_write_file(path, bytes, len);
+  free(bytes);
+  char lock[4200];
+  snprintf(lock, sizeof lock, "%s-mcprlock", path);
+  for (size_t i = 0; i < N_COMMANDS; i++) {
+    bool writes = strcmp(COMMANDS[i][0], "ingest") == 0 ||
+                  (strcmp(COMMANDS[i][0], "store") == 0 &&
+                   strcmp(COMMANDS[i][1], "vacuum") == 0 && !COMMANDS[i][4]);
+    if (writes)
+      continue;
+    cli_result r;
+    run_on(path, COMMANDS[i], NULL, HX_OK, &r);
+    cli_result_free(&r);
+    if (sf_exists(lock))
+      fail_msg("mcpr %s %s created %s", COMMANDS[i][0], COMMANDS[i][1], lock);
+  }
   free(path);
 }
 
@@ -242,6 +306,7 @@ int main(void) {
       cmocka_unit_test(test_truncated_store), cmocka_unit_test(test_not_sqlite),
       cmocka_unit_test(test_foreign_sqlite),  cmocka_unit_test(test_future_store),
       cmocka_unit_test(test_empty_file),      cmocka_unit_test(test_read_only_store),
+      cmocka_unit_test(test_foreign_layouts), cmocka_unit_test(test_reads_create_no_lock_file),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -33,6 +33,191 @@ void sf_exec(const char *path, const char *sql) {
   sqlite3_close(db);
 }
 
+const char SF_ORIGINAL_V05_DDL[] =
+    "CREATE TABLE IF NOT EXISTS sessions (\n"
+    "    id              TEXT PRIMARY KEY,\n"
+    "    proxy           TEXT NOT NULL,\n"
+    "    state           TEXT NOT NULL CHECK (state IN ('active','closed')),\n"
+    "    client_name     TEXT,\n"
+    "    client_version  TEXT,\n"
+    "    created_at      INTEGER NOT NULL,\n"
+    "    last_active     INTEGER NOT NULL,\n"
+    "    request_count   INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS requests (\n"
+    "    id              INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    ts              INTEGER NOT NULL,\n"
+    "    proxy           TEXT NOT NULL,\n"
+    "    session_id      TEXT,\n"
+    "    request_id      TEXT NOT NULL,\n"
+    "    method          TEXT NOT NULL,\n"
+    "    tool            TEXT,\n"
+    "    resource_uri    TEXT,\n"
+    "    prompt_name     TEXT,\n"
+    "    bytes_in        INTEGER,\n"
+    "    UNIQUE (session_id, request_id)\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS responses (\n"
+    "    id              INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    ts              INTEGER NOT NULL,\n"
+    "    session_id      TEXT,\n"
+    "    request_id      TEXT NOT NULL,\n"
+    "    status          TEXT NOT NULL CHECK (status IN ('ok','error')),\n"
+    "    error_code      INTEGER,\n"
+    "    error_msg       TEXT,\n"
+    "    bytes_out       INTEGER,\n"
+    "    UNIQUE (session_id, request_id)\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS schema_items (\n"
+    "    id              INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    proxy           TEXT NOT NULL,\n"
+    "    kind            TEXT NOT NULL CHECK (kind IN ('tool','prompt','resource','resource_template')),\n"
+    "    item_key        TEXT NOT NULL,\n"
+    "    payload         TEXT NOT NULL,\n"
+    "    payload_hash    TEXT NOT NULL,\n"
+    "    captured_at     INTEGER NOT NULL,\n"
+    "    UNIQUE (proxy, kind, item_key)\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS schema_changes (\n"
+    "    id              INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    proxy           TEXT NOT NULL,\n"
+    "    kind            TEXT NOT NULL,\n"
+    "    item_key        TEXT NOT NULL,\n"
+    "    reason          TEXT NOT NULL CHECK (reason IN ('added','observed')),\n"
+    "    old_hash        TEXT,\n"
+    "    new_hash        TEXT NOT NULL,\n"
+    "    detected_at     INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS meta (\n"
+    "    key   TEXT PRIMARY KEY,\n"
+    "    value TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS idx_requests_proxy_ts   ON requests (proxy, ts);\n"
+    "CREATE INDEX IF NOT EXISTS idx_requests_session    ON requests (session_id) WHERE session_id IS NOT NULL;\n"
+    "CREATE INDEX IF NOT EXISTS idx_requests_tool       ON requests (tool, ts) WHERE tool IS NOT NULL;\n"
+    "CREATE INDEX IF NOT EXISTS idx_requests_method     ON requests (method, ts);\n"
+    "CREATE INDEX IF NOT EXISTS idx_responses_join      ON responses (session_id, request_id);\n"
+    "CREATE INDEX IF NOT EXISTS idx_responses_status    ON responses (status, ts);\n"
+    "CREATE INDEX IF NOT EXISTS idx_sessions_proxy      ON sessions (proxy, last_active);\n"
+    "CREATE INDEX IF NOT EXISTS idx_sessions_active     ON sessions (proxy, last_active) WHERE state = 'active';\n"
+    "CREATE INDEX IF NOT EXISTS idx_schema_items_proxy  ON schema_items (proxy, kind);\n"
+    "CREATE INDEX IF NOT EXISTS idx_schema_changes_proxy ON schema_changes (proxy, detected_at);\n"
+    "CREATE VIEW IF NOT EXISTS request_log AS\n"
+    "SELECT\n"
+    "    r.id,\n"
+    "    r.ts,\n"
+    "    r.proxy,\n"
+    "    r.session_id,\n"
+    "    r.request_id,\n"
+    "    r.method,\n"
+    "    r.tool,\n"
+    "    r.resource_uri,\n"
+    "    r.prompt_name,\n"
+    "    r.bytes_in,\n"
+    "    (res.ts - r.ts) * 1000                AS latency_us,\n"
+    "    COALESCE(res.status, 'pending')       AS status,\n"
+    "    CAST(res.error_code AS TEXT)          AS error_code,\n"
+    "    res.error_msg,\n"
+    "    res.bytes_out\n"
+    "FROM requests r\n"
+    "LEFT JOIN responses res\n"
+    "    ON r.session_id = res.session_id\n"
+    "   AND r.request_id = res.request_id;\n"
+    "CREATE VIEW IF NOT EXISTS sessions_view AS\n"
+    "SELECT\n"
+    "    s.id            AS session_id,\n"
+    "    s.proxy,\n"
+    "    s.client_name,\n"
+    "    s.client_version,\n"
+    "    CASE\n"
+    "        WHEN s.client_name IS NULL                         THEN NULL\n"
+    "        WHEN s.client_name LIKE 'claude%'                  THEN 'claude'\n"
+    "        WHEN s.client_name LIKE 'cursor%'                  THEN 'cursor'\n"
+    "        WHEN s.client_name LIKE 'chatgpt%'                 THEN 'chatgpt'\n"
+    "        WHEN s.client_name LIKE 'vscode%'                  THEN 'vscode'\n"
+    "        WHEN s.client_name LIKE 'visual-studio-code%'      THEN 'vscode'\n"
+    "        ELSE 'unknown'\n"
+    "    END                                                 AS client_platform,\n"
+    "    s.created_at    AS started_at,\n"
+    "    s.last_active   AS last_seen_at,\n"
+    "    CASE WHEN s.state = 'closed' THEN s.last_active ELSE NULL END AS ended_at,\n"
+    "    s.request_count AS total_calls,\n"
+    "    (SELECT COUNT(*) FROM responses res\n"
+    "     WHERE res.session_id = s.id AND res.status = 'error') AS total_errors,\n"
+    "    s.state\n"
+    "FROM sessions s;\n";
+
+void sf_build_original_v05(const char *path, int64_t now_ms) {
+  assert_false(sf_exists(path));
+  sqlite3 *db = open_rw(path, true);
+  exec_db(db, "PRAGMA journal_mode=WAL");
+  exec_db(db, "BEGIN");
+  exec_db(db, SF_ORIGINAL_V05_DDL);
+  exec_db(db, "INSERT INTO meta (key, value) VALUES ('schema_version', '1'),"
+              " ('created_at', '1700000000000'), ('mcpr_version', '0.5.3')");
+  const int64_t min = 60000;
+  char sql[4096];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sessions (id, proxy, state, client_name, client_version, created_at,"
+           " last_active, request_count) VALUES"
+           " ('sess-a', 'api', 'active', 'claude-ai', '0.1', %lld, %lld, 22),"
+           " ('sess-b', 'api', 'closed', 'Cursor', '2.0', %lld, %lld, 1),"
+           " ('sess-c', 'web', 'active', 'openai-mcp', '1.0', %lld, %lld, 0);",
+           (long long)(now_ms - 30 * min), (long long)(now_ms - 1 * min),
+           (long long)(now_ms - 120 * min), (long long)(now_ms - 90 * min),
+           (long long)(now_ms - 3 * 1440 * min), (long long)(now_ms - 20 * min));
+  exec_db(db, sql);
+  for (int i = 1; i <= 21; i++) {
+    int64_t ts = now_ms - 20 * min + i * 1000;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO requests (ts, proxy, session_id, request_id, method, tool)"
+             " VALUES (%lld, 'api', 'sess-a', '%d', 'tools/call', 'search');",
+             (long long)ts, i);
+    exec_db(db, sql);
+    if (i == 21)
+      continue; /* never answered */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO responses (ts, session_id, request_id, status, error_code, error_msg)"
+             " VALUES (%lld, 'sess-a', '%d', '%s', %s, %s);",
+             (long long)(ts + i), i, i == 7 ? "error" : "ok", i == 7 ? "-32603" : "NULL",
+             i == 7 ? "'boom'" : "NULL");
+    exec_db(db, sql);
+  }
+  snprintf(sql, sizeof sql,
+           "INSERT INTO requests (ts, proxy, session_id, request_id, method, tool, resource_uri)"
+           " VALUES (%lld, 'api', 'sess-a', '22', 'tools/list', NULL, NULL),"
+           " (%lld, 'api', 'sess-b', '1', 'tools/call', 'fetch', NULL),"
+           " (%lld, 'web', NULL, '1', 'resources/read', NULL, 'file:///x');"
+           "INSERT INTO responses (ts, session_id, request_id, status) VALUES"
+           " (%lld, 'sess-a', '22', 'ok'), (%lld, 'sess-b', '1', 'ok'), (%lld, NULL, '1', 'ok');",
+           (long long)(now_ms - 2 * min), (long long)(now_ms - 100 * min),
+           (long long)(now_ms - 10 * min), (long long)(now_ms - 2 * min),
+           (long long)(now_ms - 100 * min + 3), (long long)(now_ms - 10 * min + 5));
+  exec_db(db, sql);
+  snprintf(sql, sizeof sql,
+           "INSERT INTO schema_items (proxy, kind, item_key, payload, payload_hash, captured_at)"
+           " VALUES"
+           " ('api', 'tool', 'search', '{\"name\":\"search\",\"description\":\"Search the docs\"}',"
+           "  'h-search-2', %lld),"
+           " ('api', 'tool', 'fetch', '{\"name\":\"fetch\",\"description\":\"Fetch a page\"}',"
+           "  'h-fetch', %lld),"
+           " ('api', 'tool', 'unused', '{\"name\":\"unused\",\"description\":\"Nobody calls it\"}',"
+           "  'h-unused', %lld),"
+           " ('api', 'prompt', 'greet', '{\"name\":\"greet\"}', 'h-greet', %lld);"
+           "INSERT INTO schema_changes (proxy, kind, item_key, reason, old_hash, new_hash,"
+           " detected_at) VALUES"
+           " ('api', 'tool', 'search', 'added', NULL, 'h-search-1', %lld),"
+           " ('api', 'prompt', 'greet', 'added', NULL, 'h-greet', %lld),"
+           " ('api', 'tool', 'search', 'observed', 'h-search-1', 'h-search-2', %lld);",
+           (long long)(now_ms - 50 * min), (long long)(now_ms - 60 * min),
+           (long long)(now_ms - 60 * min), (long long)(now_ms - 60 * min),
+           (long long)(now_ms - 60 * min), (long long)(now_ms - 59 * min),
+           (long long)(now_ms - 50 * min));
+  exec_db(db, sql);
+  exec_db(db, "COMMIT");
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
 void sf_build_legacy(const char *path, int v) {
   const char *ddl = mcpr__db_legacy_ddl(v);
   assert_non_null(ddl);

@@ -35,6 +35,29 @@
  */
 void sf_build_legacy(const char *path, int v);
 
+/*
+ * The original mcpr's 0.5.x store layout: its DDL exactly as its
+ * crates/mcpr-integrations/src/store/schema.rs creates it (tables,
+ * indexes, the request_log and sessions_view views), without rows.
+ */
+extern const char SF_ORIGINAL_V05_DDL[];
+
+/*
+ * Create path (must not exist) in that layout, meta.schema_version '1',
+ * in WAL mode as the original leaves it (no -wal or -shm once closed), with
+ * rows relative to now_ms (see store_fixtures.c for the full list):
+ *   sessions sess-a (api, active, claude-ai 0.1, 22 calls), sess-b (api,
+ *   closed, Cursor 2.0), sess-c (web, active but idle 20 min, openai-mcp);
+ *   proxy api: 21 `search` calls in sess-a in the last 20 min, the i-th
+ *   (1..20) answered after i ms — the 7th with an error (-32603 "boom") —
+ *   and the 21st never answered; one tools/list answered at once; one
+ *   `fetch` in sess-b 100 min ago, answered in 3 ms; proxy web: one
+ *   resources/read without a session (its response cannot be joined);
+ *   schema items: tools search, fetch, unused and prompt greet of api;
+ *   changes: search added then modified, greet added.
+ */
+void sf_build_original_v05(const char *path, int64_t now_ms);
+
 /* Run sql (may hold several statements) on path; fails the test on error. */
 void sf_exec(const char *path, const char *sql);
 

@@ -29,7 +29,7 @@ typedef struct mcpr__stats_sample {
   size_t tool_len;
   const char *method;
   size_t method_len;
-  int64_t latency_us;
+  int64_t latency_us; /* MCPR_QUERY_NULL when unknown (no response) */
   int is_error; /* status is not ok */
   int64_t bytes_in;  /* MCPR_QUERY_NULL when not measured */
   int64_t bytes_out;

@@ -12,6 +12,11 @@
  * without sorting. Memory is 8 bytes per request of the window plus one
  * entry per label.
  *
+ * A request whose latency is unknown (MCPR_QUERY_NULL: in the original's
+ * 0.5 layout, one that has no response) counts as a call — and as an
+ * error unless its status is ok — but not in avg/min/max/p95, which are
+ * over the known latencies only (MCPR_QUERY_NULL when there are none).
+ *
  * Latencies and sizes come from the store, which may hold anything a
  * writer put there (the event decoder bounds them, a direct caller of the
  * store API need not): the sums saturate at INT64_MAX / INT64_MIN instead
@@ -27,8 +32,8 @@ typedef struct group {
   uint64_t hash;
   int is_tool;
   int64_t calls, sum_us, min_us, max_us, errors, bytes_in, bytes_out;
-  int64_t *lat;
-  size_t lat_cap;
+  int64_t *lat; /* the latencies known: timed of them */
+  size_t timed, lat_cap;
 } group;
 
 struct mcpr__stats_acc {
@@ -159,21 +164,24 @@ int mcpr__stats_acc_add(void *ctx, const mcpr__stats_sample *s) {
                      : find_or_add(acc, s->method ? s->method : "", s->method_len, 0);
   if (!g)
     return -1;
-  if ((size_t)g->calls == g->lat_cap) {
-    size_t ncap = g->lat_cap ? g->lat_cap * 2 : 64;
-    int64_t *n = realloc(g->lat, ncap * sizeof *n);
-    if (!n)
-      return -1;
-    g->lat = n;
-    g->lat_cap = ncap;
-  }
-  g->lat[g->calls++] = s->latency_us;
-  add_saturating(&g->sum_us, s->latency_us);
-  if (s->latency_us < g->min_us)
-    g->min_us = s->latency_us;
-  if (s->latency_us > g->max_us)
-    g->max_us = s->latency_us;
+  g->calls++;
   g->errors += s->is_error ? 1 : 0;
+  if (s->latency_us != MCPR_QUERY_NULL) {
+    if (g->timed == g->lat_cap) {
+      size_t ncap = g->lat_cap ? g->lat_cap * 2 : 64;
+      int64_t *n = realloc(g->lat, ncap * sizeof *n);
+      if (!n)
+        return -1;
+      g->lat = n;
+      g->lat_cap = ncap;
+    }
+    g->lat[g->timed++] = s->latency_us;
+    add_saturating(&g->sum_us, s->latency_us);
+    if (s->latency_us < g->min_us)
+      g->min_us = s->latency_us;
+    if (s->latency_us > g->max_us)
+      g->max_us = s->latency_us;
+  }
   if (s->bytes_in != MCPR_QUERY_NULL)
     add_saturating(&g->bytes_in, s->bytes_in);
   if (s->bytes_out != MCPR_QUERY_NULL)
@@ -255,10 +263,14 @@ mcpr_status mcpr__stats_acc_finish(mcpr__stats_acc *acc, mcpr_stats *out, mcpr_e
     mcpr_stats_row *r = &out->rows[i];
     r->label = mcpr__pool_strdup(out->pool, g->label, &oom);
     r->calls = g->calls;
-    r->avg_us = rounded_mean(g->sum_us, g->calls);
-    r->min_us = g->min_us;
-    r->max_us = g->max_us;
-    r->p95_us = select_kth(g->lat, (size_t)g->calls, mcpr__p95_index((size_t)g->calls));
+    if (g->timed) {
+      r->avg_us = rounded_mean(g->sum_us, (int64_t)g->timed);
+      r->min_us = g->min_us;
+      r->max_us = g->max_us;
+      r->p95_us = select_kth(g->lat, g->timed, mcpr__p95_index(g->timed));
+    } else {
+      r->avg_us = r->min_us = r->max_us = r->p95_us = MCPR_QUERY_NULL;
+    }
     r->errors = g->errors;
     r->error_pct = 100.0 * (double)g->errors / (double)g->calls;
     r->total_bytes_in = g->bytes_in;

@@ -731,12 +731,7 @@ static bool writable(const char *path) {
  * is nothing but the database, which nobody can be writing, so it is
  * opened immutable: no locks, no -shm.
  */
-static int open_read_only(const char *path, const char *vfs, sqlite3 **db) {
-  char wal[4200];
-  snprintf(wal, sizeof wal, "%s-wal", path);
-  struct stat sb;
-  if (stat(wal, &sb) == 0 && sb.st_size > 0)
-    return sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs);
+static int open_immutable(const char *path, const char *vfs, sqlite3 **db) {
   /* file: URI with the path percent-encoded where URI syntax needs it. */
   char uri[4096 * 3 + 32];
   size_t o = 0;
@@ -753,6 +748,40 @@ static int open_read_only(const char *path, const char *vfs, sqlite3 **db) {
                          vfs);
 }
 
+static int64_t sidecar_size(const char *path, const char *suffix) {
+  char side[4200];
+  int n = snprintf(side, sizeof side, "%s%s", path, suffix);
+  struct stat sb;
+  if (n < 0 || (size_t)n >= sizeof side || stat(side, &sb) != 0)
+    return -1;
+  return (int64_t)sb.st_size;
+}
+
+static int open_read_only(const char *path, const char *vfs, sqlite3 **db) {
+  if (sidecar_size(path, "-wal") > 0)
+    return sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs);
+  return open_immutable(path, vfs, db);
+}
+
+/* Bytes 18 and 19 of the SQLite header (read and write format) are 2 in
+ * WAL mode. */
+static bool header_says_wal(const char *path) {
+  unsigned char head[20];
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return false;
+  size_t n = fread(head, 1, sizeof head, f);
+  fclose(f);
+  return n == sizeof head && (head[18] == 2 || head[19] == 2);
+}
+
+int mcpr__db_open_untouched(const char *path, const char *vfs, sqlite3 **db) {
+  if (header_says_wal(path) &&
+      (sidecar_size(path, "-wal") < 0 || sidecar_size(path, "-shm") < 0))
+    return open_immutable(path, vfs, db);
+  return sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs);
+}
+
 static bool looks_like_sqlite(const char *path) {
   static const char magic[16] = "SQLite format 3";
   char head[16];
@@ -765,10 +794,13 @@ static bool looks_like_sqlite(const char *path) {
 }
 
 /* Readers record which mcpr last opened the file too, but never wait for
- * the lock to do it: with a writer busy, the next open will. */
-static void touch_mcpr_version(sqlite3 *db, int lock_fd) {
+ * the lock to do it: with a writer busy, the next open will. The lock file
+ * is opened (created) only when there is something to write: a read that
+ * writes nothing leaves nothing beside the store. */
+static void touch_mcpr_version(sqlite3 *db, const char *path) {
   if (meta_version_current(db))
     return;
+  int lock_fd = mcpr__commit_lock_open(path);
   sqlite3_busy_timeout(db, 0);
   if (mcpr__commit_lock_within(lock_fd, 0)) { /* best effort, as the busy timeout */
     if (mcpr__db_exec(db, "BEGIN IMMEDIATE") == SQLITE_OK) {
@@ -779,7 +811,210 @@ static void touch_mcpr_version(sqlite3 *db, int lock_fd) {
     }
     mcpr__commit_unlock(lock_fd);
   }
+  mcpr__commit_lock_close(lock_fd);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+}
+
+/* ---------- identifying a file ---------- */
+
+/* Columns a layout's queries and migrations rely on. */
+typedef struct layout_need {
+  const char *table;
+  const char *columns[6];
+} layout_need;
+
+/* The original's 0.5.x tables (crates/mcpr-integrations/src/store/schema.rs). */
+static const layout_need V05_NEEDS[] = {
+    {"requests", {"id", "ts", "proxy", "session_id", "request_id", "method"}},
+    {"responses", {"ts", "session_id", "request_id", "status", "error_code", "error_msg"}},
+    {"sessions", {"id", "proxy", "state", "created_at", "last_active", "request_count"}},
+    {"schema_items", {"proxy", "kind", "item_key", "payload", "payload_hash", "captured_at"}},
+    {"schema_changes", {"proxy", "kind", "item_key", "old_hash", "new_hash", "detected_at"}},
+};
+
+/* What every store version 0..5 has had (latency_ms or latency_us aside). */
+static const layout_need STORE_NEEDS[] = {
+    {"requests", {"id", "request_id", "ts", "proxy", "method", "status"}},
+    {"sessions", {"session_id", "proxy", "started_at", "last_seen_at", "ended_at"}},
+};
+
+/* Whether table has column, as an SQLite code: a read that fails (an I/O
+ * error) is that failure, never "missing". */
+static int probe_column(sqlite3 *db, const char *table, const char *column, bool *found) {
+  sqlite3_stmt *st = NULL;
+  *found = false;
+  int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name=?2", -1,
+                              &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+      rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* The first table.column of needs[0..n) that db lacks into buf (empty
+ * when none is missing); the SQLite code of the reads. */
+static int missing_column(sqlite3 *db, const layout_need *needs, size_t n, char *buf,
+                          size_t len) {
+  buf[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    for (size_t c = 0; c < 6 && needs[i].columns[c]; c++) {
+      bool found;
+      int rc = probe_column(db, needs[i].table, needs[i].columns[c], &found);
+      if (rc != SQLITE_OK)
+        return rc;
+      if (!found) {
+        snprintf(buf, len, "%s.%s", needs[i].table, needs[i].columns[c]);
+        return SQLITE_OK;
+      }
+    }
+  }
+  return SQLITE_OK;
+}
+
+/* The 0.5.x layout is told apart from a version-1 store of 0.4 by its
+ * `responses` and `schema_items` tables, which no store version had. */
+static int looks_like_v05(sqlite3 *db, bool *v05) {
+  int rc;
+  *v05 = table_exists(db, "responses", &rc);
+  if (rc == SQLITE_OK && *v05)
+    *v05 = table_exists(db, "schema_items", &rc);
+  return rc;
+}
+
+mcpr_status mcpr__db_refuse_v05(const char *path, mcpr_error *err) {
+  return mcpr_error_set(err, MCPR_ENEWER,
+                        "%s is in the layout of the original mcpr 0.5 or later"
+                        " (meta.schema_version 1, requests + responses): this mcpr reads"
+                        " it but never writes to it; point writing commands at another"
+                        " store (--db PATH)",
+                        path);
+}
+
+/*
+ * Read db's version and layout (reads only). Returns the version; *st is
+ * MCPR_OK, or the refusal (err filled) of a file that is not a store this
+ * mcpr can use: not SQLite, corrupt, someone else's database, newer.
+ */
+static int identify_open(sqlite3 *db, const char *path, mcpr__db_layout *layout,
+                         mcpr_error *err, mcpr_status *st) {
+  mcpr_error ident = {0};
+  char missing[128];
+  *st = MCPR_OK;
+  *layout = MCPR__LAYOUT_STORE;
+  int version = mcpr__db_schema_version(db, &ident);
+  if (version == -3) {
+    int rc = failure_rc(db, SQLITE_OK);
+    if ((rc & 0xFF) == SQLITE_NOTADB)
+      *st = mcpr_error_set(err, MCPR_ENOTSTORE,
+                           "%s is not an mcpr store (not an SQLite database)", path);
+    else if ((rc & 0xFF) == SQLITE_CORRUPT)
+      *st = mcpr_error_set(err, MCPR_ECORRUPT,
+                           "%s is corrupt (%s); move it aside to start a new store", path,
+                           sqlite3_errmsg(db));
+    else
+      *st = mcpr_error_set(err, ident.status != MCPR_OK ? ident.status : mcpr__db_status(rc),
+                           "%s: %s", path, ident.message);
+    return version;
+  }
+  if (version == -2) {
+    *st = mcpr_error_set(err, MCPR_ENOTSTORE, "%s is not an mcpr store: %s", path,
+                         ident.message);
+    return version;
+  }
+  if (version > MCPR_STORE_SCHEMA_VERSION) {
+    *st = mcpr_error_set(err, MCPR_ENEWER,
+                         "%s has schema version %d, newer than this mcpr (%s) knows (%d);"
+                         " upgrade mcpr to read it",
+                         path, version, mcpr_version(), MCPR_STORE_SCHEMA_VERSION);
+    return version;
+  }
+  if (version == -1) {
+    *layout = MCPR__LAYOUT_EMPTY;
+    return version;
+  }
+  bool v05 = false, us = false, ms = false;
+  int rc = version == 1 ? looks_like_v05(db, &v05) : SQLITE_OK;
+  if (rc == SQLITE_OK && v05) {
+    rc = missing_column(db, V05_NEEDS, sizeof V05_NEEDS / sizeof V05_NEEDS[0], missing,
+                        sizeof missing);
+    if (rc == SQLITE_OK && missing[0])
+      *st = mcpr_error_set(err, MCPR_ENOTSTORE,
+                           "%s is not an mcpr store: it looks like the original's 0.5"
+                           " layout but has no column %s",
+                           path, missing);
+    else if (rc == SQLITE_OK)
+      *layout = MCPR__LAYOUT_ORIGINAL_V05;
+  } else if (rc == SQLITE_OK) {
+    rc = missing_column(db, STORE_NEEDS, sizeof STORE_NEEDS / sizeof STORE_NEEDS[0], missing,
+                        sizeof missing);
+    if (rc == SQLITE_OK && !missing[0])
+      rc = probe_column(db, "requests", "latency_us", &us);
+    if (rc == SQLITE_OK && !missing[0] && !us)
+      rc = probe_column(db, "requests", "latency_ms", &ms);
+    if (rc == SQLITE_OK && !missing[0] && !us && !ms)
+      snprintf(missing, sizeof missing, "requests.latency_us");
+    if (rc == SQLITE_OK && missing[0])
+      *st = mcpr_error_set(err, MCPR_ENOTSTORE,
+                           "%s is not an mcpr store: schema version %d but no column %s",
+                           path, version, missing);
+  }
+  if (rc != SQLITE_OK) {
+    mcpr__db_error(db, failure_rc(db, rc), &ident, "reading the store's tables");
+    *st = mcpr_error_set(err, ident.status, "%s: %s", path, ident.message);
+  }
+  return version;
+}
+
+mcpr_status mcpr__db_identify(const char *path, const char *vfs, mcpr__db_layout *layout,
+                              int *version, mcpr_error *err) {
+  *layout = MCPR__LAYOUT_EMPTY;
+  *version = -1;
+  struct stat sb;
+  if (stat(path, &sb) != 0)
+    return mcpr_error_set(err, MCPR_ENOTFOUND,
+                          "no store at %s (point elsewhere with --db PATH or MCPR_DB)", path);
+  if (S_ISDIR(sb.st_mode))
+    return mcpr_error_set(err, MCPR_ENOTSTORE, "%s is a directory, not a store file", path);
+  if (sb.st_size == 0)
+    return MCPR_OK;
+  if (!looks_like_sqlite(path))
+    return mcpr_error_set(err, MCPR_ENOTSTORE,
+                          "%s is not an mcpr store (not an SQLite database)", path);
+  sqlite3 *db = NULL;
+  int rc = mcpr__db_open_untouched(path, vfs, &db);
+  mcpr_status st = MCPR_OK;
+  if (rc != SQLITE_OK) {
+    st = mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s", path,
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  } else {
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    *version = identify_open(db, path, layout, err, &st);
+    if (st != MCPR_OK && sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK) {
+      /* A hot journal: a writer died mid-transaction. Rolling it back is
+       * what any connection that can write does on its first read (the
+       * file goes back to its last commit); only then can it be told. */
+      sqlite3_close_v2(db);
+      db = NULL;
+      rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+      st = rc == SQLITE_OK ? MCPR_OK
+                           : mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s",
+                                            path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+      if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(db, 1);
+        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        *version = identify_open(db, path, layout, err, &st);
+      }
+    }
+  }
+  sqlite3_close_v2(db);
+  return st;
 }
 
 mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
@@ -804,11 +1039,18 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
       return st;
   }
 
-  if (exists && sb.st_size > 0 && !looks_like_sqlite(path)) {
-    /* SQLite takes a file shorter than its header for an empty database
-     * and would write a store over it: refuse it here instead. */
-    return mcpr_error_set(err, MCPR_ENOTSTORE,
-                          "%s is not an mcpr store (not an SQLite database)", path);
+  if (exists && sb.st_size > 0) {
+    /* Before anything that may write (a read-write connection to a WAL
+     * file creates its -wal and -shm; the pragmas, the migrations): what
+     * is this file? SQLite would also take a file shorter than its header
+     * for an empty database and write a store over it. */
+    mcpr__db_layout layout;
+    int found;
+    st = mcpr__db_identify(path, vfs, &layout, &found, err);
+    if (st != MCPR_OK)
+      return st;
+    if (layout == MCPR__LAYOUT_ORIGINAL_V05)
+      return mcpr__db_refuse_v05(path, err);
   }
 
   int rc;
@@ -835,33 +1077,14 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 
-  /* Identify the file: reads only. */
-  mcpr_error ident = {0};
-  int version = mcpr__db_schema_version(db, &ident);
-  if (version == -3) {
-    rc = failure_rc(db, SQLITE_OK);
-    if ((rc & 0xFF) == SQLITE_NOTADB)
-      st = mcpr_error_set(err, MCPR_ENOTSTORE,
-                          "%s is not an mcpr store (not an SQLite database)", path);
-    else if ((rc & 0xFF) == SQLITE_CORRUPT)
-      st = mcpr_error_set(err, MCPR_ECORRUPT,
-                          "%s is corrupt (%s); move it aside to start a new store", path,
-                          sqlite3_errmsg(db));
-    else
-      st = mcpr_error_set(err, ident.status != MCPR_OK ? ident.status : mcpr__db_status(rc),
-                          "%s: %s", path, ident.message);
+  /* Identify the file again, now on this connection (it may have been
+   * replaced since): reads only. */
+  mcpr__db_layout layout;
+  int version = identify_open(db, path, &layout, err, &st);
+  if (st != MCPR_OK)
     goto fail;
-  }
-  if (version == -2) {
-    st = mcpr_error_set(err, MCPR_ENOTSTORE, "%s is not an mcpr store: %s", path,
-                        ident.message);
-    goto fail;
-  }
-  if (version > MCPR_STORE_SCHEMA_VERSION) {
-    st = mcpr_error_set(err, MCPR_ENEWER,
-                        "%s has schema version %d, newer than this mcpr (%s) knows (%d);"
-                        " upgrade mcpr to read it",
-                        path, version, mcpr_version(), MCPR_STORE_SCHEMA_VERSION);
+  if (layout == MCPR__LAYOUT_ORIGINAL_V05) {
+    st = mcpr__db_refuse_v05(path, err);
     goto fail;
   }
   if (read_only && version != MCPR_STORE_SCHEMA_VERSION) {
@@ -886,9 +1109,7 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
     if (st != MCPR_OK)
       goto fail;
   } else if (!read_only) {
-    int lock_fd = mcpr__commit_lock_open(path);
-    touch_mcpr_version(db, lock_fd);
-    mcpr__commit_lock_close(lock_fd);
+    touch_mcpr_version(db, path);
   }
   *out = db;
   return MCPR_OK;

@@ -31,6 +31,41 @@ typedef enum mcpr__db_mode {
 mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
                           sqlite3 **out, mcpr_error *err);
 
+/* What an existing file holds, as mcpr__db_identify() finds it. */
+typedef enum mcpr__db_layout {
+  /* An empty file or an SQLite database without tables: a store to be. */
+  MCPR__LAYOUT_EMPTY = 0,
+  /* A store of schema version 0..MCPR_STORE_SCHEMA_VERSION (ours, or the
+   * original's up to 0.4.x): opened, migrated and written as usual. */
+  MCPR__LAYOUT_STORE = 1,
+  /* The original's 0.5.x layout (meta.schema_version '1' with `requests`
+   * + `responses`, `schema_items`): read by query_v05.c, never written. */
+  MCPR__LAYOUT_ORIGINAL_V05 = 2,
+} mcpr__db_layout;
+
+/*
+ * Identify the existing file at path without writing a byte to it or
+ * creating anything beside it (no -wal, -shm, -journal or -mcprlock):
+ * *layout and, for MCPR__LAYOUT_STORE, *version. A file that is not
+ * SQLite, an SQLite database of something else, a store from a newer mcpr
+ * or a corrupt one is an error (MCPR_ENOTSTORE, MCPR_ENEWER,
+ * MCPR_ECORRUPT...) with a message naming path. vfs may be NULL.
+ */
+mcpr_status mcpr__db_identify(const char *path, const char *vfs, mcpr__db_layout *layout,
+                              int *version, mcpr_error *err);
+
+/*
+ * Open path read-only so that nothing is created beside it: a
+ * rollback-journal file plainly (SQLITE_OPEN_READONLY), a WAL-mode one
+ * plainly when its -wal and -shm are there (a writer may be running), else
+ * immutable (a WAL read-only connection would create and leave both).
+ * Returns the SQLite code; *db is to be closed either way.
+ */
+int mcpr__db_open_untouched(const char *path, const char *vfs, sqlite3 **db);
+
+/* The message for a writer pointed at the original's 0.5.x layout. */
+mcpr_status mcpr__db_refuse_v05(const char *path, mcpr_error *err);
+
 /* sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); see mcpr_process_init(). */
 mcpr_status mcpr__db_process_init(void);
 

@@ -4,11 +4,12 @@
  * PostgreSQL backend can sit beside it. It calls nothing of the public
  * query API: the engine (query/query.c) calls it.
  *
- * Statements are assembled from fixed fragments, one per filter that is
- * set, and every value is a bound parameter: no user text ever reaches the
- * SQL. Each builder (build_*) is used both to run the query and, by
- * mcpr__query_sqlite_plans(), to show its plan — so docs/query-plans.md and
- * the plan test see exactly the SQL that runs.
+ * Statements are assembled with the builder of sqlb.h (shared with
+ * query_v05.c, the read side of the original's 0.5 layout) from fixed
+ * fragments, and every value is a bound parameter. Each builder (build_*)
+ * is used both to run the query and, by mcpr__query_sqlite_plans(), to show
+ * its plan — so docs/query-plans.md and the plan test see exactly the SQL
+ * that runs.
  *
  * Index use (see docs/query-plans.md): time windows go through
  * idx_requests_ts or idx_requests_proxy_ts / idx_requests_tool_ts when a
@@ -28,13 +29,12 @@
 
 #include "backend/sqlite/db.h"
 #include "backend/sqlite/query.h"
+#include "backend/sqlite/sqlb.h"
 #include "backend/sqlite/sqlite.h"
 #include "core/clock.h"
 #include "mcpr/util.h"
 #include "query/backend.h"
 
-#define SQL_MAX 2048
-#define PARAMS_MAX 16
 #define VACUUM_CHUNK_ROWS 5000
 #define VACUUM_LOCK_WAIT_MS 60000
 /* Between two batches: flock() is not fair, and a lock released and
@@ -45,104 +45,6 @@ typedef struct sqlite_impl {
   sqlite3 *db;
   char *path;
 } sqlite_impl;
-
-/* ---------- statement builder ---------- */
-
-typedef struct param {
-  int is_text;
-  int64_t i;
-  const char *s;
-} param;
-
-typedef struct sqlb {
-  char sql[SQL_MAX];
-  size_t len;
-  int overflow;
-  param params[PARAMS_MAX];
-  int nparams;
-  char prefix_hi[1100]; /* upper bound of a session prefix range */
-} sqlb;
-
-static void sb_init(sqlb *b) {
-  b->len = 0;
-  b->sql[0] = '\0';
-  b->overflow = 0;
-  b->nparams = 0;
-}
-
-static void sb_add(sqlb *b, const char *frag) {
-  size_t n = strlen(frag);
-  if (b->len + n + 1 > sizeof b->sql) {
-    b->overflow = 1;
-    return;
-  }
-  memcpy(b->sql + b->len, frag, n + 1);
-  b->len += n;
-}
-
-/* frag contains exactly one '?' for value. */
-static void sb_text(sqlb *b, const char *frag, const char *value) {
-  sb_add(b, frag);
-  if (b->nparams == PARAMS_MAX) {
-    b->overflow = 1;
-    return;
-  }
-  b->params[b->nparams++] = (param){1, 0, value};
-}
-
-static void sb_int(sqlb *b, const char *frag, int64_t value) {
-  sb_add(b, frag);
-  if (b->nparams == PARAMS_MAX) {
-    b->overflow = 1;
-    return;
-  }
-  b->params[b->nparams++] = (param){0, value, NULL};
-}
-
-static mcpr_status sb_prepare(sqlite3 *db, sqlb *b, sqlite3_stmt **st, mcpr_error *err) {
-  *st = NULL;
-  if (b->overflow)
-    return mcpr_error_set(err, MCPR_EINVAL, "internal: query too long");
-  int rc = sqlite3_prepare_v2(db, b->sql, (int)b->len + 1, st, NULL);
-  if (rc != SQLITE_OK)
-    return mcpr__db_error(db, rc, err, "preparing a query");
-  for (int i = 0; i < b->nparams; i++) {
-    if (b->params[i].is_text)
-      rc = sqlite3_bind_text(*st, i + 1, b->params[i].s, -1, SQLITE_TRANSIENT);
-    else
-      rc = sqlite3_bind_int64(*st, i + 1, b->params[i].i);
-    if (rc != SQLITE_OK) {
-      mcpr_status s = mcpr__db_error(db, rc, err, "binding a query parameter");
-      sqlite3_finalize(*st);
-      *st = NULL;
-      return s;
-    }
-  }
-  return MCPR_OK;
-}
-
-/*
- * session_id LIKE 'prefix%' without LIKE's wildcards and case folding, and
- * with an index: session_id >= prefix AND session_id < hi, where hi is the
- * prefix with its last byte incremented (dropping trailing 0xFF bytes;
- * none left → no upper bound). SQLite compares TEXT bytewise (BINARY).
- */
-static void sb_prefix(sqlb *b, const char *column_ge, const char *column_lt,
-                      const char *prefix) {
-  size_t n = strlen(prefix);
-  if (n >= sizeof b->prefix_hi) {
-    b->overflow = 1;
-    return;
-  }
-  memcpy(b->prefix_hi, prefix, n + 1);
-  while (n > 0 && (unsigned char)b->prefix_hi[n - 1] == 0xFF)
-    b->prefix_hi[--n] = '\0';
-  sb_text(b, column_ge, prefix);
-  if (n > 0) {
-    b->prefix_hi[n - 1] = (char)((unsigned char)b->prefix_hi[n - 1] + 1);
-    sb_text(b, column_lt, b->prefix_hi);
-  }
-}
 
 /*
  * A session's requests lie between its started_at and its last activity
@@ -171,101 +73,6 @@ static void sb_session_window(sqlb *b, const char *where_ge, const char *where_l
       sb_text(b, where_ge, id);
     sb_add(b, bound == 0 ? "), -9223372036854775808)" : "), 9223372036854775807)");
   }
-}
-
-/* ---------- column readers ---------- */
-
-static const char *col_text(sqlite3_stmt *st, int i, mcpr__query_pool *pool, int *oom) {
-  const unsigned char *t = sqlite3_column_text(st, i);
-  if (!t)
-    return NULL;
-  return mcpr__pool_strndup(pool, (const char *)t, (size_t)sqlite3_column_bytes(st, i), oom);
-}
-
-static int64_t col_int(sqlite3_stmt *st, int i) {
-  return sqlite3_column_type(st, i) == SQLITE_NULL ? MCPR_QUERY_NULL
-                                                   : sqlite3_column_int64(st, i);
-}
-
-static mcpr_status step_error(sqlite3 *db, int rc, mcpr_error *err) {
-  return mcpr__db_error(db, rc, err, "reading the store");
-}
-
-static mcpr_status oom_error(mcpr_error *err) {
-  return mcpr_error_set(err, MCPR_ENOMEM, "out of memory reading the store");
-}
-
-/* ---------- running a statement ---------- */
-
-/* Called on each result row; nonzero stops the statement as out of memory. */
-typedef int (*row_fn)(void *ctx, sqlite3_stmt *st);
-
-/* Prepare b and call fn on every row it yields. */
-static mcpr_status each_row(sqlite3 *db, sqlb *b, row_fn fn, void *ctx, mcpr_error *err) {
-  sqlite3_stmt *st;
-  mcpr_status s = sb_prepare(db, b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (fn(ctx, st) != 0) {
-      sqlite3_finalize(st);
-      return oom_error(err);
-    }
-  }
-  if (rc != SQLITE_DONE)
-    s = step_error(db, rc, err);
-  sqlite3_finalize(st);
-  return s;
-}
-
-/* Fill one result row (zeroed) from the statement's columns; strings go
- * to pool and set *oom when it is out of memory. */
-typedef void (*row_reader)(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom);
-
-typedef struct rows_sink {
-  void **rows;
-  size_t *count, *cap, row_size;
-  mcpr__query_pool *pool;
-  row_reader read;
-} rows_sink;
-
-static int append_row(void *ctx, sqlite3_stmt *st) {
-  rows_sink *k = ctx;
-  void *r = mcpr__array_push(k->rows, k->count, k->cap, k->row_size);
-  if (!r)
-    return 1;
-  int oom = 0;
-  k->read(st, r, k->pool, &oom);
-  return oom;
-}
-
-/* Run b and append each row, read by read, to the array *rows (*count
- * elements of row_size, capacity *cap). */
-static mcpr_status read_rows(sqlite3 *db, sqlb *b, void **rows, size_t *count, size_t *cap,
-                             size_t row_size, mcpr__query_pool *pool, row_reader read,
-                             mcpr_error *err) {
-  rows_sink k = {rows, count, cap, row_size, pool, read};
-  return each_row(db, b, append_row, &k, err);
-}
-
-/* A fixed statement of one row: its first one or two integer columns
- * (NULL as MCPR_QUERY_NULL). */
-static mcpr_status fixed_row(sqlite3 *db, const char *sql, int64_t *a, int64_t *b2,
-                             mcpr_error *err) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *a = col_int(st, 0);
-    if (b2)
-      *b2 = col_int(st, 1);
-    rc = SQLITE_OK;
-  }
-  mcpr_status s = rc == SQLITE_OK ? MCPR_OK : step_error(db, rc, err);
-  sqlite3_finalize(st);
-  return s;
 }
 
 /* ---------- open / close ---------- */
@@ -300,6 +107,12 @@ mcpr_status mcpr__query_sqlite_open(const char *path, void **out, mcpr_error *er
   sqlite3_db_config(impl->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
   *out = impl;
   return MCPR_OK;
+}
+
+/* The hooks of backend/sqlite/query.h below need a store of ours. */
+static mcpr_status not_ours(const mcpr_query *q, mcpr_error *err) {
+  return mcpr_error_set(err, MCPR_EINVAL, "%s is not read by this backend (%s)", q->path,
+                        q->backend->name);
 }
 
 static void sqlite_close(void *p) {
@@ -561,6 +374,8 @@ static mcpr_status stats_original(sqlite3 *db, const mcpr_stats_filter *f, mcpr_
 mcpr_status mcpr__query_sqlite_stats(mcpr_query *q, const mcpr_stats_filter *f,
                                      mcpr__stats_strategy strategy, mcpr_stats *out,
                                      mcpr_error *err) {
+  if (q->backend != &mcpr__query_sqlite_backend)
+    return not_ours(q, err);
   sqlite_impl *impl = q->impl;
   if (strategy == MCPR__STATS_ORIGINAL)
     return stats_original(impl->db, f, out, err);
@@ -596,20 +411,6 @@ static void build_total_count(sqlb *b, const char *proxy, int64_t since_ms) {
     sb_text(b, " AND proxy = ?", proxy);
   if (since_ms != MCPR_QUERY_NO_CUTOFF)
     sb_int(b, " AND started_at >= ?", since_ms);
-}
-
-static mcpr_status count_one(sqlite3 *db, sqlb *b, int64_t *out, mcpr_error *err) {
-  sqlite3_stmt *st;
-  mcpr_status s = sb_prepare(db, b, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    *out = sqlite3_column_int64(st, 0);
-  else
-    s = step_error(db, rc, err);
-  sqlite3_finalize(st);
-  return s;
 }
 
 static mcpr_status sqlite_session_counts(void *p, const char *proxy, int64_t since_ms,
@@ -818,37 +619,6 @@ static void build_tool_usage(sqlb *b, const char *names_json, const char *proxy,
   if (proxy)
     sb_text(b, " AND proxy = ?", proxy);
   sb_add(b, " GROUP BY tool");
-}
-
-/* JSON array of the names (each JSON-escaped) as a new string. */
-static char *names_to_json(const char *const *names, size_t n) {
-  size_t cap = 2;
-  for (size_t i = 0; i < n; i++)
-    cap += strlen(names[i]) * 6 + 3;
-  char *buf = malloc(cap + 1);
-  if (!buf)
-    return NULL;
-  size_t len = 0;
-  buf[len++] = '[';
-  for (size_t i = 0; i < n; i++) {
-    if (i)
-      buf[len++] = ',';
-    buf[len++] = '"';
-    for (const unsigned char *c = (const unsigned char *)names[i]; *c; c++) {
-      if (*c == '"' || *c == '\\') {
-        buf[len++] = '\\';
-        buf[len++] = (char)*c;
-      } else if (*c < 0x20) {
-        len += (size_t)snprintf(buf + len, cap + 1 - len, "\\u%04x", *c);
-      } else {
-        buf[len++] = (char)*c;
-      }
-    }
-    buf[len++] = '"';
-  }
-  buf[len++] = ']';
-  buf[len] = '\0';
-  return buf;
 }
 
 typedef struct usage_sink {
@@ -1269,6 +1039,8 @@ static mcpr_status sqlite_vacuum(void *p, const mcpr_vacuum_options *o,
 mcpr_status mcpr__query_sqlite_vacuum(mcpr_query *q, const mcpr_vacuum_options *o,
                                       mcpr_vacuum_result *out, mcpr__vacuum_timing *timing,
                                       mcpr_error *err) {
+  if (q->backend != &mcpr__query_sqlite_backend)
+    return not_ours(q, err);
   memset(out, 0, sizeof *out);
   return vacuum_run(q->impl, o, out, timing, err);
 }
@@ -1283,6 +1055,8 @@ mcpr_status mcpr__query_sqlite_vacuum_count_original(mcpr_query *q,
                                                      const mcpr_vacuum_options *o,
                                                      int64_t budget_ms, int64_t *sessions,
                                                      bool *over_budget, mcpr_error *err) {
+  if (q->backend != &mcpr__query_sqlite_backend)
+    return not_ours(q, err);
   sqlite_impl *impl = q->impl;
   sqlb b;
   sb_init(&b);
@@ -1304,47 +1078,10 @@ mcpr_status mcpr__query_sqlite_vacuum_count_original(mcpr_query *q,
 
 /* ---------- plans ---------- */
 
-static mcpr_status explain(sqlite3 *db, sqlb *b, const char *name, mcpr__plan_fn fn, void *ctx,
-                           int *stop, mcpr_error *err) {
-  sqlb e = *b;
-  int w0 = snprintf(e.sql, sizeof e.sql, "EXPLAIN QUERY PLAN %s", b->sql);
-  if (w0 < 0 || (size_t)w0 >= sizeof e.sql)
-    return mcpr_error_set(err, MCPR_EINVAL, "internal: query too long to explain");
-  e.len = (size_t)w0;
-  sqlite3_stmt *st;
-  mcpr_status s = sb_prepare(db, &e, &st, err);
-  if (s != MCPR_OK)
-    return s;
-  char plan[4096];
-  size_t len = 0;
-  plan[0] = '\0';
-  /* Indent each row by its depth: parent ids lead back to 0. */
-  int ids[64], depth[64], n = 0, rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int id = sqlite3_column_int(st, 0), parent = sqlite3_column_int(st, 1), d = 0;
-    for (int i = 0; i < n; i++)
-      if (ids[i] == parent)
-        d = depth[i] + 1;
-    if (n < 64) {
-      ids[n] = id;
-      depth[n++] = d;
-    }
-    const char *detail = (const char *)sqlite3_column_text(st, 3);
-    int w = snprintf(plan + len, sizeof plan - len, "%*s%s\n", d * 2, "",
-                     detail ? detail : "");
-    if (w > 0 && (size_t)w < sizeof plan - len)
-      len += (size_t)w;
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE)
-    return step_error(db, rc, err);
-  if (fn(ctx, name, b->sql, plan) != 0)
-    *stop = 1;
-  return MCPR_OK;
-}
-
 mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
                                      mcpr_error *err) {
+  if (q->backend != &mcpr__query_sqlite_backend)
+    return not_ours(q, err);
   sqlite_impl *impl = q->impl;
   sqlite3 *db = impl->db;
   int64_t now = mcpr_now_ms(), hour = now - 3600000, week = now - 7 * 86400000LL;

@@ -33,6 +33,11 @@ typedef int (*mcpr__plan_fn)(void *ctx, const char *name, const char *sql, const
 mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
                                      mcpr_error *err);
 
+/* The same for a store in the original's 0.5.x layout (query_v05.c);
+ * MCPR_EINVAL for any other store. */
+mcpr_status mcpr__query_v05_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
+                                  mcpr_error *err);
+
 /* Where a real vacuum's time goes, for the benchmark (milliseconds). */
 typedef struct mcpr__vacuum_timing {
   double count_ms;           /* dry run: both counts */

@@ -1,6 +1,7 @@
 /* sqlite.c — which store targets are SQLite's, and its read side's entry. */
 #include <string.h>
 
+#include "backend/sqlite/db.h"
 #include "backend/sqlite/sqlite.h"
 
 const char *mcpr__sqlite_match(const char *target) {
@@ -15,6 +16,15 @@ const char *mcpr__sqlite_match(const char *target) {
 
 mcpr_status mcpr__sqlite_query_open(const char *path, const mcpr__query_backend **be,
                                     void **impl, mcpr_error *err) {
+  mcpr__db_layout layout;
+  int version;
+  mcpr_status st = mcpr__db_identify(path, NULL, &layout, &version, err);
+  if (st != MCPR_OK)
+    return st;
+  if (layout == MCPR__LAYOUT_ORIGINAL_V05) {
+    *be = &mcpr__query_v05_backend;
+    return mcpr__query_v05_open(path, impl, err);
+  }
   *be = &mcpr__query_sqlite_backend;
   return mcpr__query_sqlite_open(path, impl, err);
 }
