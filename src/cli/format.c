@@ -324,14 +324,14 @@ json_t *fmt_json_unused_row(const mcpr_unused_tool_row *r) {
 }
 
 json_t *fmt_json_schema_row(const mcpr_schema_row *r) {
+  /* The original's keys and order; the payload is the stored JSON text, a
+   * string (`jq -r .payload | jq ...`), as the original prints it. */
   json_t *o = json_object();
-  put(o, "proxy", fmt_json_str(r->proxy));
   put(o, "upstream_url", fmt_json_str(r->upstream_url));
   put(o, "method", fmt_json_str(r->method));
-  put(o, "schema_hash", fmt_json_str(r->schema_hash));
+  put(o, "payload", fmt_json_str(r->payload));
   put(o, "captured_at", fmt_json_int(r->captured_at_ms));
-  /* The payload as a JSON value; its text when it does not parse. */
-  json_t *payload = r->payload ? json_loads(r->payload, JSON_DECODE_ANY, NULL) : NULL;
-  put(o, "payload", payload ? payload : fmt_json_str(r->payload));
+  put(o, "schema_hash", fmt_json_str(r->schema_hash));
+  put(o, "proxy", fmt_json_str(r->proxy));
   return o;
 }

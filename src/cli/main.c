@@ -55,7 +55,7 @@ static void print_help(FILE *out, const char *group) {
   fputs("\nglobal options:\n"
         "  --db PATH              store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
         "  -h, --help             this help; 'mcpr <command> --help' for one command\n"
-        "  --version              print the version\n",
+        "  -V, --version          print the version (mcpr X.Y.Z)\n",
         out);
 }
 
@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
   } else if (cli_is_help(rest[0])) {
     print_help(stdout, NULL);
     code = CLI_EXIT_OK;
-  } else if (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "version") == 0) {
+  } else if (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "-V") == 0) {
     printf("mcpr %s\n", mcpr_version());
     code = CLI_EXIT_OK;
   } else if (rest[0][0] == '-') {
