@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "../lib/core/json_text.h"
 
 bool fmt_use_color(void) {
   const char *no = getenv("NO_COLOR");
@@ -214,7 +215,7 @@ void fmt_table_print(const fmt_table *t, FILE *out, bool color, bool header) {
 void fmt_json_line(FILE *out, json_t *obj) {
   if (!obj)
     return;
-  char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+  char *text = mcpr__json_dumps(obj);
   if (text) {
     fputs(text, out);
     fputc('\n', out);
@@ -229,7 +230,8 @@ json_t *fmt_json_int(int64_t v) {
   return v == MCPR_QUERY_NULL ? json_null() : json_integer((json_int_t)v);
 }
 
-/* Two decimals: 33.33, not 33.333333333333336. */
+/* Two decimals: 33.33, not 33.333333333333336 (and printed as 33.33 by
+ * fmt_json_line, whose reals are shortest round-trip). */
 json_t *fmt_json_pct(double pct) { return json_real(round(pct * 100.0) / 100.0); }
 
 /* json_object_set_new that tolerates a NULL value from a failed alloc. */

@@ -55,7 +55,10 @@ void fmt_table_free(fmt_table *t);
 
 /* ---------- JSON ---------- */
 
-/* Print obj compactly on one line of out and release it (stolen). */
+/* Print obj compactly on one line of out and release it (stolen). Every
+ * JSON line the CLI prints goes through here: reals are written in the
+ * fewest digits that read back as the same number (16.67, not
+ * 16.670000000000002). */
 void fmt_json_line(FILE *out, json_t *obj);
 /* new references; NULL / MCPR_QUERY_NULL become null. */
 json_t *fmt_json_str(const char *s);

@@ -2,6 +2,7 @@
  * main.c — `mcpr`: global flags, dispatch to the command table, help.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ bool cli_is_help(const char *arg) {
 static void print_help(FILE *out, const char *group) {
   fprintf(out,
           "mcpr %s — observability for MCP servers\n\n"
-          "usage: mcpr [--db PATH] <command> [args]\n\n"
+          "usage: mcpr [--db PATH] [-c FILE] <command> [args]\n\n"
           "commands:\n",
           mcpr_version());
   for (const mcpr_cli_command *const *c = mcpr_cli_commands; *c; c++) {
@@ -52,8 +53,10 @@ static void print_help(FILE *out, const char *group) {
              (*c)->group ? " " : "", (*c)->name);
     fprintf(out, "  %-22s %s\n", name, (*c)->summary);
   }
-  fputs("\nglobal options:\n"
-        "  --db PATH              store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
+  fputs("\nglobal options (before or after the command):\n"
+        "  -c, --config FILE      config file (default: ./mcpr.toml when present)\n"
+        "  --db PATH              store file (default: the config's [store] path, else\n"
+        "                         $MCPR_DB, else ~/.mcpr/store.db)\n"
         "  -h, --help             this help; 'mcpr <command> --help' for one command\n"
         "  -V, --version          print the version (mcpr X.Y.Z)\n",
         out);
@@ -75,28 +78,67 @@ static const mcpr_cli_command *find(const char *group, const char *name) {
   return NULL;
 }
 
+/*
+ * Pull the global flags out of argv wherever they stand (before or after
+ * the command, as the original's clap `global = true`): --db PATH and
+ * -c/--config FILE, in the forms FLAG VALUE and --flag=VALUE. The rest is
+ * kept in order in rest[] (*n words). Returns -1, or the exit code after a
+ * usage error.
+ */
+static int take_globals(int argc, char **argv, mcpr_cli_ctx *ctx, char **rest, int *n) {
+  static const struct {
+    const char *flag;
+    size_t off;
+    const char *what;
+  } globals[] = {
+      {"--db", offsetof(mcpr_cli_ctx, db_path), "a path"},
+      {"--config", offsetof(mcpr_cli_ctx, config_path), "a file"},
+      {"-c", offsetof(mcpr_cli_ctx, config_path), "a file"},
+  };
+  *n = 0;
+  for (int i = 1; i < argc; i++) {
+    bool taken = false;
+    for (size_t g = 0; g < sizeof globals / sizeof globals[0] && !taken; g++) {
+      const char *flag = globals[g].flag;
+      size_t len = strlen(flag);
+      const char *value;
+      if (strcmp(argv[i], flag) == 0) {
+        if (i + 1 >= argc)
+          return cli_usage_error(NULL, "%s needs %s", flag, globals[g].what);
+        value = argv[++i];
+      } else if (flag[1] == '-' && strncmp(argv[i], flag, len) == 0 && argv[i][len] == '=') {
+        value = argv[i] + len + 1;
+      } else {
+        continue;
+      }
+      const char **dst = (const char **)((char *)ctx + globals[g].off);
+      if (globals[g].off == offsetof(mcpr_cli_ctx, config_path)) {
+        if (!*value)
+          return cli_usage_error(NULL, "%s needs a file", flag);
+        if (*dst)
+          return cli_usage_error(NULL, "-c/--config given twice ('%s' and '%s')", *dst, value);
+      }
+      *dst = value;
+      taken = true;
+    }
+    if (!taken)
+      rest[(*n)++] = argv[i];
+  }
+  return -1;
+}
+
 int main(int argc, char **argv) {
   mcpr_process_init();
-  mcpr_cli_ctx ctx = {.db_path = NULL, .prog = "mcpr"};
-  /* Pull the global --db out wherever it stands; keep the rest in order. */
+  mcpr_cli_ctx ctx = {.db_path = NULL, .config_path = NULL, .prog = "mcpr"};
   char **rest = calloc((size_t)argc + 1, sizeof *rest);
   if (!rest)
     return cli_fail("out of memory");
   int n = 0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--db") == 0) {
-      if (i + 1 >= argc) {
-        free(rest);
-        return cli_usage_error(NULL, "--db needs a path");
-      }
-      ctx.db_path = argv[++i];
-    } else if (strncmp(argv[i], "--db=", 5) == 0) {
-      ctx.db_path = argv[i] + 5;
-    } else {
-      rest[n++] = argv[i];
-    }
+  int code = take_globals(argc, argv, &ctx, rest, &n);
+  if (code >= 0) {
+    free(rest);
+    return code;
   }
-  int code;
   if (n == 0) {
     print_help(stderr, NULL);
     code = CLI_EXIT_USAGE;
