@@ -10,22 +10,17 @@
 #include "cli.h"
 #include "cli_config.h"
 #include "config_warn.h"
+#include "format.h"
 #include "mcpr/mcpr.h"
 
 extern const mcpr_cli_command cmd_config_check;
 
 /* Print user-controlled text without control characters (no terminal tricks). */
 
-/* Print user-controlled text without control characters (no terminal tricks). */
-static void put_clean(FILE *out, const char *s) {
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-    fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
-}
-
 static void line_str(const char *key, const char *value, const char *absent) {
   printf("%-24s ", key);
   if (value)
-    put_clean(stdout, value);
+    fmt_put_clean(stdout, value);
   else
     fputs(absent, stdout);
   fputc('\n', stdout);
@@ -45,7 +40,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
 
   printf("%-24s ", "config");
-  put_clean(stdout, cfg->file_path);
+  fmt_put_clean(stdout, cfg->file_path);
   fputs(cfg->file_exists ? "\n" : " (not found: defaults)\n", stdout);
   line_str("name", cfg->name, "(not set)");
   line_str("mcp", cfg->mcp, "(not set)");

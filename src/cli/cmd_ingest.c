@@ -36,6 +36,7 @@
 #include "cli.h"
 #include "cli_config.h"
 #include "config_warn.h"
+#include "format.h"
 #include "mcpr/config.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/event.h"
@@ -138,7 +139,10 @@ static void handle_line(ingest_run *r, const char *line, size_t n, bool too_long
   mcpr_event ev;
   mcpr_error err = {0};
   if (mcpr_event_decode(line, n, &ev, &err) != MCPR_OK) {
-    fprintf(stderr, "line %" PRIu64 ": %s\n", r->c.lineno, err.message);
+    /* The reason may quote the line (an unknown "type"): escaped. */
+    fprintf(stderr, "line %" PRIu64 ": ", r->c.lineno);
+    fmt_put_clean(stderr, err.message);
+    fputc('\n', stderr);
     r->c.rejected++;
     return;
   }

@@ -196,7 +196,7 @@ void cli_print_logs(const mcpr_log_rows *rows, bool json, bool reverse, bool hea
   }
   for (size_t k = 0; k < rows->count; k++) {
     const mcpr_log_row *r = &rows->rows[reverse ? rows->count - 1 - k : k];
-    char when[32], lat[32], sess[16], err[600];
+    char when[32], lat[32], sess[16], err[2600]; /* error_msg: 512 characters, 4 bytes each */
     fmt_time(r->ts_ms, now_ms, when, sizeof when);
     fmt_latency(r->latency_us, lat, sizeof lat);
     snprintf(sess, sizeof sess, "%.8s", r->session_id ? r->session_id : "-");

@@ -8,6 +8,7 @@
 #include "cli_config.h"
 #include "cmd_proxy_common.h"
 #include "config_warn.h"
+#include "format.h"
 
 extern const mcpr_cli_command cmd_validate;
 
@@ -22,9 +23,14 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     return rc;
   mcpr_config_require_proxy(cfg);
   size_t errors = cli_config_print_diags(cfg);
-  if (!errors)
-    printf("%s: valid (proxy '%s' in front of %s)\n", cfg->file_path,
-           cfg->name ? cfg->name : "default", cfg->mcp);
+  if (!errors) {
+    fmt_put_clean(stdout, cfg->file_path);
+    fputs(": valid (proxy '", stdout);
+    fmt_put_clean(stdout, cfg->name ? cfg->name : "default");
+    fputs("' in front of ", stdout);
+    fmt_put_clean(stdout, cfg->mcp);
+    fputs(")\n", stdout);
+  }
   mcpr_config_free(cfg);
   return errors ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

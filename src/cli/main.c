@@ -1,6 +1,7 @@
 /*
  * main.c — `mcpr`: global flags, dispatch to the command table, help.
  */
+#include <locale.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -8,14 +9,31 @@
 #include <string.h>
 
 #include "cli.h"
+#include "format.h"
 #include "mcpr/mcpr.h"
+
+/* "mcpr: <message>\n" on stderr. The message may carry text from a store,
+ * a proxy or a file (a session prefix, an event's field): its control
+ * characters are escaped (format.h). */
+static void put_message(const char *fmt, va_list ap) {
+  char small[1024], *text = small;
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(small, sizeof small, fmt, copy);
+  va_end(copy);
+  if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+  fputs("mcpr: ", stderr);
+  fmt_put_clean(stderr, text ? text : small);
+  fputc('\n', stderr);
+  if (text != small)
+    free(text);
+}
 
 int cli_usage_error(const mcpr_cli_command *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("mcpr: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  put_message(fmt, ap);
   va_end(ap);
   if (cmd)
     fprintf(stderr, "usage:\n%s\nRun 'mcpr %s%s%s --help' for more.\n", cmd->usage,
@@ -28,9 +46,7 @@ int cli_usage_error(const mcpr_cli_command *cmd, const char *fmt, ...) {
 int cli_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("mcpr: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  put_message(fmt, ap);
   va_end(ap);
   return CLI_EXIT_FAIL;
 }
@@ -129,6 +145,10 @@ static int take_globals(int argc, char **argv, mcpr_cli_ctx *ctx, char **rest, i
 
 int main(int argc, char **argv) {
   mcpr_process_init();
+  /* Display widths (wcwidth) of the UTF-8 we print, whatever the user's
+   * locale; only LC_CTYPE, so numbers keep their '.'. */
+  if (!setlocale(LC_CTYPE, "C.UTF-8"))
+    setlocale(LC_CTYPE, "");
   mcpr_cli_ctx ctx = {.db_path = NULL, .config_path = NULL, .prog = "mcpr"};
   char **rest = calloc((size_t)argc + 1, sizeof *rest);
   if (!rest)
