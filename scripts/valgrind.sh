@@ -58,11 +58,16 @@ printf '{"type":"bogus"}\nnot json\n' >"$work/bad.ndjson"
 run 1 --db "$db" ingest "$work/bad.ndjson"
 run 0 --help
 run 0 --version
+run 0 version
 run 2 no-such-command
 run 0 --db "$db" proxy status --since 52w
 run 0 --db "$db" proxy status docs-api --since 52w --json
 run 0 --db "$db" proxy logs --since 52w --tail 20
 run 0 --db "$db" proxy logs --since 52w --status error --json
+COLUMNS=60 run 0 --db "$db" proxy logs --since 52w --tail 20
+run 0 -c "$work/mcpr.toml" proxy logs --since 52w --tail 5
+run 0 proxy status --since 52w --config "$work/mcpr.toml"
+run 1 -c "$work/missing.toml" proxy logs
 run 0 --db "$db" proxy slow --since 52w --threshold 1ms
 run 0 --db "$db" proxy sessions --since 52w
 run 0 --db "$db" proxy sessions --since 52w --json
@@ -70,6 +75,7 @@ run 0 --db "$db" proxy session sess-00
 run 0 --db "$db" proxy session sess-00 --json
 run 0 --db "$db" proxy clients --since 52w
 run 0 --db "$db" proxy schema
+run 0 --db "$db" proxy schema --json
 run 0 --db "$db" proxy schema --changes --json
 run 0 --db "$db" proxy schema --unused --since 52w
 run 0 --db "$db" store stats

@@ -13,20 +13,25 @@
  * UTF-8, a wrong type, a missing required field or an unknown "type" is an
  * MCPR_EPARSE / MCPR_ETOOBIG error whose message names the field, e.g.
  *   field "latency_us": expected an integer
- * Unknown extra fields are ignored (forward compatibility).
+ * Unknown extra fields are ignored (forward compatibility); only a known
+ * field of the wrong type is refused.
  *
  * mcpr_event_encode() writes the fields in a fixed order (the order of the
  * structs below, "type" first), compact, with `null` for every absent
  * optional — except "stage_timings" and "server", which the original omits
  * when absent and so do we. encode(decode(encode(e))) is byte for byte
- * encode(e).
+ * encode(e). Reals inside JSON values (payload, stage_timings) are written
+ * in the fewest digits that read back as the same number (0.1, 16.67).
  *
  * Required (missing or null is an error) / optional, per type:
  *   request:        id, ts, proxy, method, status, latency_us required;
  *                   session_id, path, mcp_method, tool, resource_uri,
  *                   prompt_name, upstream_us, request_size, response_size,
  *                   error_code, error_msg, client_name, client_version,
- *                   note optional; stage_timings (any JSON object) optional.
+ *                   note optional; stage_timings optional: the original's
+ *                   array of {"name": string, "elapsed_us": integer >= 0}
+ *                   (MCPR_STAGE_TIMING=1; other keys in an entry are kept),
+ *                   or an object (stage → value), kept as JSON text.
  *   session_start:  session_id, proxy, ts required; client_name,
  *                   client_version, client_platform optional.
  *   session_end:    session_id, ts required.
@@ -109,7 +114,7 @@ typedef struct mcpr_event_request {
   char *client_name;
   char *client_version;
   char *note;
-  char *stage_timings; /* compact JSON text of an object; omitted when NULL */
+  char *stage_timings; /* compact JSON text (array or object); omitted when NULL */
 } mcpr_event_request;
 
 typedef struct mcpr_event_session_start {

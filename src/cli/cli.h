@@ -14,8 +14,9 @@
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 typedef struct mcpr_cli_ctx {
-  const char *db_path; /* global --db, or NULL */
-  const char *prog;    /* "mcpr" */
+  const char *db_path;     /* global --db, or NULL */
+  const char *config_path; /* global -c/--config, or NULL: ./mcpr.toml (cli_config.h) */
+  const char *prog;        /* "mcpr" */
 } mcpr_cli_ctx;
 
 typedef struct mcpr_cli_command {

@@ -12,7 +12,9 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_config.h"
 #include "config_warn.h"
+#include "format.h"
 #include "mcpr/config.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/sink.h"
@@ -49,9 +51,9 @@ mcpr_status cli_cloud_sink_from_config(const mcpr_config *cfg, const char *store
   return st;
 }
 
-/* Shared argument handling: [--config FILE] [--json] [--timeout SECONDS]. */
+/* Shared argument handling: [--json] [--timeout SECONDS] (-c/--config is
+ * global: ctx->config_path). */
 typedef struct cloud_args {
-  const char *config_path;
   bool json;
   long timeout_s;
 } cloud_args;
@@ -66,10 +68,6 @@ static int parse_args(const mcpr_cli_command *cmd, int argc, char **argv, cloud_
       *help = true;
       printf("%s\n", cmd->usage);
       return CLI_EXIT_OK;
-    } else if (strcmp(argv[i], "--config") == 0) {
-      if (i + 1 >= argc)
-        return cli_usage_error(cmd, "--config needs a file");
-      a->config_path = argv[++i];
     } else if (strcmp(argv[i], "--json") == 0 && !allow_timeout) {
       a->json = true;
     } else if (strcmp(argv[i], "--timeout") == 0 && allow_timeout) {
@@ -90,17 +88,12 @@ static int parse_args(const mcpr_cli_command *cmd, int argc, char **argv, cloud_
 
 /* Load the config (explicit path, or ./mcpr.toml when it exists) and find
  * the store; prints and returns non-zero on failure. */
-static int load(const mcpr_cli_ctx *ctx, const cloud_args *a, mcpr_config **cfg, char **store_path) {
+static int load(const mcpr_cli_ctx *ctx, mcpr_config **cfg, char **store_path) {
   mcpr_error err = {0};
-  *cfg = NULL;
   *store_path = NULL;
-  mcpr_status st = mcpr_config_load(a->config_path, cfg, &err);
-  cli_config_secret_warnings(*cfg);
-  if (st != MCPR_OK) {
-    mcpr_config_free(*cfg);
-    *cfg = NULL;
-    return cli_fail("%s: %s", a->config_path ? a->config_path : "mcpr.toml", err.message);
-  }
+  int rc = cli_config_load(ctx, false, cfg);
+  if (rc != 0)
+    return rc;
   *store_path = mcpr_config_store_path(*cfg, ctx->db_path, &err);
   if (!*store_path) {
     mcpr_config_free(*cfg);
@@ -110,7 +103,7 @@ static int load(const mcpr_cli_ctx *ctx, const cloud_args *a, mcpr_config **cfg,
   return CLI_EXIT_OK;
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t size) {
+static void utc_time(int64_t ms, char *buf, size_t size) {
   if (ms <= 0) {
     snprintf(buf, size, "never");
     return;
@@ -126,7 +119,7 @@ static void print_status(const char *dir, const mcpr_spool_status *s) {
   printf("spool:      %s\n", dir);
   printf("pending:    %" PRIu64 " batches, %" PRIu64 " events, %" PRIu64 " bytes\n",
          s->pending_batches, s->pending_events, s->pending_bytes);
-  fmt_time(s->last_delivery_at_ms, when, sizeof when);
+  utc_time(s->last_delivery_at_ms, when, sizeof when);
   printf("delivered:  %" PRIu64 " batches, %" PRIu64 " events (last: %s)\n", s->delivered_batches,
          s->delivered_events, when);
   printf("rejected:   %" PRIu64 " batches, %" PRIu64 " events%s%s%s\n", s->rejected_batches,
@@ -136,7 +129,7 @@ static void print_status(const char *dir, const mcpr_spool_status *s) {
          s->dropped_batches, s->dropped_events);
   printf("corrupt:    %" PRIu64 " records set aside\n", s->corrupt_records);
   printf("delivery:   %s\n", s->paused ? "paused (the cloud refused the token)" : "active");
-  fmt_time(s->last_error_at_ms, when, sizeof when);
+  utc_time(s->last_error_at_ms, when, sizeof when);
   if (s->last_error[0])
     printf("last error: %s (%s)\n", s->last_error, when);
   else
@@ -155,11 +148,7 @@ static void print_status_json(const char *dir, const mcpr_spool_status *s) {
       (json_int_t)s->corrupt_records, "paused", s->paused, "last_error",
       s->last_error[0] ? json_string(s->last_error) : json_null(), "last_error_at_ms",
       (json_int_t)s->last_error_at_ms, "last_delivery_at_ms", (json_int_t)s->last_delivery_at_ms);
-  char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-  if (text)
-    printf("%s\n", text);
-  free(text);
-  json_decref(j);
+  fmt_json_line(stdout, j);
 }
 
 /* What both commands start from: their arguments, the config, and the
@@ -184,7 +173,7 @@ static int run_begin(const mcpr_cli_ctx *ctx, const mcpr_cli_command *cmd, int a
   int code = parse_args(cmd, argc, argv, &r->a, flush, help);
   if (code != CLI_EXIT_OK || *help)
     return code;
-  if ((code = load(ctx, &r->a, &r->cfg, &r->store_path)) != CLI_EXIT_OK)
+  if ((code = load(ctx, &r->cfg, &r->store_path)) != CLI_EXIT_OK)
     return code;
   if (!(r->dir = mcpr_cloud_spool_dir(r->store_path))) {
     run_end(r);
@@ -252,7 +241,7 @@ const mcpr_cli_command cmd_cloud_status = {
     .group = "cloud",
     .name = "status",
     .summary = "the cloud spool: pending, delivered, rejected, last error",
-    .usage = "mcpr cloud status [--config FILE] [--db PATH] [--json]\n"
+    .usage = "mcpr cloud status [-c|--config FILE] [--db PATH] [--json]\n"
              "\n"
              "Shows the cloud sink's spool beside the store: batches and events\n"
              "waiting for delivery, delivered, rejected by the server, dropped at\n"
@@ -264,7 +253,7 @@ const mcpr_cli_command cmd_cloud_flush = {
     .group = "cloud",
     .name = "flush",
     .summary = "deliver the cloud spool now",
-    .usage = "mcpr cloud flush [--config FILE] [--db PATH] [--timeout SECONDS]\n"
+    .usage = "mcpr cloud flush [-c|--config FILE] [--db PATH] [--timeout SECONDS]\n"
              "\n"
              "Delivers every batch waiting in the spool to [cloud] endpoint with\n"
              "[cloud] token from the config (default ./mcpr.toml), oldest first.\n"

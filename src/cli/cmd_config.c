@@ -1,5 +1,5 @@
 /*
- * cmd_config.c — `mcpr config check [--config FILE]`: the config as mcpr
+ * cmd_config.c — `mcpr config check [-c FILE]`: the config as mcpr
  * will use it (store path resolved, cloud endpoint, token masked) and every
  * warning and error with its line.
  */
@@ -8,52 +8,39 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_config.h"
 #include "config_warn.h"
+#include "format.h"
 #include "mcpr/mcpr.h"
 
 extern const mcpr_cli_command cmd_config_check;
 
 /* Print user-controlled text without control characters (no terminal tricks). */
-static void put_clean(FILE *out, const char *s) {
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-    fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
-}
 
 static void line_str(const char *key, const char *value, const char *absent) {
   printf("%-24s ", key);
   if (value)
-    put_clean(stdout, value);
+    fmt_put_clean(stdout, value);
   else
     fputs(absent, stdout);
   fputc('\n', stdout);
 }
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
-  const char *path = NULL;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) {
       printf("%s\n", cmd_config_check.usage);
       return CLI_EXIT_OK;
-    } else if (strcmp(argv[i], "--config") == 0) {
-      if (i + 1 >= argc || !*argv[i + 1])
-        return cli_usage_error(&cmd_config_check, "--config needs a file");
-      path = argv[++i];
-    } else if (strncmp(argv[i], "--config=", 9) == 0) {
-      path = argv[i] + 9;
-      if (!*path)
-        return cli_usage_error(&cmd_config_check, "--config needs a file");
-    } else {
-      return cli_usage_error(&cmd_config_check, "unexpected argument '%s'", argv[i]);
     }
+    return cli_usage_error(&cmd_config_check, "unexpected argument '%s'", argv[i]);
   }
   mcpr_config *cfg = NULL;
-  mcpr_error err = {0};
-  mcpr_status st = mcpr_config_load(path, &cfg, &err);
-  if (!cfg)
-    return cli_fail("%s", err.message);
+  int rc = cli_config_load(ctx, true, &cfg);
+  if (rc != 0)
+    return rc;
 
   printf("%-24s ", "config");
-  put_clean(stdout, cfg->file_path);
+  fmt_put_clean(stdout, cfg->file_path);
   fputs(cfg->file_exists ? "\n" : " (not found: defaults)\n", stdout);
   line_str("name", cfg->name, "(not set)");
   line_str("mcp", cfg->mcp, "(not set)");
@@ -77,7 +64,6 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   printf("%-24s %lld\n", "cloud.flush_interval_ms", (long long)cfg->cloud.flush_interval_ms);
 
   size_t errors = cli_config_print_diags(cfg);
-  (void)st;
   mcpr_config_free(cfg);
   return errors ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
@@ -86,8 +72,8 @@ const mcpr_cli_command cmd_config_check = {
     .group = "config",
     .name = "check",
     .summary = "check mcpr.toml and show the config mcpr will use",
-    .usage = "mcpr config check [--config FILE]\n"
-             "  --config FILE   config file (default: ./mcpr.toml; a missing default is fine)\n"
+    .usage = "mcpr config check [-c|--config FILE]\n"
+             "  -c, --config FILE   config file (default: ./mcpr.toml; a missing default is fine)\n"
              "Prints the resolved config (store path, cloud endpoint, masked token) and every\n"
              "warning and error with its line. Exit 1 when the file has errors.",
     .run = run,

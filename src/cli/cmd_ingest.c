@@ -34,7 +34,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_config.h"
 #include "config_warn.h"
+#include "format.h"
 #include "mcpr/config.h"
 #include "mcpr/mcpr.h"
 #include "mcpr/event.h"
@@ -137,7 +139,10 @@ static void handle_line(ingest_run *r, const char *line, size_t n, bool too_long
   mcpr_event ev;
   mcpr_error err = {0};
   if (mcpr_event_decode(line, n, &ev, &err) != MCPR_OK) {
-    fprintf(stderr, "line %" PRIu64 ": %s\n", r->c.lineno, err.message);
+    /* The reason may quote the line (an unknown "type"): escaped. */
+    fprintf(stderr, "line %" PRIu64 ": ", r->c.lineno);
+    fmt_put_clean(stderr, err.message);
+    fputc('\n', stderr);
     r->c.rejected++;
     return;
   }
@@ -240,7 +245,7 @@ mcpr_status cli_cloud_sink_from_config(const mcpr_config *cfg, const char *store
                                        mcpr_sink **out, mcpr_error *err);
 
 static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
-  const char *input = NULL, *config_path = NULL;
+  const char *input = NULL;
   int64_t retry_window_ms = 0;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) {
@@ -256,12 +261,6 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
         return cli_usage_error(&cmd_ingest, "%s", perr.message);
       if (retry_window_ms > 86400000)
         return cli_usage_error(&cmd_ingest, "--retry-window is at most 1d");
-    } else if (strcmp(argv[i], "--config") == 0) {
-      if (i + 1 >= argc)
-        return cli_usage_error(&cmd_ingest, "--config needs a file");
-      config_path = argv[++i];
-    } else if (strncmp(argv[i], "--config=", 9) == 0) {
-      config_path = argv[i] + 9;
     } else if (argv[i][0] == '-' && argv[i][1] != 0) {
       return cli_usage_error(&cmd_ingest, "unknown option '%s'", argv[i]);
     } else if (input) {
@@ -283,20 +282,22 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_sink *sink = NULL;
   bool cloud = false;
 
-  if (config_path) {
-    mcpr_status st = mcpr_config_load(config_path, &cfg, &err);
-    cli_config_secret_warnings(cfg);
-    if (st != MCPR_OK) {
-      code = cli_fail("%s: %s", config_path, err.message);
+  /* The store of this run (--db, the config's [store] path, ...). The
+   * cloud only with an explicit -c/--config: a ./mcpr.toml that holds the
+   * proxy's own [cloud] token must not make a replayed log reach the
+   * cloud a second time. */
+  if (ctx->config_path) {
+    if ((code = cli_config_load(ctx, false, &cfg)) != 0)
+      goto out;
+    code = CLI_EXIT_FAIL;
+    if (!(db_path = mcpr_config_store_path(cfg, ctx->db_path, &err))) {
+      code = cli_fail("%s", err.message);
       goto out;
     }
-  }
-  db_path = cfg ? mcpr_config_store_path(cfg, ctx->db_path, &err)
-                : mcpr_store_resolve_path(ctx->db_path, &err);
-  if (!db_path) {
-    code = cli_fail("%s", err.message);
+  } else if ((code = cli_store_path(ctx, &db_path)) != 0) {
     goto out;
   }
+  code = CLI_EXIT_FAIL;
   if (strcmp(input, "-") == 0) {
     rd.fd = STDIN_FILENO;
   } else if ((rd.fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -421,7 +422,7 @@ const mcpr_cli_command cmd_ingest = {
     .group = NULL,
     .name = "ingest",
     .summary = "read proxy events (JSON lines) into the store",
-    .usage = "mcpr ingest [FILE|-] [--db PATH] [--config FILE] [--retry-window D]\n"
+    .usage = "mcpr ingest [FILE|-] [--db PATH] [-c|--config FILE] [--retry-window D]\n"
              "\n"
              "Reads proxy events (one JSON object per line, the format of mcpr's\n"
              "JSON log) from FILE, or standard input when FILE is '-' or absent,\n"
@@ -430,8 +431,10 @@ const mcpr_cli_command cmd_ingest = {
              "A bad line is reported as 'line N: <reason>' and skipped; every good\n"
              "line is stored. Ingesting the same events twice stores them once.\n"
              "\n"
-             "  --db PATH      store file (default: $MCPR_DB, else ~/.mcpr/store.db)\n"
-             "  --config FILE  mcpr.toml: its [store] path, and its [cloud] section:\n"
+             "  --db PATH      store file (default: [store] path of the config, else\n"
+             "                 $MCPR_DB, else ~/.mcpr/store.db)\n"
+             "  -c, --config FILE  mcpr.toml (default ./mcpr.toml when present): its\n"
+             "                 [store] path; and, given explicitly, its [cloud] section:\n"
              "                 with a token the events are also sent to the cloud\n"
              "  --retry-window D  how long a store that cannot write (full disk, I/O\n"
              "                 error, read-only, locked) is retried before events are\n"

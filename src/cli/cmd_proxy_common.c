@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_config.h"
 #include "cmd_proxy_common.h"
 #include "format.h"
 
@@ -144,9 +145,14 @@ int cli_count(const mcpr_cli_command *cmd, const char *flag, const char *text, i
 
 int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q) {
   mcpr_error err = {0};
-  if (mcpr_query_open(q, ctx->db_path, &err) != MCPR_OK)
-    return cli_fail("%s", err.message);
-  return 0;
+  char *path = NULL;
+  int rc = cli_store_path(ctx, &path);
+  if (rc != 0)
+    return rc;
+  if (mcpr_query_open(q, path, &err) != MCPR_OK)
+    rc = cli_fail("%s", err.message);
+  free(path);
+  return rc;
 }
 
 int cli_query_fail(mcpr_query *q, const mcpr_error *err) {
@@ -190,7 +196,7 @@ void cli_print_logs(const mcpr_log_rows *rows, bool json, bool reverse, bool hea
   }
   for (size_t k = 0; k < rows->count; k++) {
     const mcpr_log_row *r = &rows->rows[reverse ? rows->count - 1 - k : k];
-    char when[32], lat[32], sess[16], err[600];
+    char when[32], lat[32], sess[16], err[2600]; /* error_msg: 512 characters, 4 bytes each */
     fmt_time(r->ts_ms, now_ms, when, sizeof when);
     fmt_latency(r->latency_us, lat, sizeof lat);
     snprintf(sess, sizeof sess, "%.8s", r->session_id ? r->session_id : "-");

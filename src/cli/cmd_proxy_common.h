@@ -50,8 +50,9 @@ int cli_window(const mcpr_cli_command *cmd, const char *flag, const char *text,
 int cli_count(const mcpr_cli_command *cmd, const char *flag, const char *text, int64_t dflt,
               int64_t *out);
 
-/* Open the store for reading; on failure print why and return 1 (or 0 on
- * success with *q set). */
+/* Open the store of this run (cli_store_path: --db, the config's [store]
+ * path, $MCPR_DB, ~/.mcpr/store.db) for reading; on failure print why and
+ * return the exit code (or 0 on success with *q set). */
 int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q);
 /* A query on q failed with err: print why, close q, return the exit code. */
 int cli_query_fail(mcpr_query *q, const mcpr_error *err);

@@ -20,10 +20,12 @@ extern const mcpr_cli_command cmd_proxy_reload;
 #define RELOAD_WAIT_MS 3000
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
-  (void)ctx;
   const mcpr_cli_command *cmd = &cmd_proxy_reload;
-  const char *name = NULL, *config = NULL;
-  const cli_opt opts[] = {{"--config", 'c', true, &config, NULL}, {0}};
+  const char *name = NULL;
+  /* The global -c/--config, only when given: without it the proxy reads
+   * again the file it was started with (not ./mcpr.toml). */
+  const char *config = ctx->config_path;
+  const cli_opt opts[] = {{NULL, 0, false, NULL, NULL}};
   int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;

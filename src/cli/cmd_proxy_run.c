@@ -43,13 +43,14 @@ typedef struct run_args {
   const char *config, *mcp, *port, *listen, *name, *log;
 } run_args;
 
-static int parse_args(int argc, char **argv, run_args *a) {
+/* -c/--config FILE is global (main.c): ctx->config_path, taken here when
+ * no CONFIG is given as an argument. */
+static int parse_args(const mcpr_cli_ctx *ctx, int argc, char **argv, run_args *a) {
   memset(a, 0, sizeof *a);
   static const struct {
     const char *flag;
     size_t off;
   } opts[] = {
-      {"--config", offsetof(run_args, config)}, {"-c", offsetof(run_args, config)},
       {"--mcp", offsetof(run_args, mcp)},       {"--port", offsetof(run_args, port)},
       {"--listen", offsetof(run_args, listen)}, {"--name", offsetof(run_args, name)},
       {"--log", offsetof(run_args, log)},
@@ -82,6 +83,11 @@ static int parse_args(int argc, char **argv, run_args *a) {
                              argv[i]);
     a->config = argv[i];
   }
+  if (ctx->config_path && a->config)
+    return cli_usage_error(&cmd_proxy_run, "only one config file, got '%s' and '%s'",
+                           ctx->config_path, a->config);
+  if (ctx->config_path)
+    a->config = ctx->config_path;
   return -1;
 }
 
@@ -194,7 +200,7 @@ static void on_reload(void *arg) {
 
 static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   run_args a;
-  int rc = parse_args(argc, argv, &a);
+  int rc = parse_args(ctx, argc, argv, &a);
   if (rc >= 0)
     return rc;
 

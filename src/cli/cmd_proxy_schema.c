@@ -54,16 +54,30 @@ static int show_snapshots(mcpr_query *q, const char *proxy, const char *method, 
     const mcpr_schema_status *s = &sts.rows[i];
     char when[32];
     fmt_time(s->last_captured_ms, now, when, sizeof when);
-    printf("%s (%s): %s\n", s->upstream_url, s->proxy, mcpr_schema_completeness_str(s->status));
-    if (s->server_name || s->server_version)
-      printf("  server     %s %s\n", s->server_name ? s->server_name : "-",
-             s->server_version ? s->server_version : "");
-    if (s->protocol_version)
-      printf("  protocol   %s\n", s->protocol_version);
+    /* Every string here is the upstream's own (its URL, its initialize
+     * answer): escaped before it reaches the terminal. */
+    fmt_put_clean(stdout, s->upstream_url);
+    fputs(" (", stdout);
+    fmt_put_clean(stdout, s->proxy);
+    printf("): %s\n", mcpr_schema_completeness_str(s->status));
+    if (s->server_name || s->server_version) {
+      fputs("  server     ", stdout);
+      fmt_put_clean(stdout, s->server_name);
+      fputc(' ', stdout);
+      fmt_put_clean(stdout, s->server_version ? s->server_version : "");
+      fputc('\n', stdout);
+    }
+    if (s->protocol_version) {
+      fputs("  protocol   ", stdout);
+      fmt_put_clean(stdout, s->protocol_version);
+      fputc('\n', stdout);
+    }
     if (s->capability_count) {
       printf("  capability");
-      for (size_t k = 0; k < s->capability_count; k++)
-        printf("%s%s", k ? ", " : " ", s->capabilities[k]);
+      for (size_t k = 0; k < s->capability_count; k++) {
+        fputs(k ? ", " : " ", stdout);
+        fmt_put_clean(stdout, s->capabilities[k]);
+      }
       printf("\n");
     }
     printf("  captured   %s\n", when);
@@ -145,19 +159,18 @@ static int show_unused(mcpr_query *q, const char *proxy, int64_t cutoff, const c
     fmt_table *t = fmt_table_new(5, headers);
     for (size_t i = 0; t && i < rows.count; i++) {
       const mcpr_unused_tool_row *r = &rows.rows[i];
-      char calls[32], errors[32], when[32], desc[64];
+      char calls[32], errors[32], when[32];
       snprintf(calls, sizeof calls, "%lld", (long long)r->calls);
       snprintf(errors, sizeof errors, "%lld", (long long)r->errors);
       if (r->last_called_at_ms != MCPR_QUERY_NULL)
         fmt_time(r->last_called_at_ms, now, when, sizeof when);
       else
         snprintf(when, sizeof when, "never");
-      snprintf(desc, sizeof desc, "%.60s", r->description ? r->description : "");
       fmt_table_cell(t, r->tool_name, r->calls == 0 ? FMT_YELLOW : NULL);
       fmt_table_cell(t, calls, NULL);
       fmt_table_cell(t, errors, NULL);
       fmt_table_cell(t, when, NULL);
-      fmt_table_cell(t, desc, NULL);
+      fmt_table_cell(t, r->description ? r->description : "", NULL);
     }
     if (t)
       fmt_table_print(t, stdout, fmt_use_color(), true);

@@ -65,11 +65,18 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       fmt_time(s->ended_at_ms, now, ended, sizeof ended);
     else
       snprintf(ended, sizeof ended, "%s", s->is_active ? "- (active)" : "- (idle)");
-    printf("session   %s\n", s->session_id);
-    printf("proxy     %s\n", s->proxy);
-    printf("client    %s %s (%s)\n", s->client_name ? s->client_name : "-",
-           s->client_version ? s->client_version : "",
-           s->client_platform ? s->client_platform : "unknown");
+    /* Ids and client names come from the wire: escaped (format.h). */
+    fputs("session   ", stdout);
+    fmt_put_clean(stdout, s->session_id);
+    fputs("\nproxy     ", stdout);
+    fmt_put_clean(stdout, s->proxy);
+    fputs("\nclient    ", stdout);
+    fmt_put_clean(stdout, s->client_name);
+    fputc(' ', stdout);
+    fmt_put_clean(stdout, s->client_version ? s->client_version : "");
+    fputs(" (", stdout);
+    fmt_put_clean(stdout, s->client_platform ? s->client_platform : "unknown");
+    fputs(")\n", stdout);
     printf("started   %s\nlast seen %s\nended     %s\n", started, seen, ended);
     printf("calls     %lld (%lld errors)\n\n", (long long)s->total_calls,
            (long long)s->total_errors);

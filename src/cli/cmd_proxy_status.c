@@ -77,7 +77,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   } else {
     char pct[32];
     fmt_pct(st->error_pct, pct, sizeof pct);
-    printf("%s — last %s\n", f.proxy ? f.proxy : "all proxies", since ? since : "1h");
+    fmt_put_clean(stdout, f.proxy ? f.proxy : "all proxies");
+    printf(" — last %s\n", since ? since : "1h");
     printf("requests %lld   errors %s   sessions %lld active, %lld started\n\n",
            (long long)st->total_calls, pct, (long long)s.active_sessions,
            (long long)s.total_sessions);

@@ -161,7 +161,7 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
   struct {
     const char *flag;
     const char **dst;
-  } flags[] = {{"--config", &a->config},   {"--cloud-url", &a->cloud_url},
+  } flags[] = {{"--cloud-url", &a->cloud_url},
                {"--email", &a->email},     {"--code", &a->code},
                {"--project", &a->project}, {"--server", &a->server},
                {"--endpoint", &a->endpoint}};
@@ -194,9 +194,9 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
 }
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
-  (void)ctx;
   setup_args a = {0};
   int code = CLI_EXIT_OK;
+  a.config = ctx->config_path; /* the global -c/--config: the file to write */
   if (!parse_args(argc, argv, &a, &code))
     return code;
   int rc = CLI_EXIT_FAIL;

@@ -94,7 +94,9 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       fmt_time(info.newest_request_ms, now, newest, sizeof newest);
     fmt_bytes(info.db_bytes, db, sizeof db);
     fmt_bytes(info.wal_bytes, wal, sizeof wal);
-    printf("store      %s (schema v%d)\n", mcpr_query_path(q), info.schema_version);
+    fputs("store      ", stdout);
+    fmt_put_clean(stdout, mcpr_query_path(q));
+    printf(" (schema v%d)\n", info.schema_version);
     printf("requests   %lld\n", (long long)info.total_requests);
     printf("sessions   %lld\n", (long long)info.total_sessions);
     printf("oldest     %s\nnewest     %s\n", oldest, newest);
@@ -108,9 +110,11 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
         fmt_time(info.last_failure_ended_ms, now, t, sizeof t);
         snprintf(ended, sizeof ended, "ended %s", t);
       }
-      printf("last write failure  %s since %s (%s), %lld events not stored: %s\n",
+      printf("last write failure  %s since %s (%s), %lld events not stored: ",
              cli_store_cause_words(info.last_failure), at, ended,
-             (long long)info.last_failure_events, info.last_failure_message);
+             (long long)info.last_failure_events);
+      fmt_put_clean(stdout, info.last_failure_message);
+      fputc('\n', stdout);
     }
   }
   mcpr_query_close(q);
@@ -146,14 +150,19 @@ static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   fmt_bytes(r.bytes_before, b0, sizeof b0);
   fmt_bytes(r.bytes_after, b1, sizeof b1);
   if (dry_run)
-    printf("Would delete %lld requests and %lld sessions older than %s%s%s (store is %s).\n"
-           "Nothing was changed (--dry-run).\n",
+    printf("Would delete %lld requests and %lld sessions older than %s%s",
            (long long)r.requests_deleted, (long long)r.sessions_deleted, before,
-           proxy ? " of proxy " : "", proxy ? proxy : "", b0);
+           proxy ? " of proxy " : "");
   else
-    printf("Deleted %lld requests and %lld sessions older than %s%s%s; store %s -> %s.\n",
+    printf("Deleted %lld requests and %lld sessions older than %s%s",
            (long long)r.requests_deleted, (long long)r.sessions_deleted, before,
-           proxy ? " of proxy " : "", proxy ? proxy : "", b0, b1);
+           proxy ? " of proxy " : "");
+  if (proxy)
+    fmt_put_clean(stdout, proxy);
+  if (dry_run)
+    printf(" (store is %s).\nNothing was changed (--dry-run).\n", b0);
+  else
+    printf("; store %s -> %s.\n", b0, b1);
   mcpr_query_close(q);
   return CLI_EXIT_OK;
 }

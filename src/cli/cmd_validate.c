@@ -5,31 +5,32 @@
  */
 #include <stdio.h>
 
+#include "cli_config.h"
 #include "cmd_proxy_common.h"
 #include "config_warn.h"
+#include "format.h"
 
 extern const mcpr_cli_command cmd_validate;
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
-  (void)ctx;
-  const char *path = NULL;
-  const cli_opt opts[] = {{"--config", 'c', true, &path, NULL}, {0}};
+  const cli_opt opts[] = {{NULL, 0, false, NULL, NULL}};
   int npos = 0;
   int rc = cli_parse_args(&cmd_validate, argc, argv, opts, NULL, 0, &npos);
   if (rc >= 0)
     return rc;
-  if (path && !*path)
-    return cli_usage_error(&cmd_validate, "--config needs a file");
   mcpr_config *cfg = NULL;
-  mcpr_error err = {0};
-  mcpr_config_load(path, &cfg, &err);
-  if (!cfg)
-    return cli_fail("%s", err.message);
+  if ((rc = cli_config_load(ctx, true, &cfg)) != 0)
+    return rc;
   mcpr_config_require_proxy(cfg);
   size_t errors = cli_config_print_diags(cfg);
-  if (!errors)
-    printf("%s: valid (proxy '%s' in front of %s)\n", cfg->file_path,
-           cfg->name ? cfg->name : "default", cfg->mcp);
+  if (!errors) {
+    fmt_put_clean(stdout, cfg->file_path);
+    fputs(": valid (proxy '", stdout);
+    fmt_put_clean(stdout, cfg->name ? cfg->name : "default");
+    fputs("' in front of ", stdout);
+    fmt_put_clean(stdout, cfg->mcp);
+    fputs(")\n", stdout);
+  }
   mcpr_config_free(cfg);
   return errors ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -1,15 +1,12 @@
 /* config_warn.c — see config_warn.h. */
 #include "config_warn.h"
+#include "format.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "mcpr/cloud.h"
 
-static void put_clean(FILE *out, const char *s) {
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-    fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
-}
 
 void cli_config_secret_warnings(const mcpr_config *cfg) {
   for (size_t i = 0; i < mcpr_config_diag_count(cfg); i++) {
@@ -17,9 +14,9 @@ void cli_config_secret_warnings(const mcpr_config *cfg) {
     if (!d->secret_at_risk)
       continue;
     fputs("mcpr: warning: ", stderr);
-    put_clean(stderr, cfg->file_path);
+    fmt_put_clean(stderr, cfg->file_path);
     fputs(": ", stderr);
-    put_clean(stderr, d->message);
+    fmt_put_clean(stderr, d->message);
     fputc('\n', stderr);
   }
 }
@@ -35,17 +32,17 @@ size_t cli_config_print_diags(const mcpr_config *cfg) {
     snprintf(msg, sizeof msg, "%s", d->message);
     if (cfg->cloud.token)
       mcpr_secret_redact(msg, sizeof msg, cfg->cloud.token);
-    put_clean(stderr, cfg->file_path);
+    fmt_put_clean(stderr, cfg->file_path);
     if (d->line > 0)
       fprintf(stderr, ":%d:%d", d->line, d->column);
     fprintf(stderr, ": %s: ", is_err ? "error" : "warning");
-    put_clean(stderr, msg);
+    fmt_put_clean(stderr, msg);
     fputc('\n', stderr);
   }
   if (errors) {
     fprintf(stderr, "mcpr: %zu error%s, %zu warning%s in ", errors, errors == 1 ? "" : "s",
             warnings, warnings == 1 ? "" : "s");
-    put_clean(stderr, cfg->file_path);
+    fmt_put_clean(stderr, cfg->file_path);
     fputc('\n', stderr);
   }
   return errors;

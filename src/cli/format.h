@@ -36,6 +36,27 @@ void fmt_bytes(int64_t bytes, char *buf, size_t n);
 /* "12.5%". */
 void fmt_pct(double pct, char *buf, size_t n);
 
+/* ---------- terminal safety ---------- */
+
+/*
+ * Text from the wire made safe for a terminal, as a new string (free();
+ * NULL when s is NULL or out of memory): every control character — C0
+ * (newline and tab included), DEL, C1 (U+0080–U+009F) — and every byte
+ * that is not valid UTF-8 becomes a visible escape: \x1b, \x07, \u009b,
+ * \xff. Everything else (printable UTF-8) is kept. Every string from a
+ * store or a proxy printed in pretty output goes through here (--json
+ * output is exact JSON instead).
+ */
+char *fmt_clean(const char *s);
+/* fputs(fmt_clean(s)); NULL prints "-". */
+void fmt_put_clean(FILE *out, const char *s);
+/* Display columns of clean UTF-8 text (wide CJK characters count 2,
+ * combining marks 0). */
+size_t fmt_width(const char *s);
+/* Columns of the terminal on stdout (TIOCGWINSZ), else $COLUMNS, else 0
+ * (no limit: a pipe gets whole lines). */
+size_t fmt_term_width(void);
+
 /* ---------- tables ---------- */
 
 typedef struct fmt_table fmt_table;
@@ -43,19 +64,28 @@ typedef struct fmt_table fmt_table;
 /* headers: ncols names; a name starting with '>' is right-aligned (the
  * '>' is not printed). Returns NULL when out of memory. */
 fmt_table *fmt_table_new(size_t ncols, const char *const *headers);
-/* Append a cell (copied; NULL prints "-") to the current row; a row is
- * complete after ncols cells. color may be NULL. Returns false on OOM. */
+/* Append a cell (copied through fmt_clean; NULL prints "-") to the current
+ * row; a row is complete after ncols cells. color may be NULL. Returns
+ * false on OOM. */
 bool fmt_table_cell(fmt_table *t, const char *text, const char *color);
-/* Print with every column as wide as its widest cell; header when asked. */
+/* Print with every column as wide as its widest cell (display columns);
+ * header when asked. A line wider than the table's max width (default
+ * fmt_term_width()) has its widest left-aligned columns narrowed, their
+ * long cells cut with "…". */
 void fmt_table_print(const fmt_table *t, FILE *out, bool color, bool header);
 /* Columns at least this wide (follow mode keeps its columns steady). */
 void fmt_table_min_width(fmt_table *t, size_t col, size_t width);
+/* The widest a printed line may be; 0: no limit. */
+void fmt_table_max_width(fmt_table *t, size_t width);
 size_t fmt_table_rows(const fmt_table *t);
 void fmt_table_free(fmt_table *t);
 
 /* ---------- JSON ---------- */
 
-/* Print obj compactly on one line of out and release it (stolen). */
+/* Print obj compactly on one line of out and release it (stolen). Every
+ * JSON line the CLI prints goes through here: reals are written in the
+ * fewest digits that read back as the same number (16.67, not
+ * 16.670000000000002). */
 void fmt_json_line(FILE *out, json_t *obj);
 /* new references; NULL / MCPR_QUERY_NULL become null. */
 json_t *fmt_json_str(const char *s);

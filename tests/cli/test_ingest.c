@@ -140,6 +140,31 @@ static void test_original_json_lines(void **state) {
   tu_rmdir(dir);
 }
 
+/* The original with MCPR_STAGE_TIMING=1 adds "stage_timings", an array of
+ * {name, elapsed_us}: such lines are stored; a stage_timings of the wrong
+ * type is the one line refused, naming the field. */
+static void test_original_stage_timings(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *in = tu_path(dir, "in"), *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
+  tu_write_text(in, REQ("st-1", "null", ",\"stage_timings\":[{\"name\":\"intake_parse\","
+                                        "\"elapsed_us\":42},{\"name\":\"upstream\",\"elapsed_us\":100}]")
+                 REQ("st-2", "null", ",\"stage_timings\":[]")
+                 REQ("st-3", "null", ",\"stage_timings\":[{\"name\":\"a\",\"elapsed_us\":1,"
+                                     "\"extra\":true}],\"later_field\":[1,2]")
+                 REQ("st-4", "null", ",\"stage_timings\":\"fast\""));
+  const char *args[] = {"ingest", in, "--db", db, NULL};
+  assert_int_equal(run(args, NULL, errp), 1);
+  char *err = tu_read_text(errp);
+  assert_non_null(strstr(err, "line 4: field \"stage_timings\": expected an array"));
+  assert_non_null(strstr(err, "read 4 lines, stored 3, duplicates 0, rejected 1"));
+  free(err);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests WHERE request_id IN "
+                                  "('st-1','st-2','st-3')"), 3);
+  free(in); free(db); free(errp);
+  tu_rmdir(dir);
+}
+
 static void test_usage_errors(void **state) {
   (void)state;
   const char *a1[] = {"ingest", "--bogus", NULL};
@@ -274,6 +299,7 @@ int main(void) {
       cmocka_unit_test(test_bad_lines_reported_and_skipped),
       cmocka_unit_test(test_sample_traffic_and_reingest),
       cmocka_unit_test(test_original_json_lines),
+      cmocka_unit_test(test_original_stage_timings),
       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_live_pipe),
       cmocka_unit_test(test_concurrent_ingests_with_lock),

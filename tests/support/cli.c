@@ -69,6 +69,8 @@ static pid_t spawn(const cli_spec *spec, int *in_fd, int *out_fd, int *err_fd) {
     dup2(perr[1], 2);
     close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]), close(perr[0]),
         close(perr[1]);
+    if (spec->cwd && chdir(spec->cwd) != 0)
+      _exit(127);
     for (const char *const *u = spec->unset; u && *u; u++)
       unsetenv(*u);
     for (const char *const *e = spec->env; e && *e; e++) {

@@ -27,6 +27,7 @@ typedef struct cli_spec {
   const char *stdin_data;   /* NULL: /dev/null */
   size_t stdin_len;         /* 0 with non-NULL stdin_data: strlen */
   int timeout_ms;           /* kill -9 after this (0: 30000) */
+  const char *cwd;          /* working directory of the program; NULL: the test's */
 } cli_spec;
 
 /* $MCPR_BIN, the built `mcpr`; fails the test when it is not set. */

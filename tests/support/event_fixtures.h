@@ -17,7 +17,8 @@
 
 /* Lines as the encoder writes them (decode then encode gives each back
  * byte for byte): request, session_start, session_end, heartbeat,
- * schema_version_created, and last EF_REQUEST_ALL_NULL. */
+ * schema_version_created, EF_REQUEST_ALL_NULL, then the original's request
+ * with stage_timings and a schema payload holding reals. */
 extern const char *const EF_CANONICAL[];
 extern const size_t EF_CANONICAL_COUNT;
 

@@ -7,6 +7,10 @@
  * copy and release are loops over that table, so the five types cannot
  * drift apart and the wire order is the table order.
  *
+ * JSON text is written by mcpr__json_dumps (core/json_text.h): jansson's
+ * compact form, with reals in the fewest digits that read back the same,
+ * so a schema payload's 0.1 stays 0.1 in the store.
+ *
  * Decoding bounds the input before jansson sees it: the length, NUL bytes
  * and the nesting depth (jansson's own limit is 2048, far too deep for a
  * hostile line) are checked by a single scan of the bytes.
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_text.h"
 #include "core/process.h"
 #include "mcpr/event.h"
 
@@ -34,6 +39,7 @@ enum {
   F_OBJECT = 1 << 4,  /* JSON field must be an object */
   F_US = 1 << 5,      /* a duration: at most MCPR_EVENT_DURATION_US_MAX */
   F_BYTES = 1 << 6,   /* a size: at most MCPR_EVENT_SIZE_BYTES_MAX */
+  F_TIMINGS = 1 << 7, /* stage timings: an array of {name, elapsed_us}, or an object */
 };
 
 typedef struct field {
@@ -68,7 +74,7 @@ static const field REQUEST_FIELDS[] = {
     FLD(mcpr_event_request, client_name, F_STR, 0),
     FLD(mcpr_event_request, client_version, F_STR, 0),
     FLD(mcpr_event_request, note, F_STR, 0),
-    FLD(mcpr_event_request, stage_timings, F_JSON, F_OMIT | F_OBJECT),
+    FLD(mcpr_event_request, stage_timings, F_JSON, F_OMIT | F_TIMINGS),
     SERVER_FIELD,
 };
 
@@ -203,6 +209,37 @@ static mcpr_status scan_bounds(const char *text, size_t len, mcpr_error *err) {
   return MCPR_OK;
 }
 
+/*
+ * The original (MCPR_STAGE_TIMING=1) writes stage timings as an array of
+ * {"name": string, "elapsed_us": integer} in execution order; an object
+ * (stage → value) was this decoder's first reading and is still taken.
+ * Entries may carry other keys; a known key of the wrong type is refused.
+ */
+static mcpr_status check_timings(const field *f, json_t *v, mcpr_error *err) {
+  if (json_is_object(v))
+    return MCPR_OK;
+  if (!json_is_array(v))
+    return mcpr_error_set(err, MCPR_EPARSE,
+                          "field \"%s\": expected an array of {name, elapsed_us}", f->name);
+  for (size_t i = 0; i < json_array_size(v); i++) {
+    json_t *entry = json_array_get(v, i);
+    if (!json_is_object(entry))
+      return mcpr_error_set(err, MCPR_EPARSE, "field \"%s\": entry %zu: expected an object",
+                            f->name, i + 1);
+    json_t *name = json_object_get(entry, "name");
+    if (name && !json_is_null(name) && !json_is_string(name))
+      return mcpr_error_set(err, MCPR_EPARSE,
+                            "field \"%s\": entry %zu: \"name\": expected a string", f->name,
+                            i + 1);
+    json_t *us = json_object_get(entry, "elapsed_us");
+    if (us && !json_is_null(us) && (!json_is_integer(us) || json_integer_value(us) < 0))
+      return mcpr_error_set(err, MCPR_EPARSE,
+                            "field \"%s\": entry %zu: \"elapsed_us\": expected an integer >= 0",
+                            f->name, i + 1);
+  }
+  return MCPR_OK;
+}
+
 static mcpr_status decode_field(const field *f, json_t *v, mcpr_event *ev, mcpr_error *err) {
   switch (f->kind) {
   case F_STR: {
@@ -259,7 +296,10 @@ static mcpr_status decode_field(const field *f, json_t *v, mcpr_event *ev, mcpr_
   case F_JSON: {
     if ((f->flags & F_OBJECT) && !json_is_object(v))
       return mcpr_error_set(err, MCPR_EPARSE, "field \"%s\": expected an object", f->name);
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    mcpr_status rc;
+    if ((f->flags & F_TIMINGS) && (rc = check_timings(f, v, err)) != MCPR_OK)
+      return rc;
+    char *s = mcpr__json_dumps(v);
     if (!s)
       return mcpr_error_set(err, MCPR_ENOMEM, "field \"%s\": out of memory", f->name);
     *str_at(ev, f) = s;
@@ -341,8 +381,7 @@ mcpr_status mcpr_event_decode(const char *text, size_t len, mcpr_event *out, mcp
       goto out;
   }
 out:
-  /* Object fields are kept as JSON text (json_dumps), where jansson can
-   * absorb a failed allocation too. */
+  /* jansson can absorb a failed allocation while reading, too. */
   if (mcpr__json_alloc_failures() != failed_before)
     rc = mcpr_error_set(err, MCPR_ENOMEM, "out of memory decoding an event");
   json_decref(root);
@@ -405,7 +444,7 @@ char *mcpr_event_encode(const mcpr_event *ev, size_t *len_out, mcpr_error *err) 
     if (json_object_set_new(root, f->name, v) != 0)
       goto nomem;
   }
-  text = json_dumps(root, JSON_COMPACT);
+  text = mcpr__json_dumps(root);
   if (!text || mcpr__json_alloc_failures() != failed_before) {
     free(text); /* jansson may have absorbed a failure and lost a byte */
     text = NULL;

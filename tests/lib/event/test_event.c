@@ -72,8 +72,19 @@ static void test_errors_name_the_field(void **state) {
     "\"latency_us\":-5}", "field \"latency_us\": must not be negative");
   E("{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":2,"
     "\"latency_us\":5}", "field \"status\"");
-  E("{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":200,"
-    "\"latency_us\":5,\"stage_timings\":[1]}", "field \"stage_timings\": expected an object");
+  /* stage_timings: the original's array of {name, elapsed_us} (or an
+   * object); a known field of the wrong type is refused. */
+#define TIMINGS(t) \
+  "{\"type\":\"request\",\"id\":\"r\",\"ts\":1,\"proxy\":\"p\",\"method\":\"POST\",\"status\":200," \
+  "\"latency_us\":5,\"stage_timings\":" t "}"
+  E(TIMINGS("[1]"), "field \"stage_timings\": entry 1: expected an object");
+  E(TIMINGS("\"fast\""), "field \"stage_timings\": expected an array of {name, elapsed_us}");
+  E(TIMINGS("42"), "field \"stage_timings\": expected an array");
+  E(TIMINGS("[{\"name\":\"a\",\"elapsed_us\":1},{\"name\":5,\"elapsed_us\":1}]"),
+    "field \"stage_timings\": entry 2: \"name\": expected a string");
+  E(TIMINGS("[{\"name\":\"a\",\"elapsed_us\":-1}]"), "entry 1: \"elapsed_us\": expected an integer >= 0");
+  E(TIMINGS("[{\"name\":\"a\",\"elapsed_us\":1.5}]"), "entry 1: \"elapsed_us\"");
+  E(TIMINGS("[{\"name\":\"a\",\"elapsed_us\":\"1\"}]"), "entry 1: \"elapsed_us\"");
   E("{\"type\":\"schema_version_created\",\"ts\":4,\"upstream_id\":\"a\",\"upstream_url\":\"u\","
     "\"method\":\"m\",\"content_hash\":\"h\"}", "field \"payload\": required");
   E("{\"type\":\"session_end\",\"session_id\":\"\xff\xfe\",\"ts\":1}", "invalid UTF-8");
@@ -102,6 +113,7 @@ static void test_errors_name_the_field(void **state) {
     mcpr_event_release(&ev);
   }
 #undef REQ_WITH
+#undef TIMINGS
 #undef E
   /* A raw NUL byte inside the line. */
   const char nul[] = "{\"type\":\"session_end\",\"session_id\":\"a\0b\",\"ts\":1}";
