@@ -75,7 +75,9 @@ async function againstServer(label, startServer, mustPassAll) {
       await stop(up.child);
     }
     const proxiedPassing = [...proxied].filter(([, v]) => v.pass).length;
-    console.log(`INFO conformance ${label}: ${proxiedPassing}/${proxied.size} scenarios pass proxied`);
+    const onlyProxied = [...proxied].filter(([k, v]) => v.pass && !direct.get(k)?.pass).map(([k]) => k);
+    console.log(`INFO conformance ${label}: ${proxiedPassing}/${proxied.size} scenarios pass proxied` +
+      (onlyProxied.length ? ` (passing only through the proxy: ${onlyProxied.join(', ')})` : ''));
     check(`conformance ${label}: same scenarios run direct and proxied`, proxied.size === direct.size,
       `${direct.size} direct, ${proxied.size} proxied`);
     for (const s of passing) {
