@@ -5,6 +5,8 @@ pkgs=(build-essential cmake pkg-config git sqlite3 libsqlite3-dev libjansson-dev
       libcurl4-openssl-dev libssl-dev libevent-dev libhttp-parser-dev libcmocka-dev
       libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev python3 valgrind curl
       wrk nginx-light)
+# npm for scripts/interop.sh (its npm ci brings Node 22 itself); any npm will do.
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
