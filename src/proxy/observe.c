@@ -604,11 +604,39 @@ static const char *tool_error_text(json_t *result) {
   return "tool returned isError: true";
 }
 
+/* error_code and error_msg of a JSON-RPC error object (code: the
+ * caller's buffer for the code's text). */
+static const char *rpc_error_code(json_t *error, char *code, size_t size, const char **msg) {
+  json_t *jc = json_object_get(error, "code");
+  *msg = json_string_value(json_object_get(error, "message"));
+  if (json_is_integer(jc)) {
+    snprintf(code, size, "%lld", (long long)json_integer_value(jc));
+    return code;
+  }
+  if (json_is_string(jc)) {
+    snprintf(code, size, "%s", json_string_value(jc));
+    return code;
+  }
+  return "error";
+}
+
 /* One JSON-RPC response message from the upstream. */
 static void response_message(obs_exchange *x, json_t *m, int64_t size, int64_t now_us) {
   json_t *id = json_object_get(m, "id");
   json_t *result = json_object_get(m, "result");
   json_t *error = json_object_get(m, "error");
+  if ((!id || json_is_null(id)) && json_is_object(error)) {
+    /* An error the server could not tie to a request (it did not read the
+     * body: a refused session, a parse error): it answers every request of
+     * this exchange still waiting. */
+    char code[32];
+    const char *msg = NULL;
+    const char *error_code = rpc_error_code(error, code, sizeof code, &msg);
+    for (size_t i = 0; i < x->n_calls; i++)
+      if (!x->calls[i].done && x->calls[i].id)
+        emit_call(x, &x->calls[i], now_us, size, error_code, msg, NULL);
+    return;
+  }
   if (!id || (!result && !error)) {
     /* a server request or notification: not an answer */
     const char *method = json_string_value(json_object_get(m, "method"));
@@ -627,17 +655,7 @@ static void response_message(obs_exchange *x, json_t *m, int64_t size, int64_t n
   char code[32];
   const char *error_code = NULL, *error_msg = NULL;
   if (json_is_object(error)) {
-    json_t *jc = json_object_get(error, "code");
-    if (json_is_integer(jc)) {
-      snprintf(code, sizeof code, "%lld", (long long)json_integer_value(jc));
-      error_code = code;
-    } else if (json_is_string(jc)) {
-      snprintf(code, sizeof code, "%s", json_string_value(jc));
-      error_code = code;
-    } else {
-      error_code = "error";
-    }
-    error_msg = json_string_value(json_object_get(error, "message"));
+    error_code = rpc_error_code(error, code, sizeof code, &error_msg);
   } else if (json_is_object(result)) {
     if (c->method && strcmp(c->method, "tools/call") == 0 &&
         json_is_true(json_object_get(result, "isError"))) {
@@ -799,7 +817,16 @@ void obs_end(obs_exchange *x, int status, const char *error_code, const char *er
     if (!n && c->id && !error_code && status < 400 && !c->done)
       n = "no response";
     int64_t size = x->n_calls == 1 || !x->sse ? x->response_bytes : -1;
-    emit_call(x, c, now_us, size, error_code, error_msg, n);
+    /* A request (it has an id) the upstream refused with a 4xx and no
+     * JSON-RPC error: failed, as "http_<status>". Notifications, GET and
+     * DELETE keep the plain rule (a 405 there means "not offered"). */
+    char http_code[16];
+    const char *code = error_code;
+    if (!code && c->id && !c->done && status >= 400 && status < 500) {
+      snprintf(http_code, sizeof http_code, "http_%d", status);
+      code = http_code;
+    }
+    emit_call(x, c, now_us, size, code, error_msg, n);
   }
   /* The session is over when the client deletes it, or when the upstream
    * no longer knows it (404: the client must start a new one). */

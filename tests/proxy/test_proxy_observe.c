@@ -126,6 +126,38 @@ static void test_batch_each_message_its_event(void **state) {
   obs_free(o);
 }
 
+static void test_refusals_count_as_errors(void **state) {
+  (void)state;
+  obs *o = new_obs();
+  /* a 400 with a JSON-RPC error the server could not tie to the request
+   * (it did not read the body: an unknown session) */
+  exchange(o, "gone", "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}", 400,
+           "application/json", NULL,
+           "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"Bad Request: No "
+           "valid session ID provided\"}}",
+           0);
+  json_t *ev = request_event("tools/list");
+  assert_non_null(ev);
+  assert_string_equal(str(ev, "error_code"), "-32000");
+  assert_string_equal(str(ev, "error_msg"), "Bad Request: No valid session ID provided");
+  clear_events();
+  /* a 4xx without any JSON-RPC error: the request failed all the same */
+  exchange(o, "s1", "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}", 429, "text/plain",
+           NULL, "slow down", 0);
+  ev = request_event("ping");
+  assert_non_null(ev);
+  assert_string_equal(str(ev, "error_code"), "http_429");
+  clear_events();
+  /* ... but a notification refused with 4xx keeps the plain rule */
+  exchange(o, "s1", "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", 400,
+           "text/plain", NULL, "no", 0);
+  ev = request_event("notifications/initialized");
+  assert_non_null(ev);
+  assert_true(json_is_null(json_object_get(ev, "error_code")));
+  clear_events();
+  obs_free(o);
+}
+
 static void test_upstream_404_ends_session(void **state) {
   (void)state;
   obs *o = new_obs();
@@ -247,6 +279,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_batch_each_message_its_event),
       cmocka_unit_test(test_upstream_404_ends_session),
+      cmocka_unit_test(test_refusals_count_as_errors),
       cmocka_unit_test(test_paginated_list_merged_into_one_version),
       cmocka_unit_test(test_list_changed_between_pages),
   };
