@@ -179,6 +179,11 @@ struct exchange {
   bool retried;
   bool client_1_0; /* an HTTP/1.0 client: no chunked body for it */
   bool is_get;
+  /* dispatch() runs before the request is observed (parsing waits until
+   * the request is on its way): a failure meanwhile is acted on after */
+  bool dispatching, deferred, deferred_timeout;
+  const char *deferred_why;
+  int64_t sent_us;
   int status;
   exchange *prev, *next, *wait_next;
   bool waiting;
@@ -549,21 +554,23 @@ static void wait_remove(mcpr_proxy *p, exchange *x) {
  * gone). The client connection goes on with its next request. */
 static void finish(exchange *x, const char *error_code, const char *error_msg, const char *note) {
   mcpr_proxy *p = x->p;
-  obs_end(x->ox, x->status, error_code, error_msg, note, mono_us());
   if (x->waiting)
     wait_remove(p, x);
   live_remove(p, x);
   cconn *c = x->c;
-  if (x->request)
-    evbuffer_free(x->request);
-  free(x);
+  bool alive = false;
   if (c) {
     c->x = NULL;
     if (p->draining)
       c->close_after = true;
-    if (client_flush(c))
-      client_resume(c);
+    alive = client_flush(c); /* the client has its answer before the event is made */
   }
+  obs_end(x->ox, x->status, error_code, error_msg, note, mono_us());
+  if (x->request)
+    evbuffer_free(x->request);
+  free(x);
+  if (alive)
+    client_resume(c);
   if (p->draining && p->n_live == 0)
     event_base_loopexit(p->base, NULL);
 }
@@ -619,7 +626,8 @@ static void dispatch(exchange *x, uconn *u) {
   u->got_bytes = false;
   size_t len = evbuffer_get_length(x->request);
   evbuffer_add(u->out, evbuffer_pullup(x->request, (ev_ssize_t)len), len);
-  obs_upstream_sent(x->ox, mono_us());
+  x->sent_us = mono_us();
+  obs_upstream_sent(x->ox, x->sent_us);
   uconn_start(u);
   (void)p;
 }
@@ -645,6 +653,12 @@ static void on_kick(evutil_socket_t fd, short what, void *arg) {
 static void up_failed(exchange *x, bool timeout, const char *why) {
   mcpr_proxy *p = x->p;
   uconn *u = x->u;
+  if (x->dispatching) {
+    x->deferred = true;
+    x->deferred_timeout = timeout;
+    x->deferred_why = why;
+    return;
+  }
   /* A pooled connection the upstream had closed meanwhile: once more on a
    * fresh one (nothing of the answer was seen, so nothing was lost). */
   if (u && u->reused && !u->got_bytes && !timeout && !x->retried && x->c) {
@@ -1041,28 +1055,37 @@ static void handle_request(cconn *c) {
   char *qm = strchr(path, '?');
   if (qm)
     *qm = '\0';
-  x->ox = obs_begin(p->obs, h1_method(m), path, h1_header(m, "Mcp-Session-Id"), c->body.p,
-                    c->body.n, mcpr_now_ms(), t0);
-  if (!origin_allowed(p, h1_header(m, "Origin"))) {
-    fail(x, 403, -32600, "origin not allowed", NULL);
-    return;
-  }
-  if (p->draining) {
-    fail(x, 503, -32000, "proxy is shutting down", NULL);
+  int64_t ts_ms = mcpr_now_ms();
+  const char *sid = h1_header(m, "Mcp-Session-Id");
+  bool origin_ok = origin_allowed(p, h1_header(m, "Origin"));
+  if (!origin_ok || p->draining) {
+    x->ox = obs_begin(p->obs, h1_method(m), path, sid, c->body.p, c->body.n, ts_ms, t0);
+    if (!origin_ok)
+      fail(x, 403, -32600, "origin not allowed", NULL);
+    else
+      fail(x, 503, -32000, "proxy is shutting down", NULL);
     return;
   }
   build_request(p, x, c, target);
   uconn *u = conn_acquire(p);
   if (u) {
+    x->dispatching = true;
     dispatch(x, u);
-    return;
+    x->dispatching = false;
+  } else {
+    x->waiting = true;
+    if (p->waiting_tail)
+      p->waiting_tail->wait_next = x;
+    else
+      p->waiting_head = x;
+    p->waiting_tail = x;
   }
-  x->waiting = true;
-  if (p->waiting_tail)
-    p->waiting_tail->wait_next = x;
-  else
-    p->waiting_head = x;
-  p->waiting_tail = x;
+  /* Observed once it is on its way: parsing never holds a request back. */
+  x->ox = obs_begin(p->obs, h1_method(m), path, sid, c->body.p, c->body.n, ts_ms, t0);
+  if (x->sent_us)
+    obs_upstream_sent(x->ox, x->sent_us);
+  if (x->deferred)
+    up_failed(x, x->deferred_timeout, x->deferred_why);
 }
 
 /* A request the parser refused: the proxy's own answer, then close. */
