@@ -60,6 +60,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +97,7 @@ typedef struct exchange exchange;
 typedef struct cconn cconn;
 typedef struct uconn uconn;
 
-enum uconn_state { U_CLOSED, U_RESOLVING, U_CONNECTING, U_OPEN };
+enum uconn_state { U_CLOSED, U_RESOLVING, U_CONNECTING, U_HANDSHAKE, U_OPEN };
 
 struct uconn {
   mcpr_proxy *p;
@@ -110,6 +113,8 @@ struct uconn {
   bool in_pool;
   uconn *next_idle;
   struct evdns_getaddrinfo_request *dns;
+  SSL *ssl;      /* https upstreams */
+  char why[200]; /* a failure's words, when they are made up here */
 };
 
 struct cconn {
@@ -145,6 +150,8 @@ struct mcpr_proxy {
   char up_hostport[300];
   char *up_path; /* "/mcp" */
   bool up_numeric;
+  bool up_tls; /* https: OpenSSL over the same sockets */
+  SSL_CTX *ssl_ctx;
   struct sockaddr_storage up_addr;
   socklen_t up_addr_len;
   int64_t up_addr_until_ms; /* 0: not resolved yet (never, for numeric) */
@@ -347,6 +354,8 @@ static void on_client_write(evutil_socket_t fd, short what, void *arg) {
   if (x && x->u && x->u->read_paused && evbuffer_get_length(c->out) == 0) {
     x->u->read_paused = false;
     event_add(x->u->rev, NULL);
+    if (x->u->ssl && SSL_pending(x->u->ssl) > 0) /* decrypted already: no event would come */
+      event_active(x->u->rev, EV_READ, 0);
   }
 }
 
@@ -458,6 +467,10 @@ static void uconn_close(uconn *u) {
   if (u->dns) {
     evdns_getaddrinfo_cancel(u->dns); /* its callback runs now, with EVUTIL_EAI_CANCEL */
     u->dns = NULL;
+  }
+  if (u->ssl) {
+    SSL_free(u->ssl);
+    u->ssl = NULL;
   }
   if (u->fd >= 0) {
     if (u->rev)
@@ -706,6 +719,11 @@ static void up_done(exchange *x) {
 /* --- upstream connections: resolve, connect, write, read --- */
 
 static void uconn_connect(uconn *u);
+static bool up_flush(uconn *u);
+static void request_timer(uconn *u);
+static const char *tls_why(uconn *u, const char *what);
+static void tls_start(uconn *u);
+static void tls_handshake(uconn *u);
 
 static void uconn_open_failed(uconn *u, const char *why) {
   exchange *x = u->x;
@@ -769,10 +787,9 @@ static void uconn_connect(uconn *u) {
 static void uconn_start(uconn *u) {
   mcpr_proxy *p = u->p;
   if (u->state == U_OPEN) {
-    struct timeval tv = ms_tv(p->o.request_timeout_ms);
-    evtimer_add(u->timer, &tv);
-    if (!flush_out(u->fd, u->out, u->wev))
-      up_failed(u->x, false, "upstream unreachable");
+    request_timer(u);
+    if (!up_flush(u))
+      up_failed(u->x, false, u->ssl ? tls_why(u, "write") : "upstream unreachable");
     return;
   }
   if (u->state != U_CLOSED)
@@ -793,6 +810,119 @@ static void uconn_start(uconn *u) {
     u->dns = r;
 }
 
+/* --- TLS to an https upstream: OpenSSL on the non-blocking socket, driven
+ * by the same read and write events --- */
+
+/* Why a handshake or a TLS read/write failed, in u->why. */
+static const char *tls_why(uconn *u, const char *what) {
+  long v = u->ssl ? SSL_get_verify_result(u->ssl) : X509_V_OK;
+  unsigned long e = ERR_peek_last_error();
+  if (v != X509_V_OK)
+    snprintf(u->why, sizeof u->why, "upstream TLS certificate not accepted: %s",
+             X509_verify_cert_error_string(v));
+  else if (e)
+    snprintf(u->why, sizeof u->why, "upstream TLS %s failed: %s", what,
+             ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "error");
+  else
+    snprintf(u->why, sizeof u->why, "upstream TLS %s failed", what);
+  ERR_clear_error();
+  return u->why;
+}
+
+static void tls_want(uconn *u, int err) {
+  if (err == SSL_ERROR_WANT_WRITE) {
+    if (!event_pending(u->wev, EV_WRITE, NULL))
+      event_add(u->wev, NULL);
+  } else if (event_pending(u->wev, EV_WRITE, NULL) &&
+             (u->state == U_HANDSHAKE || evbuffer_get_length(u->out) == 0)) {
+    event_del(u->wev); /* waiting to read: writable would wake us for nothing */
+  }
+}
+
+static bool up_flush(uconn *u);
+static void request_timer(uconn *u);
+
+/* Go on with the handshake; once done the connection is open and the
+ * waiting request is sent. */
+static void tls_handshake(uconn *u) {
+  ERR_clear_error();
+  int rc = SSL_connect(u->ssl);
+  if (rc == 1) {
+    u->state = U_OPEN;
+    event_del(u->timer);
+    if (!u->x) {
+      if (event_pending(u->wev, EV_WRITE, NULL))
+        event_del(u->wev);
+      return;
+    }
+    request_timer(u);
+    if (!up_flush(u))
+      up_failed(u->x, false, tls_why(u, "write"));
+    return;
+  }
+  int err = SSL_get_error(u->ssl, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    tls_want(u, err);
+    return;
+  }
+  uconn_open_failed(u, tls_why(u, "handshake"));
+}
+
+static void tls_start(uconn *u) {
+  mcpr_proxy *p = u->p;
+  u->ssl = SSL_new(p->ssl_ctx);
+  if (!u->ssl || SSL_set_fd(u->ssl, u->fd) != 1) {
+    uconn_open_failed(u, "proxy out of memory");
+    return;
+  }
+  SSL_set_connect_state(u->ssl);
+  if (!p->up_numeric)
+    SSL_set_tlsext_host_name(u->ssl, p->up_host);
+  /* the certificate must name the host (or address) in the upstream URL */
+  X509_VERIFY_PARAM *vp = SSL_get0_param(u->ssl);
+  X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (p->up_numeric ? X509_VERIFY_PARAM_set1_ip_asc(vp, p->up_host) != 1
+                    : X509_VERIFY_PARAM_set1_host(vp, p->up_host, 0) != 1) {
+    uconn_open_failed(u, "proxy out of memory");
+    return;
+  }
+  u->state = U_HANDSHAKE;
+  event_add(u->rev, NULL);
+  tls_handshake(u);
+}
+
+/* Write what u->out holds; false when the connection failed. */
+static bool up_flush(uconn *u) {
+  if (!u->ssl)
+    return flush_out(u->fd, u->out, u->wev);
+  while (evbuffer_get_length(u->out) > 0) {
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(u->out, -1, NULL, &v, 1) < 1)
+      break;
+    ERR_clear_error();
+    int n = SSL_write(u->ssl, v.iov_base, (int)(v.iov_len > INT32_MAX ? INT32_MAX : v.iov_len));
+    if (n > 0) {
+      evbuffer_drain(u->out, (size_t)n);
+      continue;
+    }
+    int err = SSL_get_error(u->ssl, n);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      if (!event_pending(u->wev, EV_WRITE, NULL))
+        event_add(u->wev, NULL);
+      return true;
+    }
+    return false;
+  }
+  if (event_pending(u->wev, EV_WRITE, NULL))
+    event_del(u->wev);
+  return true;
+}
+
+static void request_timer(uconn *u) {
+  struct timeval tv = ms_tv(u->p->o.request_timeout_ms);
+  evtimer_add(u->timer, &tv);
+}
+
 static void on_up_write(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   uconn *u = arg;
@@ -804,6 +934,10 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg) {
       uconn_open_failed(u, "upstream unreachable");
       return;
     }
+    if (p->up_tls) { /* the connect timeout now covers the handshake too */
+      tls_start(u);
+      return;
+    }
     u->state = U_OPEN;
     event_del(u->timer);
     event_add(u->rev, NULL);
@@ -811,11 +945,14 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg) {
       event_del(u->wev);
       return;
     }
-    struct timeval tv = ms_tv(p->o.request_timeout_ms);
-    evtimer_add(u->timer, &tv);
+    request_timer(u);
   }
-  if (!flush_out(u->fd, u->out, u->wev) && u->x)
-    up_failed(u->x, false, "upstream unreachable");
+  if (u->state == U_HANDSHAKE) {
+    tls_handshake(u);
+    return;
+  }
+  if (!up_flush(u) && u->x)
+    up_failed(u->x, false, u->ssl ? tls_why(u, "write") : "upstream unreachable");
 }
 
 static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
@@ -828,34 +965,29 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg) {
     return;
   }
   bool connecting = u->state != U_OPEN;
-  up_failed(x, true, connecting ? "upstream connect timed out" : "upstream timed out");
+  up_failed(x, true,
+            u->state == U_HANDSHAKE ? "upstream TLS handshake timed out"
+            : connecting            ? "upstream connect timed out"
+                                    : "upstream timed out");
 }
 
-static void on_up_read(evutil_socket_t fd, short what, void *arg) {
-  (void)what;
-  uconn *u = arg;
+/* Bytes of the answer (n > 0) or its end (n == 0: closed, n < 0: failed).
+ * false: the exchange is over (or failed); the caller stops. */
+static bool up_bytes(uconn *u, const char *data, ssize_t n) {
   mcpr_proxy *p = u->p;
-  ssize_t n = recv(fd, p->rbuf, sizeof p->rbuf, 0);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    return;
   exchange *x = u->x;
-  if (!x) { /* idle: the upstream closed it (or spoke out of turn) */
-    uconn_close(u);
-    return;
-  }
   if (n <= 0) {
     h1_eof(&u->res);
     if (u->res.done && !u->res.error)
       up_done(x);
     else
       up_failed(x, false, "upstream unreachable");
-    return;
+    return false;
   }
   if (!u->got_bytes) {
     u->got_bytes = true;
     event_del(u->timer); /* an answer is coming: no timeout from here on */
   }
-  const char *data = p->rbuf;
   size_t len = (size_t)n;
   while (len > 0) {
     size_t used = h1_feed(&u->res, data, len);
@@ -863,7 +995,7 @@ static void on_up_read(evutil_socket_t fd, short what, void *arg) {
     len -= used;
     if (u->res.error) {
       up_failed(x, false, "upstream sent a malformed response");
-      return;
+      return false;
     }
     if (!u->res.done)
       break;
@@ -874,18 +1006,64 @@ static void on_up_read(evutil_socket_t fd, short what, void *arg) {
     }
     if (len > 0) /* bytes past the answer: not a connection to reuse */
       u->res.hp.flags |= F_CONNECTION_CLOSE;
-    cconn *c = x->c;
     up_done(x);
-    (void)c;
-    return;
+    return false;
   }
   cconn *c = x->c;
-  if (c && client_flush(c) && evbuffer_get_length(c->out) > CLIENT_BACKLOG_MAX_BYTES &&
-      !u->read_paused) {
+  if (c && !client_flush(c))
+    return false; /* the client went: so did the exchange */
+  if (c && evbuffer_get_length(c->out) > CLIENT_BACKLOG_MAX_BYTES && !u->read_paused) {
     event_del(u->rev);
     u->read_paused = true;
     p->stats.backpressure_pauses++;
+    return false;
   }
+  return true;
+}
+
+static void on_up_read(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  uconn *u = arg;
+  mcpr_proxy *p = u->p;
+  if (u->state == U_HANDSHAKE) {
+    tls_handshake(u);
+    return;
+  }
+  if (u->ssl) {
+    /* TLS keeps decrypted bytes of its own: read until it wants more */
+    for (;;) {
+      ERR_clear_error();
+      int n = SSL_read(u->ssl, p->rbuf, (int)sizeof p->rbuf);
+      if (n > 0) {
+        if (!u->x) { /* idle, and the upstream spoke: not a connection to keep */
+          uconn_close(u);
+          return;
+        }
+        if (!up_bytes(u, p->rbuf, n))
+          return;
+        continue;
+      }
+      int err = SSL_get_error(u->ssl, n);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        tls_want(u, err); /* session tickets and the like: nothing to pass on */
+        return;
+      }
+      if (!u->x) {
+        uconn_close(u);
+        return;
+      }
+      up_bytes(u, NULL, err == SSL_ERROR_ZERO_RETURN ? 0 : -1);
+      return;
+    }
+  }
+  ssize_t n = recv(fd, p->rbuf, sizeof p->rbuf, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (!u->x) { /* idle: the upstream closed it (or spoke out of turn) */
+    uconn_close(u);
+    return;
+  }
+  up_bytes(u, p->rbuf, n);
 }
 
 /* The upstream's head: the client's is written at once. */
@@ -1360,10 +1538,9 @@ static mcpr_status parse_upstream(mcpr_proxy *p, mcpr_error *err) {
                           p->upstream_url);
   const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
   const char *path = evhttp_uri_get_path(u);
-  if (!scheme || strcasecmp(scheme, "http") != 0) {
-    st = mcpr_error_set(err, MCPR_EINVAL,
-                        "upstream URL '%s': only http:// upstreams are supported (https is not "
-                        "yet)",
+  p->up_tls = scheme && strcasecmp(scheme, "https") == 0;
+  if (!scheme || (strcasecmp(scheme, "http") != 0 && !p->up_tls)) {
+    st = mcpr_error_set(err, MCPR_EINVAL, "upstream URL '%s': want http:// or https://",
                         p->upstream_url);
     goto out;
   }
@@ -1372,7 +1549,7 @@ static mcpr_status parse_upstream(mcpr_proxy *p, mcpr_error *err) {
     goto out;
   }
   snprintf(p->up_host, sizeof p->up_host, "%s", host);
-  p->up_port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
+  p->up_port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : p->up_tls ? 443 : 80;
   bool v6 = strchr(host, ':') != NULL;
   snprintf(p->up_hostport, sizeof p->up_hostport, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
            p->up_port);
@@ -1457,6 +1634,20 @@ mcpr_status mcpr_proxy_new(mcpr_proxy **out, const mcpr_proxy_options *o, mcpr_e
     }
   if ((st = parse_upstream(p, err)) != MCPR_OK)
     goto fail;
+  if (p->up_tls) {
+    /* The system's trust store (SSL_CERT_FILE / SSL_CERT_DIR override it,
+     * as for every OpenSSL program), TLS 1.2 at least, HTTP/1.1 by ALPN. */
+    static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    p->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!p->ssl_ctx || SSL_CTX_set_default_verify_paths(p->ssl_ctx) != 1 ||
+        SSL_CTX_set_min_proto_version(p->ssl_ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_alpn_protos(p->ssl_ctx, alpn, sizeof alpn) != 0) {
+      st = mcpr_error_set(err, MCPR_ENOMEM, "cannot set up TLS for the upstream");
+      goto fail;
+    }
+    SSL_CTX_set_verify(p->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(p->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  }
   p->obs = obs_new(p->name, p->upstream_url, o->fanout, o->max_response_body);
   p->base = event_base_new();
   p->kick_ev = p->base ? event_new(p->base, -1, 0, on_kick, p) : NULL;
@@ -1686,6 +1877,8 @@ void mcpr_proxy_free(mcpr_proxy *p) {
   }
   if (p->dns)
     evdns_base_free(p->dns, 0);
+  if (p->ssl_ctx)
+    SSL_CTX_free(p->ssl_ctx);
   if (p->admin)
     evhttp_free(p->admin);
   if (p->base)
