@@ -1066,6 +1066,14 @@ static void on_up_read(evutil_socket_t fd, short what, void *arg) {
   up_bytes(u, p->rbuf, n);
 }
 
+/* "Name: value\r\n" of a received header, as received. */
+static void add_field(struct evbuffer *out, const h1_msg *m, const h1_field *f) {
+  evbuffer_add(out, h1_str(m, f->name), f->name_len);
+  evbuffer_add(out, ": ", 2);
+  evbuffer_add(out, h1_str(m, f->value), f->value_len);
+  evbuffer_add(out, "\r\n", 2);
+}
+
 /* The upstream's head: the client's is written at once. */
 static int on_response_head(void *owner, h1_msg *m) {
   uconn *u = owner;
@@ -1090,7 +1098,7 @@ static int on_response_head(void *owner, h1_msg *m) {
     const char *name = h1_str(m, m->fields[i].name);
     if (h1_hop_by_hop(name, conn) || strcasecmp(name, "Content-Length") == 0)
       continue;
-    evbuffer_add_printf(c->out, "%s: %s\r\n", name, h1_str(m, m->fields[i].value));
+    add_field(c->out, m, &m->fields[i]);
   }
   if (interim) {
     evbuffer_add(c->out, "\r\n", 2);
@@ -1187,7 +1195,7 @@ static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *targ
     if (h1_hop_by_hop(name, conn) || strcasecmp(name, "Host") == 0 ||
         strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
       continue;
-    evbuffer_add_printf(b, "%s: %s\r\n", name, h1_str(m, m->fields[i].value));
+    add_field(b, m, &m->fields[i]);
   }
   if (c->body.n || method_has_body(h1_method(m)))
     evbuffer_add_printf(b, "Content-Length: %zu\r\n", c->body.n);
