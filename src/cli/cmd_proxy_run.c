@@ -407,6 +407,15 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     fprintf(stderr, ", %" PRIu64 " refused by a full sink", ps.emit_refused);
   if (ps.aborted_at_drain)
     fprintf(stderr, ", %" PRIu64 " requests cut at drain_timeout", ps.aborted_at_drain);
+  if (ps.upstream_errors || ps.timeouts)
+    fprintf(stderr, ", upstream failed %" PRIu64 " and timed out %" PRIu64 " times",
+            ps.upstream_errors, ps.timeouts);
+  if (ps.accept_pauses)
+    fprintf(stderr, ", accepting paused %" PRIu64 " times (out of file descriptors)",
+            ps.accept_pauses);
+  if (ps.backpressure_pauses)
+    fprintf(stderr, ", upstream reads paused %" PRIu64 " times for slow clients",
+            ps.backpressure_pauses);
   if (mcpr_store_stats_failed(&ss)) {
     fprintf(stderr, ", not stored %" PRIu64, mcpr_store_stats_failed(&ss));
     cli_store_print_failed_by_cause(stderr, &ss);

@@ -448,6 +448,8 @@ static void test_out_of_file_descriptors(void **state) {
   cli_result res;
   cli_stop(&p2, SIGTERM, 15000, &res);
   assert_int_equal(res.exit_code, 0);
+  /* said in its summary, counted */
+  assert_non_null(strstr(res.err, "accepting paused"));
   cli_result_free(&res);
 }
 
@@ -457,6 +459,8 @@ static void test_events_after_stop(void **state) {
   cli_stop(&proc, SIGTERM, 15000, &res);
   assert_int_equal(res.exit_code, 0);
   const char *e = res.err;
+  /* the client that read nothing made the proxy stop reading its upstream */
+  assert_non_null(strstr(e, "upstream reads paused"));
   /* the hang-up: recorded, with a note */
   const char *at = strstr(e, "\"tool\":\"sse_forever\"");
   assert_non_null(at);
