@@ -45,6 +45,8 @@
  * for the proxy's life in its pool slot; its socket is opened and closed
  * as needed.
  */
+#include <sys/queue.h>
+
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -132,7 +134,7 @@ struct cconn {
   int busy;        /* inside client_parse(): closing waits until it returns */
   bool want_close;
   int64_t last_active_ms;
-  cconn *prev, *next;
+  LIST_ENTRY(cconn) link; /* p->clients */
 };
 
 struct mcpr_proxy {
@@ -160,9 +162,9 @@ struct mcpr_proxy {
   int n_conns;
   uconn *idle;
   exchange *waiting_head, *waiting_tail;
-  exchange *live; /* every exchange in flight */
+  LIST_HEAD(, exchange) live; /* every exchange in flight */
   size_t n_live;
-  cconn *clients;
+  LIST_HEAD(, cconn) clients;
   size_t n_clients;
   struct event *sigint_ev, *sigterm_ev, *drain_ev, *kick_ev, *accept_ev, *sweep_ev;
   struct event *sighup_ev; /* reload hook (o.on_hangup) */
@@ -192,7 +194,8 @@ struct exchange {
   const char *deferred_why;
   int64_t sent_us;
   int status;
-  exchange *prev, *next, *wait_next;
+  LIST_ENTRY(exchange) link; /* p->live */
+  exchange *wait_next;
   bool waiting;
 };
 
@@ -241,6 +244,12 @@ static bool flush_out(int fd, struct evbuffer *out, struct event *wev) {
   if (event_pending(wev, EV_WRITE, NULL))
     event_del(wev);
   return true;
+}
+
+/* event_free() that takes NULL (libevent's does not). */
+static void ev_free(struct event *e) {
+  if (e)
+    event_free(e);
 }
 
 static void set_nodelay(int fd) {
@@ -393,12 +402,7 @@ static void client_close(cconn *c) {
   if (c->closed)
     return;
   c->closed = true;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    p->clients = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  LIST_REMOVE(c, link);
   p->n_clients--;
   event_free(c->rev);
   event_free(c->wev);
@@ -431,10 +435,8 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
   }
   if (!c || !c->out || !c->in || !c->rev || !c->wev || event_add(c->rev, NULL) != 0) {
     if (c) {
-      if (c->rev)
-        event_free(c->rev);
-      if (c->wev)
-        event_free(c->wev);
+      ev_free(c->rev);
+      ev_free(c->wev);
       if (c->out)
         evbuffer_free(c->out);
       if (c->in)
@@ -447,10 +449,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
   set_nodelay(fd);
   h1_init(&c->req, HTTP_REQUEST, &request_hooks, c);
   c->last_active_ms = mono_ms();
-  c->next = p->clients;
-  if (p->clients)
-    p->clients->prev = c;
-  p->clients = c;
+  LIST_INSERT_HEAD(&p->clients, c, link);
   p->n_clients++;
 }
 
@@ -525,8 +524,7 @@ static uconn *conn_acquire(mcpr_proxy *p) {
   if (!u->out || !u->timer) {
     if (u->out)
       evbuffer_free(u->out);
-    if (u->timer)
-      event_free(u->timer);
+    ev_free(u->timer);
     u->out = NULL;
     u->timer = NULL;
     return NULL;
@@ -539,13 +537,35 @@ static uconn *conn_acquire(mcpr_proxy *p) {
 /* --- exchange lifecycle --- */
 
 static void live_remove(mcpr_proxy *p, exchange *x) {
-  if (x->prev)
-    x->prev->next = x->next;
-  else
-    p->live = x->next;
-  if (x->next)
-    x->next->prev = x->prev;
+  LIST_REMOVE(x, link);
   p->n_live--;
+}
+
+/* A new exchange for the request just read on c (live, c's current). */
+static exchange *exchange_new(cconn *c) {
+  mcpr_proxy *p = c->p;
+  h1_msg *m = &c->req;
+  exchange *x = calloc(1, sizeof *x);
+  if (!x)
+    return NULL;
+  x->p = p;
+  x->c = c;
+  c->x = x;
+  x->keep_alive = h1_keep_alive(m) && !p->draining;
+  x->head_req = strcmp(h1_method(m), "HEAD") == 0;
+  x->is_get = strcmp(h1_method(m), "GET") == 0;
+  x->client_1_0 = h1_version_1_0(m);
+  LIST_INSERT_HEAD(&p->live, x, link);
+  p->n_live++;
+  return x;
+}
+
+/* The request's path: its target without the query. */
+static void request_path(const h1_msg *m, char path[static PATH_MAX_BYTES + 1]) {
+  snprintf(path, PATH_MAX_BYTES + 1, "%s", h1_target(m));
+  char *q = strchr(path, '?');
+  if (q)
+    *q = '\0';
 }
 
 static void wait_remove(mcpr_proxy *p, exchange *x) {
@@ -761,10 +781,8 @@ static void uconn_connect(uconn *u) {
     return;
   }
   set_nodelay(fd);
-  if (u->rev)
-    event_free(u->rev);
-  if (u->wev)
-    event_free(u->wev);
+  ev_free(u->rev);
+  ev_free(u->wev);
   u->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, on_up_read, u);
   u->wev = event_new(p->base, fd, EV_WRITE | EV_PERSIST, on_up_write, u);
   u->fd = fd;
@@ -1216,31 +1234,19 @@ static void handle_request(cconn *c) {
     client_reply_rpc_error(c, 414, NULL, -32600, "request URI too long", !keep_alive);
     return;
   }
-  exchange *x = calloc(1, sizeof *x);
-  if (x)
-    x->request = evbuffer_new();
-  if (!x || !x->request) {
+  exchange *x = exchange_new(c);
+  if (x && !(x->request = evbuffer_new())) {
+    live_remove(p, x);
+    c->x = NULL;
     free(x);
+    x = NULL;
+  }
+  if (!x) {
     client_reply_rpc_error(c, 503, NULL, -32603, "proxy out of memory", true);
     return;
   }
-  x->p = p;
-  x->c = c;
-  c->x = x;
-  x->keep_alive = keep_alive;
-  x->head_req = strcmp(h1_method(m), "HEAD") == 0;
-  x->is_get = strcmp(h1_method(m), "GET") == 0;
-  x->client_1_0 = h1_version_1_0(m);
-  x->next = p->live;
-  if (p->live)
-    p->live->prev = x;
-  p->live = x;
-  p->n_live++;
   char path[PATH_MAX_BYTES + 1];
-  snprintf(path, sizeof path, "%s", target);
-  char *qm = strchr(path, '?');
-  if (qm)
-    *qm = '\0';
+  request_path(m, path);
   int64_t ts_ms = mcpr_now_ms();
   const char *sid = h1_header(m, "Mcp-Session-Id");
   bool origin_ok = origin_allowed(p, h1_header(m, "Origin"));
@@ -1283,21 +1289,11 @@ static void refuse_request(cconn *c) {
      * event (its body was not read, so it has no JSON-RPC method) */
     p->stats.requests++;
     int64_t t0 = mono_us();
-    exchange *x = calloc(1, sizeof *x);
+    exchange *x = exchange_new(c);
     if (x) {
-      x->p = p;
-      x->c = c;
-      c->x = x;
-      x->next = p->live;
-      if (p->live)
-        p->live->prev = x;
-      p->live = x;
-      p->n_live++;
+      x->keep_alive = false;
       char path[PATH_MAX_BYTES + 1];
-      snprintf(path, sizeof path, "%s", h1_target(m));
-      char *qm = strchr(path, '?');
-      if (qm)
-        *qm = '\0';
+      request_path(m, path);
       x->ox = obs_begin(p->obs, h1_method(m), path, h1_header(m, "Mcp-Session-Id"), NULL, 0,
                         mcpr_now_ms(), t0);
       fail(x, 413, -32600, "request body larger than max_request_body_size", NULL);
@@ -1411,8 +1407,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   mcpr_proxy *p = arg;
   int64_t now = mono_ms();
-  for (cconn *c = p->clients, *next; c; c = next) {
-    next = c->next;
+  for (cconn *c = LIST_FIRST(&p->clients), *next; c; c = next) {
+    next = LIST_NEXT(c, link);
     if (!c->x && now - c->last_active_ms > CLIENT_IDLE_TIMEOUT_S * 1000LL &&
         evbuffer_get_length(c->out) == 0)
       client_close(c);
@@ -1748,9 +1744,9 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   mcpr_proxy *p = arg;
   p->draining = false; /* finish() must not exit the loop mid-way */
-  while (p->live) {
+  while (!LIST_EMPTY(&p->live)) {
     p->stats.aborted_at_drain++;
-    abandon(p->live, "drain_timeout");
+    abandon(LIST_FIRST(&p->live), "drain_timeout");
   }
   p->draining = true;
   event_base_loopexit(p->base, NULL);
@@ -1769,13 +1765,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
   }
   /* Idle keep-alive clients are closed now; GET streams never end by
    * themselves: they are ended now (clients reconnect and resume). */
-  for (cconn *c = p->clients, *next; c; c = next) {
-    next = c->next;
+  for (cconn *c = LIST_FIRST(&p->clients), *next; c; c = next) {
+    next = LIST_NEXT(c, link);
     if (!c->x && !c->req.started && evbuffer_get_length(c->out) == 0)
       client_close(c);
   }
-  for (exchange *x = p->live, *next; x; x = next) {
-    next = x->next;
+  for (exchange *x = LIST_FIRST(&p->live), *next; x; x = next) {
+    next = LIST_NEXT(x, link);
     if (x->is_get && x->started)
       abandon(x, "proxy shutting down");
   }
@@ -1850,24 +1846,17 @@ void mcpr_proxy_free(mcpr_proxy *p) {
   if (!p)
     return;
   p->draining = false;
-  while (p->live)
-    abandon(p->live, "proxy stopped");
-  while (p->clients)
-    client_close(p->clients);
-  if (p->sigint_ev)
-    event_free(p->sigint_ev);
-  if (p->sigterm_ev)
-    event_free(p->sigterm_ev);
-  if (p->drain_ev)
-    event_free(p->drain_ev);
-  if (p->sighup_ev)
-    event_free(p->sighup_ev);
-  if (p->kick_ev)
-    event_free(p->kick_ev);
-  if (p->accept_ev)
-    event_free(p->accept_ev);
-  if (p->sweep_ev)
-    event_free(p->sweep_ev);
+  while (!LIST_EMPTY(&p->live))
+    abandon(LIST_FIRST(&p->live), "proxy stopped");
+  while (!LIST_EMPTY(&p->clients))
+    client_close(LIST_FIRST(&p->clients));
+  ev_free(p->sigint_ev);
+  ev_free(p->sigterm_ev);
+  ev_free(p->drain_ev);
+  ev_free(p->sighup_ev);
+  ev_free(p->kick_ev);
+  ev_free(p->accept_ev);
+  ev_free(p->sweep_ev);
   if (p->listener)
     evconnlistener_free(p->listener);
   if (p->admin)
@@ -1875,10 +1864,8 @@ void mcpr_proxy_free(mcpr_proxy *p) {
   for (int i = 0; i < p->n_conns; i++) {
     uconn *u = &p->conns[i];
     uconn_close(u);
-    if (u->rev)
-      event_free(u->rev);
-    if (u->wev)
-      event_free(u->wev);
+    ev_free(u->rev);
+    ev_free(u->wev);
     event_free(u->timer);
     evbuffer_free(u->out);
     h1_free(&u->res);
