@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,22 @@ static void *upstream_main(void *arg) {
 
 void pf_upstream_start(pf_upstream *u, void (*handler)(struct evhttp_request *, void *),
                        void *arg) {
+  u->ssl_ctx = NULL;
+  pf_upstream_start_bev(u, handler, arg, NULL, NULL);
+}
+
+void pf_upstream_start_bev(pf_upstream *u, void (*handler)(struct evhttp_request *, void *),
+                           void *arg, struct bufferevent *(*bevcb)(struct event_base *, void *),
+                           void *bev_arg) {
+  atomic_init(&u->connections, 0);
   evthread_use_pthreads();
   u->base = event_base_new();
   assert_non_null(u->base);
   u->http = evhttp_new(u->base);
   evhttp_set_allowed_methods(u->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
   evhttp_set_gencb(u->http, handler, arg);
+  if (bevcb)
+    evhttp_set_bevcb(u->http, bevcb, bev_arg);
   struct evhttp_bound_socket *b = evhttp_bind_socket_with_handle(u->http, "127.0.0.1", 0);
   assert_non_null(b);
   struct sockaddr_in sa;
@@ -45,7 +56,9 @@ void pf_upstream_stop(pf_upstream *u) {
   event_base_loopbreak(u->base);
   pthread_join(u->thread, NULL);
   evhttp_free(u->http);
-  event_base_free(u->base);
+  event_base_free(u->base); /* runs the finalizers that free each connection's SSL */
+  SSL_CTX_free(u->ssl_ctx);
+  u->ssl_ctx = NULL;
 }
 
 long long pf_now_ms(void) {
@@ -143,6 +156,11 @@ void pf_http(int port, pf_resp *r, const char *method, const char *headers, cons
 
 int pf_start_proxy(cli_proc *p, const char *dir, const char *db, const char *config,
                    const char *cfgname, const char *const *wrapper) {
+  return pf_start_proxy_env(p, dir, db, config, cfgname, wrapper, NULL);
+}
+
+int pf_start_proxy_env(cli_proc *p, const char *dir, const char *db, const char *config,
+                       const char *cfgname, const char *const *wrapper, const char *const *env) {
   char *path = tu_path(dir, cfgname);
   FILE *f = fopen(path, "w");
   assert_non_null(f);
@@ -166,15 +184,21 @@ int pf_start_proxy(cli_proc *p, const char *dir, const char *db, const char *con
    * own directory, so tests (and the user's own proxies) never collide. */
   char home[4200];
   snprintf(home, sizeof home, "HOME=%s", dir);
-  const char *env[] = {home, NULL};
-  cli_spec spec = {.bin = bin, .args = args, .env = env, .timeout_ms = 120000};
+  const char *envs[16] = {home};
+  size_t ne = 1;
+  for (size_t i = 0; env && env[i]; i++) {
+    assert_true(ne < sizeof envs / sizeof envs[0] - 1);
+    envs[ne++] = env[i];
+  }
+  envs[ne] = NULL;
+  cli_spec spec = {.bin = bin, .args = args, .env = envs, .timeout_ms = 120000};
   cli_start(&spec, p);
-  assert_true(cli_wait_output(p, "Point your MCP client", 10000));
+  free(path); /* the child has its own copy of the arguments */
+  if (!cli_wait_output(p, "Point your MCP client", 10000))
+    fail_msg("mcpr proxy run did not start; its stderr:\n%s", p->err);
   const char *at = strstr(p->out, "listening on http://127.0.0.1:");
   assert_non_null(at);
-  int port = (int)strtol(at + strlen("listening on http://127.0.0.1:"), NULL, 10);
-  free(path);
-  return port;
+  return (int)strtol(at + strlen("listening on http://127.0.0.1:"), NULL, 10);
 }
 
 void pf_reply(struct evhttp_request *req, int status, const char *ctype, const char *body,
