@@ -238,7 +238,9 @@ static void test_schema(void **state) {
   assert_string_equal(js(o, "upstream_url"), ""); /* not recorded */
   assert_null_field(o, "schema_hash");
   /* {"tools": [each tool's payload, by name]}, as a tools/list result. */
-  json_t *tools = json_object_get(json_object_get(o, "payload"), "tools");
+  /* payload is the JSON text, a string, as the original prints it (SPEC §7) */
+  json_t *payload = json_loads(js(o, "payload"), 0, NULL);
+  json_t *tools = json_object_get(payload, "tools");
   assert_int_equal(json_array_size(tools), 3);
   char names[64] = "";
   for (size_t i = 0, n = 0; i < 3; i++)
@@ -247,6 +249,7 @@ static void test_schema(void **state) {
   assert_non_null(strstr(names, "search,"));
   assert_non_null(strstr(names, "fetch,"));
   assert_non_null(strstr(names, "unused,"));
+  json_decref(payload);
   json_decref(o);
   cli_result_free(&r);
 
