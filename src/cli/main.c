@@ -35,9 +35,11 @@ int cli_usage_error(const mcpr_cli_command *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   put_message(fmt, ap);
   va_end(ap);
+  /* One line of hint, not the whole help (as clap's "For more
+   * information, try '--help'"): the message above is what to fix. */
   if (cmd)
-    fprintf(stderr, "usage:\n%s\nRun 'mcpr %s%s%s --help' for more.\n", cmd->usage,
-            cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name);
+    fprintf(stderr, "Run 'mcpr %s%s%s --help' for its usage.\n", cmd->group ? cmd->group : "",
+            cmd->group ? " " : "", cmd->name);
   else
     fputs("Run 'mcpr --help' for the list of commands.\n", stderr);
   return CLI_EXIT_USAGE;
