@@ -36,7 +36,7 @@
 extern const mcpr_cli_command cmd_setup;
 
 typedef struct setup_args {
-  const char *config, *cloud_url, *email, *code, *project, *server, *endpoint;
+  const char *config, *cloud_url, *email, *code, *project, *server, *endpoint, *output;
 } setup_args;
 
 static void say(const mcpr_cloud_setup *flow, FILE *out, const char *prefix, const char *fmt, ...)
@@ -269,7 +269,7 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
   } flags[] = {{"--cloud-url", &a->cloud_url},
                {"--email", &a->email},     {"--code", &a->code},
                {"--project", &a->project}, {"--server", &a->server},
-               {"--endpoint", &a->endpoint}};
+               {"--endpoint", &a->endpoint}, {"--output", &a->output}};
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) {
       printf("%s\n", cmd_setup.usage);
@@ -277,6 +277,14 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
       return false;
     }
     bool matched = false;
+    if (strcmp(argv[i], "-o") == 0) { /* the original's short form of --output */
+      if (i + 1 >= argc || !*argv[i + 1]) {
+        *code = cli_usage_error(&cmd_setup, "-o needs a value");
+        return false;
+      }
+      a->output = argv[++i];
+      continue;
+    }
     for (size_t f = 0; f < sizeof flags / sizeof *flags && !matched; f++) {
       size_t n = strlen(flags[f].flag);
       if (strncmp(argv[i], flags[f].flag, n) != 0 || (argv[i][n] && argv[i][n] != '='))
@@ -301,9 +309,13 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   setup_args a = {0};
   int code = CLI_EXIT_OK;
-  a.config = ctx->config_path; /* the global -c/--config: the file to write */
   if (!parse_args(argc, argv, &a, &code))
     return code;
+  /* The file to write: the global -c/--config, or the original's
+   * `proxy setup --output`. */
+  if (a.output && ctx->config_path && strcmp(a.output, ctx->config_path) != 0)
+    return cli_usage_error(&cmd_setup, "-c/--config and --output name different files");
+  a.config = a.output ? a.output : ctx->config_path;
   int rc = CLI_EXIT_FAIL;
   mcpr_error err = {0};
   mcpr_config *cfg = NULL;
@@ -405,14 +417,12 @@ out:
   return rc;
 }
 
-const mcpr_cli_command cmd_setup = {
-    .group = NULL,
-    .name = "setup",
-    .summary = "connect this proxy to the mcpr cloud and write [cloud] into mcpr.toml",
-    .usage =
+static const char SETUP_USAGE[] =
         "mcpr setup [--config FILE] [--cloud-url URL] [--email E] [--code C]\n"
         "           [--project SLUG] [--server SLUG] [--endpoint NAME]\n"
+        "mcpr proxy setup …   the same, under the original's name\n"
         "  --config FILE     config to update (default ./mcpr.toml; created if missing)\n"
+        "  -o, --output FILE the same, as the original's proxy setup names it\n"
         "  --cloud-url URL   cloud API (default $MCPR_CLOUD_URL, else https://api.mcpr.app)\n"
         "  --email E         account e-mail; a login code is sent there\n"
         "  --code C          the login code (not needed while ~/.mcpr/auth.json is valid)\n"
@@ -424,6 +434,21 @@ const mcpr_cli_command cmd_setup = {
         "  mcpr setup --email E                 the cloud e-mails a code; exits 0\n"
         "  mcpr setup --email E --code N --project P --server S   completes\n"
         "Writes [cloud] token and server (and endpoint, the ingest URL, for a\n"
-        "non-default cloud); a config holding a token is made mode 0600.",
+        "non-default cloud); a config holding a token is made mode 0600.";
+
+const mcpr_cli_command cmd_setup = {
+    .group = NULL,
+    .name = "setup",
+    .summary = "connect this proxy to the mcpr cloud and write [cloud] into mcpr.toml",
+    .usage = SETUP_USAGE,
+    .run = run,
+};
+
+/* The original's name for it (`mcpr proxy setup`, its README's first step). */
+const mcpr_cli_command cmd_proxy_setup = {
+    .group = "proxy",
+    .name = "setup",
+    .summary = "the same as 'mcpr setup' (the original's name)",
+    .usage = SETUP_USAGE,
     .run = run,
 };

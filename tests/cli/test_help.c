@@ -43,6 +43,7 @@ static void test_help_subcommand(void **state) {
   expect_help((const char *const[]){"help", "store", "vacuum", NULL}, "--before", NULL);
   expect_help((const char *const[]){"help", "ingest", NULL}, "mcpr ingest", NULL);
   expect_help((const char *const[]){"help", "version", NULL}, "mcpr version", NULL);
+  expect_help((const char *const[]){"proxy", "help", "setup", NULL}, "mcpr proxy setup", NULL);
 }
 
 static void test_help_unknown(void **state) {

@@ -376,7 +376,9 @@ static void test_login_in_two_runs(void **state) {
   fixture *f = *state;
   char *jwt = make_jwt((long long)time(NULL) + 86400, "two-runs");
   script_new_account(f, jwt);
-  const char *first[] = {"setup", "--cloud-url", fc_url(f->fc), "--email", "dev@example.com", NULL};
+  /* the original's name for the command, then ours with its --output */
+  const char *first[] = {"proxy", "setup", "--cloud-url", fc_url(f->fc), "--email",
+                         "dev@example.com", NULL};
   result r = run(f, first);
   if (r.code != 0)
     fail_msg("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
@@ -391,7 +393,8 @@ static void test_login_in_two_runs(void **state) {
   assert_int_equal(mode_of(kept), 0600);
 
   const char *second[] = {"setup", "--cloud-url", fc_url(f->fc), "--email", "dev@example.com",
-                          "--code", "424242", "--project", "demo", "--server", "api", NULL};
+                          "--code", "424242", "--project", "demo", "--server", "api",
+                          "-o", "mcpr.toml", NULL};
   r = run(f, second);
   if (r.code != 0)
     fail_msg("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
