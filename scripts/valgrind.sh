@@ -56,7 +56,15 @@ run 0 --db "$db" ingest examples/sample-traffic.ndjson
 STDIN=examples/sample-traffic.ndjson run 0 --db "$db" ingest -
 printf '{"type":"bogus"}\nnot json\n' >"$work/bad.ndjson"
 run 1 --db "$db" ingest "$work/bad.ndjson"
+printf '{"type":"session_end","session_id":"ghost","ts":1}\n{"type":"session_end","session_id":"","ts":1}\n' >"$work/ends.ndjson"
+run 1 --db "$db" ingest "$work/ends.ndjson"
 run 0 --help
+run 0 help
+run 0 help proxy logs
+run 0 proxy help
+run 0 proxy help schema
+run 2 help no-such-command
+run 2 --db "$db" proxy logs --tail 0
 run 0 --version
 run 0 version
 run 2 no-such-command
@@ -90,6 +98,7 @@ run 0,1 cloud status --config "$work/mcpr.toml"
 run 1 cloud flush --config "$work/mcpr.toml" --timeout 2
 run 1 setup --config "$work/setup.toml" --cloud-url http://127.0.0.1:9 --email a@example.com \
   --code 123456 --project p --server s
+run 1 proxy setup -o "$work/setup.toml" --cloud-url http://127.0.0.1:9 --email a@example.com
 # follow mode: stopped by SIGINT after a moment, as Ctrl-C would.
 log="$work/vg-follow.log"; rc=0
 timeout -s INT 4 "${vg[@]}" --log-file="$log" "$mcpr" --db "$db" proxy logs -f >/dev/null 2>&1 || rc=$?

@@ -308,6 +308,12 @@ typedef struct mcpr_cloud_setup_options {
   char *(*ask)(void *ctx, mcpr_cloud_setup_question q, const char *about, const char *def);
   void (*note)(void *ctx, const mcpr_cloud_setup_note *n); /* may be NULL */
   void *ctx;
+  /*
+   * The answer of an earlier mcpr_cloud_login() for this e-mail (a login
+   * in two runs: one asks for the code, the next gives it): the code is
+   * verified against it and no new code is sent. NULL: log in afresh.
+   */
+  const char *request_id;
 } mcpr_cloud_setup_options;
 
 /* True for a slug mcpr puts in URLs and the config: 1..64 of [A-Za-z0-9_-]. */

@@ -225,6 +225,10 @@ typedef struct mcpr_store_stats {
   mcpr_status last_error;       /* MCPR_OK if none yet */
   char last_error_message[256];
   int64_t last_error_at_ms;     /* 0 if none */
+  /* Of the duplicates, session closes for a session the store never saw
+   * start (its session_start lost, or from another store): counted apart
+   * so a summary can tell them from replayed events. */
+  uint64_t unknown_session_closes;
 } mcpr_store_stats;
 
 /*

@@ -117,6 +117,23 @@ static bool blank(const char *s, size_t n) {
   return true;
 }
 
+/* The key field the store refuses when it is empty (a request's id, a
+ * session's session_id), or NULL: found here, where the line number is
+ * known, rather than later as a refusal with no line to point at. */
+static const char *empty_key(const mcpr_event *ev) {
+  switch (ev->type) {
+  case MCPR_EVENT_REQUEST:
+    return ev->u.request.id && !*ev->u.request.id ? "id" : NULL;
+  case MCPR_EVENT_SESSION_START:
+    return ev->u.session_start.session_id && !*ev->u.session_start.session_id ? "session_id"
+                                                                              : NULL;
+  case MCPR_EVENT_SESSION_END:
+    return ev->u.session_end.session_id && !*ev->u.session_end.session_id ? "session_id" : NULL;
+  default:
+    return NULL;
+  }
+}
+
 typedef struct ingest_run {
   mcpr_fanout *fan;
   ingest_counts c;
@@ -143,6 +160,14 @@ static void handle_line(ingest_run *r, const char *line, size_t n, bool too_long
     fprintf(stderr, "line %" PRIu64 ": ", r->c.lineno);
     fmt_put_clean(stderr, err.message);
     fputc('\n', stderr);
+    r->c.rejected++;
+    return;
+  }
+  const char *empty = empty_key(&ev);
+  if (empty) {
+    fprintf(stderr, "line %" PRIu64 ": field \"%s\": empty (the store needs it to tell events apart)\n",
+            r->c.lineno, empty);
+    mcpr_event_release(&ev);
     r->c.rejected++;
     return;
   }
@@ -368,7 +393,10 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   fprintf(stderr,
           "ingest: read %" PRIu64 " lines, stored %" PRIu64 ", duplicates %" PRIu64
           ", rejected %" PRIu64 "",
-          r.c.lines, st.written, st.duplicates, r.c.rejected);
+          r.c.lines, st.written, st.duplicates - st.unknown_session_closes, r.c.rejected);
+  if (st.unknown_session_closes)
+    fprintf(stderr, ", session ends for unknown sessions %" PRIu64 " (not stored)",
+            st.unknown_session_closes);
   if (r.c.heartbeats)
     fprintf(stderr, ", heartbeats %" PRIu64 " (not stored)", r.c.heartbeats);
   if (failed || r.c.not_handed) {

@@ -1,5 +1,6 @@
 /* cmd_proxy_schema.c — `mcpr proxy schema`: the captured server schema,
  * its change history, and the tools nobody calls. */
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@ const mcpr_cli_command cmd_proxy_schema = {
              "\n"
              "Without --changes or --unused: per upstream, whether the schema is\n"
              "complete (initialize and a list method captured), the server's name,\n"
-             "version, protocol and capabilities, and each captured method.\n"
+             "version, protocol and capabilities, and each captured list with its\n"
+             "items (tools, resources, templates, prompts and their descriptions).\n"
              "  --method M   only method M (e.g. tools/list)\n"
              "  --changes    the change history, newest first (--limit N, default 50)\n"
              "  --unused     every tool of tools/list with its calls in the window,\n"
@@ -30,6 +32,91 @@ const mcpr_cli_command cmd_proxy_schema = {
              "  mcpr proxy schema api-server --unused --since 30d --json",
     .run = run,
 };
+
+static bool same(const char *a, const char *b) {
+  return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/* The item array of a list method's payload and its label, as the
+ * original names them; NULL for any other method. */
+static const char *list_items_key(const char *method, const char **label) {
+  static const struct {
+    const char *method, *key, *label;
+  } lists[] = {
+      {"tools/list", "tools", "Tools"},
+      {"resources/list", "resources", "Resources"},
+      {"resources/templates/list", "resourceTemplates", "Resource Templates"},
+      {"prompts/list", "prompts", "Prompts"},
+  };
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+    if (strcmp(method, lists[i].method) == 0) {
+      *label = lists[i].label;
+      return lists[i].key;
+    }
+  return NULL;
+}
+
+/* Longest description shown, in characters (the original's cut), so one
+ * item stays on one line; its first line only. */
+enum { DESCRIPTION_CHARS = 60 };
+
+static void put_description(const char *d) {
+  char buf[DESCRIPTION_CHARS * 4 + 1];
+  size_t len = 0, chars = 0;
+  const unsigned char *p = (const unsigned char *)d;
+  while (*p && *p != '\n' && *p != '\r' && chars < DESCRIPTION_CHARS && len < sizeof buf - 1) {
+    /* one character: its lead byte and the continuation bytes after it */
+    buf[len++] = (char)*p++;
+    while (*p && (*p & 0xC0) == 0x80 && len < sizeof buf - 1)
+      buf[len++] = (char)*p++;
+    chars++;
+  }
+  buf[len] = '\0';
+  fputs("  —  ", stdout);
+  fmt_put_clean(stdout, buf);
+  if (*p)
+    fputs("…", stdout);
+}
+
+/* One captured method of an upstream: its name, when it was captured and,
+ * for a list, every item with its description. The payload is the
+ * upstream's own text: every string is escaped on its way out. */
+static void show_method(const mcpr_schema_row *r, int64_t now) {
+  char when[32];
+  fmt_time(r->captured_at_ms, now, when, sizeof when);
+  fputs("\n  ── ", stdout);
+  fmt_put_clean(stdout, r->method);
+  printf(" ──  (captured %s)\n", when);
+  const char *label = NULL;
+  const char *key = list_items_key(r->method, &label);
+  if (!key)
+    return;
+  json_t *payload = json_loads(r->payload ? r->payload : "", 0, NULL);
+  json_t *items = json_object_get(payload, key);
+  if (!json_is_array(items)) {
+    printf("    (no %s array in the captured payload)\n", key);
+    json_decref(payload);
+    return;
+  }
+  printf("    %s (%zu):\n", label, json_array_size(items));
+  size_t i;
+  json_t *item;
+  json_array_foreach(items, i, item) {
+    const char *name = json_string_value(json_object_get(item, "name"));
+    /* a resource may carry only its uri */
+    if (!name)
+      name = json_string_value(json_object_get(item, "uri"));
+    if (!name)
+      name = json_string_value(json_object_get(item, "uriTemplate"));
+    const char *description = json_string_value(json_object_get(item, "description"));
+    fputs("      ", stdout);
+    fmt_put_clean(stdout, name ? name : "?");
+    if (description && *description)
+      put_description(description);
+    fputc('\n', stdout);
+  }
+  json_decref(payload);
+}
 
 static int show_snapshots(mcpr_query *q, const char *proxy, const char *method, bool json,
                           int64_t now) {
@@ -81,6 +168,14 @@ static int show_snapshots(mcpr_query *q, const char *proxy, const char *method, 
       printf("\n");
     }
     printf("  captured   %s\n", when);
+    for (size_t k = 0; k < rows.count; k++) {
+      const mcpr_schema_row *r = &rows.rows[k];
+      if (strcmp(r->method, "initialize") != 0 && same(r->proxy, s->proxy) &&
+          same(r->upstream_url, s->upstream_url))
+        show_method(r, now);
+    }
+    if (i + 1 < sts.count)
+      fputc('\n', stdout);
   }
   if (rows.count) {
     printf("\n");

@@ -78,8 +78,8 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     fmt_put_clean(stdout, s->client_platform ? s->client_platform : "unknown");
     fputs(")\n", stdout);
     printf("started   %s\nlast seen %s\nended     %s\n", started, seen, ended);
-    printf("calls     %lld (%lld errors)\n\n", (long long)s->total_calls,
-           (long long)s->total_errors);
+    printf("calls     %lld (%lld error%s)\n\n", (long long)s->total_calls,
+           (long long)s->total_errors, s->total_errors == 1 ? "" : "s");
     if (d.requests.count == 0)
       printf("No requests stored for this session.\n");
     else

@@ -70,11 +70,25 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     for (size_t i = 0; i < rows.count; i++)
       fmt_json_line(stdout, fmt_json_session_row(&rows.rows[i]));
   } else if (rows.count == 0) {
-    if (active && !since)
-      printf("No active sessions.\n");
-    else
-      printf("No %ssessions started in the last %s.\n", active ? "active " : "",
-             since ? since : "1h");
+    /* Name the filters that emptied the list, so a user does not widen a
+     * window that was never the cause. */
+    printf("No %ssessions", active ? "active " : "");
+    if (client || name) {
+      fputs(" match", stdout);
+      if (client) {
+        fputs(" --client ", stdout);
+        fmt_put_clean(stdout, client);
+      }
+      if (name) {
+        fputs(client ? " and proxy " : " proxy ", stdout);
+        fmt_put_clean(stdout, name);
+      }
+      if (!(active && !since))
+        printf(" in the last %s", since ? since : "1h");
+    } else if (!(active && !since)) {
+      printf(" started in the last %s", since ? since : "1h");
+    }
+    fputs(".\n", stdout);
   } else {
     static const char *const headers[] = {"SESSION", "CLIENT",  "PLATFORM", "STARTED",
                                           "LAST SEEN", ">CALLS", ">ERRORS", "STATE"};

@@ -9,16 +9,24 @@
  *
  * What is missing is asked for only when stdin is a terminal. Without one,
  * every missing flag is named at once, before any call is made (exit 2), so
- * CI either runs the whole flow or nothing.
+ * CI either runs the whole flow or nothing. The one exception is the login
+ * code, which only arrives by e-mail: `--email E` without `--code` asks the
+ * cloud to send it and exits 0, keeping the login request beside the saved
+ * login (login-request.json, mode 0600); the next run with `--email E
+ * --code N` verifies the code against that request and goes on.
  *
  * Secrets (the JWT, the new token) never reach the terminal: they are shown
  * masked, and every message printed here is passed through the flow's
  * redaction first, since an error body from the server could echo them.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,7 +36,7 @@
 extern const mcpr_cli_command cmd_setup;
 
 typedef struct setup_args {
-  const char *config, *cloud_url, *email, *code, *project, *server, *endpoint;
+  const char *config, *cloud_url, *email, *code, *project, *server, *endpoint, *output;
 } setup_args;
 
 static void say(const mcpr_cloud_setup *flow, FILE *out, const char *prefix, const char *fmt, ...)
@@ -157,6 +165,103 @@ static int failure(const mcpr_cloud_setup *flow, const mcpr_error *err) {
   return CLI_EXIT_FAIL;
 }
 
+/* ---- a login in two runs (no terminal) ---- */
+
+/* login-request.json beside the saved login (new string), or NULL. */
+static char *login_request_path(void) {
+  char *auth = mcpr_cloud_login_cache_path(NULL);
+  if (!auth)
+    return NULL;
+  static const char name[] = "login-request.json";
+  char *slash = strrchr(auth, '/');
+  int dir_len = slash ? (int)(slash - auth) : 1;
+  size_t n = (size_t)dir_len + sizeof name + 1;
+  char *path = malloc(n);
+  if (path)
+    snprintf(path, n, "%.*s/%s", dir_len, slash ? auth : ".", name);
+  free(auth);
+  return path;
+}
+
+/* Keep the request a code was sent for, readable by this user only. */
+static mcpr_status save_login_request(const char *path, const char *email, const char *cloud_url,
+                                      const char *request_id, mcpr_error *err) {
+  char *dir = strdup(path);
+  if (!dir)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = '\0';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+      mcpr_status st = mcpr_error_set(err, MCPR_EIO, "%s: %s", dir, strerror(errno));
+      free(dir);
+      return st;
+    }
+  }
+  free(dir);
+  json_t *o = json_pack("{s:s, s:s, s:s}", "email", email, "cloud_url", cloud_url, "request_id",
+                        request_id);
+  char *text = o ? json_dumps(o, 0) : NULL;
+  json_decref(o);
+  if (!text)
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
+  mcpr_status st = MCPR_OK;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  size_t len = strlen(text);
+  if (fd < 0 || fchmod(fd, 0600) != 0 || write(fd, text, len) != (ssize_t)len)
+    st = mcpr_error_set(err, MCPR_EIO, "%s: %s", path, strerror(errno));
+  if (fd >= 0 && close(fd) != 0 && st == MCPR_OK)
+    st = mcpr_error_set(err, MCPR_EIO, "%s: %s", path, strerror(errno));
+  free(text);
+  return st;
+}
+
+/* The request kept for this e-mail and cloud (new string), or NULL. */
+static char *load_login_request(const char *path, const char *email, const char *cloud_url) {
+  json_t *o = json_load_file(path, 0, NULL);
+  const char *e = json_string_value(json_object_get(o, "email"));
+  const char *u = json_string_value(json_object_get(o, "cloud_url"));
+  const char *id = json_string_value(json_object_get(o, "request_id"));
+  char *out = e && u && id && *id && strcmp(e, email) == 0 && strcmp(u, cloud_url) == 0
+                  ? strdup(id)
+                  : NULL;
+  json_decref(o);
+  return out;
+}
+
+/* `--email E` without `--code` and without a terminal: have the code sent. */
+static int send_login_code(const char *cloud_url, const char *email, const char *path) {
+  mcpr_cloud_client *client = NULL;
+  mcpr_error err = {0};
+  char *request_id = NULL;
+  int rc = CLI_EXIT_FAIL;
+  mcpr_status st = mcpr_cloud_client_new(&client, cloud_url, NULL, &err);
+  if (st == MCPR_EINVAL) {
+    rc = cli_usage_error(&cmd_setup, "--cloud-url: %s", err.message);
+    goto out;
+  }
+  if (st != MCPR_OK) {
+    say(NULL, stderr, "mcpr: ", "cannot start the cloud client: %s", err.message);
+    goto out;
+  }
+  if (mcpr_cloud_login(client, email, &request_id, &err) != MCPR_OK) {
+    say(NULL, stderr, "mcpr: ", "login failed: %s", err.message);
+    goto out;
+  }
+  if (save_login_request(path, email, cloud_url, request_id, &err) != MCPR_OK) {
+    say(NULL, stderr, "mcpr: ", "cannot keep the login request: %s", err.message);
+    goto out;
+  }
+  say(NULL, stdout, "", "A login code was sent to %s.", email);
+  say(NULL, stdout, "", "Run setup again with --email %s --code CODE (and --project, --server).",
+      email);
+  rc = CLI_EXIT_OK;
+out:
+  free(request_id);
+  mcpr_cloud_client_free(client);
+  return rc;
+}
+
 static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
   struct {
     const char *flag;
@@ -164,7 +269,7 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
   } flags[] = {{"--cloud-url", &a->cloud_url},
                {"--email", &a->email},     {"--code", &a->code},
                {"--project", &a->project}, {"--server", &a->server},
-               {"--endpoint", &a->endpoint}};
+               {"--endpoint", &a->endpoint}, {"--output", &a->output}};
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) {
       printf("%s\n", cmd_setup.usage);
@@ -172,6 +277,14 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
       return false;
     }
     bool matched = false;
+    if (strcmp(argv[i], "-o") == 0) { /* the original's short form of --output */
+      if (i + 1 >= argc || !*argv[i + 1]) {
+        *code = cli_usage_error(&cmd_setup, "-o needs a value");
+        return false;
+      }
+      a->output = argv[++i];
+      continue;
+    }
     for (size_t f = 0; f < sizeof flags / sizeof *flags && !matched; f++) {
       size_t n = strlen(flags[f].flag);
       if (strncmp(argv[i], flags[f].flag, n) != 0 || (argv[i][n] && argv[i][n] != '='))
@@ -196,14 +309,19 @@ static bool parse_args(int argc, char **argv, setup_args *a, int *code) {
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   setup_args a = {0};
   int code = CLI_EXIT_OK;
-  a.config = ctx->config_path; /* the global -c/--config: the file to write */
   if (!parse_args(argc, argv, &a, &code))
     return code;
+  /* The file to write: the global -c/--config, or the original's
+   * `proxy setup --output`. */
+  if (a.output && ctx->config_path && strcmp(a.output, ctx->config_path) != 0)
+    return cli_usage_error(&cmd_setup, "-c/--config and --output name different files");
+  a.config = a.output ? a.output : ctx->config_path;
   int rc = CLI_EXIT_FAIL;
   mcpr_error err = {0};
   mcpr_config *cfg = NULL;
   mcpr_cloud_setup *flow = NULL;
   bool tty = isatty(STDIN_FILENO);
+  char *request_path = NULL, *request_id = NULL;
 
   const char *env_url = getenv("MCPR_CLOUD_URL");
   const char *cloud_url = a.cloud_url ? a.cloud_url : env_url && *env_url ? env_url
@@ -223,12 +341,17 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     goto out;
   }
 
+  /* A code asked for by an earlier run, for this e-mail and this cloud. */
+  if (!tty && a.email && a.code && (request_path = login_request_path()) != NULL)
+    request_id = load_login_request(request_path, a.email, cloud_url);
+
   /* 2. The client (refuses a URL that would send credentials in clear) and the saved login. */
   ui u = {0};
   mcpr_cloud_setup_options opts = {
       .cloud_url = cloud_url, .config_path = config_path, .email = a.email, .code = a.code,
       .project = a.project, .server = a.server, .endpoint = a.endpoint,
-      .default_server = cfg ? cfg->name : NULL, .ask = tty ? ask : NULL, .note = note, .ctx = &u};
+      .default_server = cfg ? cfg->name : NULL, .ask = tty ? ask : NULL, .note = note, .ctx = &u,
+      .request_id = request_id};
   flow = mcpr_cloud_setup_new(&opts);
   if (!flow) {
     rc = cli_fail("out of memory");
@@ -241,7 +364,16 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   }
   bool reuse = mcpr_cloud_setup_reuses_login(flow);
 
-  /* 3. Without a terminal, name everything missing before any call. */
+  /* 3. Without a terminal: the first of two runs has the code sent; else
+   * name everything missing before any call. */
+  if (!tty && !reuse && a.email && !a.code) {
+    if (!(request_path = login_request_path())) {
+      rc = cli_fail("cannot find where to keep the login request (is HOME set?)");
+      goto out;
+    }
+    rc = send_login_code(cloud_url, a.email, request_path);
+    goto out;
+  }
   if (!tty) {
     char missing[256] = "";
     if (!reuse && !a.email)
@@ -273,22 +405,24 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     rc = failure(flow, &err);
     goto out;
   }
+  if (request_id)
+    unlink(request_path); /* used: a code is good once */
   rc = CLI_EXIT_OK;
 
 out:
+  free(request_id);
+  free(request_path);
   mcpr_cloud_setup_free(flow);
   mcpr_config_free(cfg);
   return rc;
 }
 
-const mcpr_cli_command cmd_setup = {
-    .group = NULL,
-    .name = "setup",
-    .summary = "connect this proxy to the mcpr cloud and write [cloud] into mcpr.toml",
-    .usage =
+static const char SETUP_USAGE[] =
         "mcpr setup [--config FILE] [--cloud-url URL] [--email E] [--code C]\n"
         "           [--project SLUG] [--server SLUG] [--endpoint NAME]\n"
+        "mcpr proxy setup …   the same, under the original's name\n"
         "  --config FILE     config to update (default ./mcpr.toml; created if missing)\n"
+        "  -o, --output FILE the same, as the original's proxy setup names it\n"
         "  --cloud-url URL   cloud API (default $MCPR_CLOUD_URL, else https://api.mcpr.app)\n"
         "  --email E         account e-mail; a login code is sent there\n"
         "  --code C          the login code (not needed while ~/.mcpr/auth.json is valid)\n"
@@ -296,7 +430,25 @@ const mcpr_cli_command cmd_setup = {
         "  --server SLUG     server in the project, created when it does not exist\n"
         "  --endpoint NAME   also make sure the server has this endpoint (tunnel name)\n"
         "Asks for what is missing when stdin is a terminal; otherwise every missing flag\n"
-        "is an error (exit 2). Writes [cloud] token and server (and endpoint, the ingest\n"
-        "URL, for a non-default cloud); a config holding a token is made mode 0600.",
+        "is an error (exit 2), except the code: without a terminal, log in in two runs:\n"
+        "  mcpr setup --email E                 the cloud e-mails a code; exits 0\n"
+        "  mcpr setup --email E --code N --project P --server S   completes\n"
+        "Writes [cloud] token and server (and endpoint, the ingest URL, for a\n"
+        "non-default cloud); a config holding a token is made mode 0600.";
+
+const mcpr_cli_command cmd_setup = {
+    .group = NULL,
+    .name = "setup",
+    .summary = "connect this proxy to the mcpr cloud and write [cloud] into mcpr.toml",
+    .usage = SETUP_USAGE,
+    .run = run,
+};
+
+/* The original's name for it (`mcpr proxy setup`, its README's first step). */
+const mcpr_cli_command cmd_proxy_setup = {
+    .group = "proxy",
+    .name = "setup",
+    .summary = "the same as 'mcpr setup' (the original's name)",
+    .usage = SETUP_USAGE,
     .run = run,
 };

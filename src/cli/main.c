@@ -35,9 +35,11 @@ int cli_usage_error(const mcpr_cli_command *cmd, const char *fmt, ...) {
   va_start(ap, fmt);
   put_message(fmt, ap);
   va_end(ap);
+  /* One line of hint, not the whole help (as clap's "For more
+   * information, try '--help'"): the message above is what to fix. */
   if (cmd)
-    fprintf(stderr, "usage:\n%s\nRun 'mcpr %s%s%s --help' for more.\n", cmd->usage,
-            cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name);
+    fprintf(stderr, "Run 'mcpr %s%s%s --help' for its usage.\n", cmd->group ? cmd->group : "",
+            cmd->group ? " " : "", cmd->name);
   else
     fputs("Run 'mcpr --help' for the list of commands.\n", stderr);
   return CLI_EXIT_USAGE;
@@ -73,7 +75,8 @@ static void print_help(FILE *out, const char *group) {
         "  -c, --config FILE      config file (default: ./mcpr.toml when present)\n"
         "  --db PATH              store file (default: the config's [store] path, else\n"
         "                         $MCPR_DB, else ~/.mcpr/store.db)\n"
-        "  -h, --help             this help; 'mcpr <command> --help' for one command\n"
+        "  -h, --help             this help; 'mcpr help <command>' or\n"
+        "                         'mcpr <command> --help' for one command\n"
         "  -V, --version          print the version (mcpr X.Y.Z)\n",
         out);
 }
@@ -92,6 +95,41 @@ static const mcpr_cli_command *find(const char *group, const char *name) {
       return *c;
   }
   return NULL;
+}
+
+static void print_usage(const mcpr_cli_command *cmd) {
+  fputs(cmd->usage, stdout);
+  fputc('\n', stdout);
+}
+
+/*
+ * `mcpr help [COMMAND…]` and `mcpr GROUP help [COMMAND]`, as clap's help
+ * subcommand: the help of what the words name, on stdout, exit 0; words
+ * that name nothing are a usage error. group is the group already typed
+ * (NULL at top level); words are what follows `help`.
+ */
+static int help_command(const char *group, int n, char **words) {
+  if (!group && n > 0 && is_group(words[0])) {
+    group = words[0];
+    words++;
+    n--;
+  } else if (!group && n == 0) {
+    print_help(stdout, NULL);
+    return CLI_EXIT_OK;
+  }
+  if (group && n == 0) {
+    print_help(stdout, group);
+    return CLI_EXIT_OK;
+  }
+  const mcpr_cli_command *cmd = find(group, words[0]);
+  if (!cmd)
+    return cli_usage_error(NULL, "no help for unknown command '%s%s%s'", group ? group : "",
+                           group ? " " : "", words[0]);
+  if (n > 1)
+    return cli_usage_error(NULL, "unexpected argument '%s' after 'help %s%s%s'", words[1],
+                           group ? group : "", group ? " " : "", words[0]);
+  print_usage(cmd);
+  return CLI_EXIT_OK;
 }
 
 /*
@@ -168,6 +206,8 @@ int main(int argc, char **argv) {
   } else if (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "-V") == 0) {
     printf("mcpr %s\n", mcpr_version());
     code = CLI_EXIT_OK;
+  } else if (strcmp(rest[0], "help") == 0) {
+    code = help_command(NULL, n - 1, rest + 1);
   } else if (rest[0][0] == '-') {
     code = cli_usage_error(NULL, "unknown option '%s'", rest[0]);
   } else if (is_group(rest[0])) {
@@ -175,6 +215,8 @@ int main(int argc, char **argv) {
     if (n < 2 || cli_is_help(rest[1])) {
       print_help(n < 2 ? stderr : stdout, group);
       code = n < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    } else if (strcmp(rest[1], "help") == 0) {
+      code = help_command(group, n - 2, rest + 2);
     } else {
       const mcpr_cli_command *cmd = find(group, rest[1]);
       code = cmd ? cmd->run(&ctx, n - 1, rest + 1)

@@ -293,6 +293,41 @@ static void test_out_of_range_latency_and_size(void **state) {
   tu_rmdir(dir);
 }
 
+/* An empty key is named with its line (not a refusal without one later);
+ * a session_end for a session never started is counted as such, apart
+ * from the duplicates (an end seen twice, a request replayed). */
+static void test_empty_ids_and_unknown_session_ends(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *in = tu_path(dir, "in.ndjson"), *db = tu_path(dir, "s.db"), *errp = tu_path(dir, "err");
+  tu_write_text(in,
+                "{\"type\":\"session_start\",\"session_id\":\"s1\",\"proxy\":\"api\",\"ts\":1,"
+                "\"client_name\":\"cursor\",\"client_version\":\"1\",\"client_platform\":null}\n"
+                REQ("r1", "\"s1\"", "")
+                REQ("", "\"s1\"", "")
+                "{\"type\":\"session_end\",\"session_id\":\"ghost\",\"ts\":2}\n"
+                "{\"type\":\"session_end\",\"session_id\":\"s1\",\"ts\":3}\n"
+                "{\"type\":\"session_end\",\"session_id\":\"s1\",\"ts\":4}\n"
+                "{\"type\":\"session_end\",\"session_id\":\"\",\"ts\":5}\n"
+                "{\"type\":\"session_start\",\"session_id\":\"\",\"proxy\":\"api\",\"ts\":1,"
+                "\"client_name\":null,\"client_version\":null,\"client_platform\":null}\n"
+                REQ("r1", "\"s1\"", ""));
+  const char *args[] = {"ingest", in, "--db", db, NULL};
+  assert_int_equal(run(args, NULL, errp), 1);
+  char *err = tu_read_text(errp);
+  assert_non_null(strstr(err, "line 3: field \"id\": empty"));
+  assert_non_null(strstr(err, "line 7: field \"session_id\": empty"));
+  assert_non_null(strstr(err, "line 8: field \"session_id\": empty"));
+  assert_non_null(strstr(err, "read 9 lines, stored 3, duplicates 2, rejected 3, "
+                              "session ends for unknown sessions 1 (not stored)\n"));
+  assert_null(strstr(err, "refused"));
+  free(err);
+  assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM requests"), 1);
+  assert_int_equal(tu_sql_int(db, "SELECT ended_at FROM sessions WHERE session_id='s1'"), 3);
+  free(in); free(db); free(errp);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -304,6 +339,7 @@ int main(void) {
       cmocka_unit_test(test_live_pipe),
       cmocka_unit_test(test_concurrent_ingests_with_lock),
       cmocka_unit_test(test_out_of_range_latency_and_size),
+      cmocka_unit_test(test_empty_ids_and_unknown_session_ends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

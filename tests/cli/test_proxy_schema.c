@@ -108,6 +108,35 @@ static void test_schema_status_pretty(void **state) {
   cli_result_free(&r);
 }
 
+/* The pretty form shows what the original's does: server, version,
+ * protocol, capabilities, then each captured list with its items and
+ * their descriptions, under the upstream that served it. */
+static void test_schema_lists_pretty(void **state) {
+  (void)state;
+  cli_result r;
+  RUN_OK(&r, "proxy", "schema");
+  const char *api = strstr(r.out, "http://up-api (api): complete\n");
+  const char *web = strstr(r.out, "http://up-web (web): partial\n");
+  assert_non_null(api);
+  assert_non_null(web);
+  const char *api_tools = strstr(api, "  ── tools/list ──  (captured ");
+  assert_true(api_tools && api_tools < web);
+  assert_non_null(strstr(api_tools, "    Tools (3):\n"
+                                    "      search  —  Search docs\n"
+                                    "      fetch\n"
+                                    "      unused_tool  —  Never called\n"));
+  assert_null(strstr(r.out, "── initialize ──")); /* shown as the server's facts */
+  const char *web_tools = strstr(web, "  ── tools/list ──  (captured ");
+  assert_non_null(web_tools);
+  assert_non_null(strstr(web_tools, "    Tools (2):\n      fetch\n      web_only\n"));
+  cli_result_free(&r);
+
+  RUN_OK(&r, "proxy", "schema", "web");
+  assert_non_null(strstr(r.out, "      web_only\n"));
+  assert_null(strstr(r.out, "search"));
+  cli_result_free(&r);
+}
+
 static void test_changes_fixture(void **state) {
   (void)state;
   int64_t t0 = fx_now - 120000;
@@ -343,6 +372,7 @@ static void test_flag_rules(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_snapshots),       cmocka_unit_test(test_schema_status_pretty),
+      cmocka_unit_test(test_schema_lists_pretty),
       cmocka_unit_test(test_changes_fixture), cmocka_unit_test(test_changes_diffs),
       cmocka_unit_test(test_unused),          cmocka_unit_test(test_flag_rules),
   };

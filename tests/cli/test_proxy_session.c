@@ -9,6 +9,7 @@
 #include "../lib/query/query_fixture.h"
 #include "cli_check.h"
 #include "fx_store.h"
+#include "store_fixtures.h"
 #include "testutil.h"
 
 #define SESSION_KEYS                                                                     \
@@ -208,12 +209,60 @@ static void test_pretty(void **state) {
   cli_result_free(&r);
 }
 
+/* A request stored with a timestamp hours before its session's start (the
+ * proxy host's clock stepped back) is still one of the session's requests:
+ * the detail lists as many requests as the session's call count, whatever
+ * their timestamps, and the usual ones are still found the fast way. */
+static void test_request_outside_lifetime(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir(), *db = tu_path(dir, "store.db");
+  mcpr_store *s = sf_open(db, 0, 0);
+  int64_t now = mcpr_now_ms(), start = now - 600000;
+  sf_record(s, sf_session("sess-stepped", start, "claude"));
+  sf_record(s, sf_session("sess-steady", start, "cursor"));
+  static const int64_t offsets_ms[] = {-3 * 3600000LL, 1000, 2000};
+  char id[MCPR_UUID_STRLEN + 1];
+  for (size_t i = 0; i < 3; i++) {
+    mcpr_uuid_v7(start + offsets_ms[i], id);
+    sf_record(s, sf_request(id, start + offsets_ms[i], "sess-stepped"));
+    mcpr_uuid_v7(start + 1000 + (int64_t)i, id);
+    sf_record(s, sf_request(id, start + 1000 + (int64_t)i, "sess-steady"));
+  }
+  sf_record(s, sf_session_closed("sess-stepped", start + 3000));
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+
+  cli_result r;
+  RUN_ON(&r, db, "proxy", "session", "sess-stepped", "--json");
+  assert_int_equal(r.exit_code, 0);
+  json_t *o = nd_line(r.out, 0);
+  assert_int_equal(ji(o, "total_calls"), 3);
+  json_t *reqs = json_object_get(o, "requests");
+  assert_int_equal(json_array_size(reqs), 3);
+  assert_int_equal(ji(json_array_get(reqs, 0), "ts"), start - 3 * 3600000LL); /* oldest first */
+  assert_int_equal(ji(json_array_get(reqs, 2), "ts"), start + 2000);
+  json_decref(o);
+  cli_result_free(&r);
+  RUN_ON(&r, db, "proxy", "session", "sess-stepped");
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "calls     3 (0 errors)\n"));
+  assert_int_equal(cli_count_substr(r.out, "search"), 3);
+  cli_result_free(&r);
+  RUN_ON(&r, db, "proxy", "session", "sess-steady", "--json");
+  o = nd_line(r.out, 0);
+  assert_int_equal(json_array_size(json_object_get(o, "requests")), 3);
+  json_decref(o);
+  cli_result_free(&r);
+  free(db);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_detail),
       cmocka_unit_test(test_prefix),
       cmocka_unit_test(test_exact_before_prefix),
       cmocka_unit_test(test_pretty),
+      cmocka_unit_test(test_request_outside_lifetime),
   };
   return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
 }

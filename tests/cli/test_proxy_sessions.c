@@ -197,8 +197,22 @@ static void test_pretty(void **state) {
   assert_null(strstr(r.out, "\033[")); /* NO_COLOR / not a TTY */
   cli_result_free(&r);
 
+  /* A filter that empties the list is named, not only the window. */
   RUN_OK(&r, "proxy", "sessions", "--client", "nobody");
-  assert_non_null(strstr(r.out, "No sessions started in the last 1h."));
+  assert_string_equal(r.out, "No sessions match --client nobody in the last 1h.\n");
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "sessions", "--client", "nobody", "--since", "400d");
+  assert_string_equal(r.out, "No sessions match --client nobody in the last 400d.\n");
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "sessions", "nobody", "--client", "cursor", "--since", "400d");
+  assert_string_equal(r.out,
+                      "No sessions match --client cursor and proxy nobody in the last 400d.\n");
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "sessions", "--active", "--client", "nobody");
+  assert_string_equal(r.out, "No active sessions match --client nobody.\n");
+  cli_result_free(&r);
+  RUN_OK(&r, "proxy", "sessions", "--since", "1s");
+  assert_string_equal(r.out, "No sessions started in the last 1s.\n");
   cli_result_free(&r);
   RUN_OK(&r, "proxy", "sessions", "--active", "--since", "1s");
   assert_non_null(strstr(r.out, "No active sessions"));

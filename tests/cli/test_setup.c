@@ -368,6 +368,59 @@ static void test_expired_or_foreign_login_is_replaced(void **state) {
   free(fresh);
 }
 
+/* Without a terminal the login takes two runs, as the code arrives by
+ * e-mail: `--email E` asks for the code and exits 0 (nothing else called,
+ * nothing written but the kept request); `--email E --code N …` verifies
+ * the code against that request (no second code sent) and completes. */
+static void test_login_in_two_runs(void **state) {
+  fixture *f = *state;
+  char *jwt = make_jwt((long long)time(NULL) + 86400, "two-runs");
+  script_new_account(f, jwt);
+  /* the original's name for the command, then ours with its --output */
+  const char *first[] = {"proxy", "setup", "--cloud-url", fc_url(f->fc), "--email",
+                         "dev@example.com", NULL};
+  result r = run(f, first);
+  if (r.code != 0)
+    fail_msg("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+  assert_non_null(strstr(r.out, "A login code was sent to dev@example.com."));
+  assert_non_null(strstr(r.out, "--code"));
+  result_free(&r);
+  assert_int_equal(fc_count(f->fc, "POST", "/api/auth/cli/login"), 1);
+  assert_int_equal(fc_request_count(f->fc), 1);
+  char *cfg = tu_path(f->dir, "mcpr.toml");
+  assert_int_equal(access(cfg, F_OK), -1); /* no config yet */
+  char *kept = tu_path(f->home, ".mcpr/login-request.json");
+  assert_int_equal(mode_of(kept), 0600);
+
+  const char *second[] = {"setup", "--cloud-url", fc_url(f->fc), "--email", "dev@example.com",
+                          "--code", "424242", "--project", "demo", "--server", "api",
+                          "-o", "mcpr.toml", NULL};
+  r = run(f, second);
+  if (r.code != 0)
+    fail_msg("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+  assert_non_null(strstr(r.out, "Created server api"));
+  result_free(&r);
+  /* verified against the first run's request: no second code was sent */
+  assert_int_equal(fc_count(f->fc, "POST", "/api/auth/cli/login"), 1);
+  assert_int_equal(fc_count(f->fc, "POST", "/api/auth/cli/verify"), 1);
+  for (size_t i = 0; i < fc_request_count(f->fc); i++) {
+    fc_request q;
+    assert_true(fc_request_get(f->fc, i, &q));
+    if (!strcmp(q.path, "/api/auth/cli/verify")) {
+      assert_non_null(strstr(q.body, "\"request_id\":\"req-7\""));
+      assert_non_null(strstr(q.body, "\"code\":\"424242\""));
+    }
+    fc_request_release(&q);
+  }
+  char *text = slurp(cfg);
+  assert_non_null(strstr(text, "[cloud]\ntoken = \"" CANARY_TOKEN "\"\nserver = \"api\"\n"));
+  free(text);
+  assert_int_equal(access(kept, F_OK), -1); /* a request is used once */
+  free(kept);
+  free(cfg);
+  free(jwt);
+}
+
 static void test_missing_flags_without_a_terminal(void **state) {
   fixture *f = *state;
   const char *args[] = {"setup", "--cloud-url", fc_url(f->fc), "--project", "demo", NULL};
@@ -539,6 +592,7 @@ static void test_prompts_on_a_terminal(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_login_in_two_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cached_login_is_reused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expired_or_foreign_login_is_replaced, setup, teardown),
       cmocka_unit_test_setup_teardown(test_missing_flags_without_a_terminal, setup, teardown),

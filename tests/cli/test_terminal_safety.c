@@ -53,6 +53,14 @@ static int setup(void **state) {
   mcpr_uuid_v7(now - 3000, id);
   e = sf_request(id, now - 3000, "sess-plain");
   sf_record(s, e);
+  /* A tools/list whose names and descriptions carry escapes (JSON \\u001b),
+   * and a description longer than one line. */
+  sf_record(s, sf_schema(now - 2000, "api", "tools/list",
+                         "{\"tools\":[{\"name\":\"\\u001b[2Jevil\",\"description\":"
+                         "\"red\\u009b31m\\u0007 text\"},{\"name\":\"long\",\"description\":"
+                         "\"0123456789012345678901234567890123456789012345678901234567890123456789\"},"
+                         "{\"name\":\"two\",\"description\":\"first line\\nsecond line\"}]}",
+                         "hash-evil"));
   assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
   return 0;
 }
@@ -208,6 +216,18 @@ static void test_session_detail_escaped(void **state) {
   cli_result_free(&r);
 }
 
+static void test_schema_items_escaped(void **state) {
+  (void)state;
+  cli_result r;
+  PRETTY(&r, false, "proxy", "schema");
+  assert_terminal_safe(r.out, r.out_len);
+  assert_has(r.out, "      \\x1b[2Jevil  —  red\\u009b31m\\x07 text\n");
+  /* cut to 60 characters, one line each */
+  assert_has(r.out, "      long  —  012345678901234567890123456789012345678901234567890123456789…\n");
+  assert_has(r.out, "      two  —  first line…\n");
+  cli_result_free(&r);
+}
+
 /* --json is exact: the same bytes back after decoding. */
 static void test_json_exact(void **state) {
   (void)state;
@@ -240,6 +260,7 @@ int main(void) {
       cmocka_unit_test(test_logs_escaped_and_cut),
       cmocka_unit_test(test_tables_align_by_display_width),
       cmocka_unit_test(test_session_detail_escaped),
+      cmocka_unit_test(test_schema_items_escaped),
       cmocka_unit_test(test_json_exact),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

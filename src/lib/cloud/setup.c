@@ -147,7 +147,12 @@ static mcpr_status login(mcpr_cloud_setup *s, mcpr_error *err) {
     st = failed(s, MCPR_SETUP_ASK_EMAIL, mcpr_error_set(err, MCPR_EINVAL, "no e-mail address"));
     goto out;
   }
-  if ((st = mcpr_cloud_login(s->client, email, &request_id, err)) != MCPR_OK) {
+  if (s->o->request_id) {
+    if (!(request_id = strdup(s->o->request_id))) {
+      st = failed(s, MCPR_SETUP_LOGIN, mcpr_error_set(err, MCPR_ENOMEM, "out of memory"));
+      goto out;
+    }
+  } else if ((st = mcpr_cloud_login(s->client, email, &request_id, err)) != MCPR_OK) {
     failed(s, MCPR_SETUP_LOGIN, st);
     goto out;
   }

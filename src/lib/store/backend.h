@@ -26,6 +26,7 @@ typedef enum mcpr__outcome {
   MCPR__DUPLICATE,  /* already stored, or changes nothing (SPEC §5) */
   MCPR__CONSTRAINT, /* the row broke a constraint: skipped */
   MCPR__ROW_FAILED, /* another error on that row only: skipped */
+  MCPR__UNKNOWN_SESSION, /* a session close for a session never started: changes nothing */
 } mcpr__outcome;
 
 typedef struct mcpr__store_backend {

@@ -438,6 +438,7 @@ void mcpr_store_stats_get(const mcpr_store *cs, mcpr_store_stats *o) {
   o->accepted = atomic_load(&s->queue.head);
   o->written = atomic_load(&s->written);
   o->duplicates = atomic_load(&s->duplicates);
+  o->unknown_session_closes = atomic_load(&s->unknown_session_closes);
   o->refused_queue_full = atomic_load(&s->refused_queue_full);
   o->refused_closing = atomic_load(&s->refused_closing);
   o->refused_invalid = atomic_load(&s->refused_invalid);

@@ -63,6 +63,7 @@ struct mcpr_store {
   _Alignas(MCPR__CACHELINE) _Atomic uint64_t finished; /* positions done */
   _Atomic uint64_t written;
   _Atomic uint64_t duplicates;
+  _Atomic uint64_t unknown_session_closes;
   _Atomic uint64_t failed_io;
   _Atomic uint64_t failed_disk_full;
   _Atomic uint64_t failed_readonly;

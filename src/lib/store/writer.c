@@ -191,17 +191,19 @@ static void fail_batch(writer *w, mcpr_status cause) {
 
 static void count_outcomes(writer *w) {
   mcpr_store *s = w->s;
-  uint64_t written = 0, dup = 0, constraint = 0, other = 0;
+  uint64_t written = 0, dup = 0, unknown_session = 0, constraint = 0, other = 0;
   for (size_t i = 0; i < w->n; i++) {
     switch (w->outcomes[i]) {
     case MCPR__WRITTEN: written++; break;
     case MCPR__DUPLICATE: dup++; break;
+    case MCPR__UNKNOWN_SESSION: dup++; unknown_session++; break;
     case MCPR__CONSTRAINT: constraint++; break;
     case MCPR__ROW_FAILED: other++; break;
     }
   }
   atomic_fetch_add(&s->written, written);
   atomic_fetch_add(&s->duplicates, dup);
+  atomic_fetch_add(&s->unknown_session_closes, unknown_session);
   atomic_fetch_add(&s->batches, 1);
   if (constraint || other) {
     atomic_fetch_add(&s->failed_constraint, constraint);

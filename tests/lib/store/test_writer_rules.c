@@ -220,6 +220,8 @@ static void test_session_closed(void **state) {
   /* Closes that changed nothing are duplicates, not writes. */
   assert_int_equal(st.written, 3);
   assert_int_equal(st.duplicates, 3);
+  /* of them, the close of a session never started */
+  assert_int_equal(st.unknown_session_closes, 1);
 }
 
 /* A replayed log (mcpr ingest of the same file again, or an older file

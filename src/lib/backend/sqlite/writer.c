@@ -41,6 +41,7 @@ enum {
   STMT_SAVEPOINT,
   STMT_RELEASE,
   STMT_ROLLBACK_TO,
+  STMT_SESSION_EXISTS,
   STMT_COUNT
 };
 
@@ -81,6 +82,7 @@ static const char *const STMT_SQL[STMT_COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT schema_version",
     [STMT_RELEASE] = "RELEASE schema_version",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO schema_version",
+    [STMT_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE session_id = ?1",
 };
 
 typedef struct session_sum {
@@ -316,9 +318,17 @@ static int apply(writer *w, const mcpr_store_event *e, mcpr__outcome *out) {
     sqlite3_bind_text(st, 1, e->u.session_closed.session_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, e->u.session_closed.ended_at_ms);
     rc = run(st);
-    /* Already closed, or never seen: nothing changed. */
-    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0)
-      *out = MCPR__DUPLICATE;
+    /* Already closed, or never seen: nothing changed. Which of the two is
+     * asked only then, so a close costs one statement as before. */
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0) {
+      sqlite3_stmt *ex = w->stmt[STMT_SESSION_EXISTS];
+      sqlite3_bind_text(ex, 1, e->u.session_closed.session_id, -1, SQLITE_STATIC);
+      rc = sqlite3_step(ex);
+      sqlite3_reset(ex);
+      *out = rc == SQLITE_ROW ? MCPR__DUPLICATE : MCPR__UNKNOWN_SESSION;
+      if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE;
+    }
     break;
   }
   case MCPR_STORE_EVENT_SCHEMA_VERSION: {
