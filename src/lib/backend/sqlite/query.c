@@ -1175,7 +1175,7 @@ static void took(double *ms, int64_t *t0) {
  * rollup tables has nothing to do. */
 typedef int (*rollup_txn_fn)(mcpr__rollup *r, void *arg);
 static mcpr_status rollup_txn(sqlite3 *db, int lock_fd, int64_t deadline, rollup_txn_fn fn,
-                              void *arg, mcpr_error *err, const char *doing) {
+                              void *arg, int64_t *held_ms, mcpr_error *err, const char *doing) {
   int rc = SQLITE_OK;
   mcpr__rollup *r = mcpr__rollup_new(db, &rc);
   if (!r)
@@ -1186,6 +1186,7 @@ static mcpr_status rollup_txn(sqlite3 *db, int lock_fd, int64_t deadline, rollup
       s = lock_timeout(err);
       break;
     }
+    int64_t t0 = mcpr__mono_ms();
     rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
       rc = fn(r, arg);
@@ -1194,6 +1195,8 @@ static mcpr_status rollup_txn(sqlite3 *db, int lock_fd, int64_t deadline, rollup
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
     mcpr__commit_unlock(lock_fd);
+    if (held_ms)
+      *held_ms = mcpr__mono_ms() - t0;
     if (rc == SQLITE_OK)
       break;
     if (!is_busy(rc) || mcpr__mono_ms() >= deadline) {
@@ -1213,7 +1216,7 @@ static int forget_rollups(mcpr__rollup *r, void *arg) {
 
 /* ---------- building the rollups ---------- */
 
-#define ROLLUP_LOCK_TARGET_MS 80
+#define ROLLUP_LOCK_TARGET_MS 50
 #define ROLLUP_CHUNK_MIN 2000
 #define ROLLUP_CHUNK_MAX 400000
 
@@ -1235,14 +1238,13 @@ static mcpr_status sqlite_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
   catch_up_arg a = {.chunk = 20000, .left = 1};
   mcpr_status s = MCPR_OK;
   while (a.left > 0) {
-    int64_t t0 = mcpr__mono_ms();
+    int64_t ms = 0;
     a.rolled = 0;
     a.left = 0; /* stays 0 when the file has no rollup tables */
     s = rollup_txn(impl->db, lock_fd, mcpr__mono_ms() + VACUUM_LOCK_WAIT_MS, catch_up_once, &a,
-                   err, "building the rollups");
+                   &ms, err, "building the rollups");
     if (s != MCPR_OK)
       break;
-    int64_t ms = mcpr__mono_ms() - t0;
     out->rolled += a.rolled;
     out->left = a.left;
     out->batches++;
@@ -1294,7 +1296,7 @@ static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
   }
   /* The rollups of the deleted hours go too, and the hour the cutoff
    * cuts is rebuilt from the rows left in it. */
-  s = rollup_txn(db, lock_fd, lock_deadline(o), forget_rollups, (void *)o, err,
+  s = rollup_txn(db, lock_fd, lock_deadline(o), forget_rollups, (void *)o, NULL, err,
                  "updating the rollups");
   if (s != MCPR_OK)
     goto out;

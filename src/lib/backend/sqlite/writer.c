@@ -118,7 +118,7 @@ typedef struct writer {
 } writer;
 
 #define CATCH_UP_SLACK 5000
-#define CATCH_UP_CHUNK 20000
+#define CATCH_UP_CHUNK 10000
 
 
 
