@@ -213,3 +213,93 @@ void mcpr__sketch_release(mcpr__sketch *s) {
   free(s->counts);
   memset(s, 0, sizeof *s);
 }
+
+/* ---------- merging serialised sketches ---------- */
+
+typedef struct reader {
+  const unsigned char *p, *end;
+  uint64_t left;
+  int64_t key, count, total;
+  bool first;
+} reader;
+
+static int reader_open(reader *r, const void *data, size_t len) {
+  r->p = data;
+  r->end = r->p + len;
+  r->key = 0;
+  r->total = 0;
+  r->first = true;
+  if (len < 2 || *r->p++ != VERSION || !get_varint(&r->p, r->end, &r->left) ||
+      r->left > 2 * KEY_MAX + 1)
+    return -1;
+  return 0;
+}
+
+/* The next bucket into key/count: 1, 0 at the end, -1 on bad bytes. */
+static int reader_next(reader *r) {
+  if (!r->left)
+    return r->p == r->end ? 0 : -1;
+  uint64_t dk, c;
+  if (!get_varint(&r->p, r->end, &dk) || !get_varint(&r->p, r->end, &c))
+    return -1;
+  int64_t d = unzigzag(dk);
+  if (d < -2 * KEY_MAX || d > 2 * KEY_MAX || (!r->first && d <= 0))
+    return -1;
+  r->key += d;
+  if (r->key < -KEY_MAX || r->key > KEY_MAX || c > (uint64_t)INT64_MAX ||
+      __builtin_add_overflow(r->total, (int64_t)c, &r->total))
+    return -1;
+  r->count = (int64_t)c;
+  r->first = false;
+  r->left--;
+  return 1;
+}
+
+int mcpr__sketch_merge_encoded(const void *a, size_t alen, const void *b, size_t blen,
+                               unsigned char **out, size_t *len) {
+  reader x, y;
+  if (reader_open(&x, a, alen) != 0 || reader_open(&y, b, blen) != 0)
+    return -1;
+  uint64_t most = x.left + y.left;
+  unsigned char *o = malloc(1 + 10 + most * 20);
+  if (!o)
+    return -2;
+  size_t n = 1 + 10; /* the header is written last, in front */
+  uint64_t used = 0;
+  int64_t prev = 0, total = 0;
+  int hx = reader_next(&x), hy = reader_next(&y);
+  while (hx > 0 || hy > 0) {
+    int64_t k, c;
+    if (hy <= 0 || (hx > 0 && x.key < y.key)) {
+      k = x.key, c = x.count, hx = reader_next(&x);
+    } else if (hx <= 0 || y.key < x.key) {
+      k = y.key, c = y.count, hy = reader_next(&y);
+    } else {
+      k = x.key;
+      if (__builtin_add_overflow(x.count, y.count, &c))
+        hx = -1;
+      hx = hx < 0 ? hx : reader_next(&x);
+      hy = reader_next(&y);
+    }
+    if (hx < 0 || hy < 0 || __builtin_add_overflow(total, c, &total))
+      break;
+    n += put_varint(o + n, zigzag(k - prev));
+    n += put_varint(o + n, (uint64_t)c);
+    prev = k;
+    used++;
+  }
+  if (hx < 0 || hy < 0 || hx > 0 || hy > 0) {
+    free(o);
+    return -1;
+  }
+  /* Header: version and count, moved up against the buckets. */
+  unsigned char head[11];
+  size_t h = 0;
+  head[h++] = VERSION;
+  h += put_varint(head + h, used);
+  memmove(o + h, o + 11, n - 11);
+  memcpy(o, head, h);
+  *out = o;
+  *len = h + n - 11;
+  return 0;
+}

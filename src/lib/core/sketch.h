@@ -57,6 +57,12 @@ bool mcpr__sketch_encode(const mcpr__sketch *s, unsigned char **out, size_t *len
  * sketch (s unchanged), -2 out of memory. */
 int mcpr__sketch_decode_add(mcpr__sketch *s, const void *data, size_t len);
 
+/* Merge two serialised sketches into a new serialised one (*out, *len;
+ * caller frees) without expanding either: what the store's upserts do.
+ * Returns 0, -1 when either is not a sketch, -2 out of memory. */
+int mcpr__sketch_merge_encoded(const void *a, size_t alen, const void *b, size_t blen,
+                               unsigned char **out, size_t *len);
+
 /* Free what it holds and empty it. */
 void mcpr__sketch_release(mcpr__sketch *s);
 

@@ -175,11 +175,45 @@ static void test_garbage_refused(void **state) {
   mcpr__sketch_release(&s);
 }
 
+/* Merging serialised sketches gives the bytes of the dense merge. */
+static void test_merge_encoded(void **state) {
+  (void)state;
+  for (int round = 0; round < 500; round++) {
+    mcpr__sketch a = {0}, b = {0}, both = {0};
+    size_t na = rnd() % 50, nb = rnd() % 50;
+    for (size_t i = 0; i < na + nb; i++) {
+      int64_t v = (int64_t)(rnd() % 5 == 0 ? -(int64_t)(rnd() % 100000) : (int64_t)(rnd() % 10000000));
+      assert_true(mcpr__sketch_add(i < na ? &a : &b, v, 1 + (int64_t)(rnd() % 3)));
+    }
+    assert_true(mcpr__sketch_merge(&both, &a));
+    assert_true(mcpr__sketch_merge(&both, &b));
+    unsigned char *ea, *eb, *eboth, *m;
+    size_t la, lb, lboth, lm;
+    assert_true(mcpr__sketch_encode(&a, &ea, &la));
+    assert_true(mcpr__sketch_encode(&b, &eb, &lb));
+    assert_true(mcpr__sketch_encode(&both, &eboth, &lboth));
+    assert_int_equal(mcpr__sketch_merge_encoded(ea, la, eb, lb, &m, &lm), 0);
+    assert_int_equal(lm, lboth);
+    assert_memory_equal(m, eboth, lm);
+    /* Truncated input is refused. */
+    if (la > 2)
+      assert_int_equal(mcpr__sketch_merge_encoded(ea, la - 1, eb, lb, &m, &lm) == -1 ? 0 : 1, 0);
+    free(m);
+    free(ea);
+    free(eb);
+    free(eboth);
+    mcpr__sketch_release(&a);
+    mcpr__sketch_release(&b);
+    mcpr__sketch_release(&both);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_random_distributions),
       cmocka_unit_test(test_adversarial),
       cmocka_unit_test(test_garbage_refused),
+      cmocka_unit_test(test_merge_encoded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,22 @@ struct mcpr__rollup {
 
 static void sketch_merge_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
+  /* The common case: two good sketches, merged as they are stored. */
+  const void *a = sqlite3_value_blob(argv[0]), *b = sqlite3_value_blob(argv[1]);
+  unsigned char *merged = NULL;
+  size_t merged_len = 0;
+  int mrc = a && b ? mcpr__sketch_merge_encoded(a, (size_t)sqlite3_value_bytes(argv[0]), b,
+                                                (size_t)sqlite3_value_bytes(argv[1]), &merged,
+                                                &merged_len)
+                   : -1;
+  if (mrc == 0) {
+    sqlite3_result_blob(ctx, merged, (int)merged_len, free);
+    return;
+  }
+  if (mrc == -2) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
   mcpr__sketch s = {0};
   int ok = 0;
   for (int i = 0; i < 2; i++) {
