@@ -377,7 +377,7 @@ static bool has_rollups(sqlite3 *db, int64_t *watermark) {
   if (!yes)
     return false;
   int64_t w = mcpr__rollup_watermark(db), top = 0;
-  if (fixed_row(db, SQL_LAST_ROW_ID, &top, NULL, NULL) != MCPR_OK)
+  if (w < 0 || fixed_row(db, SQL_LAST_ROW_ID, &top, NULL, NULL) != MCPR_OK)
     return false;
   *watermark = w;
   return top == MCPR_QUERY_NULL || top - w <= ROLLUP_MAX_BEHIND;

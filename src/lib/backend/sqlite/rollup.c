@@ -160,7 +160,7 @@ mcpr__rollup *mcpr__rollup_new(sqlite3 *db, int *rc) {
 
 int64_t mcpr__rollup_watermark(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
-  int64_t w = 0;
+  int64_t w = -1;
   if (sqlite3_prepare_v2(db, SQL[ST_WATERMARK], -1, &st, NULL) == SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW)
     w = sqlite3_column_int64(st, 0);

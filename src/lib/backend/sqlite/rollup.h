@@ -68,7 +68,8 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
  */
 int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *proxy);
 
-/* The watermark (0 when the tables are missing), on any connection. */
+/* The watermark, on any connection; -1 when the tables or the state row
+ * are missing (then the rollups count nothing that can be trusted). */
 int64_t mcpr__rollup_watermark(sqlite3 *db);
 
 #endif

@@ -52,6 +52,9 @@ enum {
   STMT_SAVEPOINT,
   STMT_RELEASE,
   STMT_ROLLBACK_TO,
+  STMT_ROLLUP_SAVEPOINT,
+  STMT_ROLLUP_RELEASE,
+  STMT_ROLLUP_ROLLBACK_TO,
   STMT_COUNT
 };
 
@@ -92,6 +95,12 @@ static const char *const STMT_SQL[STMT_COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT schema_version",
     [STMT_RELEASE] = "RELEASE schema_version",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO schema_version",
+    /* The rollups never cost a batch its rows: a catch-up that fails
+     * (a damaged rollup table, say) is undone alone, and the rows stay
+     * above the watermark, where reads count them raw. */
+    [STMT_ROLLUP_SAVEPOINT] = "SAVEPOINT rollup",
+    [STMT_ROLLUP_RELEASE] = "RELEASE rollup",
+    [STMT_ROLLUP_ROLLBACK_TO] = "ROLLBACK TO rollup",
 };
 
 typedef struct session_sum {
@@ -366,6 +375,21 @@ static int apply(writer *w, const mcpr_store_event *e, mcpr__outcome *out) {
 
 /* ---------- one batch ---------- */
 
+static int rollup_in_batch(writer *w, size_t n) {
+  int rc = run(w->stmt[STMT_ROLLUP_SAVEPOINT]);
+  if (rc != SQLITE_DONE)
+    return rc;
+  int rrc = mcpr__rollup_catch_up(w->rollup, (int64_t)n + CATCH_UP_SLACK, true, NULL,
+                                  &w->rollup_left);
+  if (rrc != SQLITE_DONE) {
+    w->rollup_left = 0; /* no background chunks either, this batch */
+    rc = run(w->stmt[STMT_ROLLUP_ROLLBACK_TO]);
+    if (rc != SQLITE_DONE)
+      return rc;
+  }
+  return run(w->stmt[STMT_ROLLUP_RELEASE]);
+}
+
 static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
                    mcpr__outcome *outcomes) {
   int rc = run(w->stmt[STMT_BEGIN]);
@@ -376,8 +400,7 @@ static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
   if (rc == SQLITE_DONE)
     rc = sums_apply(w);
   if (rc == SQLITE_DONE && w->rollup)
-    rc = mcpr__rollup_catch_up(w->rollup, (int64_t)n + CATCH_UP_SLACK, true, NULL,
-                               &w->rollup_left);
+    rc = rollup_in_batch(w, n);
   if (rc == SQLITE_DONE)
     rc = run(w->stmt[STMT_COMMIT]);
   if (rc != SQLITE_DONE) {
