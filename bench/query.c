@@ -163,7 +163,31 @@ static int q_slow(ctx *c) {
 }
 
 static int q_status(ctx *c) {
-  mcpr_stats_filter f = {NULL, c->now - HOUR_MS};
+  mcpr_stats_filter f = {NULL, c->now - HOUR_MS, 0};
+  mcpr_status_summary s;
+  if (mcpr_query_status(c->q, &f, c->now, &s, NULL) != MCPR_OK)
+    return -1;
+  c->rows = (size_t)s.stats.total_calls;
+  mcpr_status_summary_release(&s);
+  return 0;
+}
+
+/* status over the whole span (--since 40d): from the rollups, raw, and
+ * for one proxy. */
+static int run_status_long(ctx *c, const char *proxy, int exact) {
+  mcpr_stats_filter f = {proxy, c->now - 40 * DAY_MS, exact};
+  mcpr_status_summary s;
+  if (mcpr_query_status(c->q, &f, c->now, &s, NULL) != MCPR_OK)
+    return -1;
+  c->rows = (size_t)s.stats.total_calls;
+  mcpr_status_summary_release(&s);
+  return 0;
+}
+static int q_status_40d(ctx *c) { return run_status_long(c, NULL, 0); }
+static int q_status_40d_proxy(ctx *c) { return run_status_long(c, "api-server", 0); }
+static int q_status_40d_exact(ctx *c) { return run_status_long(c, NULL, 1); }
+static int q_status_2d(ctx *c) {
+  mcpr_stats_filter f = {NULL, c->now - 2 * DAY_MS, 0};
   mcpr_status_summary s;
   if (mcpr_query_status(c->q, &f, c->now, &s, NULL) != MCPR_OK)
     return -1;
@@ -225,7 +249,9 @@ static int q_store_stats(ctx *c) {
 
 /* Stats over c->since with c->strategy, left in c->stats. */
 static int q_stats(ctx *c) {
-  mcpr_stats_filter f = {NULL, c->since};
+  /* exact: the three ways must give identical rows (rollups would give
+   * p95 within 1 %, timed apart as status --since 40d). */
+  mcpr_stats_filter f = {NULL, c->since, 1};
   mcpr_error err = {0};
   mcpr_status st = c->strategy == MCPR__STATS_ONE_PASS
                        ? mcpr_query_stats(c->q, &f, &c->stats, &err)
@@ -292,6 +318,7 @@ static void usage(FILE *out) {
         "  --db PATH  store file: reused when it exists, else built (default: a\n"
         "             temporary file, removed at the end)\n"
         "  --span D   time the data spans, ending now (default 7d)\n"
+        "  --days N   the same in days (--days 30 is --span 30d)\n"
         "  --runs N   timed runs per query, the best is kept (default 5)\n",
         out);
 }
@@ -311,6 +338,8 @@ int bench_query_main(int argc, char **argv) {
       runs = bench_parse_count("--runs", v), i++;
     } else if (strcmp(a, "--db") == 0 && v) {
       db = v, i++;
+    } else if (strcmp(a, "--days") == 0) {
+      span_ms = (int64_t)bench_parse_count("--days", v) * DAY_MS, i++;
     } else if (strcmp(a, "--span") == 0) {
       mcpr_error err = {0};
       if (mcpr_parse_duration_ms("--span", v, &span_ms, &err) != MCPR_OK) {
@@ -363,6 +392,10 @@ int bench_query_main(int argc, char **argv) {
       {"logs_session", "logs --session ID (all time)", q_logs_session},
       {"slow", "slow --threshold 500ms --since 1h", q_slow},
       {"status", "status --since 1h", q_status},
+      {"status_2d", "status --since 2d", q_status_2d},
+      {"status_40d", "status --since 40d (rollups)", q_status_40d},
+      {"status_40d_proxy", "status NAME --since 40d (rollups)", q_status_40d_proxy},
+      {"status_40d_exact", "status --since 40d --exact (raw)", q_status_40d_exact},
       {"sessions", "sessions --since 1h", q_sessions},
       {"session", "session ID", q_session_detail},
       {"clients", "clients --since 7d", q_clients},
@@ -371,7 +404,7 @@ int bench_query_main(int argc, char **argv) {
       {"store_stats", "store stats", q_store_stats},
   };
   size_t nq = sizeof queries / sizeof queries[0];
-  double ms[16];
+  double ms[32];
   printf("\n%-34s %10s %10s\n", "query (default window)", "ms", "rows");
   for (size_t i = 0; i < nq; i++) {
     ms[i] = best_of(&c, queries[i].fn, NULL, (int)runs);

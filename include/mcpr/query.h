@@ -170,6 +170,10 @@ MCPR_API void mcpr_stats_release(mcpr_stats *stats);
 typedef struct mcpr_stats_filter {
   const char *proxy;
   int64_t since_ms;
+  /* Non-zero: compute from the raw requests only, never from rollups
+   * (p95 exact rather than within 1 %; every other figure is exact
+   * either way). */
+  int exact;
 } mcpr_stats_filter;
 
 /* Per-label stats of the requests in the window, in one pass over them. */
@@ -420,6 +424,29 @@ typedef struct mcpr_vacuum_result {
  */
 MCPR_API mcpr_status mcpr_query_vacuum(mcpr_query *q, const mcpr_vacuum_options *o,
                                        mcpr_vacuum_result *out, mcpr_error *err);
+
+/* ---------- rollups ---------- */
+
+typedef struct mcpr_rollup_progress {
+  int64_t rolled;          /* requests rolled up by this call so far */
+  int64_t left;            /* requests still above the rollups' watermark */
+  int64_t batches;         /* write transactions (commit lock taken) */
+  int64_t longest_lock_ms; /* the longest of them */
+} mcpr_rollup_progress;
+
+/* Called after every batch with the progress so far (borrowed). */
+typedef void (*mcpr_rollup_progress_fn)(void *ctx, const mcpr_rollup_progress *p);
+
+/*
+ * Bring the store's rollups (per hour, proxy and tool) up to date with
+ * every request in it: what a running writer does by itself for its own
+ * rows, done here for a store the original or an older mcpr wrote. Short
+ * transactions, each holding the commit lock for about 100 ms at most, so
+ * a writer keeps writing meanwhile. fn may be NULL; *out (may be NULL)
+ * receives the final progress.
+ */
+MCPR_API mcpr_status mcpr_query_rollup(mcpr_query *q, mcpr_rollup_progress_fn fn, void *ctx,
+                                       mcpr_rollup_progress *out, mcpr_error *err);
 
 #ifdef __cplusplus
 }

@@ -13,12 +13,14 @@ const mcpr_cli_command cmd_proxy_status = {
     .group = "proxy",
     .name = "status",
     .summary = "requests, errors, sessions and per-tool latency (p95)",
-    .usage = "mcpr proxy status [NAME] [--since 1h] [--json]\n"
+    .usage = "mcpr proxy status [NAME] [--since 1h] [--exact] [--json]\n"
              "\n"
              "Totals for proxy NAME (all when omitted) within the window, and per tool\n"
              "(or <method> for requests without a tool): calls, average, p95, min and\n"
              "max latency, error rate and bytes.\n"
              "  --since D   an integer and s|m|h|d|w (default 1h)\n"
+             "  --exact     p95 from every raw latency instead of the hourly rollups\n"
+             "              (which give it within 1 %; all other figures are exact)\n"
              "  --json      one JSON object: proxy, since, total_requests, error_pct,\n"
              "              active_sessions, total_sessions, proxies (name, status\n"
              "              running|stale|stopped, port, pid, localhost_url), tools\n"
@@ -32,12 +34,18 @@ const mcpr_cli_command cmd_proxy_status = {
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   const mcpr_cli_command *cmd = &cmd_proxy_status;
   const char *name = NULL, *since = NULL;
-  bool json = false;
-  int rc = cli_parse_name_since_json(cmd, argc, argv, &name, &since, &json);
+  bool json = false, exact = false;
+  const cli_opt opts[] = {
+      {"--since", 0, true, &since, NULL},
+      {"--exact", 0, false, NULL, &exact},
+      {"--json", 0, false, NULL, &json},
+      {NULL, 0, false, NULL, NULL},
+  };
+  int rc = cli_parse_name(cmd, argc, argv, opts, &name);
   if (rc >= 0)
     return rc;
   int64_t now = mcpr_now_ms();
-  mcpr_stats_filter f = {name, 0};
+  mcpr_stats_filter f = {name, 0, exact};
   if ((rc = cli_window(cmd, "--since", since, "1h", now, &f.since_ms)) != 0)
     return rc;
   mcpr_query *q = NULL;

@@ -3,7 +3,8 @@
  * deletes exactly the old rows (of one proxy with --proxy) and the ended
  * sessions left without requests, and leaves a smaller, valid file; and a
  * vacuum run while another process keeps writing, which must lose nothing
- * that process's flush confirmed. */
+ * that process's flush confirmed. `mcpr store rollup` on a store whose
+ * rollups are missing, and `proxy status --exact` beside it. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -383,8 +384,52 @@ static void test_vacuum_beside_live_writer(void **state) {
   free(path);
 }
 
+static void test_rollup(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *path = tu_path(dir, "rollup.db");
+  fx_build(path);
+  int64_t top = tu_sql_int(path, "SELECT max(id) FROM requests");
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state"), top);
+  /* As the original or an older mcpr leaves it: no rollups. */
+  sf_exec(path, "DELETE FROM mcpr_rollup_hour; UPDATE mcpr_rollup_state SET value = 0");
+  cli_result r;
+  RUN_ON(&r, path, "proxy", "status", "--since", "1d", "--json");
+  assert_int_equal(r.exit_code, 0);
+  char *before = strdup(r.out);
+  cli_result_free(&r);
+
+  RUN_ON(&r, path, "store", "rollup");
+  assert_int_equal(r.exit_code, 0);
+  char want[128];
+  snprintf(want, sizeof want, "Rolled up %lld requests", (long long)top);
+  assert_non_null(strstr(r.out, want));
+  assert_non_null(strstr(r.out, "0 left"));
+  assert_int_equal(r.err_len, 0); /* no progress when stderr is not a terminal */
+  cli_result_free(&r);
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state"), top);
+  assert_int_equal(tu_sql_int(path, "SELECT sum(calls) FROM mcpr_rollup_hour"), top);
+
+  /* Same answers from the rollups, and with --exact. */
+  RUN_ON(&r, path, "proxy", "status", "--since", "1d", "--json");
+  assert_int_equal(r.exit_code, 0);
+  assert_string_equal(r.out, before);
+  cli_result_free(&r);
+  RUN_ON(&r, path, "proxy", "status", "--since", "1d", "--exact", "--json");
+  assert_int_equal(r.exit_code, 0);
+  assert_string_equal(r.out, before);
+  cli_result_free(&r);
+  RUN_ON(&r, path, "store", "rollup", "extra");
+  assert_int_equal(r.exit_code, 2);
+  cli_result_free(&r);
+  free(before);
+  free(path);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rollup),
       cmocka_unit_test(test_stats),
       cmocka_unit_test(test_vacuum),
       cmocka_unit_test(test_vacuum_beside_live_writer),

@@ -38,6 +38,24 @@ typedef struct mcpr__stats_sample {
 /* Returns 0 to go on, non-zero to stop (out of memory). */
 typedef int (*mcpr__stats_sink)(void *ctx, const mcpr__stats_sample *s);
 
+/* Many requests of one label at once, as a rollup holds them: every
+ * latency known, counted in the serialised sketch (core/sketch.h). */
+typedef struct mcpr__stats_part {
+  const char *name; /* the tool, or the method when is_tool is 0 */
+  size_t name_len;
+  int is_tool;
+  int64_t calls, errors, sum_us, min_us, max_us, bytes_in, bytes_out;
+  const void *sketch;
+  size_t sketch_len;
+} mcpr__stats_part;
+
+/* Both sinks of a rollup read; each returns 0 to go on. */
+typedef struct mcpr__stats_sinks {
+  mcpr__stats_sink sample;
+  int (*part)(void *ctx, const mcpr__stats_part *p);
+  void *ctx;
+} mcpr__stats_sinks;
+
 typedef struct mcpr__tool_usage {
   int64_t calls, errors, last_called_at_ms;
 } mcpr__tool_usage;
@@ -51,6 +69,11 @@ typedef struct mcpr__query_backend {
   /* Every request of the window, in any order, each handed to sink once. */
   mcpr_status (*stats_scan)(void *impl, const mcpr_stats_filter *f, mcpr__stats_sink sink,
                             void *ctx, mcpr_error *err);
+  /* Optional (NULL: the engine scans). The same requests as stats_scan,
+   * each counted once: those the backend's rollups cover as parts, the
+   * rest as samples. A backend without usable rollups scans. */
+  mcpr_status (*stats_rollup)(void *impl, const mcpr_stats_filter *f,
+                              const mcpr__stats_sinks *sinks, mcpr_error *err);
   mcpr_status (*session_counts)(void *impl, const char *proxy, int64_t since_ms,
                                 int64_t now_ms, int64_t *active, int64_t *total,
                                 mcpr_error *err);
@@ -72,6 +95,9 @@ typedef struct mcpr__query_backend {
   mcpr_status (*store_info)(void *impl, mcpr_store_info *out, mcpr_error *err);
   mcpr_status (*vacuum)(void *impl, const mcpr_vacuum_options *o, mcpr_vacuum_result *out,
                         mcpr_error *err);
+  /* Optional (NULL: the store has no rollups to build). */
+  mcpr_status (*rollup)(void *impl, mcpr_rollup_progress_fn fn, void *ctx,
+                        mcpr_rollup_progress *out, mcpr_error *err);
 } mcpr__query_backend;
 
 struct mcpr_query {
@@ -89,6 +115,9 @@ mcpr__stats_acc *mcpr__stats_acc_new(void);
 void mcpr__stats_acc_free(mcpr__stats_acc *acc);
 /* mcpr__stats_sink-compatible. */
 int mcpr__stats_acc_add(void *acc, const mcpr__stats_sample *s);
+/* The same for a part (a rollup): its p95 then comes from the merged
+ * sketch, within 1 % of the exact value; everything else stays exact. */
+int mcpr__stats_acc_add_part(void *acc, const mcpr__stats_part *p);
 /* Compute p95s and the ordering into out (whose pool it creates). */
 mcpr_status mcpr__stats_acc_finish(mcpr__stats_acc *acc, mcpr_stats *out, mcpr_error *err);
 /* ceil(0.95·n) − 1 for n >= 1, in integers. */

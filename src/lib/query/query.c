@@ -143,7 +143,13 @@ mcpr_status mcpr_query_stats(mcpr_query *q, const mcpr_stats_filter *f, mcpr_sta
   mcpr__stats_acc *acc = mcpr__stats_acc_new();
   if (!acc)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  mcpr_status st = q->backend->stats_scan(q->impl, f, mcpr__stats_acc_add, acc, err);
+  mcpr_status st;
+  if (q->backend->stats_rollup && !f->exact) {
+    mcpr__stats_sinks sinks = {mcpr__stats_acc_add, mcpr__stats_acc_add_part, acc};
+    st = q->backend->stats_rollup(q->impl, f, &sinks, err);
+  } else {
+    st = q->backend->stats_scan(q->impl, f, mcpr__stats_acc_add, acc, err);
+  }
   if (st == MCPR_OK)
     st = mcpr__stats_acc_finish(acc, out, err);
   mcpr__stats_acc_free(acc);
@@ -540,6 +546,20 @@ mcpr_status mcpr_query_store_info(mcpr_query *q, mcpr_store_info *out, mcpr_erro
     return bad_handle(err);
   memset(out, 0, sizeof *out);
   return q->backend->store_info(q->impl, out, err);
+}
+
+mcpr_status mcpr_query_rollup(mcpr_query *q, mcpr_rollup_progress_fn fn, void *ctx,
+                              mcpr_rollup_progress *out, mcpr_error *err) {
+  mcpr_rollup_progress unused;
+  if (!out)
+    out = &unused;
+  memset(out, 0, sizeof *out);
+  if (!q)
+    return bad_handle(err);
+  if (!q->backend->rollup)
+    return mcpr_error_set(err, MCPR_EINVAL, "%s: this store layout has no rollups (%s)",
+                          q->path, q->backend->name);
+  return q->backend->rollup(q->impl, fn, ctx, out, err);
 }
 
 mcpr_status mcpr_query_vacuum(mcpr_query *q, const mcpr_vacuum_options *o,

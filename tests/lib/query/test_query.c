@@ -199,7 +199,7 @@ static void check_fixture_stats(const mcpr_stats *s) {
 static void test_stats_all_strategies(void **state) {
   (void)state;
   mcpr_query *q = open_q();
-  mcpr_stats_filter f = {NULL, fx_now - FX_HOUR_MS};
+  mcpr_stats_filter f = {NULL, fx_now - FX_HOUR_MS, 0};
   mcpr_error err = {0};
   for (int strategy = 0; strategy < 3; strategy++) {
     mcpr_stats s;
@@ -506,7 +506,7 @@ static void test_legacy_v3(void **state) {
   mcpr_query *q = NULL;
   mcpr_error err = {0};
   assert_int_equal(mcpr_query_open(&q, path, &err), MCPR_OK);
-  mcpr_stats_filter f = {NULL, MCPR_QUERY_NO_CUTOFF};
+  mcpr_stats_filter f = {NULL, MCPR_QUERY_NO_CUTOFF, 0};
   mcpr_stats s;
   assert_int_equal(mcpr_query_stats(q, &f, &s, &err), MCPR_OK);
   assert_int_equal(s.count, 2);

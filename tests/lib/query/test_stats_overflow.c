@@ -80,7 +80,7 @@ static void test_store_rows_with_huge_values(void **state) {
 
   mcpr_query *q = NULL;
   assert_int_equal(mcpr_query_open(&q, db, &err), MCPR_OK);
-  mcpr_stats_filter f = {NULL, MCPR_QUERY_NO_CUTOFF};
+  mcpr_stats_filter f = {NULL, MCPR_QUERY_NO_CUTOFF, 0};
   mcpr_stats st;
   assert_int_equal(mcpr_query_stats(q, &f, &st, &err), MCPR_OK);
   const mcpr_stats_row *r = row(&st, "hostile");

@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "mcpr/mcpr.h"
 #include "backend/sqlite/db.h"
+#include "backend/sqlite/rollup.h"
 
 #define BUSY_TIMEOUT_MS 5000
 /* How long open() keeps retrying a migration that finds the file locked. */
@@ -556,7 +557,11 @@ static bool indexes_complete(sqlite3 *db) {
     sqlite3_reset(st);
   }
   sqlite3_finalize(st);
-  return have == (int)(sizeof INDEX_NAMES / sizeof INDEX_NAMES[0]);
+  if (have != (int)(sizeof INDEX_NAMES / sizeof INDEX_NAMES[0]))
+    return false;
+  /* The rollup tables (rollup.h) come with the indexes. */
+  int rc = SQLITE_OK;
+  return table_exists(db, "mcpr_rollup_state", &rc) && rc == SQLITE_OK;
 }
 
 static bool meta_version_current(sqlite3 *db) {
@@ -628,6 +633,8 @@ static int migrate_once(sqlite3 *db, mcpr_error *err, bool *newer) {
   if (rc != SQLITE_OK)
     goto fail;
   rc = mcpr__db_exec(db, SCHEMA_V5_INDEXES);
+  if (rc == SQLITE_OK)
+    rc = mcpr__db_exec(db, MCPR__ROLLUP_DDL);
   if (rc != SQLITE_OK)
     goto fail;
   rc = write_meta(db);
@@ -1076,6 +1083,11 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+  rc = mcpr__rollup_register(db);
+  if (rc != SQLITE_OK) {
+    st = mcpr__db_error(db, rc, err, "registering the store's functions");
+    goto fail;
+  }
 
   /* Identify the file again, now on this connection (it may have been
    * replaced since): reads only. */

@@ -29,6 +29,7 @@
 
 #include "backend/sqlite/db.h"
 #include "backend/sqlite/query.h"
+#include "backend/sqlite/rollup.h"
 #include "backend/sqlite/sqlb.h"
 #include "backend/sqlite/sqlite.h"
 #include "core/clock.h"
@@ -41,9 +42,15 @@
  * taken again at once would starve a writer waiting for it. */
 #define VACUUM_BATCH_PAUSE_MS 3
 
+/* Stats read raw — exact p95 — while the rollup hours of the window hold
+ * at most this many requests: scanning them costs about as much as
+ * merging their sketches. */
+#define ROLLUP_RAW_MAX_ROWS 50000
+
 typedef struct sqlite_impl {
   sqlite3 *db;
   char *path;
+  int64_t rollup_raw_max_rows; /* see mcpr__query_sqlite_set_rollup_raw_max() */
 } sqlite_impl;
 
 /*
@@ -83,6 +90,7 @@ mcpr_status mcpr__query_sqlite_open(const char *path, void **out, mcpr_error *er
   if (!impl)
     return oom_error(err);
   impl->path = strdup(path);
+  impl->rollup_raw_max_rows = ROLLUP_RAW_MAX_ROWS;
   if (!impl->path) {
     free(impl);
     return oom_error(err);
@@ -296,6 +304,146 @@ static mcpr_status sqlite_stats_scan(void *p, const mcpr_stats_filter *f, mcpr__
   sqlb b;
   build_stats(&b, f, false);
   return stream_samples(impl->db, &b, sink, ctx, err);
+}
+
+/* ---------- stats from the rollups ---------- */
+
+/*
+ * The window [since, ∞) splits at H0, the first hour boundary at or after
+ * since: hours from H0 on come from mcpr_rollup_hour (rows up to the
+ * watermark W); the rest is read raw — the partial hour [since, H0) of
+ * rows up to W through the ts index, and every row above W through the
+ * rowid (NOT INDEXED: its ts, proxy and tool are tested on the row; an
+ * index on them would walk the whole window). One read
+ * transaction, so W, the rollups and the rows are one snapshot.
+ */
+static int64_t first_full_hour(int64_t since_ms) {
+  if (since_ms == MCPR_QUERY_NO_CUTOFF)
+    return INT64_MIN;
+  int64_t h = since_ms / MCPR__ROLLUP_HOUR_MS;
+  if (since_ms > 0 && since_ms % MCPR__ROLLUP_HOUR_MS != 0)
+    h++;
+  return h;
+}
+
+static void build_rollup_calls(sqlb *b, const char *proxy, int64_t first_hour) {
+  sb_init(b);
+  sb_int(b, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour WHERE hour >= ?", first_hour);
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+}
+
+static void build_rollup_parts(sqlb *b, const char *proxy, int64_t first_hour) {
+  sb_init(b);
+  sb_int(b, "SELECT is_tool, name, calls, errors, sum_us, min_us, max_us, bytes_in, bytes_out,"
+            " sketch FROM mcpr_rollup_hour WHERE hour >= ?", first_hour);
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+}
+
+static void build_rollup_edge(sqlb *b, const mcpr_stats_filter *f, int64_t first_hour,
+                              int64_t watermark) {
+  sb_init(b);
+  sb_add(b, STATS_COLUMNS);
+  build_stats_where(b, f);
+  sb_int(b, " AND ts < ?", first_hour * MCPR__ROLLUP_HOUR_MS);
+  sb_int(b, " AND id <= ?", watermark);
+}
+
+static void build_rollup_above(sqlb *b, const mcpr_stats_filter *f, int64_t watermark) {
+  sb_init(b);
+  /* NOT INDEXED: the rowid range only (an index on tool or ts would walk
+   * the whole window). */
+  sb_add(b, "SELECT tool, method, latency_us, status <> 'ok', bytes_in, bytes_out"
+            " FROM requests NOT INDEXED WHERE 1");
+  sb_int(b, " AND id > ?", watermark);
+  if (f->proxy)
+    sb_text(b, " AND +proxy = ?", f->proxy);
+  if (f->since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND +ts >= ?", f->since_ms);
+}
+
+static int pass_part(void *ctx, sqlite3_stmt *st) {
+  const mcpr__stats_sinks *k = ctx;
+  mcpr__stats_part p = {
+      .is_tool = sqlite3_column_int(st, 0),
+      .name = (const char *)sqlite3_column_text(st, 1),
+      .name_len = (size_t)sqlite3_column_bytes(st, 1),
+      .calls = sqlite3_column_int64(st, 2),
+      .errors = sqlite3_column_int64(st, 3),
+      .sum_us = sqlite3_column_int64(st, 4),
+      .min_us = sqlite3_column_int64(st, 5),
+      .max_us = sqlite3_column_int64(st, 6),
+      .bytes_in = sqlite3_column_int64(st, 7),
+      .bytes_out = sqlite3_column_int64(st, 8),
+      .sketch = sqlite3_column_blob(st, 9),
+      .sketch_len = (size_t)sqlite3_column_bytes(st, 9),
+  };
+  return k->part(k->ctx, &p);
+}
+
+/* Rows above the watermark are read through the rowid, all of them: more
+ * than this (a store the original wrote, not yet rolled up) and a read
+ * goes through the time indexes as if there were no rollups. */
+#define ROLLUP_MAX_BEHIND 200000
+
+/*
+ * Whether the rollups can serve a read: the file has them (a read-only
+ * store from before them has not) and they are not far behind the rows.
+ * *watermark receives the watermark.
+ */
+static bool has_rollups(sqlite3 *db, int64_t *watermark) {
+  sqlite3_stmt *st = NULL;
+  bool yes = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                " AND name = 'mcpr_rollup_state'",
+                                -1, &st, NULL) == SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  if (!yes)
+    return false;
+  int64_t w = mcpr__rollup_watermark(db), top = 0;
+  if (w < 0 || fixed_row(db, SQL_LAST_ROW_ID, &top, NULL, NULL) != MCPR_OK)
+    return false;
+  *watermark = w;
+  return top == MCPR_QUERY_NULL || top - w <= ROLLUP_MAX_BEHIND;
+}
+
+static mcpr_status sqlite_stats_rollup(void *p, const mcpr_stats_filter *f,
+                                       const mcpr__stats_sinks *sinks, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  if (mcpr__db_exec(impl->db, "BEGIN") != SQLITE_OK)
+    return mcpr__db_error(impl->db, sqlite3_errcode(impl->db), err, "reading the store");
+  mcpr_status s;
+  int64_t w = 0;
+  if (!has_rollups(impl->db, &w)) {
+    s = sqlite_stats_scan(p, f, sinks->sample, sinks->ctx, err);
+    goto out;
+  }
+  int64_t h0 = first_full_hour(f->since_ms);
+  sqlb b;
+  int64_t in_rollups = 0;
+  build_rollup_calls(&b, f->proxy, h0);
+  s = count_one(impl->db, &b, &in_rollups, err);
+  if (s != MCPR_OK)
+    goto out;
+  if (in_rollups <= impl->rollup_raw_max_rows) {
+    s = sqlite_stats_scan(p, f, sinks->sample, sinks->ctx, err);
+    goto out;
+  }
+  build_rollup_parts(&b, f->proxy, h0);
+  s = each_row(impl->db, &b, pass_part, (void *)sinks, err);
+  if (s == MCPR_OK && h0 != INT64_MIN) {
+    build_rollup_edge(&b, f, h0, w);
+    s = stream_samples(impl->db, &b, sinks->sample, sinks->ctx, err);
+  }
+  if (s == MCPR_OK) {
+    build_rollup_above(&b, f, w);
+    s = stream_samples(impl->db, &b, sinks->sample, sinks->ctx, err);
+  }
+out:
+  mcpr__db_exec(impl->db, "COMMIT");
+  return s;
 }
 
 /* The original's approach, for the benchmark's comparison only. */
@@ -634,16 +782,53 @@ static mcpr_status sqlite_schema_changes(void *p, const char *proxy, const char 
 }
 
 /* One range lookup per tool on (tool, ts); the tool names arrive as one
- * bound JSON array rather than as N statements. */
-static void build_tool_usage(sqlb *b, const char *names_json, const char *proxy,
-                             int64_t since_ms) {
+ * bound JSON array rather than as N statements. With rollups (below) the
+ * same statement reads only the partial first hour up to the watermark:
+ * before_ms and watermark bound it (INT64_MIN: no bound). */
+static void build_tool_usage_range(sqlb *b, const char *names_json, const char *proxy,
+                                   int64_t since_ms, int64_t before_ms, int64_t watermark) {
   sb_init(b);
   sb_text(b, "SELECT tool, count(*), sum(status <> 'ok'), max(ts) FROM requests"
              " WHERE tool IN (SELECT value FROM json_each(?))", names_json);
   if (since_ms != MCPR_QUERY_NO_CUTOFF)
     sb_int(b, " AND ts >= ?", since_ms);
+  if (before_ms != INT64_MIN)
+    sb_int(b, " AND ts < ?", before_ms);
+  if (watermark != INT64_MIN)
+    sb_int(b, " AND id <= ?", watermark);
   if (proxy)
     sb_text(b, " AND proxy = ?", proxy);
+  sb_add(b, " GROUP BY tool");
+}
+
+static void build_tool_usage(sqlb *b, const char *names_json, const char *proxy,
+                             int64_t since_ms) {
+  build_tool_usage_range(b, names_json, proxy, since_ms, INT64_MIN, INT64_MIN);
+}
+
+/* The full hours of the window, from the rollups. */
+static void build_tool_usage_rollup(sqlb *b, const char *names_json, const char *proxy,
+                                    int64_t first_hour) {
+  sb_init(b);
+  sb_int(b, "SELECT name, sum(calls), sum(errors), max(last_ts) FROM mcpr_rollup_hour"
+            " WHERE hour >= ?", first_hour);
+  sb_text(b, " AND is_tool = 1 AND name IN (SELECT value FROM json_each(?))", names_json);
+  if (proxy)
+    sb_text(b, " AND proxy = ?", proxy);
+  sb_add(b, " GROUP BY name");
+}
+
+/* The rows above the watermark, through the rowid. */
+static void build_tool_usage_above(sqlb *b, const char *names_json, const char *proxy,
+                                   int64_t since_ms, int64_t watermark) {
+  sb_init(b);
+  sb_int(b, "SELECT tool, count(*), sum(status <> 'ok'), max(ts) FROM requests NOT INDEXED"
+            " WHERE id > ?", watermark);
+  sb_text(b, " AND +tool IN (SELECT value FROM json_each(?))", names_json);
+  if (since_ms != MCPR_QUERY_NO_CUTOFF)
+    sb_int(b, " AND +ts >= ?", since_ms);
+  if (proxy)
+    sb_text(b, " AND +proxy = ?", proxy);
   sb_add(b, " GROUP BY tool");
 }
 
@@ -658,9 +843,14 @@ static int match_usage(void *ctx, sqlite3_stmt *st) {
   const char *tool = (const char *)sqlite3_column_text(st, 0);
   for (size_t i = 0; tool && i < k->n; i++) {
     if (strcmp(k->names[i], tool) == 0) {
-      k->usage[i].calls = sqlite3_column_int64(st, 1);
-      k->usage[i].errors = sqlite3_column_int64(st, 2);
-      k->usage[i].last_called_at_ms = col_int(st, 3);
+      /* Added up: with rollups a tool comes from up to three parts. */
+      mcpr__tool_usage *u = &k->usage[i];
+      u->calls += sqlite3_column_int64(st, 1);
+      u->errors += sqlite3_column_int64(st, 2);
+      int64_t last = col_int(st, 3);
+      if (last != MCPR_QUERY_NULL &&
+          (u->last_called_at_ms == MCPR_QUERY_NULL || last > u->last_called_at_ms))
+        u->last_called_at_ms = last;
       break;
     }
   }
@@ -675,10 +865,33 @@ static mcpr_status sqlite_tool_usage(void *p, const char *proxy, int64_t since_m
   if (!json)
     return oom_error(err);
   sqlb b;
-  /* b holds json as a parameter until the statement is bound. */
-  build_tool_usage(&b, json, proxy, since_ms);
   usage_sink k = {names, n, usage};
-  mcpr_status s = each_row(impl->db, &b, match_usage, &k, err);
+  mcpr_status s;
+  /* b holds json as a parameter until the statement is bound. One read
+   * transaction: the watermark, the rollups and the rows agree. */
+  if (mcpr__db_exec(impl->db, "BEGIN") != SQLITE_OK) {
+    free(json);
+    return mcpr__db_error(impl->db, sqlite3_errcode(impl->db), err, "reading the store");
+  }
+  int64_t w = 0;
+  if (!has_rollups(impl->db, &w)) {
+    build_tool_usage(&b, json, proxy, since_ms);
+    s = each_row(impl->db, &b, match_usage, &k, err);
+    goto out;
+  }
+  int64_t h0 = first_full_hour(since_ms);
+  build_tool_usage_rollup(&b, json, proxy, h0);
+  s = each_row(impl->db, &b, match_usage, &k, err);
+  if (s == MCPR_OK && h0 != INT64_MIN) {
+    build_tool_usage_range(&b, json, proxy, since_ms, h0 * MCPR__ROLLUP_HOUR_MS, w);
+    s = each_row(impl->db, &b, match_usage, &k, err);
+  }
+  if (s == MCPR_OK) {
+    build_tool_usage_above(&b, json, proxy, since_ms, w);
+    s = each_row(impl->db, &b, match_usage, &k, err);
+  }
+out:
+  mcpr__db_exec(impl->db, "COMMIT");
   free(json);
   return s;
 }
@@ -983,6 +1196,100 @@ static void took(double *ms, int64_t *t0) {
   *t0 = now;
 }
 
+/* Run fn(r, arg) in a write transaction under the commit lock, with a
+ * rollup handle on db; busy is retried until deadline. A file without
+ * rollup tables has nothing to do. */
+typedef int (*rollup_txn_fn)(mcpr__rollup *r, void *arg);
+static mcpr_status rollup_txn(sqlite3 *db, int lock_fd, int64_t deadline, rollup_txn_fn fn,
+                              void *arg, int64_t *held_ms, mcpr_error *err, const char *doing) {
+  int rc = SQLITE_OK;
+  mcpr__rollup *r = mcpr__rollup_new(db, &rc);
+  if (!r)
+    return rc == SQLITE_NOMEM ? oom_error(err) : MCPR_OK;
+  mcpr_status s = MCPR_OK;
+  for (;;) {
+    if (!mcpr__commit_lock_within(lock_fd, (int)(deadline - mcpr__mono_ms()))) {
+      s = lock_timeout(err);
+      break;
+    }
+    int64_t t0 = mcpr__mono_ms();
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+      rc = fn(r, arg);
+      rc = rc == SQLITE_DONE ? sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) : rc;
+      if (rc != SQLITE_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    mcpr__commit_unlock(lock_fd);
+    if (held_ms)
+      *held_ms = mcpr__mono_ms() - t0;
+    if (rc == SQLITE_OK)
+      break;
+    if (!is_busy(rc) || mcpr__mono_ms() >= deadline) {
+      s = mcpr__db_error(db, rc, err, doing);
+      break;
+    }
+    mcpr__sleep_ms(20);
+  }
+  mcpr__rollup_free(r);
+  return s;
+}
+
+static int forget_rollups(mcpr__rollup *r, void *arg) {
+  const mcpr_vacuum_options *o = arg;
+  return mcpr__rollup_forget_before(r, o->before_ms, o->proxy);
+}
+
+/* ---------- building the rollups ---------- */
+
+#define ROLLUP_LOCK_TARGET_MS 50
+#define ROLLUP_CHUNK_MIN 2000
+#define ROLLUP_CHUNK_MAX 400000
+
+typedef struct catch_up_arg {
+  int64_t chunk, rolled, left;
+} catch_up_arg;
+
+static int catch_up_once(mcpr__rollup *r, void *arg) {
+  catch_up_arg *a = arg;
+  return mcpr__rollup_catch_up(r, a->chunk, false, &a->rolled, &a->left);
+}
+
+/* Chunks sized so that each transaction holds the commit lock for about
+ * ROLLUP_LOCK_TARGET_MS: the size follows the time the last one took. */
+static mcpr_status sqlite_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
+                                 mcpr_rollup_progress *out, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  int lock_fd = mcpr__commit_lock_open(impl->path);
+  catch_up_arg a = {.chunk = 20000, .left = 1};
+  mcpr_status s = MCPR_OK;
+  while (a.left > 0) {
+    int64_t ms = 0;
+    a.rolled = 0;
+    a.left = 0; /* stays 0 when the file has no rollup tables */
+    s = rollup_txn(impl->db, lock_fd, mcpr__mono_ms() + VACUUM_LOCK_WAIT_MS, catch_up_once, &a,
+                   &ms, err, "building the rollups");
+    if (s != MCPR_OK)
+      break;
+    out->rolled += a.rolled;
+    out->left = a.left;
+    out->batches++;
+    if (ms > out->longest_lock_ms)
+      out->longest_lock_ms = ms;
+    if (fn)
+      fn(ctx, out);
+    int64_t next = ms > 0 ? a.chunk * ROLLUP_LOCK_TARGET_MS / ms : a.chunk * 2;
+    if (next > a.chunk * 2)
+      next = a.chunk * 2;
+    a.chunk = next < ROLLUP_CHUNK_MIN ? ROLLUP_CHUNK_MIN
+                                      : (next > ROLLUP_CHUNK_MAX ? ROLLUP_CHUNK_MAX : next);
+    if (a.left > 0)
+      mcpr__sleep_ms(VACUUM_BATCH_PAUSE_MS);
+  }
+  mcpr__commit_lock_close(lock_fd);
+  return s;
+}
+
 static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
                               mcpr_vacuum_result *out, mcpr__vacuum_timing *t,
                               mcpr_error *err) {
@@ -1013,6 +1320,12 @@ static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
       break;
     mcpr__sleep_ms(VACUUM_BATCH_PAUSE_MS);
   }
+  /* The rollups of the deleted hours go too, and the hour the cutoff
+   * cuts is rebuilt from the rows left in it. */
+  s = rollup_txn(db, lock_fd, lock_deadline(o), forget_rollups, (void *)o, NULL, err,
+                 "updating the rollups");
+  if (s != MCPR_OK)
+    goto out;
   took(&t->delete_requests_ms, &t0);
 
   int64_t snapshot_id = 0, found = 0;
@@ -1181,12 +1494,32 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   sb_add(&b, SQL_LAST_ROW_ID);
   PLAN("follow start (last row id)");
 
-  mcpr_stats_filter sf = {NULL, hour};
+  mcpr_stats_filter sf = {NULL, hour, 0};
   build_stats(&b, &sf, false);
   PLAN("status/stats --since 1h");
   sf.proxy = "api";
   build_stats(&b, &sf, false);
   PLAN("status/stats NAME --since 1h");
+  int64_t month = now - 40 * 24 * 3600000LL;
+  int64_t h0 = first_full_hour(month);
+  build_rollup_calls(&b, NULL, h0);
+  PLAN("status --since 40d: requests in the rollup hours");
+  build_rollup_calls(&b, "api", h0);
+  PLAN("status NAME --since 40d: requests in the rollup hours");
+  build_rollup_parts(&b, NULL, h0);
+  PLAN("status --since 40d: rollup hours");
+  build_rollup_parts(&b, "api", h0);
+  PLAN("status NAME --since 40d: rollup hours");
+  sf.proxy = NULL;
+  sf.since_ms = month;
+  build_rollup_edge(&b, &sf, h0, 1000);
+  PLAN("status --since 40d: partial first hour (raw)");
+  sf.proxy = "api";
+  build_rollup_edge(&b, &sf, h0, 1000);
+  PLAN("status NAME --since 40d: partial first hour (raw)");
+  build_rollup_above(&b, &sf, 1000);
+  PLAN("status NAME --since 40d: rows above the watermark (raw)");
+  sf.since_ms = hour;
   build_active_count(&b, "api", now);
   PLAN("status: active sessions");
   build_total_count(&b, "api", hour);
@@ -1234,6 +1567,15 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   PLAN("schema --unused --since 7d");
   build_tool_usage(&b, "[\"search\",\"fetch\"]", "api", week);
   PLAN("schema NAME --unused");
+  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", NULL, first_full_hour(week));
+  PLAN("schema --unused --since 7d: rollup hours");
+  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", "api", first_full_hour(week));
+  PLAN("schema NAME --unused --since 7d: rollup hours");
+  build_tool_usage_range(&b, "[\"search\",\"fetch\"]", "api", week,
+                         first_full_hour(week) * MCPR__ROLLUP_HOUR_MS, 1000);
+  PLAN("schema NAME --unused --since 7d: partial first hour (raw)");
+  build_tool_usage_above(&b, "[\"search\",\"fetch\"]", "api", week, 1000);
+  PLAN("schema NAME --unused --since 7d: rows above the watermark (raw)");
 
   sb_init(&b);
   sb_add(&b, SQL_INFO_REQUESTS);
@@ -1283,6 +1625,8 @@ const mcpr__query_backend mcpr__query_sqlite_backend = {
     .logs = sqlite_logs,
     .last_row_id = sqlite_last_row_id,
     .stats_scan = sqlite_stats_scan,
+    .stats_rollup = sqlite_stats_rollup,
+    .rollup = sqlite_rollup,
     .session_counts = sqlite_session_counts,
     .sessions = sqlite_sessions,
     .sessions_by_prefix = sqlite_sessions_by_prefix,
@@ -1293,3 +1637,8 @@ const mcpr__query_backend mcpr__query_sqlite_backend = {
     .store_info = sqlite_store_info,
     .vacuum = sqlite_vacuum,
 };
+
+void mcpr__query_sqlite_set_rollup_raw_max(mcpr_query *q, int64_t rows) {
+  if (q && q->backend == &mcpr__query_sqlite_backend)
+    ((sqlite_impl *)q->impl)->rollup_raw_max_rows = rows;
+}

@@ -38,6 +38,12 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
 mcpr_status mcpr__query_v05_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
                                   mcpr_error *err);
 
+/* Stats read the raw rows (exact p95) instead of the rollups while the
+ * window's rollup hours hold at most rows requests (default 50,000); tests
+ * set 0 to exercise the rollups on small stores, or a huge value to force
+ * the raw path. */
+void mcpr__query_sqlite_set_rollup_raw_max(mcpr_query *q, int64_t rows);
+
 /* Where a real vacuum's time goes, for the benchmark (milliseconds). */
 typedef struct mcpr__vacuum_timing {
   double count_ms;           /* dry run: both counts */

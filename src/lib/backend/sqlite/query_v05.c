@@ -680,7 +680,7 @@ mcpr_status mcpr__query_v05_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   sb_add(&b, SQL_LAST_ROW_ID);
   PLAN("follow start (last row id)");
 
-  mcpr_stats_filter sf = {NULL, hour};
+  mcpr_stats_filter sf = {NULL, hour, 0};
   build_stats(&b, &sf);
   PLAN("status/stats --since 1h");
   sf.proxy = "api";

@@ -15,6 +15,16 @@
  * first applies what is pending, so a request seen before its session's
  * insert counts exactly as it would have row by row (not at all). A
  * duplicate request_id is skipped and counts nothing.
+ *
+ * Rollups (rollup.h): each batch, before COMMIT, rolls up the rows above
+ * the watermark — its own, and the few any other writer of the file added
+ * since — when they are at most the batch plus CATCH_UP_SLACK rows. A
+ * store that holds more than that above the watermark (one the original
+ * wrote, or one from before the rollups) is caught up after the batch's
+ * commit in chunks of CATCH_UP_CHUNK rows, one short transaction per
+ * batch, until the writer's own batches take over again: the rollups
+ * build themselves in the background of a running writer, and
+ * `mcpr store rollup` does the same in a loop.
  */
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -23,6 +33,7 @@
 #include <string.h>
 
 #include "backend/sqlite/db.h"
+#include "backend/sqlite/rollup.h"
 #include "backend/sqlite/sqlite.h"
 #include "core/schema_diff.h"
 #include "mcpr/mcpr.h"
@@ -42,6 +53,9 @@ enum {
   STMT_RELEASE,
   STMT_ROLLBACK_TO,
   STMT_SESSION_EXISTS,
+  STMT_ROLLUP_SAVEPOINT,
+  STMT_ROLLUP_RELEASE,
+  STMT_ROLLUP_ROLLBACK_TO,
   STMT_COUNT
 };
 
@@ -83,6 +97,12 @@ static const char *const STMT_SQL[STMT_COUNT] = {
     [STMT_RELEASE] = "RELEASE schema_version",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO schema_version",
     [STMT_SESSION_EXISTS] = "SELECT 1 FROM sessions WHERE session_id = ?1",
+    /* The rollups never cost a batch its rows: a catch-up that fails
+     * (a damaged rollup table, say) is undone alone, and the rows stay
+     * above the watermark, where reads count them raw. */
+    [STMT_ROLLUP_SAVEPOINT] = "SAVEPOINT rollup",
+    [STMT_ROLLUP_RELEASE] = "RELEASE rollup",
+    [STMT_ROLLUP_ROLLBACK_TO] = "ROLLBACK TO rollup",
 };
 
 typedef struct session_sum {
@@ -104,7 +124,12 @@ typedef struct writer {
   size_t sums_cap; /* power of two, > 2 × batch_size */
   size_t *sums_used; /* indexes in use, to clear and apply in order */
   size_t sums_n;
+  mcpr__rollup *rollup; /* NULL: the file has no rollup tables */
+  int64_t rollup_left;  /* rows above the watermark after the last batch */
 } writer;
+
+#define CATCH_UP_SLACK 5000
+#define CATCH_UP_CHUNK 10000
 
 
 
@@ -360,6 +385,21 @@ static int apply(writer *w, const mcpr_store_event *e, mcpr__outcome *out) {
 
 /* ---------- one batch ---------- */
 
+static int rollup_in_batch(writer *w, size_t n) {
+  int rc = run(w->stmt[STMT_ROLLUP_SAVEPOINT]);
+  if (rc != SQLITE_DONE)
+    return rc;
+  int rrc = mcpr__rollup_catch_up(w->rollup, (int64_t)n + CATCH_UP_SLACK, true, NULL,
+                                  &w->rollup_left);
+  if (rrc != SQLITE_DONE) {
+    w->rollup_left = 0; /* no background chunks either, this batch */
+    rc = run(w->stmt[STMT_ROLLUP_ROLLBACK_TO]);
+    if (rc != SQLITE_DONE)
+      return rc;
+  }
+  return run(w->stmt[STMT_ROLLUP_RELEASE]);
+}
+
 static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
                    mcpr__outcome *outcomes) {
   int rc = run(w->stmt[STMT_BEGIN]);
@@ -369,6 +409,8 @@ static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
     rc = apply(w, events[i], &outcomes[i]);
   if (rc == SQLITE_DONE)
     rc = sums_apply(w);
+  if (rc == SQLITE_DONE && w->rollup)
+    rc = rollup_in_batch(w, n);
   if (rc == SQLITE_DONE)
     rc = run(w->stmt[STMT_COMMIT]);
   if (rc != SQLITE_DONE) {
@@ -377,6 +419,18 @@ static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
       run(w->stmt[STMT_ROLLBACK]);
   }
   return rc;
+}
+
+/* One chunk of a big catch-up, in a transaction of its own after a batch;
+ * a failure only leaves the rows for the next batch. */
+static void catch_up_chunk(writer *w) {
+  if (run(w->stmt[STMT_BEGIN]) != SQLITE_DONE)
+    return;
+  int rc = mcpr__rollup_catch_up(w->rollup, CATCH_UP_CHUNK, false, NULL, &w->rollup_left);
+  if (rc == SQLITE_DONE)
+    rc = run(w->stmt[STMT_COMMIT]);
+  if (rc != SQLITE_DONE && !sqlite3_get_autocommit(w->db))
+    run(w->stmt[STMT_ROLLBACK]);
 }
 
 static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events, size_t n,
@@ -388,6 +442,8 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
                           "for more than %d ms",
                           w->path, lock_wait_ms);
   int rc = attempt(w, events, n, outcomes);
+  if (rc == SQLITE_DONE && w->rollup && w->rollup_left > 0)
+    catch_up_chunk(w);
   mcpr__commit_unlock(w->commit_lock_fd);
   if (rc == SQLITE_DONE) {
     if (w->record_open_failure) {
@@ -406,6 +462,7 @@ static void writer_close(void *impl) {
     return;
   for (int i = 0; i < STMT_COUNT; i++)
     sqlite3_finalize(w->stmt[i]);
+  mcpr__rollup_free(w->rollup);
   /* PRAGMA optimize as SQLite advises before closing a connection that
    * wrote; the close may checkpoint, so both run under the commit lock. */
   if (!w->db) {
@@ -465,6 +522,12 @@ static mcpr_status writer_open(const char *path, const mcpr_store_options *o, vo
       writer_close(w);
       return st;
     }
+  }
+  int rc = SQLITE_OK;
+  w->rollup = mcpr__rollup_new(w->db, &rc);
+  if (!w->rollup && rc == SQLITE_NOMEM) {
+    writer_close(w);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
   }
   *impl = w;
   return MCPR_OK;

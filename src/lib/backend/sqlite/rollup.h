@@ -1,0 +1,75 @@
+/*
+ * rollup.h — internal to the SQLite backend: the request rollups (issue 15).
+ *
+ * Two extra tables in the store file, which the original never reads:
+ *
+ *   mcpr_rollup_hour — per hour (ts div 3,600,000) × proxy × label (a tool,
+ *     or a method when there is none; is_tool tells which) the calls,
+ *     errors (status not ok), latency sum/min/max, bytes in/out, the last
+ *     ts and a latency sketch (core/sketch.h), of the requests with
+ *     id <= the watermark;
+ *   mcpr_rollup_state — key/value: 'watermark', the highest requests.id
+ *     whose row is counted in mcpr_rollup_hour. Every row with a lower id
+ *     is counted (ids are never reused: requests is AUTOINCREMENT).
+ *
+ * So a read takes the full hours of its window from the rollups, and reads
+ * raw the partial hour at its start and every row above the watermark —
+ * rows the original, an older mcpr or any other writer of the same file
+ * added: they count exactly, without anyone having to maintain the
+ * rollups for them.
+ *
+ * The watermark only moves over a contiguous range of ids: a catch-up reads
+ * the rows (watermark, hi] by rowid, aggregates them in C per (hour,
+ * proxy, label), upserts one row per group (the sketch merged by the SQL
+ * function mcpr_sketch_merge) and sets the watermark to hi — all in the
+ * caller's write transaction. The writer catches up after every batch
+ * when what lies above the watermark is small (its own batch, plus a few
+ * rows another writer added); `mcpr store rollup` (and the first writer
+ * of a big store without rollups) catches up in chunks, one short
+ * transaction each.
+ */
+#ifndef MCPR__SQLITE_ROLLUP_H
+#define MCPR__SQLITE_ROLLUP_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MCPR__ROLLUP_HOUR_MS 3600000
+
+/* DDL of the rollup tables (IF NOT EXISTS: run by every migration). */
+extern const char MCPR__ROLLUP_DDL[];
+
+/* Register mcpr_sketch_merge(a, b) on a connection. Returns an SQLite code. */
+int mcpr__rollup_register(sqlite3 *db);
+
+/* Statements prepared once on one connection. */
+typedef struct mcpr__rollup mcpr__rollup;
+/* NULL with *rc set when the statements cannot be prepared (an old file
+ * opened read-only has no rollup tables). */
+mcpr__rollup *mcpr__rollup_new(sqlite3 *db, int *rc);
+void mcpr__rollup_free(mcpr__rollup *r);
+
+/*
+ * Inside a write transaction: roll up the rows above the watermark, at
+ * most max_rows of them. When all_or_nothing and more than max_rows are
+ * above it, nothing is done. *rolled (may be NULL): rows rolled up; *left
+ * (may be NULL): rows still above the watermark after this call (by id
+ * range: an upper bound). Returns SQLITE_DONE or an SQLite error.
+ */
+int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing,
+                          int64_t *rolled, int64_t *left);
+
+/*
+ * Inside a write transaction, after requests with ts < cutoff_ms (of proxy;
+ * NULL: all) were deleted: drop the rollup hours before the cutoff and
+ * rebuild the hour it falls in from the rows left (up to the watermark).
+ * Returns SQLITE_DONE or an SQLite error.
+ */
+int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *proxy);
+
+/* The watermark, on any connection; -1 when the tables or the state row
+ * are missing (then the rollups count nothing that can be trusted). */
+int64_t mcpr__rollup_watermark(sqlite3 *db);
+
+#endif
