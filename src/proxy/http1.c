@@ -56,9 +56,23 @@ static int on_status(http_parser *hp, const char *at, size_t len) {
   return add_text(m, at, len) ? (m->reason_len += (uint32_t)len, 0) : -1;
 }
 
+/* A value ends: trailing whitespace is not part of it (RFC 9112 §5; the
+ * parser drops only the leading). */
+static void trim_value(h1_msg *m) {
+  h1_field *f = &m->fields[m->n_fields - 1];
+  if (f->value + f->value_len != m->text.n) /* ended already */
+    return;
+  while (f->value_len && (m->text.p[m->text.n - 1] == ' ' || m->text.p[m->text.n - 1] == '\t')) {
+    f->value_len--;
+    m->text.n--;
+  }
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t len) {
   h1_msg *m = msg_of(hp);
   if (m->last != 1) { /* a new header begins */
+    if (m->last == 2)
+      trim_value(m);
     if (!end_text(m))
       return -1;
     if (m->n_fields == H1_MAX_HEADERS) {
@@ -96,8 +110,18 @@ static int on_headers_complete(http_parser *hp) {
     return -1;
   if (m->last == 1)
     m->fields[m->n_fields - 1].value = (uint32_t)m->text.n - 1; /* "" */
+  if (m->last == 2)
+    trim_value(m);
   if (!end_text(m))
     return -1;
+  /* An Upgrade (or CONNECT) leaves HTTP after the head: the proxy speaks
+   * plain HTTP only, so refuse it before the owner acts on the head (it
+   * would answer an Expect, or pass a 101 on to the client). */
+  if (hp->upgrade) {
+    m->error = H1_E_SYNTAX;
+    m->hpe = HPE_INVALID_CONSTANT;
+    return -1;
+  }
   m->head_done = true;
   m->chunked = (hp->flags & F_CHUNKED) != 0;
   m->has_length = !m->chunked && (hp->flags & F_CONTENTLENGTH) != 0;
@@ -107,6 +131,12 @@ static int on_headers_complete(http_parser *hp) {
     m->error = H1_E_ABORTED;
     return -1;
   }
+  /* 1xx, 204 and 304 answers end at their head whatever their framing
+   * headers say (RFC 9112 §6.3); http-parser would read a Content-Length
+   * worth of the next answer as their body. */
+  unsigned status = hp->status_code;
+  if (hp->type == HTTP_RESPONSE && (status / 100 == 1 || status == 204 || status == 304))
+    rc = 1;
   return rc == 1 ? 1 : 0;
 }
 
