@@ -122,6 +122,12 @@ static int on_headers_complete(http_parser *hp) {
     m->hpe = HPE_INVALID_CONSTANT;
     return -1;
   }
+  /* http-parser takes 1 to 3 digits ("HTTP/1.1 3 x"); a status is 3. */
+  if (hp->type == HTTP_RESPONSE && hp->status_code < 100) {
+    m->error = H1_E_SYNTAX;
+    m->hpe = HPE_INVALID_STATUS;
+    return -1;
+  }
   m->head_done = true;
   m->chunked = (hp->flags & F_CHUNKED) != 0;
   m->has_length = !m->chunked && (hp->flags & F_CONTENTLENGTH) != 0;

@@ -420,6 +420,9 @@ static void test_bad_syntax(void **state) {
   expect_syntax_error(HTTP_REQUEST, "POST / HTTP/1.1\r\nContent-Length: x1\r\n\r\n", 0);
   expect_syntax_error(HTTP_RESPONSE, "HTTP/1.1 abc OK\r\n\r\n", 0);
   expect_syntax_error(HTTP_RESPONSE, "SSH-2.0-OpenSSH\r\n", 0);
+  expect_syntax_error(HTTP_RESPONSE, "HTTP/1.1 3 short\r\nContent-Length: 0\r\n\r\n", 0);
+  expect_syntax_error(HTTP_RESPONSE, "HTTP/1.1 000 zero\r\nContent-Length: 0\r\n\r\n", 0);
+  expect_syntax_error(HTTP_RESPONSE, "HTTP/1.1 1000 OK\r\n\r\n", 0);
   /* framings a front end and a back end could read differently (smuggling) */
   expect_syntax_error(HTTP_REQUEST,
                       "POST / HTTP/1.1\r\nContent-Length: 3\r\n"
