@@ -90,8 +90,25 @@ static int on_header_field(http_parser *hp, const char *at, size_t len) {
   return 0;
 }
 
+/* field-value bytes (RFC 9110 §5.5): HTAB, visible, SP, obs-text.
+ * http-parser checks every byte of a value but its first: "X:\x00" went
+ * through, and a NUL cut the value short for every h1_header() reader. */
+static bool value_bytes_ok(const char *at, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)at[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return false;
+  }
+  return true;
+}
+
 static int on_header_value(http_parser *hp, const char *at, size_t len) {
   h1_msg *m = msg_of(hp);
+  if (!value_bytes_ok(at, len)) {
+    m->error = H1_E_SYNTAX;
+    m->hpe = HPE_INVALID_HEADER_TOKEN;
+    return -1;
+  }
   if (m->last != 2) {
     if (!end_text(m))
       return -1;

@@ -417,6 +417,19 @@ static void test_bad_syntax(void **state) {
   expect_syntax_error(HTTP_REQUEST, "GET / HTTP/9.x\r\n\r\n", 0);
   expect_syntax_error(HTTP_REQUEST, "GET /a b HTTP/1.1\r\n\r\n", 0);
   expect_syntax_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nX: a\001b\r\n\r\n", 0);
+  /* control bytes first in a value (http-parser lets those through) */
+  expect_syntax_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nX:\001abc\r\n\r\n", 0);
+  expect_syntax_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nX: \033[31m\r\n\r\n", 0);
+  expect_syntax_error(HTTP_REQUEST, "GET / HTTP/1.1\r\nX: \177\r\n\r\n", 0);
+  expect_syntax_error(HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX:\002\r\nContent-Length: 0\r\n\r\n", 0);
+  {
+    static const char nul[] = "GET / HTTP/1.1\r\nHost:\0example.com\r\n\r\n";
+    run r;
+    parse_every_way(&r, HTTP_REQUEST, nul, sizeof nul - 1, true);
+    assert_int_equal(r.m.error, H1_E_SYNTAX);
+    assert_int_equal(r.msgs[0].head_calls, 0);
+    run_free(&r);
+  }
   expect_syntax_error(HTTP_REQUEST, "POST / HTTP/1.1\r\nContent-Length: x1\r\n\r\n", 0);
   expect_syntax_error(HTTP_RESPONSE, "HTTP/1.1 abc OK\r\n\r\n", 0);
   expect_syntax_error(HTTP_RESPONSE, "SSH-2.0-OpenSSH\r\n", 0);
