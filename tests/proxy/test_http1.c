@@ -396,6 +396,35 @@ static void test_head_limits(void **state) {
 }
 
 /* head_calls: 0 for an error in the head, 1 for one in the body. */
+/* H1_MAX_HEADERS headers, then a malformed name: refused, as malformed
+ * when fed whole (http-parser finds the bad byte before it hands the name
+ * over), as too large when the name is cut (the piece before the cut is
+ * handed over, and is one header too many). The proxy answers 400 or 431. */
+static void test_head_limit_or_syntax(void **state) {
+  (void)state;
+  size_t len;
+  char *good = request_with_headers(H1_MAX_HEADERS, 1, &len);
+  len -= 2; /* the blank line */
+  char *req = malloc(len + 32);
+  assert_non_null(req);
+  memcpy(req, good, len);
+  static const char bad[] = "X-Bad\001Name: v\r\n\r\n";
+  memcpy(req + len, bad, sizeof bad - 1);
+  len += sizeof bad - 1;
+  for (size_t step = 0; step <= 17; step++) {
+    run r;
+    run_init(&r, HTTP_REQUEST);
+    assert_false(feed(&r, req, len, step, true));
+    assert_int_equal(r.msgs[0].head_calls, 0);
+    assert_true(r.m.error == H1_E_SYNTAX || r.m.error == H1_E_HEAD_SIZE);
+    if (step <= 1)
+      fprintf(stderr, "fed %s: %s\n", step ? "byte by byte" : "whole", h1_error_text(&r.m));
+    run_free(&r);
+  }
+  free(req);
+  free(good);
+}
+
 static void expect_syntax_error(enum http_parser_type type, const char *text, size_t head_calls) {
   run r;
   parse_every_way(&r, type, text, strlen(text), true);
@@ -742,6 +771,7 @@ int main(void) {
       cmocka_unit_test(test_header_split_across_feeds),
       cmocka_unit_test(test_empty_header_value),
       cmocka_unit_test(test_head_limits),
+      cmocka_unit_test(test_head_limit_or_syntax),
       cmocka_unit_test(test_bad_syntax),
       cmocka_unit_test(test_hooks_stop),
       cmocka_unit_test(test_version_and_keep_alive),
