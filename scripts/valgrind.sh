@@ -152,7 +152,7 @@ proxy_case() {
   grep -q 'notifications/progress' "$work/r-slow" || why=${why:-"slow: no progress event"}
   grep -q 'slow: done' "$work/r-slow" || why=${why:-"slow: no result"}
   curl -sS --max-time 30 -o /dev/null -X DELETE -H "Mcp-Session-Id: $sid" "$url" || true
-  kill -TERM "$proxy_pid"
+  kill -TERM "$proxy_pid" 2>/dev/null || true
   wait "$proxy_pid" || rc=$?
   kill -TERM "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
