@@ -1,3 +1,4 @@
+// ctest-labels: tsan
 /*
  * `mcpr proxy run` end to end against an upstream that writes raw bytes
  * (a socket per connection on its own thread, the answer chosen by the
