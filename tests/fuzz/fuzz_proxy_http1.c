@@ -145,13 +145,14 @@ static void end_message(fz_run *r) {
   h1_msg *m = &r->m;
   mix_num(r, 2);
   mix_num(r, m->done);
-  /* A head both over a limit and malformed is refused either way, but
-   * which is found first depends on the cuts: http-parser hands a name or
-   * value over at its end or at the end of a piece, and finds a bad byte
-   * before that. So over a limit and bad syntax count as one here (the
-   * proxy answers 431 or 400: regress/proxy_http1/head-limit-or-syntax). */
+  /* A head (or a chunked body's trailers, which count with it) both over
+   * a limit and malformed is refused either way, but which is found first
+   * depends on the cuts: http-parser hands a name or value over at its end
+   * or at the end of a piece, and finds a bad byte before that. So over a
+   * limit and bad syntax count as one here (the proxy answers 431 or 400:
+   * regress/proxy_http1/head-limit-or-syntax, trailer-limit-or-syntax). */
   h1_error e = m->error;
-  if (e == H1_E_HEAD_SIZE && !m->head_done)
+  if (e == H1_E_HEAD_SIZE)
     e = H1_E_SYNTAX;
   mix_num(r, (uint64_t)e);
   mix_num(r, r->body_bytes);
