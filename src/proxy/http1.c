@@ -65,6 +65,7 @@ static void trim_value(h1_msg *m) {
   while (f->value_len && (m->text.p[m->text.n - 1] == ' ' || m->text.p[m->text.n - 1] == '\t')) {
     f->value_len--;
     m->text.n--;
+    m->text.p[m->text.n] = '\0';
   }
 }
 
@@ -174,6 +175,8 @@ static int on_body(http_parser *hp, const char *at, size_t len) {
 
 static int on_message_complete(http_parser *hp) {
   h1_msg *m = msg_of(hp);
+  if (m->last == 2) /* the last trailer's value (no headers_complete after trailers) */
+    trim_value(m);
   m->done = true;
   http_parser_pause(hp, 1); /* one message per h1_feed(): the owner acts on it first */
   return 0;

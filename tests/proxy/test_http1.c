@@ -340,6 +340,47 @@ static char *request_with_headers(size_t n, size_t value_len, size_t *len) {
   return s;
 }
 
+/* Trailers of a chunked body come after on_head: they join the header
+ * list (h1_header finds them once the message is done) and count towards
+ * H1_MAX_HEADERS with the head's. */
+static void test_request_trailers(void **state) {
+  (void)state;
+  static const char req[] = "POST /mcp HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "2\r\n{}\r\n0\r\nX-Trailer:  t  \r\n\r\n";
+  run r;
+  parse_every_way(&r, HTTP_REQUEST, req, strlen(req), false);
+  assert_int_equal(r.n, 1);
+  assert_true(r.msgs[0].done);
+  assert_string_equal(r.msgs[0].head, "POST /mcp\nHost: h\nTransfer-Encoding: chunked\n");
+  assert_string_equal(body_str(&r.msgs[0]), "{}");
+  run_free(&r);
+  run_init(&r, HTTP_REQUEST);
+  assert_int_equal(h1_feed(&r.m, req, strlen(req)), strlen(req));
+  assert_true(r.m.done);
+  assert_string_equal(h1_header(&r.m, "X-Trailer"), "t");
+  assert_string_equal(h1_header(&r.m, "Host"), "h");
+  run_free(&r);
+
+  /* H1_MAX_HEADERS - 1 headers, then two trailers: one too many */
+  size_t len;
+  char *head = request_with_headers(H1_MAX_HEADERS - 2, 1, &len); /* and Transfer-Encoding */
+  len -= 2;
+  char *full = malloc(len + 128);
+  assert_non_null(full);
+  memcpy(full, head, len);
+  static const char rest[] = "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nA: 1\r\nB: 2\r\n\r\n";
+  memcpy(full + len, rest, sizeof rest - 1);
+  len += sizeof rest - 1;
+  parse_every_way(&r, HTTP_REQUEST, full, len, false);
+  assert_int_equal(r.n, 1);
+  assert_int_equal(r.msgs[0].head_calls, 1);
+  assert_string_equal(body_str(&r.msgs[0]), "{}");
+  assert_int_equal(r.m.error, H1_E_HEAD_SIZE);
+  run_free(&r);
+  free(full);
+  free(head);
+}
+
 static void test_head_limits(void **state) {
   (void)state;
   size_t len;
@@ -767,6 +808,7 @@ int main(void) {
       cmocka_unit_test(test_request_whole_and_cut),
       cmocka_unit_test(test_request_pipelined),
       cmocka_unit_test(test_request_chunked),
+      cmocka_unit_test(test_request_trailers),
       cmocka_unit_test(test_request_content_length),
       cmocka_unit_test(test_header_split_across_feeds),
       cmocka_unit_test(test_empty_header_value),
