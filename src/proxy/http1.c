@@ -56,9 +56,24 @@ static int on_status(http_parser *hp, const char *at, size_t len) {
   return add_text(m, at, len) ? (m->reason_len += (uint32_t)len, 0) : -1;
 }
 
+/* A value ends: trailing whitespace is not part of it (RFC 9112 §5; the
+ * parser drops only the leading). */
+static void trim_value(h1_msg *m) {
+  h1_field *f = &m->fields[m->n_fields - 1];
+  if (f->value + f->value_len != m->text.n) /* ended already */
+    return;
+  while (f->value_len && (m->text.p[m->text.n - 1] == ' ' || m->text.p[m->text.n - 1] == '\t')) {
+    f->value_len--;
+    m->text.n--;
+    m->text.p[m->text.n] = '\0';
+  }
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t len) {
   h1_msg *m = msg_of(hp);
   if (m->last != 1) { /* a new header begins */
+    if (m->last == 2)
+      trim_value(m);
     if (!end_text(m))
       return -1;
     if (m->n_fields == H1_MAX_HEADERS) {
@@ -76,8 +91,25 @@ static int on_header_field(http_parser *hp, const char *at, size_t len) {
   return 0;
 }
 
+/* field-value bytes (RFC 9110 §5.5): HTAB, visible, SP, obs-text.
+ * http-parser checks every byte of a value but its first: "X:\x00" went
+ * through, and a NUL cut the value short for every h1_header() reader. */
+static bool value_bytes_ok(const char *at, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)at[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return false;
+  }
+  return true;
+}
+
 static int on_header_value(http_parser *hp, const char *at, size_t len) {
   h1_msg *m = msg_of(hp);
+  if (!value_bytes_ok(at, len)) {
+    m->error = H1_E_SYNTAX;
+    m->hpe = HPE_INVALID_HEADER_TOKEN;
+    return -1;
+  }
   if (m->last != 2) {
     if (!end_text(m))
       return -1;
@@ -96,8 +128,24 @@ static int on_headers_complete(http_parser *hp) {
     return -1;
   if (m->last == 1)
     m->fields[m->n_fields - 1].value = (uint32_t)m->text.n - 1; /* "" */
+  if (m->last == 2)
+    trim_value(m);
   if (!end_text(m))
     return -1;
+  /* An Upgrade (or CONNECT) leaves HTTP after the head: the proxy speaks
+   * plain HTTP only, so refuse it before the owner acts on the head (it
+   * would answer an Expect, or pass a 101 on to the client). */
+  if (hp->upgrade) {
+    m->error = H1_E_SYNTAX;
+    m->hpe = HPE_INVALID_CONSTANT;
+    return -1;
+  }
+  /* http-parser takes 1 to 3 digits ("HTTP/1.1 3 x"); a status is 3. */
+  if (hp->type == HTTP_RESPONSE && hp->status_code < 100) {
+    m->error = H1_E_SYNTAX;
+    m->hpe = HPE_INVALID_STATUS;
+    return -1;
+  }
   m->head_done = true;
   m->chunked = (hp->flags & F_CHUNKED) != 0;
   m->has_length = !m->chunked && (hp->flags & F_CONTENTLENGTH) != 0;
@@ -107,6 +155,12 @@ static int on_headers_complete(http_parser *hp) {
     m->error = H1_E_ABORTED;
     return -1;
   }
+  /* 1xx, 204 and 304 answers end at their head whatever their framing
+   * headers say (RFC 9112 §6.3); http-parser would read a Content-Length
+   * worth of the next answer as their body. */
+  unsigned status = hp->status_code;
+  if (hp->type == HTTP_RESPONSE && (status / 100 == 1 || status == 204 || status == 304))
+    rc = 1;
   return rc == 1 ? 1 : 0;
 }
 
@@ -121,6 +175,8 @@ static int on_body(http_parser *hp, const char *at, size_t len) {
 
 static int on_message_complete(http_parser *hp) {
   h1_msg *m = msg_of(hp);
+  if (m->last == 2) /* the last trailer's value (no headers_complete after trailers) */
+    trim_value(m);
   m->done = true;
   http_parser_pause(hp, 1); /* one message per h1_feed(): the owner acts on it first */
   return 0;

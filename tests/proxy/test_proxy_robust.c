@@ -1,3 +1,4 @@
+// ctest-labels: tsan
 /*
  * `mcpr proxy run` under hostile and unusual traffic (issue 13), end to
  * end: the built mcpr between a fake upstream (its own thread) and raw
