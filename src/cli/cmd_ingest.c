@@ -409,7 +409,8 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   }
   fputc('\n', stderr);
   if (failed)
-    fprintf(stderr, "mcpr: %" PRIu64 " events could not be stored: %s\n", failed,
+    fprintf(stderr, "mcpr: %" PRIu64 " event%s could not be stored: %s\n", failed,
+            failed == 1 ? "" : "s",
             st.last_error_message[0] ? st.last_error_message
             : fin[0].last_error_message[0] ? fin[0].last_error_message
                                            : mcpr_strerror(close_st));
