@@ -214,25 +214,6 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
   sb_int(b, " LIMIT ?", f->limit);
 }
 
-static void read_log_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
-  mcpr_log_row *r = row;
-  r->row_id = sqlite3_column_int64(st, 0);
-  r->request_id = col_text(st, 1, pool, oom);
-  r->ts_ms = sqlite3_column_int64(st, 2);
-  r->proxy = col_text(st, 3, pool, oom);
-  r->method = col_text(st, 4, pool, oom);
-  r->tool = col_text(st, 5, pool, oom);
-  r->resource_uri = col_text(st, 6, pool, oom);
-  r->prompt_name = col_text(st, 7, pool, oom);
-  r->latency_us = col_int(st, 8); /* NULL: no response */
-  r->status = col_text(st, 9, pool, oom);
-  r->error_code = col_text(st, 10, pool, oom);
-  r->error_msg = col_text(st, 11, pool, oom);
-  r->session_id = col_text(st, 12, pool, oom);
-  r->bytes_in = col_int(st, 13);
-  r->bytes_out = col_int(st, 14);
-}
-
 static mcpr_status v05_logs(void *p, mcpr__log_kind kind, const mcpr_log_filter *f,
                             mcpr_log_rows *out, size_t *cap, mcpr_error *err) {
   v05_impl *impl = p;
@@ -347,27 +328,6 @@ static void build_sessions(sqlb *b, const mcpr_session_filter *f, int64_t now_ms
   sb_int(b, " ORDER BY s.last_active DESC, s.id LIMIT ?", f->limit);
 }
 
-static void read_session_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
-  mcpr_session_row *r = row;
-  r->session_id = col_text(st, 0, pool, oom);
-  r->proxy = col_text(st, 1, pool, oom);
-  r->client_name = col_text(st, 2, pool, oom);
-  r->client_version = col_text(st, 3, pool, oom);
-  r->client_platform = col_text(st, 4, pool, oom);
-  r->started_at_ms = sqlite3_column_int64(st, 5);
-  r->last_seen_at_ms = sqlite3_column_int64(st, 6);
-  r->ended_at_ms = col_int(st, 7);
-  r->total_calls = sqlite3_column_int64(st, 8);
-  r->total_errors = sqlite3_column_int64(st, 9);
-  r->is_active = sqlite3_column_int(st, 10) != 0;
-}
-
-static mcpr_status read_sessions(sqlite3 *db, sqlb *b, mcpr_session_rows *out, size_t *cap,
-                                 mcpr_error *err) {
-  return read_rows(db, b, (void **)&out->rows, &out->count, cap, sizeof *out->rows, out->pool,
-                   read_session_row, err);
-}
-
 static mcpr_status v05_sessions(void *p, const mcpr_session_filter *f, int64_t now_ms,
                                 mcpr_session_rows *out, mcpr_error *err) {
   v05_impl *impl = p;
@@ -418,20 +378,6 @@ static void build_clients(sqlb *b, const char *proxy, int64_t since_ms) {
             " s.client_version");
 }
 
-static void read_client_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
-  mcpr_client_row *r = row;
-  r->client_name = col_text(st, 0, pool, oom);
-  r->client_version = col_text(st, 1, pool, oom);
-  r->client_platform = col_text(st, 2, pool, oom);
-  r->sessions = sqlite3_column_int64(st, 3);
-  r->total_calls = sqlite3_column_int64(st, 4);
-  r->total_errors = sqlite3_column_int64(st, 5);
-  r->error_pct =
-      r->total_calls ? 100.0 * (double)r->total_errors / (double)r->total_calls : 0.0;
-  r->first_seen_ms = sqlite3_column_int64(st, 6);
-  r->last_seen_ms = sqlite3_column_int64(st, 7);
-}
-
 static mcpr_status v05_clients(void *p, const char *proxy, int64_t since_ms,
                                mcpr_client_rows *out, mcpr_error *err) {
   v05_impl *impl = p;
@@ -464,16 +410,6 @@ static void build_schema(sqlb *b, const char *proxy, const char *method) {
   sb_add(b, " GROUP BY proxy, kind ORDER BY proxy, 3");
 }
 
-static void read_schema_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
-  mcpr_schema_row *r = row;
-  r->proxy = col_text(st, 0, pool, oom);
-  r->upstream_url = col_text(st, 1, pool, oom);
-  r->method = col_text(st, 2, pool, oom);
-  r->payload = col_text(st, 3, pool, oom);
-  r->captured_at_ms = sqlite3_column_int64(st, 4);
-  r->schema_hash = col_text(st, 5, pool, oom);
-}
-
 static mcpr_status v05_schema(void *p, const char *proxy, const char *method,
                               mcpr_schema_rows *out, mcpr_error *err) {
   v05_impl *impl = p;
@@ -496,18 +432,6 @@ static void build_changes(sqlb *b, const char *proxy, const char *method, int64_
   if (method)
     sb_text(b, " AND kind = ?", kind_of_method(method));
   sb_int(b, " ORDER BY detected_at DESC, id DESC LIMIT ?", limit);
-}
-
-static void read_change_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
-  mcpr_schema_change_row *r = row;
-  r->proxy = col_text(st, 0, pool, oom);
-  r->upstream_url = col_text(st, 1, pool, oom);
-  r->method = col_text(st, 2, pool, oom);
-  r->change_type = col_text(st, 3, pool, oom);
-  r->item_name = col_text(st, 4, pool, oom);
-  r->old_hash = col_text(st, 5, pool, oom);
-  r->new_hash = col_text(st, 6, pool, oom);
-  r->detected_at_ms = sqlite3_column_int64(st, 7);
 }
 
 static mcpr_status v05_schema_changes(void *p, const char *proxy, const char *method,
@@ -578,13 +502,6 @@ static const char SQL_INFO_RANGE[] =
             " max((SELECT max(ts) FROM requests WHERE proxy = p.name))"
             " FROM p WHERE p.name IS NOT NULL";
 static const char SQL_INFO_PROXIES[] = PROXIES " SELECT count(name) FROM p";
-
-static int64_t file_size(const char *path, const char *suffix) {
-  char buf[4200];
-  snprintf(buf, sizeof buf, "%s%s", path, suffix);
-  struct stat sb;
-  return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
-}
 
 static mcpr_status v05_store_info(void *p, mcpr_store_info *out, mcpr_error *err) {
   v05_impl *impl = p;

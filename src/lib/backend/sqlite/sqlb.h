@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backend/sqlite/db.h"
 #include "backend/sqlite/query.h"
@@ -310,6 +311,93 @@ static inline mcpr_status explain(sqlite3 *db, sqlb *b, const char *name, mcpr__
   if (fn(ctx, name, b->sql, plan) != 0)
     *stop = 1;
   return MCPR_OK;
+}
+
+
+/* --- row readers: both read sides (this project's layout, the original's
+ * 0.5 layout) select the same columns in the same order --- */
+
+static inline void read_session_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_session_row *r = row;
+  r->session_id = col_text(st, 0, pool, oom);
+  r->proxy = col_text(st, 1, pool, oom);
+  r->client_name = col_text(st, 2, pool, oom);
+  r->client_version = col_text(st, 3, pool, oom);
+  r->client_platform = col_text(st, 4, pool, oom);
+  r->started_at_ms = sqlite3_column_int64(st, 5);
+  r->last_seen_at_ms = sqlite3_column_int64(st, 6);
+  r->ended_at_ms = col_int(st, 7);
+  r->total_calls = sqlite3_column_int64(st, 8);
+  r->total_errors = sqlite3_column_int64(st, 9);
+  r->is_active = sqlite3_column_int(st, 10) != 0;
+}
+
+static inline mcpr_status read_sessions(sqlite3 *db, sqlb *b, mcpr_session_rows *out, size_t *cap,
+                                 mcpr_error *err) {
+  return read_rows(db, b, (void **)&out->rows, &out->count, cap, sizeof *out->rows, out->pool,
+                   read_session_row, err);
+}
+
+static inline void read_log_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_log_row *r = row;
+  r->row_id = sqlite3_column_int64(st, 0);
+  r->request_id = col_text(st, 1, pool, oom);
+  r->ts_ms = sqlite3_column_int64(st, 2);
+  r->proxy = col_text(st, 3, pool, oom);
+  r->method = col_text(st, 4, pool, oom);
+  r->tool = col_text(st, 5, pool, oom);
+  r->resource_uri = col_text(st, 6, pool, oom);
+  r->prompt_name = col_text(st, 7, pool, oom);
+  r->latency_us = col_int(st, 8); /* NULL: no response */
+  r->status = col_text(st, 9, pool, oom);
+  r->error_code = col_text(st, 10, pool, oom);
+  r->error_msg = col_text(st, 11, pool, oom);
+  r->session_id = col_text(st, 12, pool, oom);
+  r->bytes_in = col_int(st, 13);
+  r->bytes_out = col_int(st, 14);
+}
+
+static inline void read_client_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_client_row *r = row;
+  r->client_name = col_text(st, 0, pool, oom);
+  r->client_version = col_text(st, 1, pool, oom);
+  r->client_platform = col_text(st, 2, pool, oom);
+  r->sessions = sqlite3_column_int64(st, 3);
+  r->total_calls = sqlite3_column_int64(st, 4);
+  r->total_errors = sqlite3_column_int64(st, 5);
+  r->error_pct =
+      r->total_calls ? 100.0 * (double)r->total_errors / (double)r->total_calls : 0.0;
+  r->first_seen_ms = sqlite3_column_int64(st, 6);
+  r->last_seen_ms = sqlite3_column_int64(st, 7);
+}
+
+static inline void read_change_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_schema_change_row *r = row;
+  r->proxy = col_text(st, 0, pool, oom);
+  r->upstream_url = col_text(st, 1, pool, oom);
+  r->method = col_text(st, 2, pool, oom);
+  r->change_type = col_text(st, 3, pool, oom);
+  r->item_name = col_text(st, 4, pool, oom);
+  r->old_hash = col_text(st, 5, pool, oom);
+  r->new_hash = col_text(st, 6, pool, oom);
+  r->detected_at_ms = sqlite3_column_int64(st, 7);
+}
+
+static inline void read_schema_row(sqlite3_stmt *st, void *row, mcpr__query_pool *pool, int *oom) {
+  mcpr_schema_row *r = row;
+  r->proxy = col_text(st, 0, pool, oom);
+  r->upstream_url = col_text(st, 1, pool, oom);
+  r->method = col_text(st, 2, pool, oom);
+  r->payload = col_text(st, 3, pool, oom);
+  r->captured_at_ms = sqlite3_column_int64(st, 4);
+  r->schema_hash = col_text(st, 5, pool, oom);
+}
+
+static inline int64_t file_size(const char *path, const char *suffix) {
+  char buf[4200];
+  snprintf(buf, sizeof buf, "%s%s", path, suffix);
+  struct stat sb;
+  return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
 }
 
 #endif
