@@ -652,17 +652,20 @@ static void up_release(exchange *x, bool reusable) {
 
 static void uconn_start(uconn *u);
 
+/* The request into u's output (x->request is kept for one retry). */
+static void queue_request(exchange *x, uconn *u) {
+  size_t len = evbuffer_get_length(x->request);
+  evbuffer_add(u->out, evbuffer_pullup(x->request, (ev_ssize_t)len), len);
+}
+
 static void dispatch(exchange *x, uconn *u) {
-  mcpr_proxy *p = x->p;
   x->u = u;
   u->x = x;
   u->got_bytes = false;
-  size_t len = evbuffer_get_length(x->request);
-  evbuffer_add(u->out, evbuffer_pullup(x->request, (ev_ssize_t)len), len);
+  queue_request(x, u);
   x->sent_us = mono_us();
   obs_upstream_sent(x->ox, x->sent_us);
   uconn_start(u);
-  (void)p;
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg) {
@@ -696,10 +699,8 @@ static void up_failed(exchange *x, bool timeout, const char *why) {
    * fresh one (nothing of the answer was seen, so nothing was lost). */
   if (u && u->reused && !u->got_bytes && !timeout && !x->retried && x->c) {
     x->retried = true;
-    uconn_close(u);
-    evbuffer_drain(u->out, evbuffer_get_length(u->out));
-    size_t len = evbuffer_get_length(x->request);
-    evbuffer_add(u->out, evbuffer_pullup(x->request, (ev_ssize_t)len), len);
+    uconn_close(u); /* empties u->out too */
+    queue_request(x, u);
     uconn_start(u);
     return;
   }
@@ -1349,10 +1350,8 @@ static void client_parse_(cconn *c, const char *data, size_t len) {
     if (!c->x && !client_flush(c))
       return;
   }
-  if (c->x || c->close_after)
-    return;
-  if (!client_flush(c))
-    return;
+  if (!c->x && !c->close_after)
+    client_flush(c);
 }
 
 /* The exchange ended: parse what the client sent meanwhile. */

@@ -26,7 +26,7 @@ static int setup(void **state) {
   dir = tu_tmpdir();
   db = tu_path(dir, "store.db");
   long_uri = malloc(320);
-  strcpy(long_uri, "file:///");
+  snprintf(long_uri, 320, "%s", "file:///");
   for (size_t i = strlen(long_uri); i < 300; i++)
     long_uri[i] = (char)('a' + i % 26);
   long_uri[300] = '\0';

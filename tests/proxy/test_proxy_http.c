@@ -45,9 +45,9 @@ static void on_upstream(struct evhttp_request *req, void *arg) {
   evbuffer_copyout(in, body, n);
   body[n] = '\0';
   const char *id = strstr(body, "\"id\":");
-  int idv = id ? atoi(id + 5) : 0;
+  long idv = id ? strtol(id + 5, NULL, 10) : 0;
   char out[256];
-  snprintf(out, sizeof out, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"result\":{\"content\":[]}}", idv);
+  snprintf(out, sizeof out, "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"result\":{\"content\":[]}}", idv);
   pf_reply(req, 200, "application/json", out, strlen(out));
 }
 
