@@ -179,6 +179,9 @@ declare -A MIDDLE=([direct]="" [nginx]=$NGINX_WORKER [mcpr]=$PROXY_PID)
 cpu_us() { # PID -> user+system CPU time in µs
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15) * 1e6 / hz}' "/proc/$1/stat"
 }
+sys_us() { # PID -> system CPU time in µs (the kernel's share: sockets, wakeups)
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", $15 * 1e6 / hz}' "/proc/$1/stat"
+}
 
 cat >"$TMP/call.lua" <<EOF
 wrk.method = "POST"
@@ -196,7 +199,7 @@ EOF
 
 echo "mcpr-bench proxy: tools/call echo, ${DURATION}s per case, wrk 1 thread; $(nproc) cores," \
   "load average $(cut -d' ' -f1-3 /proc/loadavg) before the run (other work on the machine counts)"
-declare -A RPS P50 P99 NREQ CPU_MID CPU_UP
+declare -A RPS P50 P99 NREQ CPU_MID SYS_MID CPU_UP
 MCPR_CALLS=0
 first_mcpr=1
 for c in $CONNS; do
@@ -209,6 +212,7 @@ for c in $CONNS; do
     fi
     mid=${MIDDLE[$way]}
     mid0=$([ -n "$mid" ] && cpu_us "$mid" || echo 0) up0=$(cpu_us "$SAMPLE_PID")
+    sys0=$([ -n "$mid" ] && sys_us "$mid" || echo 0)
     out=$(MCPR_BENCH_SID=${SID[$way]} wrk -t1 -c"$c" -d"${DURATION}s" -s "$TMP/call.lua" "${URL[$way]}")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     read -r _ n dur_us p50 p99 st_err io_err <<<"$(grep '^WRK ' <<<"$out")"
@@ -218,6 +222,8 @@ for c in $CONNS; do
     RPS[$way,$c]=$(awk -v n="$n" -v d="$dur_us" 'BEGIN{printf "%.0f", n / (d / 1e6)}')
     P50[$way,$c]=$p50 P99[$way,$c]=$p99 NREQ[$way,$c]=$n
     mid1=$([ -n "$mid" ] && cpu_us "$mid" || echo 0) up1=$(cpu_us "$SAMPLE_PID")
+    sys1=$([ -n "$mid" ] && sys_us "$mid" || echo 0)
+    SYS_MID[$way,$c]=$(awk -v a="$sys0" -v b="$sys1" -v n="$n" 'BEGIN{printf "%.1f", (n > 0 ? (b - a) / n : 0)}')
     CPU_MID[$way,$c]=$(awk -v a="$mid0" -v b="$mid1" -v n="$n" 'BEGIN{printf "%.1f", (n > 0 ? (b - a) / n : 0)}')
     CPU_UP[$way,$c]=$(awk -v a="$up0" -v b="$up1" -v n="$n" 'BEGIN{printf "%.1f", (n > 0 ? (b - a) / n : 0)}')
     [ "$way" = mcpr ] && { MCPR_CALLS=$((MCPR_CALLS + n)); first_mcpr=0; }
@@ -225,14 +231,15 @@ for c in $CONNS; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}'; }
-echo "(proxy CPU: user+system µs of nginx's worker or of mcpr per request; upstream CPU: the sample server's)"
-printf '\n%-6s %5s %9s %8s %8s %8s %8s %10s %10s\n' way conns 'req/s' 'p50 µs' 'p99 µs' 'x direct' \
-  '+p50 µs' 'proxy CPU' 'upstr. CPU'
+echo "(proxy CPU: user+system µs of nginx's worker or of mcpr per request, of which the kernel's" \
+  "(system) in brackets; upstream CPU: the sample server's)"
+printf '\n%-6s %5s %9s %8s %8s %8s %8s %16s %10s\n' way conns 'req/s' 'p50 µs' 'p99 µs' 'x direct' \
+  '+p50 µs' 'proxy CPU (sys)' 'upstr. CPU'
 for c in $CONNS; do
   for way in direct nginx mcpr; do
-    printf '%-6s %5d %9d %8d %8d %8s %8d %10s %10s\n' "$way" "$c" "${RPS[$way,$c]}" "${P50[$way,$c]}" \
+    printf '%-6s %5d %9d %8d %8d %8s %8d %16s %10s\n' "$way" "$c" "${RPS[$way,$c]}" "${P50[$way,$c]}" \
       "${P99[$way,$c]}" "$(ratio "${RPS[$way,$c]}" "${RPS[direct,$c]}")" \
-      $((P50[$way,$c] - P50[direct,$c])) "${CPU_MID[$way,$c]}" "${CPU_UP[$way,$c]}"
+      $((P50[$way,$c] - P50[direct,$c])) "${CPU_MID[$way,$c]} (${SYS_MID[$way,$c]})" "${CPU_UP[$way,$c]}"
   done
 done
 
@@ -339,7 +346,7 @@ echo "  streams: $STREAMS_OPEN open, VmRSS $((RSS_STREAMS_KB / 1024)) MB (< 100:
 json_cases=""
 for c in $CONNS; do
   for way in direct nginx mcpr; do
-    json_cases+="${json_cases:+,}{\"way\":\"$way\",\"conns\":$c,\"requests\":${NREQ[$way,$c]},\"rps\":${RPS[$way,$c]},\"p50_us\":${P50[$way,$c]},\"p99_us\":${P99[$way,$c]},\"proxy_cpu_us_per_req\":${CPU_MID[$way,$c]},\"upstream_cpu_us_per_req\":${CPU_UP[$way,$c]},\"rps_vs_direct\":$(ratio "${RPS[$way,$c]}" "${RPS[direct,$c]}")}"
+    json_cases+="${json_cases:+,}{\"way\":\"$way\",\"conns\":$c,\"requests\":${NREQ[$way,$c]},\"rps\":${RPS[$way,$c]},\"p50_us\":${P50[$way,$c]},\"p99_us\":${P99[$way,$c]},\"proxy_cpu_us_per_req\":${CPU_MID[$way,$c]},\"proxy_sys_us_per_req\":${SYS_MID[$way,$c]},\"upstream_cpu_us_per_req\":${CPU_UP[$way,$c]},\"rps_vs_direct\":$(ratio "${RPS[$way,$c]}" "${RPS[direct,$c]}")}"
   done
 done
 echo "{\"bench\":\"proxy\",\"duration_s\":$DURATION,\"nproc\":$(nproc),\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"cases\":[$json_cases],\"store\":{\"rows\":$ROWS,\"echo_rows\":$ROWS_CALLS,\"wrk_replies\":$MCPR_CALLS,\"expected\":$EXPECTED,\"stored_pct\":$STORED_PCT,\"refused_full_sink\":$P_REFUSED,\"not_stored\":$P_NOT_STORED},\"streams\":{\"requested\":$STREAMS,\"open\":$STREAMS_OPEN,\"rss_kb\":$RSS_STREAMS_KB,\"rss_idle_kb\":$RSS_IDLE_KB,\"threads\":$THREADS_STREAMS}}"

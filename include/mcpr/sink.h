@@ -80,6 +80,19 @@ typedef struct mcpr_sink_ops {
   void (*drain)(void *self);
   /* Optional: free self; called once, from close (or add's failure path). */
   void (*destroy)(void *self);
+  /* Optional: deliver without ever blocking, on the emitting thread, when
+   * nothing is queued for this sink (so order is kept; the sink's lock is
+   * held, so never at the same time as deliver(), but maybe as tick() or
+   * flush()). MCPR_EQUEUEFULL: not taken, and the event is queued for
+   * deliver() as without this callback (which may wait); any other status
+   * counts as deliver() returning it. Saves a copy of the event and a
+   * wake-up of the sink's thread per event (the store's queue is such a
+   * sink). */
+  mcpr_status (*try_deliver)(void *self, const mcpr_event *ev);
+  /* Optional: false while the sink wants no events at all (a log turned
+   * off); called on the emitting thread, so cheap and thread-safe. Events
+   * it declines are neither queued nor counted. */
+  bool (*wants)(void *self);
 } mcpr_sink_ops;
 
 /* Default number of events one sink's queue holds. */
@@ -203,9 +216,13 @@ MCPR_API mcpr_status mcpr_cloud_spool_deliver(const mcpr_cloud_sink_options *opt
 
 MCPR_API mcpr_status mcpr_fanout_new(mcpr_fanout **out, mcpr_error *err);
 
+/* A fan-out holds at most this many sinks. */
+#define MCPR_FANOUT_MAX_SINKS 64
+
 /*
  * Add a sink and start its thread. The sink is *stolen*: the fan-out frees
- * it at close, or right away if add fails.
+ * it at close, or right away if add fails (EINVAL past
+ * MCPR_FANOUT_MAX_SINKS).
  */
 MCPR_API mcpr_status mcpr_fanout_add(mcpr_fanout *fan, mcpr_sink *sink, mcpr_error *err);
 

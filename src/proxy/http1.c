@@ -299,15 +299,21 @@ const char *h1_error_text(const h1_msg *m) {
 }
 
 bool h1_hop_by_hop(const char *name, const char *connection_value) {
-  static const char *const hop[] = {"Connection", "Keep-Alive", "Transfer-Encoding", "TE",
-                                    "Trailer",    "Trailers",   "Upgrade"};
-  for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-    if (strcasecmp(name, hop[i]) == 0)
-      return true;
-  if (strncasecmp(name, "Proxy-", 6) == 0)
+  /* by length first: every header of every message passes here */
+  size_t n = strlen(name);
+  const char *hop = NULL, *hop2 = NULL;
+  switch (n) {
+  case 2: hop = "TE"; break;
+  case 7: hop = "Trailer", hop2 = "Upgrade"; break;
+  case 8: hop = "Trailers"; break;
+  case 10: hop = "Connection", hop2 = "Keep-Alive"; break;
+  case 17: hop = "Transfer-Encoding"; break;
+  }
+  if ((hop && strcasecmp(name, hop) == 0) || (hop2 && strcasecmp(name, hop2) == 0))
+    return true;
+  if (n >= 6 && (name[0] | 0x20) == 'p' && strncasecmp(name, "Proxy-", 6) == 0)
     return true;
   if (connection_value) {
-    size_t n = strlen(name);
     for (const char *s = connection_value; *s;) {
       while (*s == ' ' || *s == ',' || *s == '\t')
         s++;

@@ -116,6 +116,12 @@ static mcpr_status log_deliver(void *self, const mcpr_event *ev, mcpr_error *err
 
 static void log_tick(void *self) { fflush(((mcpr_live_log *)self)->fp); }
 
+/* Turned off (--log off, or a reload): no event reaches the log's queue. */
+static bool log_wants(void *self) {
+  mcpr_live_log *log = self;
+  return atomic_load_explicit(&log->format, memory_order_relaxed) != MCPR_LOG_OFF;
+}
+
 static mcpr_status log_flush(void *self, mcpr_error *err) {
   if (fflush(((mcpr_live_log *)self)->fp) != 0)
     return mcpr_error_set(err, MCPR_EIO, "flush failed");
@@ -137,6 +143,7 @@ mcpr_status mcpr_live_log_new(mcpr_sink **out, mcpr_live_log **handle, FILE *fp,
                        .tick_ms = 200,
                        .flush = log_flush,
                        .drain = log_tick,
+                       .wants = log_wants,
                        .destroy = free};
   mcpr_status st = mcpr_sink_new(out, &ops, log, 0, err);
   if (st != MCPR_OK) {

@@ -35,11 +35,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json_scan.h"
 #include "mcpr/util.h"
 
 #define SESSION_BUCKETS 1024
 #define MAX_SESSIONS 100000
 #define ERROR_MSG_MAX 512
+
+/* false: every body is read with jansson (the fuzz target runs both ways
+ * and compares the events). */
+static bool obs_fast = true;
 
 typedef struct session {
   char *id, *client_name, *client_version;
@@ -351,6 +356,83 @@ static bool call_from_message(call *c, json_t *m) {
   return true;
 }
 
+/* A copy of a plain string member (NULL when absent or not a string);
+ * false when it is a string that must be decoded (ask jansson). */
+static bool fast_str_dup(mcpr__js_span v, char **out) {
+  const char *s;
+  size_t n;
+  *out = NULL;
+  if (!mcpr__js_is_string(v))
+    return true;
+  if (!mcpr__js_plain_string(v, &s, &n))
+    return false;
+  *out = strndup(s, n);
+  return *out != NULL;
+}
+
+/* The compact JSON text of an id as json_dumps writes it (NULL: absent or
+ * null); false when only jansson can tell. */
+static bool fast_id(mcpr__js_span id, char **out) {
+  const char *s;
+  size_t n;
+  *out = NULL;
+  if (!id.p || mcpr__js_is_null(id))
+    return true;
+  if (!mcpr__js_plain_integer(id) && !mcpr__js_plain_string(id, &s, &n))
+    return false;
+  *out = strndup(id.p, id.n);
+  return *out != NULL;
+}
+
+/*
+ * The request body read without jansson: one object whose fields need no
+ * decoding, and not an initialize (its client info is read the slow way,
+ * once per session). Fills x->calls[0] as call_from_message would, or
+ * returns false having taken nothing (then jansson reads the body).
+ */
+static bool fast_request(obs_exchange *x, const char *body, size_t len) {
+  if (!obs_fast || len == 0 || mcpr__js_check(body, len) != MCPR__JS_OK)
+    return false;
+  static const char *const keys[] = {"method", "id", "params"};
+  mcpr__js_span f[3], v[2];
+  if (!mcpr__js_members(mcpr__js_root(body, len), keys, 3, f))
+    return false;
+  const mcpr__js_span method = f[0], id = f[1], params = f[2];
+  const char *mn;
+  size_t mlen;
+  if (!mcpr__js_is_string(method))
+    return true; /* asks nothing (a response to a server request) */
+  if (!mcpr__js_plain_string(method, &mn, &mlen))
+    return false;
+  call c = {0};
+  if (!(c.method = strndup(mn, mlen)))
+    return false;
+  bool ok = strcmp(c.method, "initialize") != 0 && fast_id(id, &c.id);
+  if (ok && mcpr__js_is_object(params)) {
+    char **field = NULL;
+    const char *key = NULL;
+    if (strcmp(c.method, "tools/call") == 0)
+      field = &c.tool, key = "name";
+    else if (strcmp(c.method, "prompts/get") == 0)
+      field = &c.prompt_name, key = "name";
+    else if (strncmp(c.method, "resources/", 10) == 0 &&
+             (strcmp(c.method + 10, "read") == 0 || strcmp(c.method + 10, "subscribe") == 0 ||
+              strcmp(c.method + 10, "unsubscribe") == 0))
+      field = &c.resource_uri, key = "uri";
+    const char *const pkeys[] = {"cursor", key};
+    ok = mcpr__js_members(params, pkeys, field ? 2 : 1, v) && fast_str_dup(v[0], &c.cursor) &&
+         (!field || fast_str_dup(v[1], field));
+  }
+  if (!ok) {
+    call_release(&c);
+    return false;
+  }
+  c.request_size = (int64_t)len;
+  x->calls[0] = c;
+  x->n_calls = 1;
+  return true;
+}
+
 obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const char *session_id,
                         const char *body, size_t len, int64_t ts_ms, int64_t now_us) {
   if (!o)
@@ -365,15 +447,32 @@ obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const
   x->ts_ms = ts_ms;
   x->t0_us = now_us;
   x->t_up_us = -1;
-  json_t *root = len ? json_loadb(body, len, 0, NULL) : NULL;
-  size_t n = json_is_array(root) ? json_array_size(root) : 1;
-  x->calls = calloc(n, sizeof *x->calls);
+  x->calls = calloc(1, sizeof *x->calls);
   if (!x->calls) {
-    json_decref(root);
     free(x->path);
     free(x->req_session);
     free(x);
     return NULL;
+  }
+  if (fast_request(x, body, len)) {
+    if (x->n_calls && x->calls[0].id)
+      x->first_id = strdup(x->calls[0].id); /* NULL reads as "null" */
+    return x;
+  }
+  json_t *root = len ? json_loadb(body, len, 0, NULL) : NULL;
+  size_t n = json_is_array(root) ? json_array_size(root) : 1;
+  if (n > 1) {
+    call *more = realloc(x->calls, n * sizeof *x->calls);
+    if (!more) {
+      json_decref(root);
+      free(x->calls);
+      free(x->path);
+      free(x->req_session);
+      free(x);
+      return NULL;
+    }
+    x->calls = more;
+    memset(x->calls, 0, n * sizeof *x->calls);
   }
   if (json_is_object(root)) {
     if (call_from_message(&x->calls[0], root)) {
@@ -671,8 +770,88 @@ static void response_message(obs_exchange *x, json_t *m, int64_t size, int64_t n
   emit_call(x, c, now_us, size, error_code, error_msg, NULL);
 }
 
+/*
+ * One response message read without jansson, as response_message reads
+ * it: an answer whose fields need no decoding, to a call that is neither
+ * an initialize nor a list whose schema is captured, and not a tool's
+ * isError result (its text is read the slow way). Returns false having
+ * done nothing when jansson must read it.
+ */
+static bool fast_response(obs_exchange *x, const char *text, size_t len, int64_t now_us) {
+  if (!obs_fast || mcpr__js_check(text, len) != MCPR__JS_OK)
+    return false;
+  static const char *const keys[] = {"id", "result", "error", "method"};
+  mcpr__js_span f[4];
+  if (!mcpr__js_members(mcpr__js_root(text, len), keys, 4, f))
+    return false;
+  const mcpr__js_span id = f[0], result = f[1], error = f[2], method = f[3];
+  if ((!id.p || mcpr__js_is_null(id)) && mcpr__js_is_object(error))
+    return false; /* an error answering every waiting call: rare */
+  if (!id.p || (!result.p && !error.p)) {
+    const char *mn;
+    size_t mlen;
+    char name[64];
+    if (id.p || !mcpr__js_is_string(method))
+      return true;
+    if (!mcpr__js_plain_string(method, &mn, &mlen) || mlen >= sizeof name)
+      return false;
+    memcpy(name, mn, mlen);
+    name[mlen] = '\0';
+    list_changed(x->o, name);
+    return true;
+  }
+  const char *s;
+  size_t n;
+  if (!mcpr__js_plain_integer(id) && !mcpr__js_plain_string(id, &s, &n))
+    return false;
+  call *c = NULL;
+  for (size_t i = 0; i < x->n_calls; i++)
+    if (!x->calls[i].done && x->calls[i].id && strlen(x->calls[i].id) == id.n &&
+        memcmp(x->calls[i].id, id.p, id.n) == 0)
+      c = &x->calls[i];
+  if (!c)
+    return true;
+  char code[32];
+  const char *error_code = NULL;
+  char *error_msg = NULL;
+  if (mcpr__js_is_object(error)) {
+    static const char *const ekeys[] = {"code", "message"};
+    mcpr__js_span e[2];
+    if (!mcpr__js_members(error, ekeys, 2, e) || !fast_str_dup(e[1], &error_msg))
+      return false;
+    const mcpr__js_span jc = e[0];
+    error_code = "error";
+    if (mcpr__js_is_string(jc) || (jc.p && (jc.p[0] == '-' || (jc.p[0] >= '0' && jc.p[0] <= '9')))) {
+      if (!(mcpr__js_is_string(jc) ? mcpr__js_plain_string(jc, &s, &n)
+                                    : (s = jc.p, n = jc.n, mcpr__js_plain_integer(jc)))) {
+        free(error_msg);
+        return false;
+      }
+      /* cut as snprintf into code[] cuts */
+      n = n < sizeof code - 1 ? n : sizeof code - 1;
+      memcpy(code, s, n);
+      code[n] = '\0';
+      error_code = code;
+    }
+  } else if (mcpr__js_is_object(result)) {
+    bool ok2xx = x->status >= 200 && x->status < 300;
+    if (!c->method || (ok2xx && (strcmp(c->method, "initialize") == 0 || schema_index(c->method) >= 0)))
+      return false;
+    if (strcmp(c->method, "tools/call") == 0) {
+      mcpr__js_span is_error;
+      if (!mcpr__js_member(result, "isError", &is_error) || mcpr__js_is_true(is_error))
+        return false;
+    }
+  }
+  emit_call(x, c, now_us, (int64_t)len, error_code, error_msg, NULL);
+  free(error_msg);
+  return true;
+}
+
 /* A JSON text that is one message or a batch of them. */
 static void response_text(obs_exchange *x, const char *text, size_t len, int64_t now_us) {
+  if (fast_response(x, text, len, now_us))
+    return;
   json_t *root = json_loadb(text, len, 0, NULL);
   if (json_is_object(root)) {
     response_message(x, root, (int64_t)len, now_us);

@@ -12,7 +12,9 @@
  * 512 characters. Bounded memory: after every chunk, what the observer
  * buffers is at most max_response_body. Chunking does not matter: the
  * input is run twice, its response bodies cut at random and then whole,
- * and both runs must give the same events (timing fields aside).
+ * and both runs must give the same events (timing fields aside); a third
+ * run reads every body with jansson alone (obs_fast off) and must give the
+ * same events again: the scanner's fast reading changes nothing.
  *
  * Input layout (anything else is still a valid input):
  *   byte 0: max_response_body = 16 << (b & 7)   (small, to reach the bounds)
@@ -67,6 +69,9 @@ static void digest_event(const mcpr_event *ev) {
     digest_add(r->session_id);
     digest_add(r->mcp_method);
     digest_add(r->tool);
+    digest_add(r->resource_uri);
+    digest_add(r->prompt_name);
+    digest_add(r->client_version);
     digest_add(r->error_code);
     digest_add(r->error_msg);
     digest_add(r->note);
@@ -79,6 +84,8 @@ static void digest_event(const mcpr_event *ev) {
     digest_add(ev->u.schema_version.content_hash);
   } else if (ev->type == MCPR_EVENT_SESSION_START) {
     digest_add(ev->u.session_start.session_id);
+    digest_add(ev->u.session_start.client_name);
+    digest_add(ev->u.session_start.client_version);
   } else if (ev->type == MCPR_EVENT_SESSION_END) {
     digest_add(ev->u.session_end.session_id);
   }
@@ -223,7 +230,13 @@ static uint64_t run(const uint8_t *data, size_t size, bool chunked) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
+  obs_fast = true;
   uint64_t cut = run(data, size, true);
   CHECK(run(data, size, false) == cut);
+  /* jansson alone: the fast reading must give the same events */
+  obs_fast = false;
+  uint64_t slow = run(data, size, true);
+  obs_fast = true;
+  CHECK(slow == cut);
   return 0;
 }

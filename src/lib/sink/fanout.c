@@ -230,6 +230,11 @@ mcpr_status mcpr_fanout_add(mcpr_fanout *fan, mcpr_sink *sink, mcpr_error *err) 
     sink_free(sink);
     return mcpr_error_set(err, MCPR_EINVAL, "no fan-out or no sink");
   }
+  if (fan->n == MCPR_FANOUT_MAX_SINKS) {
+    sink_free(sink);
+    return mcpr_error_set(err, MCPR_EINVAL, "a fan-out holds at most %d sinks",
+                          MCPR_FANOUT_MAX_SINKS);
+  }
   if (fan->n == fan->cap) {
     size_t cap = fan->cap ? fan->cap * 2 : 4;
     mcpr_sink **v = realloc(fan->sinks, cap * sizeof *v);
@@ -280,9 +285,52 @@ static mcpr_status offer(mcpr_sink *s, shared_event *se, int timeout_ms) {
   return st;
 }
 
+static mcpr_status emit_queued(mcpr_fanout *fan, const mcpr_event *ev, int timeout_ms,
+                               uint64_t queued, size_t n_queued);
+
+/* The event taken at once by s's try_deliver, when nothing is queued
+ * ahead of it: true when that settled it (delivered or failed). */
+static bool deliver_now(mcpr_sink *s, const mcpr_event *ev) {
+  if (!s->ops.try_deliver)
+    return false;
+  bool done = false;
+  pthread_mutex_lock(&s->mu);
+  mcpr_status st;
+  if (!s->closing && s->count == 0 && (st = s->ops.try_deliver(s->self, ev)) != MCPR_EQUEUEFULL) {
+    mcpr_error err = {0};
+    s->st.accepted++;
+    s->seq_accepted++;
+    s->seq_done++;
+    count_outcome(s, st, &err);
+    done = true;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return done;
+}
+
 static mcpr_status emit(mcpr_fanout *fan, const mcpr_event *ev, int timeout_ms) {
   if (!fan || fan->n == 0)
     return fan ? MCPR_OK : MCPR_EINVAL;
+  /* Sinks that take the event at once, or want none, first; then one
+   * shared copy for the queues of the others. */
+  uint64_t queued = 0;
+  size_t n_queued = 0;
+  bool closing = atomic_load(&fan->closing);
+  for (size_t i = 0; i < fan->n; i++) {
+    mcpr_sink *s = fan->sinks[i];
+    if ((s->ops.wants && !s->ops.wants(s->self)) || (!closing && deliver_now(s, ev)))
+      continue;
+    queued |= (uint64_t)1 << i;
+    n_queued++;
+  }
+  return emit_queued(fan, ev, timeout_ms, queued, n_queued);
+}
+
+/* ev onto the queue of every sink i whose bit is set in queued. */
+static mcpr_status emit_queued(mcpr_fanout *fan, const mcpr_event *ev, int timeout_ms,
+                               uint64_t queued, size_t n_queued) {
+  if (n_queued == 0)
+    return MCPR_OK;
   mcpr_status first = MCPR_OK;
   shared_event *se = NULL;
   mcpr_status copy_st = MCPR_ENOMEM;
@@ -296,6 +344,8 @@ static mcpr_status emit(mcpr_fanout *fan, const mcpr_event *ev, int timeout_ms) 
   if (!se) {
     mcpr_status cause = atomic_load(&fan->closing) ? MCPR_ECLOSING : copy_st;
     for (size_t i = 0; i < fan->n; i++) {
+      if (!(queued >> i & 1))
+        continue;
       mcpr_sink *s = fan->sinks[i];
       pthread_mutex_lock(&s->mu);
       if (cause == MCPR_ECLOSING)
@@ -306,8 +356,10 @@ static mcpr_status emit(mcpr_fanout *fan, const mcpr_event *ev, int timeout_ms) 
     }
     return cause;
   }
-  atomic_init(&se->refs, (unsigned)fan->n);
+  atomic_init(&se->refs, (unsigned)n_queued);
   for (size_t i = 0; i < fan->n; i++) {
+    if (!(queued >> i & 1))
+      continue;
     mcpr_status st = offer(fan->sinks[i], se, timeout_ms);
     if (st != MCPR_OK) {
       shared_release(se);

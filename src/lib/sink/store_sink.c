@@ -1,8 +1,10 @@
 /*
  * store_sink.c — proxy events onto the SQLite store (SPEC §3 mapping).
  *
- * The store's own record() never blocks and refuses when its queue is full.
- * This sink runs on its own thread, so it can afford to wait: it re-offers
+ * The store's own record() never blocks and refuses when its queue is full,
+ * so the emitting thread calls it directly (try_deliver) while nothing is
+ * queued here. A refused event goes to this sink's thread, which can
+ * afford to wait: it re-offers
  * a refused event with a growing pause (1 ms .. 100 ms) for up to
  * requeue_limit_ms of a *healthy* store before counting it failed. While
  * the store cannot write (a full disk, a lock: mcpr_store_health_get) the
@@ -105,6 +107,16 @@ static mcpr_status store_deliver(void *self, const mcpr_event *ev, mcpr_error *e
   }
 }
 
+/* On the emitting thread: the store's record() never blocks. A refusal
+ * (a full queue) sends the event through deliver(), which can wait. */
+static mcpr_status store_try_deliver(void *self, const mcpr_event *ev) {
+  store_sink *s = self;
+  mcpr_store_event se;
+  if (!mcpr_event_to_store(ev, &se))
+    return MCPR_OK;
+  return mcpr_store_record(s->store, &se);
+}
+
 static mcpr_status store_flush(void *self, mcpr_error *err) {
   store_sink *s = self;
   return mcpr_store_flush(s->store, -1, err);
@@ -120,7 +132,10 @@ mcpr_status mcpr_sink_store_new(mcpr_sink **out, mcpr_store *store,
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory creating a store sink");
   s->store = store;
   s->requeue_limit_ms = opts && opts->requeue_limit_ms ? opts->requeue_limit_ms : 60000;
-  mcpr_sink_ops ops = {.name = "store", .deliver = store_deliver, .flush = store_flush,
+  mcpr_sink_ops ops = {.name = "store",
+                       .deliver = store_deliver,
+                       .try_deliver = store_try_deliver,
+                       .flush = store_flush,
                        .destroy = free};
   mcpr_status st = mcpr_sink_new(out, &ops, s, 0, err);
   if (st != MCPR_OK)
