@@ -1146,11 +1146,19 @@ static int on_response_head(void *owner, h1_msg *m) {
     return x->head_req ? 1 : 0;
   if (interim && status != 103)
     return 0; /* 100 Continue is the proxy's to give (it read the body already) */
+  /* reason-phrase = *( HTAB / SP / VCHAR / obs-text ): a control byte in
+   * it could split the client's status line, so such a reason goes (it is
+   * optional: RFC 9112 §4) */
   const char *reason = h1_reason(m);
+  for (const unsigned char *r = (const unsigned char *)reason; *r; r++)
+    if ((*r < 0x20 && *r != '\t') || *r == 0x7f) {
+      reason = "";
+      break;
+    }
   head_add(p, "HTTP/1.1 ", 9);
   head_uint(p, (uint64_t)status, 10);
   head_add(p, " ", 1);
-  head_str(p, *reason ? reason : "OK");
+  head_str(p, *reason || status != 200 ? reason : "OK");
   head_add(p, "\r\n", 2);
   const char *conn = h1_header(m, "Connection");
   for (size_t i = 0; i < m->n_fields; i++) {

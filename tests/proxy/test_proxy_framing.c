@@ -8,7 +8,8 @@
  * client's next request on the connection is answered, not held behind a
  * body that never comes); a 101, a status of one digit and a control byte
  * in a header value are a 502, and nothing of them reaches the client;
- * trailing blanks of a header value are not passed on; an Upgrade request
+ * trailing blanks of a header value are not passed on; a reason phrase
+ * with a control byte is not passed on; an Upgrade request
  * is a 400 without a "100 Continue" first, and a control byte in a request
  * header value is a 400.
  */
@@ -40,6 +41,8 @@ static const struct {
             "\r\nnot http any more"},
     {"status-3", "HTTP/1.1 3 Odd\r\nContent-Length: 2\r\n\r\n{}"},
     {"value-ctl", "HTTP/1.1 200 OK\r\nX-Evil:\001injected\r\nContent-Length: 2\r\n\r\n{}"},
+    {"reason-ctl", "HTTP/1.1 201 Made\001X-Split: 1\r\nContent-Length: 2\r\n\r\n{}"},
+    {"reason-none", "HTTP/1.1 404\r\nContent-Length: 2\r\n\r\n{}"},
     {"value-blanks", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padded:   v w  \t\r\n"
                      "Content-Length: 2\r\n\r\n{}"},
 };
@@ -249,6 +252,23 @@ static void test_value_blanks_dropped(void **state) {
   free(a);
 }
 
+/* The reason phrase is optional: one carrying a control byte (which could
+ * split the status line at a lenient client) is dropped, a missing one
+ * stays missing (never "404 OK"). */
+static void test_reason_phrase(void **state) {
+  (void)state;
+  char *a = ask_then_ok("reason-ctl");
+  if (strncmp(a, "HTTP/1.1 502 ", 13) != 0) { /* or refused whole by the parser */
+    assert_true(strncmp(a, "HTTP/1.1 201 \r\n", 15) == 0);
+    assert_null(strstr(a, "Made"));
+  }
+  assert_null(memchr(a, '\001', strlen(a)));
+  free(a);
+  a = ask_then_ok("reason-none");
+  assert_true(strncmp(a, "HTTP/1.1 404 \r\n", 15) == 0);
+  free(a);
+}
+
 static void test_bad_requests_are_400(void **state) {
   (void)state;
   static const char *const reqs[] = {
@@ -273,6 +293,7 @@ int main(void) {
       cmocka_unit_test(test_204_with_length_ends_at_head),
       cmocka_unit_test(test_bad_answers_are_502),
       cmocka_unit_test(test_value_blanks_dropped),
+      cmocka_unit_test(test_reason_phrase),
       cmocka_unit_test(test_bad_requests_are_400),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
