@@ -123,37 +123,6 @@ struct obs_exchange {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-/* Length of the valid UTF-8 sequence at s (1-4), 0 when it is not one:
- * overlong forms, surrogates and code points past U+10FFFF are not. */
-static size_t utf8_seq(const unsigned char *s) {
-  unsigned c = s[0];
-  size_t n;
-  unsigned cp;
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  for (size_t i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80)
-      return 0; /* also stops at the terminating NUL */
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return n;
-}
-
 /* A copy of a header-derived string (a session id, a path) that events can
  * carry: evhttp hands over raw bytes, the event encoders only take UTF-8,
  * so each byte that is not part of a valid sequence becomes '?'. New. */
@@ -167,7 +136,7 @@ static char *text_dup(const char *s) {
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
   while (i < len) {
-    size_t n = utf8_seq(u + i);
+    size_t n = u[i] < 0x80 ? 1 : mcpr__utf8_len(u + i, u + len);
     if (n == 0) {
       out[i++] = '?';
       continue;

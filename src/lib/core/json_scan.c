@@ -34,9 +34,7 @@ static void skip_ws(scan *s) {
     s->p++;
 }
 
-/* Length of the valid UTF-8 sequence at p (2-4 bytes, p[0] >= 0x80), 0
- * when it is not one. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
+size_t mcpr__utf8_len(const unsigned char *p, const unsigned char *end) {
   unsigned c = p[0], cp;
   size_t n;
   if (c >= 0xC2 && c <= 0xDF) {
@@ -108,7 +106,7 @@ static mcpr__js_result check_string(scan *s) {
       p += 6;
       continue;
     }
-    size_t n = utf8_len(p, end);
+    size_t n = mcpr__utf8_len(p, end);
     if (n == 0)
       return MCPR__JS_BAD;
     p += n;

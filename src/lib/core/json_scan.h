@@ -67,4 +67,9 @@ bool mcpr__js_plain_string(mcpr__js_span v, const char **s, size_t *len);
  * text (no fraction, no exponent, not "-0", at most 18 digits). */
 bool mcpr__js_plain_integer(mcpr__js_span v);
 
+/* Length of the valid UTF-8 sequence of 2 to 4 bytes at p (p < end,
+ * p[0] >= 0x80); 0 when it is not one: overlong forms, surrogates and
+ * code points past U+10FFFF are not. */
+size_t mcpr__utf8_len(const unsigned char *p, const unsigned char *end);
+
 #endif
