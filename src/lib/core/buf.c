@@ -4,7 +4,7 @@
 
 #include "core/buf.h"
 
-bool mcpr__buf_add(mcpr__buf *b, const void *data, size_t n) {
+bool mcpr__buf_add_grow(mcpr__buf *b, const void *data, size_t n) {
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->n + n + 1)
