@@ -35,7 +35,7 @@ function events(now) {
   const sessions = [['s-claude', 'claude-ai', '0.1'], ['s-cursor', 'cursor', '1.2'], ['s-code', 'Visual Studio Code', '1.99']];
   for (const [id, name, ver] of sessions)
     lines.push({ type: 'session_start', session_id: id, proxy: 'demo', ts: now - 50 * 60000, client_name: name, client_version: ver, client_platform: null });
-  const tools = [['search_docs', 60, 40000], ['get_issue', 25, 120000], ['create_issue', 10, 700000], [XSS_TOOL, 3, 5000]];
+  const tools = [['search_docs', 420, 40000], ['get_issue', 160, 120000], ['create_issue', 50, 500000], [XSS_TOOL, 4, 5000]];
   let n = 0;
   for (const [tool, count, base] of tools) {
     for (let i = 0; i < count; i++) {

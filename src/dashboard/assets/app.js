@@ -84,11 +84,11 @@ function row(values, classes) {
 // ---------- charts (SVG) ----------
 const W = 600, H = 180, PAD_L = 44, PAD_B = 18, PAD_T = 8;
 function axes(g, maxY, t0, t1, fmtY) {
-  for (let i = 0; i <= 3; i++) {
-    const y = PAD_T + (H - PAD_T - PAD_B) * (1 - i / 3);
+  for (let i = 0; i <= 4; i++) {
+    const y = PAD_T + (H - PAD_T - PAD_B) * (1 - i / 4);
     g.appendChild(svg('line', { x1: PAD_L, x2: W, y1: y, y2: y, class: 'grid' }));
     const t = svg('text', { x: PAD_L - 4, y: y + 3, 'text-anchor': 'end' });
-    t.textContent = fmtY(maxY * i / 3);
+    t.textContent = fmtY(maxY * i / 4);
     g.appendChild(t);
   }
   for (let i = 0; i <= 4; i++) {
@@ -107,7 +107,7 @@ function niceMax(v) {
 function drawBars(div, s, t0, t1) {
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
   const n = s.start_ms.length, maxY = niceMax(Math.max(1, ...s.requests_per_bucket));
-  axes(root, maxY, t0, t1, (v) => Math.round(v).toString());
+  axes(root, maxY, t0, t1, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)));
   const bw = (W - PAD_L) / Math.max(1, n), ph = H - PAD_T - PAD_B;
   const req = svg('g', { fill: 'var(--req)' }), err = svg('g', { fill: 'var(--err)' });
   for (let i = 0; i < n; i++) {
