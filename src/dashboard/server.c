@@ -28,6 +28,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -385,10 +386,18 @@ static json_t *api_logs(api_ctx *c, bool slow) {
 }
 
 static json_t *api_live(api_ctx *c) {
+  /* A row id: any non-negative integer (counts stop at MCPR_COUNT_MAX). */
   const char *after_text = param(c->p, "after");
   int64_t after = 0;
-  if (after_text && strcmp(after_text, "0") != 0)
-    after = count_param(c->p, "after", 0, INT64_MAX);
+  if (after_text) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(after_text, &end, 10);
+    if (after_text[0] < '0' || after_text[0] > '9' || *end || errno || v < 0)
+      set_bad(c->p, "after must be a row id (a non-negative integer)");
+    else
+      after = v;
+  }
   int64_t limit = count_param(c->p, "limit", 100, LIVE_MAX_ROWS);
   if (c->p->bad[0])
     return NULL;

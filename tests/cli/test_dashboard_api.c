@@ -273,6 +273,9 @@ static void test_bad_requests(void **state) {
   expect_400("/api/sessions?active=2", "active");
   expect_400("/api/session", "id");
   expect_400("/api/live?after=x", "after");
+  expect_400("/api/live?after=-1", "after");
+  expect_400("/api/live?after=%201", "after");
+  expect_400("/api/live?after=99999999999999999999", "after");
   char big[1200] = "/api/logs?tool=";
   memset(big + strlen(big), 'a', 600);
   expect_400(big, "longer");
@@ -340,6 +343,10 @@ static void test_page(void **state) {
 /* Last: it adds rows to the fixture. */
 static void test_live_ingest(void **state) {
   (void)state;
+  /* a row id past the counts' bound is still a row id */
+  json_t *far = get_json("/api/live?after=9000000000", 200);
+  assert_int_equal(json_array_size(json_object_get(far, "rows")), 0);
+  json_decref(far);
   json_t *start = get_json("/api/live?after=0", 200);
   int64_t cursor = ji(start, "last_row_id");
   assert_true(cursor > 0);

@@ -249,7 +249,7 @@ static mcpr_status scan_from(mcpr_query *q, series_acc *a, int64_t since_ms, sca
   mcpr_status st = q->backend->stats_scan(q->impl, &sf, sink_scan, out, err);
   if (st == MCPR_OK && a->oom)
     st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
-  if (st == MCPR_OK)
+  if (st == MCPR_OK && out->n > 1)
     qsort(out->items, out->n, sizeof *out->items, cmp_item);
   return st;
 }
@@ -394,7 +394,8 @@ static mcpr_status acc_finish(series_acc *a, mcpr_series_set *out, mcpr_error *e
   }
   /* Labels the fallback saw only outside the window have no requests:
    * left out, as series_scan never shows them. */
-  qsort(order, a->nlabels, sizeof *order, cmp_label);
+  if (a->nlabels > 1)
+    qsort(order, a->nlabels, sizeof *order, cmp_label);
   for (size_t l = 0; l + 1 < count; l++) {
     mcpr_series *s = &out->series[1 + l];
     int oom = 0;
