@@ -2,7 +2,7 @@
 // puppeteer-core (no browser download). Run by scripts/dashboard-test.sh:
 //   node dashboard.test.mjs            env MCPR_BIN, CHROMIUM, SCREENSHOT,
 //                                      FIRST_PAINT_DB (optional: a big store)
-// Builds a store with `mcpr ingest`, starts `mcpr dashboard` on a free
+// Builds a store with `mcpr ingest` (the demo's sample traffic and more), starts `mcpr dashboard` on a free
 // port and checks: no console errors; the tools table shows the counts
 // `mcpr proxy status --json` gives; the charts are drawn; a request
 // ingested after the page loaded appears without a reload; a tool name
@@ -92,6 +92,10 @@ async function main() {
   delete env.MCPR_DB;
   const db = join(dir, 'store.db');
   const now = Date.now();
+  // The demo's hour of traffic (proxy docs-api, rebased on now) beside
+  // this test's own (proxy demo: the <script> tool, a schema change).
+  const sample = new URL('../../examples/make-sample.py', import.meta.url).pathname;
+  ingest(db, execFileSync('python3', [sample, '--base', 'now']).toString());
   ingest(db, events(now));
   const dash = await startDashboard(db);
   const browser = await puppeteer.launch({
@@ -133,7 +137,7 @@ async function main() {
     const unused = await page.$$eval('#unused tbody tr', (r) => r.map((x) => x.cells[0].textContent));
     check(unused.includes('close_issue'), 'unused tools lists close_issue', unused.join(','));
     const sessions = await page.$$eval('#sessions tbody tr', (r) => r.length);
-    check(sessions === 3, 'three sessions listed', String(sessions));
+    check(sessions >= 3, 'sessions listed', String(sessions));
 
     // Escaping: the <script> tool name is text, nothing ran.
     const xssText = await page.$$eval('#tools tbody tr', (rows, name) => rows.some((r) => r.cells[0].textContent === name), XSS_TOOL);
