@@ -340,6 +340,56 @@ static void test_page(void **state) {
   reply_free(&r);
 }
 
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  *len = 0;
+  if (!f)
+    return NULL;
+  size_t cap = 1 << 20;
+  char *buf = malloc(cap);
+  assert_non_null(buf);
+  size_t got;
+  while ((got = fread(buf + *len, 1, cap - *len, f)) > 0) {
+    *len += got;
+    if (*len == cap) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      assert_non_null(buf);
+    }
+  }
+  fclose(f);
+  return buf;
+}
+
+/* Read-only: a round of every endpoint leaves the store's file and its
+ * WAL byte for byte as they were. */
+static void test_writes_nothing(void **state) {
+  (void)state;
+  char wal[1024];
+  snprintf(wal, sizeof wal, "%s-wal", fx_path);
+  size_t db_len, wal_len;
+  char *db0 = slurp(fx_path, &db_len), *wal0 = slurp(wal, &wal_len);
+  assert_non_null(db0);
+  static const char *const targets[] = {
+      "/api/status?since=30d", "/api/series?since=7d&labels=1", "/api/logs", "/api/slow",
+      "/api/live?after=1",     "/api/sessions?since=30d",       "/api/session?id=sess-alpha-1",
+      "/api/clients",          "/api/schema",                   "/api/schema/changes",
+      "/api/unused",           "/api/proxies",                  NULL};
+  for (size_t i = 0; targets[i]; i++)
+    json_decref(get_json(targets[i], 200));
+  size_t db_len2, wal_len2;
+  char *db1 = slurp(fx_path, &db_len2), *wal1 = slurp(wal, &wal_len2);
+  assert_int_equal(db_len2, db_len);
+  assert_int_equal(memcmp(db0, db1, db_len), 0);
+  assert_int_equal(wal_len2, wal_len);
+  if (wal_len)
+    assert_int_equal(memcmp(wal0, wal1, wal_len), 0);
+  free(db0);
+  free(db1);
+  free(wal0);
+  free(wal1);
+}
+
 /* Last: it adds rows to the fixture. */
 static void test_live_ingest(void **state) {
   (void)state;
@@ -398,6 +448,7 @@ int main(void) {
       cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_host_check),
       cmocka_unit_test(test_page),
+      cmocka_unit_test(test_writes_nothing),
       cmocka_unit_test(test_live_ingest),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
