@@ -192,6 +192,60 @@ MCPR_API mcpr_status mcpr_query_status(mcpr_query *q, const mcpr_stats_filter *f
                                        mcpr_error *err);
 MCPR_API void mcpr_status_summary_release(mcpr_status_summary *s);
 
+/* ---------- time series (the dashboard's charts) ---------- */
+
+/* At most this many buckets in one series (400 hourly buckets: 16 days). */
+#define MCPR_SERIES_MAX_BUCKETS 2000
+
+typedef struct mcpr_series_filter {
+  const char *proxy; /* NULL: all */
+  const char *tool;  /* NULL: all requests; else only tools/call of this tool */
+  int64_t since_ms;  /* first bucket starts here (ts >= since_ms) */
+  int64_t until_ms;  /* last bucket ends here (ts < until_ms) */
+  int64_t bucket_ms; /* > 0; the window is ceil((until−since)/bucket) buckets */
+  /* Also one series per label (tool, or "<method>" as in stats rows)
+   * with requests and errors per bucket. */
+  bool by_label;
+} mcpr_series_filter;
+
+typedef struct mcpr_series_point {
+  int64_t start_ms; /* bucket [start_ms, start_ms + bucket_ms) */
+  int64_t requests;
+  int64_t errors;   /* status not ok, as in stats */
+  /* Nearest rank over the bucket's known latencies (p95 as in stats:
+   * index ceil(0.95·n)−1; p50: ceil(0.5·n)−1); MCPR_QUERY_NULL when the
+   * bucket has none, and always in per-label series. */
+  int64_t p50_us;
+  int64_t p95_us;
+} mcpr_series_point;
+
+typedef struct mcpr_series {
+  const char *label; /* NULL: every request of the filter */
+  int64_t requests;  /* sum over the buckets */
+  mcpr_series_point *points; /* one per bucket, oldest first */
+} mcpr_series;
+
+typedef struct mcpr_series_set {
+  size_t buckets;      /* points in every series */
+  int64_t since_ms, bucket_ms;
+  mcpr_series *series; /* [0]: the total; then by_label's, by requests desc, label */
+  size_t count;
+  mcpr__query_pool *pool;
+} mcpr_series_set;
+
+/* Zeroed filter, no proxy or tool. */
+MCPR_API void mcpr_series_filter_init(mcpr_series_filter *f);
+
+/*
+ * Requests, errors and p50/p95 latency per time bucket, from the same rows
+ * as mcpr_query_stats (so a bucket's figures agree with `proxy status`
+ * over the same range). A bad window (bucket_ms <= 0, until <= since, more
+ * than MCPR_SERIES_MAX_BUCKETS buckets) is MCPR_EINVAL.
+ */
+MCPR_API mcpr_status mcpr_query_series(mcpr_query *q, const mcpr_series_filter *f,
+                                       mcpr_series_set *out, mcpr_error *err);
+MCPR_API void mcpr_series_set_release(mcpr_series_set *s);
+
 /* ---------- sessions and clients ---------- */
 
 typedef struct mcpr_session_row {

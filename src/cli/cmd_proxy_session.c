@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_json.h"
 #include "cmd_proxy_common.h"
 #include "format.h"
 
@@ -22,6 +23,16 @@ const mcpr_cli_command cmd_proxy_session = {
              "  mcpr proxy session 0198c2a4-7f1e-7b3c-9a55-3f0e2d1c4b6a --json",
     .run = run,
 };
+
+json_t *cli_session_json(const mcpr_session_detail *d) {
+  json_t *o = fmt_json_session_row(&d->session);
+  json_object_set_new(o, "proxy", fmt_json_str(d->session.proxy));
+  json_t *reqs = json_array();
+  for (size_t i = 0; i < d->requests.count; i++)
+    json_array_append_new(reqs, fmt_json_log_row(&d->requests.rows[i]));
+  json_object_set_new(o, "requests", reqs);
+  return o;
+}
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   const mcpr_cli_command *cmd = &cmd_proxy_session;
@@ -50,13 +61,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   }
   const mcpr_session_row *s = &d.session;
   if (json) {
-    json_t *o = fmt_json_session_row(s);
-    json_object_set_new(o, "proxy", fmt_json_str(s->proxy));
-    json_t *reqs = json_array();
-    for (size_t i = 0; i < d.requests.count; i++)
-      json_array_append_new(reqs, fmt_json_log_row(&d.requests.rows[i]));
-    json_object_set_new(o, "requests", reqs);
-    fmt_json_line(stdout, o);
+    fmt_json_line(stdout, cli_session_json(&d));
   } else {
     char started[32], seen[32], ended[32];
     fmt_time(s->started_at_ms, now, started, sizeof started);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_json.h"
 #include "cmd_proxy_common.h"
 #include "format.h"
 #include "proxy_entries.h"
@@ -30,6 +31,27 @@ const mcpr_cli_command cmd_proxy_status = {
              "  mcpr proxy status api-server --since 1d --json",
     .run = run,
 };
+
+json_t *cli_status_json(const char *proxy, const char *since, const mcpr_status_summary *s,
+                        const mcpr_proxy_entry *pv, size_t pn) {
+  const mcpr_stats *st = &s->stats;
+  json_t *o = json_object();
+  json_object_set_new(o, "proxy", fmt_json_str(proxy));
+  json_object_set_new(o, "since", json_string(since));
+  json_object_set_new(o, "total_requests", json_integer(st->total_calls));
+  json_object_set_new(o, "error_pct", fmt_json_pct(st->error_pct));
+  json_object_set_new(o, "active_sessions", json_integer(s->active_sessions));
+  json_object_set_new(o, "total_sessions", json_integer(s->total_sessions));
+  json_t *proxies = json_array();
+  for (size_t i = 0; i < pn; i++)
+    json_array_append_new(proxies, cli_proxy_entry_status_json(&pv[i]));
+  json_object_set_new(o, "proxies", proxies);
+  json_t *tools = json_array();
+  for (size_t i = 0; i < st->count; i++)
+    json_array_append_new(tools, fmt_json_stats_row(&st->rows[i]));
+  json_object_set_new(o, "tools", tools);
+  return o;
+}
 
 static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   const mcpr_cli_command *cmd = &cmd_proxy_status;
@@ -66,21 +88,7 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       pv[keep++] = pv[i];
   pn = keep;
   if (json) {
-    json_t *o = json_object();
-    json_object_set_new(o, "proxy", fmt_json_str(f.proxy));
-    json_object_set_new(o, "since", json_string(since ? since : "1h"));
-    json_object_set_new(o, "total_requests", json_integer(st->total_calls));
-    json_object_set_new(o, "error_pct", fmt_json_pct(st->error_pct));
-    json_object_set_new(o, "active_sessions", json_integer(s.active_sessions));
-    json_object_set_new(o, "total_sessions", json_integer(s.total_sessions));
-    json_t *proxies = json_array();
-    for (size_t i = 0; i < pn; i++)
-      json_array_append_new(proxies, cli_proxy_entry_status_json(&pv[i]));
-    json_object_set_new(o, "proxies", proxies);
-    json_t *tools = json_array();
-    for (size_t i = 0; i < st->count; i++)
-      json_array_append_new(tools, fmt_json_stats_row(&st->rows[i]));
-    json_object_set_new(o, "tools", tools);
+    json_t *o = cli_status_json(f.proxy, since ? since : "1h", &s, pv, pn);
     fmt_json_line(stdout, o);
   } else {
     char pct[32];

@@ -60,6 +60,39 @@ typedef struct mcpr__tool_usage {
   int64_t calls, errors, last_called_at_ms;
 } mcpr__tool_usage;
 
+/* One request as the series pass sees it; strings valid during the call. */
+typedef struct mcpr__series_sample {
+  int64_t ts_ms;
+  const char *tool; /* NULL: label is "<method>" */
+  size_t tool_len;
+  const char *method;
+  size_t method_len;
+  int64_t latency_us; /* MCPR_QUERY_NULL when unknown */
+  int is_error;       /* status is not ok */
+} mcpr__series_sample;
+
+/* Returns 0 to go on, non-zero to stop (out of memory). */
+typedef int (*mcpr__series_sink)(void *ctx, const mcpr__series_sample *s);
+
+/* One rollup hour of one label, as series_scan may hand it over instead
+ * of its requests: only for an hour wholly inside the window and inside
+ * one bucket (bucket_ms a multiple of an hour, since_ms on an hour). */
+typedef struct mcpr__series_part {
+  int64_t hour_start_ms;
+  const char *name; /* the tool, or the method when is_tool is 0 */
+  size_t name_len;
+  int is_tool;
+  int64_t calls, errors;
+  const void *sketch; /* serialised latencies (core/sketch.h) */
+  size_t sketch_len;
+} mcpr__series_part;
+
+typedef struct mcpr__series_sinks {
+  mcpr__series_sink sample;
+  int (*part)(void *ctx, const mcpr__series_part *p);
+  void *ctx;
+} mcpr__series_sinks;
+
 typedef struct mcpr__query_backend {
   const char *name;
   void (*close)(void *impl);
@@ -98,6 +131,13 @@ typedef struct mcpr__query_backend {
   /* Optional (NULL: the store has no rollups to build). */
   mcpr_status (*rollup)(void *impl, mcpr_rollup_progress_fn fn, void *ctx,
                         mcpr_rollup_progress *out, mcpr_error *err);
+  /* Optional (NULL: the engine computes the series from stats_scan, one
+   * scan per bucket — correct, but slow on a big window). Every request
+   * with since_ms <= ts < until_ms of f's proxy and tool, in any order,
+   * each handed over once: as a sample, or within a part (a rollup hour)
+   * when the backend has them (query/series.c buckets both). */
+  mcpr_status (*series_scan)(void *impl, const mcpr_series_filter *f,
+                             const mcpr__series_sinks *sinks, mcpr_error *err);
 } mcpr__query_backend;
 
 struct mcpr_query {

@@ -30,6 +30,7 @@
 #include "backend/sqlite/db.h"
 #include "backend/sqlite/query.h"
 #include "backend/sqlite/rollup.h"
+#include "backend/sqlite/series.h"
 #include "backend/sqlite/sqlb.h"
 #include "backend/sqlite/sqlite.h"
 #include "core/clock.h"
@@ -1536,6 +1537,11 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   return s;
 }
 
+static mcpr_status sqlite_series_scan(void *p, const mcpr_series_filter *f,
+                                      const mcpr__series_sinks *sinks, mcpr_error *err) {
+  return mcpr__sqlite_series_scan(((sqlite_impl *)p)->db, f, sinks, err);
+}
+
 const mcpr__query_backend mcpr__query_sqlite_backend = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -1553,6 +1559,7 @@ const mcpr__query_backend mcpr__query_sqlite_backend = {
     .tool_usage = sqlite_tool_usage,
     .store_info = sqlite_store_info,
     .vacuum = sqlite_vacuum,
+    .series_scan = sqlite_series_scan,
 };
 
 void mcpr__query_sqlite_set_rollup_raw_max(mcpr_query *q, int64_t rows) {
