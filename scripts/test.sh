@@ -3,15 +3,16 @@
 # errors, and each optimisation level warns differently); build and run
 # the whole suite three ways: plain, ASan+UBSan, TSan; then a fuzz smoke
 # run and every CLI command under valgrind; interop: the plain build's
-# proxy against real MCP software from npm (scripts/interop.sh).
-#   scripts/test.sh            all seven
-#   scripts/test.sh plain      one of: builds plain interop asan tsan fuzz valgrind
+# proxy against real MCP software from npm (scripts/interop.sh);
+# dashboard: `mcpr dashboard` in headless Chromium (scripts/dashboard-test.sh).
+#   scripts/test.sh            all eight
+#   scripts/test.sh plain      one of: builds plain interop dashboard asan tsan fuzz valgrind
 # Exits non-zero if any build or test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
-modes=("$@"); ((${#modes[@]})) || modes=(builds plain interop asan tsan fuzz valgrind)
+modes=("$@"); ((${#modes[@]})) || modes=(builds plain interop dashboard asan tsan fuzz valgrind)
 extra=()
 status=0
 # Build, not run, everything (tests included: a user's `cmake -B build
@@ -39,7 +40,11 @@ for mode in "${modes[@]}"; do
       { cmake -S . -B build-plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
         cmake --build build-plain -j"$jobs" --target mcpr && scripts/interop.sh build-plain; } || status=1
       continue ;;
-    *) echo "unknown mode $mode (builds|plain|interop|asan|tsan|fuzz|valgrind)" >&2; exit 2 ;;
+    dashboard) echo "=== dashboard (build-plain) ==="
+      { cmake -S . -B build-plain -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+        cmake --build build-plain -j"$jobs" --target mcpr && scripts/dashboard-test.sh build-plain; } || status=1
+      continue ;;
+    *) echo "unknown mode $mode (builds|plain|interop|dashboard|asan|tsan|fuzz|valgrind)" >&2; exit 2 ;;
   esac
   dir="build-$mode"
   echo "=== $mode: build ($dir) ==="
