@@ -569,7 +569,8 @@ static int cmp_hour_max(const void *pa, const void *pb) {
 /* Keep the slowest `limit` rows; returns the latency a row needs from now
  * on to enter them. */
 static int64_t slow_keep(mcpr_log_rows *out, const mcpr_log_filter *f) {
-  qsort(out->rows, out->count, sizeof *out->rows, cmp_slow);
+  if (out->count > 1) /* rows is NULL while count is 0 */
+    qsort(out->rows, out->count, sizeof *out->rows, cmp_slow);
   if ((int64_t)out->count > f->limit)
     out->count = (size_t)f->limit; /* the rest stays in the pool until release */
   int64_t need = f->min_latency_us > 0 ? f->min_latency_us : 0;
@@ -637,7 +638,8 @@ static mcpr_status slow_rollup(sqlite_impl *impl, const mcpr_log_filter *f, mcpr
   /* By max, then newest first: once the answer is full, an hour whose max
    * only ties with its last row, which is newer than the hour, cannot
    * place a row (ties go to the newest ts), nor can any hour after it. */
-  qsort(hours, nhours, sizeof *hours, cmp_hour_max);
+  if (nhours > 1)
+    qsort(hours, nhours, sizeof *hours, cmp_hour_max);
   for (size_t i = 0; i < nhours && hours[i].max_us >= need; i++) {
     if ((int64_t)out->count == f->limit && hours[i].max_us == need &&
         out->rows[out->count - 1].ts_ms >= (hours[i].hour + 1) * MCPR__ROLLUP_HOUR_MS)
