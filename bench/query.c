@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -162,6 +164,19 @@ static int q_slow(ctx *c) {
   return run_logs(c, &f, true);
 }
 
+/* The long windows of issue 15 (40 days: the whole store). */
+static int run_slow_40d(ctx *c, const char *tool) {
+  mcpr_log_filter f;
+  mcpr_log_filter_init(&f);
+  f.since_ms = c->now - 40 * DAY_MS;
+  f.min_latency_us = 500000;
+  f.limit = 20;
+  f.tool = tool;
+  return run_logs(c, &f, true);
+}
+static int q_slow_40d(ctx *c) { return run_slow_40d(c, NULL); }
+static int q_slow_40d_tool(ctx *c) { return run_slow_40d(c, "send_email"); }
+
 static int q_status(ctx *c) {
   mcpr_stats_filter f = {NULL, c->now - HOUR_MS, 0};
   mcpr_status_summary s;
@@ -218,26 +233,43 @@ static int q_session_detail(ctx *c) {
   return 0;
 }
 
-static int q_clients(ctx *c) {
+static int q_sessions_40d(ctx *c) {
+  mcpr_session_filter f;
+  mcpr_session_filter_init(&f);
+  f.since_ms = c->now - 40 * DAY_MS;
+  f.now_ms = c->now;
+  mcpr_session_rows r;
+  if (mcpr_query_sessions(c->q, &f, &r, NULL) != MCPR_OK)
+    return -1;
+  c->rows = r.count;
+  mcpr_session_rows_release(&r);
+  return 0;
+}
+
+static int run_clients(ctx *c, int64_t window_ms) {
   mcpr_client_rows r;
-  if (mcpr_query_clients(c->q, NULL, c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
+  if (mcpr_query_clients(c->q, NULL, c->now - window_ms, &r, NULL) != MCPR_OK)
     return -1;
   c->rows = r.count;
   mcpr_client_rows_release(&r);
   return 0;
 }
+static int q_clients(ctx *c) { return run_clients(c, 7 * DAY_MS); }
+static int q_clients_40d(ctx *c) { return run_clients(c, 40 * DAY_MS); }
 
-static int run_unused(ctx *c, const char *proxy) {
+static int run_unused(ctx *c, const char *proxy, int64_t window_ms) {
   mcpr_unused_tool_rows r;
-  if (mcpr_query_unused_tools(c->q, proxy, c->now - 7 * DAY_MS, &r, NULL) != MCPR_OK)
+  if (mcpr_query_unused_tools(c->q, proxy, c->now - window_ms, &r, NULL) != MCPR_OK)
     return -1;
   c->rows = r.count;
   mcpr_unused_tool_rows_release(&r);
   return 0;
 }
 
-static int q_unused(ctx *c) { return run_unused(c, NULL); }
-static int q_unused_proxy(ctx *c) { return run_unused(c, "docs-server"); }
+static int q_unused(ctx *c) { return run_unused(c, NULL, 7 * DAY_MS); }
+static int q_unused_proxy(ctx *c) { return run_unused(c, "docs-server", 7 * DAY_MS); }
+static int q_unused_40d(ctx *c) { return run_unused(c, NULL, 40 * DAY_MS); }
+static int q_unused_proxy_40d(ctx *c) { return run_unused(c, "docs-server", 40 * DAY_MS); }
 
 static int q_store_stats(ctx *c) {
   mcpr_store_info info;
@@ -312,20 +344,71 @@ static bool same_stats(const mcpr_stats *a, const mcpr_stats *b) {
   return true;
 }
 
+/*
+ * A command as a user runs it: `mcpr ARGS...` as a process on the store
+ * (MCPR_DB), output to /dev/null; wall time from fork to exit, process
+ * start included. -1 when it cannot run or exits non-zero.
+ */
+static double run_cli_once(const char *mcpr, const char *db, char *const *args) {
+  uint64_t t0 = bench_now_ns();
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      close(fd);
+    }
+    setenv("MCPR_DB", db, 1);
+    unsetenv("MCPR_CONFIG");
+    char *argv[16];
+    size_t n = 0;
+    argv[n++] = (char *)mcpr;
+    for (size_t i = 0; args[i] && n < 15; i++)
+      argv[n++] = args[i];
+    argv[n] = NULL;
+    execv(mcpr, argv);
+    _exit(127);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return -1;
+  return bench_ms_since(t0);
+}
+
+static double run_cli(const char *mcpr, const char *db, char *const *args, int runs) {
+  double best = -1;
+  for (int i = 0; i < runs; i++) {
+    double ms = run_cli_once(mcpr, db, args);
+    if (ms < 0)
+      return -1;
+    if (best < 0 || ms < best)
+      best = ms;
+  }
+  return best;
+}
+
 static void usage(FILE *out) {
-  fputs("usage: mcpr-bench query [--rows N] [--db PATH] [--span D] [--runs N]\n"
+  fputs("usage: mcpr-bench query [--rows N] [--db PATH] [--span D|--days N] [--runs N]\n"
+        "                         [--no-original] [--mcpr PATH]\n"
         "  --rows N   requests in the store (default 1000000)\n"
         "  --db PATH  store file: reused when it exists, else built (default: a\n"
         "             temporary file, removed at the end)\n"
         "  --span D   time the data spans, ending now (default 7d)\n"
         "  --days N   the same in days (--days 30 is --span 30d)\n"
-        "  --runs N   timed runs per query, the best is kept (default 5)\n",
+        "  --runs N   timed runs per query, the best is kept (default 5)\n"
+        "  --no-original  skip the stats over all rows three ways (ours, sorted\n"
+        "             SQL, the original's): minutes at 10M rows\n"
+        "  --mcpr PATH  also time each command of issue 15 as a user runs it:\n"
+        "             the mcpr program at PATH as a process, start included\n",
         out);
 }
 
 int bench_query_main(int argc, char **argv) {
   uint64_t rows = 1000000, runs = 5;
-  const char *db = NULL;
+  const char *db = NULL, *mcpr = NULL;
+  bool original = true;
   int64_t span_ms = 7 * DAY_MS;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -336,6 +419,10 @@ int bench_query_main(int argc, char **argv) {
       rows = bench_parse_count("--rows", v), i++;
     } else if (strcmp(a, "--runs") == 0) {
       runs = bench_parse_count("--runs", v), i++;
+    } else if (strcmp(a, "--no-original") == 0) {
+      original = false;
+    } else if (strcmp(a, "--mcpr") == 0 && v) {
+      mcpr = v, i++;
     } else if (strcmp(a, "--db") == 0 && v) {
       db = v, i++;
     } else if (strcmp(a, "--days") == 0) {
@@ -391,16 +478,22 @@ int bench_query_main(int argc, char **argv) {
       {"logs_tool", "logs --tool send_email", q_logs_tool},
       {"logs_session", "logs --session ID (all time)", q_logs_session},
       {"slow", "slow --threshold 500ms --since 1h", q_slow},
+      {"slow_40d", "slow --since 40d", q_slow_40d},
+      {"slow_40d_tool", "slow --since 40d --tool send_email", q_slow_40d_tool},
       {"status", "status --since 1h", q_status},
       {"status_2d", "status --since 2d", q_status_2d},
       {"status_40d", "status --since 40d (rollups)", q_status_40d},
       {"status_40d_proxy", "status NAME --since 40d (rollups)", q_status_40d_proxy},
       {"status_40d_exact", "status --since 40d --exact (raw)", q_status_40d_exact},
       {"sessions", "sessions --since 1h", q_sessions},
+      {"sessions_40d", "sessions --since 40d", q_sessions_40d},
       {"session", "session ID", q_session_detail},
       {"clients", "clients --since 7d", q_clients},
+      {"clients_40d", "clients --since 40d", q_clients_40d},
       {"unused", "schema --unused --since 7d", q_unused},
       {"unused_proxy", "schema docs-server --unused", q_unused_proxy},
+      {"unused_40d", "schema --unused --since 40d", q_unused_40d},
+      {"unused_proxy_40d", "schema docs-server --unused --since 40d", q_unused_proxy_40d},
       {"store_stats", "store stats", q_store_stats},
   };
   size_t nq = sizeof queries / sizeof queries[0];
@@ -412,34 +505,70 @@ int bench_query_main(int argc, char **argv) {
   }
 
   mcpr_stats ours = {0}, sorted = {0}, orig = {0};
-  int stat_runs = runs > 3 ? 3 : (int)runs;
-  double t_ours = time_stats(&c, MCPR__STATS_ONE_PASS, MCPR_QUERY_NO_CUTOFF, stat_runs, &ours);
-  double t_sorted =
-      time_stats(&c, MCPR__STATS_SORTED_SQL, MCPR_QUERY_NO_CUTOFF, stat_runs, &sorted);
-  double t_orig = time_stats(&c, MCPR__STATS_ORIGINAL, MCPR_QUERY_NO_CUTOFF, stat_runs, &orig);
-  double t_orig_1h = time_stats(&c, MCPR__STATS_ORIGINAL, c.now - HOUR_MS, (int)runs, NULL);
-  bool agree = same_stats(&ours, &sorted) && same_stats(&ours, &orig);
-  printf("\nstats over all %lld requests (%zu labels):\n", (long long)ours.total_calls,
-         ours.count);
-  printf("  %-40s %10.1f ms\n", "one pass, p95 by selection (ours)", t_ours);
-  printf("  %-40s %10.1f ms\n", "one pass ordered by label, latency", t_sorted);
-  printf("  %-40s %10.1f ms\n", "original: 2N+1 queries, sorted fetches", t_orig);
-  printf("  %-40s %10.1f ms\n", "original, --since 1h", t_orig_1h);
-  double speedup = t_ours > 0 ? t_orig / t_ours : 0;
-  printf("  speed-up over the original: %.1fx; results %s\n", speedup,
-         agree ? "identical" : "DIFFER");
-  mcpr_stats_release(&ours);
-  mcpr_stats_release(&sorted);
-  mcpr_stats_release(&orig);
+  double t_ours = -1, t_sorted = -1, t_orig = -1, t_orig_1h = -1, speedup = 0;
+  bool agree = true;
+  if (original) {
+    int stat_runs = runs > 3 ? 3 : (int)runs;
+    t_ours = time_stats(&c, MCPR__STATS_ONE_PASS, MCPR_QUERY_NO_CUTOFF, stat_runs, &ours);
+    t_sorted = time_stats(&c, MCPR__STATS_SORTED_SQL, MCPR_QUERY_NO_CUTOFF, stat_runs, &sorted);
+    t_orig = time_stats(&c, MCPR__STATS_ORIGINAL, MCPR_QUERY_NO_CUTOFF, stat_runs, &orig);
+    t_orig_1h = time_stats(&c, MCPR__STATS_ORIGINAL, c.now - HOUR_MS, (int)runs, NULL);
+    agree = same_stats(&ours, &sorted) && same_stats(&ours, &orig);
+    printf("\nstats over all %lld requests (%zu labels):\n", (long long)ours.total_calls,
+           ours.count);
+    printf("  %-40s %10.1f ms\n", "one pass, p95 by selection (ours)", t_ours);
+    printf("  %-40s %10.1f ms\n", "one pass ordered by label, latency", t_sorted);
+    printf("  %-40s %10.1f ms\n", "original: 2N+1 queries, sorted fetches", t_orig);
+    printf("  %-40s %10.1f ms\n", "original, --since 1h", t_orig_1h);
+    speedup = t_ours > 0 ? t_orig / t_ours : 0;
+    printf("  speed-up over the original: %.1fx; results %s\n", speedup,
+           agree ? "identical" : "DIFFER");
+    mcpr_stats_release(&ours);
+    mcpr_stats_release(&sorted);
+    mcpr_stats_release(&orig);
+  }
   mcpr_query_close(c.q);
+
+  /* Issue 15's commands, each as a user runs it (process start included). */
+  static const struct {
+    const char *name;
+    char *args[8];
+  } cli[] = {
+      {"status_40d", {"proxy", "status", "--since", "40d"}},
+      {"status_40d_proxy", {"proxy", "status", "api-server", "--since", "40d"}},
+      {"status_2d", {"proxy", "status", "--since", "2d"}},
+      {"slow_40d", {"proxy", "slow", "--since", "40d"}},
+      {"slow_40d_tool", {"proxy", "slow", "--since", "40d", "--tool", "send_email"}},
+      {"schema_unused_40d", {"proxy", "schema", "docs-server", "--unused", "--since", "40d"}},
+      {"clients_40d", {"proxy", "clients", "--since", "40d"}},
+      {"sessions_40d", {"proxy", "sessions", "--since", "40d"}},
+      {"logs", {"proxy", "logs"}},
+      {"session", {"proxy", "session", session_id}},
+      {"store_stats", {"store", "stats"}},
+  };
+  size_t ncli = mcpr ? sizeof cli / sizeof cli[0] : 0;
+  double cli_ms[16];
+  if (ncli)
+    printf("\n%-34s %10s\n", "command (mcpr as a process)", "ms");
+  for (size_t i = 0; i < ncli; i++) {
+    cli_ms[i] = run_cli(mcpr, db, cli[i].args, (int)runs);
+    printf("mcpr");
+    for (size_t k = 0; cli[i].args[k]; k++)
+      printf(" %s", cli[i].args[k]);
+    printf("%*s %10.2f\n", 1, "", cli_ms[i]);
+  }
 
   printf("{\"bench\":\"query\",\"rows\":%lld,\"span_hours\":%.1f", (long long)info.total_requests,
          (double)span_ms / HOUR_MS);
   for (size_t i = 0; i < nq; i++)
     printf(",\"%s_ms\":%.2f", queries[i].name, ms[i]);
-  printf(",\"stats_all_ms\":%.1f,\"stats_sorted_sql_ms\":%.1f,\"stats_original_ms\":%.1f,"
-         "\"stats_original_1h_ms\":%.2f,\"stats_speedup\":%.2f,\"stats_agree\":%s}\n",
-         t_ours, t_sorted, t_orig, t_orig_1h, speedup, agree ? "true" : "false");
+  for (size_t i = 0; i < ncli; i++)
+    printf(",\"cli_%s_ms\":%.2f", cli[i].name, cli_ms[i]);
+  if (original)
+    printf(",\"stats_all_ms\":%.1f,\"stats_sorted_sql_ms\":%.1f,\"stats_original_ms\":%.1f,"
+           "\"stats_original_1h_ms\":%.2f,\"stats_speedup\":%.2f,\"stats_agree\":%s",
+           t_ours, t_sorted, t_orig, t_orig_1h, speedup, agree ? "true" : "false");
+  printf("}\n");
   if (tmp[0]) {
     char wal[300], shm[300];
     snprintf(wal, sizeof wal, "%s-wal", tmp);

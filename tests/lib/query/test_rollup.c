@@ -112,7 +112,34 @@ static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
   sqlite3_close(db);
 }
 
+static void exec_sql(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
 static double worst = 0;
+
+/* The daily level is the sum of its hours, group by group, and complete. */
+static void check_days(const char *path) {
+  if (tu_sql_int(path, "SELECT count(*) FROM mcpr_rollup_state WHERE key = 'day_level'") == 0)
+    return; /* a damaged state (test_damaged_rollups) */
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state WHERE key = 'day_level'"),
+                   1);
+  assert_int_equal(
+      tu_sql_int(path,
+                 "SELECT count(*) FROM (SELECT CASE WHEN hour >= 0 THEN hour / 24"
+                 " ELSE (hour - 23) / 24 END AS d, proxy, is_tool, name, sum(calls) c,"
+                 " sum(errors) e, sum(sum_us) s, min(min_us) mi, max(max_us) ma,"
+                 " sum(bytes_in) bi, sum(bytes_out) bo, max(last_ts) lt FROM mcpr_rollup_hour"
+                 " GROUP BY 1, 2, 3, 4"
+                 " EXCEPT SELECT day, proxy, is_tool, name, calls, errors, sum_us, min_us,"
+                 " max_us, bytes_in, bytes_out, last_ts FROM mcpr_rollup_day)"),
+      0);
+  assert_int_equal(tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"),
+                   tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"));
+}
 
 static void compare(const char *path, const char *proxy, int64_t since) {
   mcpr_query *q = NULL;
@@ -172,8 +199,9 @@ static void compare(const char *path, const char *proxy, int64_t since) {
 }
 
 static void compare_windows(const char *path, int64_t now) {
+  check_days(path);
   const int64_t windows[] = {HOUR / 2, HOUR, 90 * 60000, 26 * HOUR + 12345, 5 * 24 * HOUR,
-                             40 * 24 * HOUR};
+                             40 * 24 * HOUR, 3 * 24 * HOUR + 5 * HOUR + 777};
   for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
     compare(path, NULL, now - windows[w]);
     compare(path, "b", now - windows[w]);
@@ -189,32 +217,32 @@ static void test_rollups_match_raw(void **state) {
   int64_t now = mcpr_now_ms() - 1234;
   write_store(path, now, 20000, 10 * 24 * HOUR);
   int64_t top = tu_sql_int(path, "SELECT max(id) FROM requests");
-  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state"), top);
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state WHERE key = 'watermark'"), top);
   assert_int_equal(tu_sql_int(path, "SELECT sum(calls) FROM mcpr_rollup_hour"), top);
   compare_windows(path, now);
 
   /* Another writer adds rows: above the watermark, read raw. */
   insert_raw(path, now, 700, 12 * 24 * HOUR);
-  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state"), top);
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state WHERE key = 'watermark'"), top);
   compare_windows(path, now);
 
   /* Our next batch rolls them up with its own rows. */
   write_store(path, now, 300, 2 * 24 * HOUR);
-  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state"),
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state WHERE key = 'watermark'"),
                    tu_sql_int(path, "SELECT max(id) FROM requests"));
   assert_int_equal(tu_sql_int(path, "SELECT sum(calls) FROM mcpr_rollup_hour"),
                    tu_sql_int(path, "SELECT count(*) FROM requests"));
   compare_windows(path, now);
+
+  /* A store whose hourly rollups predate the daily level: the migration
+   * that adds the day table fills it from the hours. */
+  exec_sql(path, "DROP TABLE mcpr_rollup_day;"
+                 " DELETE FROM mcpr_rollup_state WHERE key = 'day_level'");
+  write_store(path, now, 100, 2 * 24 * HOUR);
+  compare_windows(path, now);
   print_message("worst relative p95 difference: %.4f %%\n", 100 * worst);
   free(path);
   tu_rmdir(dir);
-}
-
-static void exec_sql(const char *path, const char *sql) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
 }
 
 static void progress(void *ctx, const mcpr_rollup_progress *p) {
@@ -232,7 +260,8 @@ static void test_backfill_and_vacuum(void **state) {
   char *path = tu_path(dir, "store.db");
   int64_t now = mcpr_now_ms() - 777;
   write_store(path, now, 30000, 8 * 24 * HOUR);
-  exec_sql(path, "DELETE FROM mcpr_rollup_hour; UPDATE mcpr_rollup_state SET value = 0");
+  exec_sql(path, "DELETE FROM mcpr_rollup_hour; DELETE FROM mcpr_rollup_day;"
+                 " UPDATE mcpr_rollup_state SET value = 0 WHERE key = 'watermark'");
   insert_raw(path, now, 500, 9 * 24 * HOUR);
   compare_windows(path, now);
 
@@ -245,7 +274,7 @@ static void test_backfill_and_vacuum(void **state) {
   assert_int_equal(p.rolled, 30500);
   assert_int_equal(p.left, 0);
   assert_int_equal(calls, p.batches);
-  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state"),
+  assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state WHERE key = 'watermark'"),
                    tu_sql_int(path, "SELECT max(id) FROM requests"));
   compare_windows(path, now);
   /* Nothing left: a second run is a no-op. */

@@ -561,7 +561,8 @@ static bool indexes_complete(sqlite3 *db) {
     return false;
   /* The rollup tables (rollup.h) come with the indexes. */
   int rc = SQLITE_OK;
-  return table_exists(db, "mcpr_rollup_state", &rc) && rc == SQLITE_OK;
+  return table_exists(db, "mcpr_rollup_state", &rc) && rc == SQLITE_OK &&
+         table_exists(db, "mcpr_rollup_day", &rc) && rc == SQLITE_OK;
 }
 
 static bool meta_version_current(sqlite3 *db) {

@@ -198,10 +198,19 @@ static void build_logs(sqlb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
  * requests are read again without the window: a full scan, paid only by
  * such a session.
  */
+static mcpr_status slow_rollup(sqlite_impl *impl, const mcpr_log_filter *f, mcpr_log_rows *out,
+                               size_t *cap, bool *done, mcpr_error *err);
+
 static mcpr_status sqlite_logs(void *p, mcpr__log_kind kind, const mcpr_log_filter *f,
                                mcpr_log_rows *out, size_t *cap, mcpr_error *err) {
   sqlite_impl *impl = p;
   sqlb b;
+  if (kind == MCPR__SLOW && f->after_row_id <= 0) {
+    bool done = false;
+    mcpr_status s = slow_rollup(impl, f, out, cap, &done, err);
+    if (s != MCPR_OK || done)
+      return s;
+  }
   build_logs(&b, kind, f);
   mcpr_status s = read_rows(impl->db, &b, (void **)&out->rows, &out->count, cap,
                             sizeof *out->rows, out->pool, read_log_row, err);
@@ -308,17 +317,62 @@ static int64_t first_full_hour(int64_t since_ms) {
   return h;
 }
 
-static void build_rollup_calls(sqlb *b, const char *proxy, int64_t first_hour) {
+/*
+ * The rollup rows that cover the hours [first_hour, ∞): with the daily
+ * level (rollup.h), the hours before the first whole day from
+ * mcpr_rollup_hour and every whole day from mcpr_rollup_day — a month is
+ * ~30 rows per label and proxy instead of ~720; without it, the hours.
+ */
+typedef struct rollup_span {
+  bool hours, days;          /* which levels are read */
+  int64_t hour_lo, hour_hi;  /* hours [lo, hi); hi INT64_MAX: no bound */
+  int64_t day_lo;            /* days >= day_lo */
+} rollup_span;
+
+static rollup_span span_of(int64_t first_hour, bool have_days) {
+  rollup_span sp = {true, false, first_hour, INT64_MAX, INT64_MIN};
+  if (!have_days)
+    return sp;
+  sp.days = true;
+  if (first_hour == INT64_MIN) {
+    sp.hours = false;
+    return sp;
+  }
+  /* ceil(first_hour / 24), for negative hours too */
+  int64_t d = first_hour / 24;
+  if (first_hour % 24 != 0 && first_hour > 0)
+    d++;
+  sp.day_lo = d;
+  sp.hour_hi = d * 24;
+  return sp;
+}
+
+/* " FROM <level table> WHERE <its range>" */
+static void sb_rollup_from(sqlb *b, const rollup_span *sp, int day) {
+  if (day) {
+    sb_int(b, " FROM mcpr_rollup_day WHERE day >= ?", sp->day_lo);
+    return;
+  }
+  sb_int(b, " FROM mcpr_rollup_hour WHERE hour >= ?", sp->hour_lo);
+  if (sp->hour_hi != INT64_MAX)
+    sb_int(b, " AND hour < ?", sp->hour_hi);
+}
+
+static bool level_used(const rollup_span *sp, int day) { return day ? sp->days : sp->hours; }
+
+static void build_rollup_calls(sqlb *b, const char *proxy, const rollup_span *sp, int day) {
   sb_init(b);
-  sb_int(b, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour WHERE hour >= ?", first_hour);
+  sb_add(b, "SELECT coalesce(sum(calls), 0)");
+  sb_rollup_from(b, sp, day);
   if (proxy)
     sb_text(b, " AND proxy = ?", proxy);
 }
 
-static void build_rollup_parts(sqlb *b, const char *proxy, int64_t first_hour) {
+static void build_rollup_parts(sqlb *b, const char *proxy, const rollup_span *sp, int day) {
   sb_init(b);
-  sb_int(b, "SELECT is_tool, name, calls, errors, sum_us, min_us, max_us, bytes_in, bytes_out,"
-            " sketch FROM mcpr_rollup_hour WHERE hour >= ?", first_hour);
+  sb_add(b, "SELECT is_tool, name, calls, errors, sum_us, min_us, max_us, bytes_in, bytes_out,"
+            " sketch");
+  sb_rollup_from(b, sp, day);
   if (proxy)
     sb_text(b, " AND proxy = ?", proxy);
 }
@@ -396,25 +450,36 @@ static mcpr_status sqlite_stats_rollup(void *p, const mcpr_stats_filter *f,
   sqlite_impl *impl = p;
   if (mcpr__db_exec(impl->db, "BEGIN") != SQLITE_OK)
     return mcpr__db_error(impl->db, sqlite3_errcode(impl->db), err, "reading the store");
-  mcpr_status s;
+  mcpr_status s = MCPR_OK;
   int64_t w = 0;
   if (!has_rollups(impl->db, &w)) {
     s = sqlite_stats_scan(p, f, sinks->sample, sinks->ctx, err);
     goto out;
   }
   int64_t h0 = first_full_hour(f->since_ms);
+  rollup_span sp = span_of(h0, mcpr__rollup_has_days(impl->db));
   sqlb b;
   int64_t in_rollups = 0;
-  build_rollup_calls(&b, f->proxy, h0);
-  s = count_one(impl->db, &b, &in_rollups, err);
+  for (int day = 0; day < 2 && s == MCPR_OK; day++) {
+    int64_t n = 0;
+    if (!level_used(&sp, day))
+      continue;
+    build_rollup_calls(&b, f->proxy, &sp, day);
+    s = count_one(impl->db, &b, &n, err);
+    in_rollups += n;
+  }
   if (s != MCPR_OK)
     goto out;
   if (in_rollups <= impl->rollup_raw_max_rows) {
     s = sqlite_stats_scan(p, f, sinks->sample, sinks->ctx, err);
     goto out;
   }
-  build_rollup_parts(&b, f->proxy, h0);
-  s = each_row(impl->db, &b, pass_part, (void *)sinks, err);
+  for (int day = 0; day < 2 && s == MCPR_OK; day++) {
+    if (!level_used(&sp, day))
+      continue;
+    build_rollup_parts(&b, f->proxy, &sp, day);
+    s = each_row(impl->db, &b, pass_part, (void *)sinks, err);
+  }
   if (s == MCPR_OK && h0 != INT64_MIN) {
     build_rollup_edge(&b, f, h0, w);
     s = stream_samples(impl->db, &b, sinks->sample, sinks->ctx, err);
@@ -425,6 +490,172 @@ static mcpr_status sqlite_stats_rollup(void *p, const mcpr_stats_filter *f,
   }
 out:
   mcpr__db_exec(impl->db, "COMMIT");
+  return s;
+}
+
+/* ---------- slow from the rollups ---------- */
+
+/*
+ * `proxy slow` over a long window: the rows with the highest latency_us
+ * (ties: newest ts, then highest id), exactly those a full scan returns.
+ * Each rollup hour knows the max latency of its rows up to the watermark,
+ * per proxy and label, so the hours of the window are visited by
+ * descending max: an hour whose max is below the limit-th latency found
+ * so far cannot hold a row of the answer, nor can any hour after it. Read
+ * raw besides: the partial first hour and the rows above the watermark.
+ * Every raw read asks only for rows at or above the current bound, and
+ * keeps at most `limit` of them.
+ */
+typedef struct slow_hour {
+  int64_t hour, max_us;
+} slow_hour;
+
+static void build_slow_hours(sqlb *b, const mcpr_log_filter *f, int64_t first_hour) {
+  sb_init(b);
+  sb_int(b, "SELECT hour, max(max_us), sum(calls) FROM mcpr_rollup_hour WHERE hour >= ?",
+         first_hour);
+  if (f->proxy)
+    sb_text(b, " AND proxy = ?", f->proxy);
+  if (f->tool)
+    sb_text(b, " AND is_tool = 1 AND name = ?", f->tool);
+  sb_add(b, " GROUP BY hour");
+}
+
+/* Rows of [ts_lo, ts_hi) (INT64_MIN: no bound) with id in (id_lo, id_hi]
+ * at or above min_us, the slowest `limit` of them. above: the rows above
+ * the watermark, through the rowid only. */
+static void build_slow_range(sqlb *b, const mcpr_log_filter *f, bool above, int64_t ts_lo,
+                             int64_t ts_hi, int64_t id_lo, int64_t id_hi, int64_t min_us) {
+  sb_init(b);
+  sb_add(b, above ? "SELECT id, request_id, ts, proxy, method, tool, resource_uri, prompt_name,"
+                    " latency_us, status, error_code, error_msg, session_id, bytes_in, bytes_out"
+                    " FROM requests NOT INDEXED WHERE 1"
+                  : LOG_COLUMNS);
+  if (f->proxy)
+    sb_text(b, above ? " AND +proxy = ?" : " AND proxy = ?", f->proxy);
+  if (f->tool)
+    sb_text(b, above ? " AND +tool = ?" : " AND tool = ?", f->tool);
+  if (ts_lo != INT64_MIN)
+    sb_int(b, above ? " AND +ts >= ?" : " AND ts >= ?", ts_lo);
+  if (ts_hi != INT64_MIN)
+    sb_int(b, " AND ts < ?", ts_hi);
+  /* Unary + on latency_us: never the original's (proxy, latency_us) index,
+   * which would walk every slow row of the proxy. */
+  if (min_us > 0)
+    sb_int(b, " AND +latency_us >= ?", min_us);
+  if (id_lo != INT64_MIN)
+    sb_int(b, " AND id > ?", id_lo);
+  if (id_hi != INT64_MAX)
+    sb_int(b, " AND id <= ?", id_hi);
+  sb_add(b, " ORDER BY latency_us DESC, ts DESC, id DESC");
+  sb_int(b, " LIMIT ?", f->limit);
+}
+
+static int cmp_slow(const void *pa, const void *pb) {
+  const mcpr_log_row *a = pa, *b = pb;
+  if (a->latency_us != b->latency_us)
+    return a->latency_us > b->latency_us ? -1 : 1;
+  if (a->ts_ms != b->ts_ms)
+    return a->ts_ms > b->ts_ms ? -1 : 1;
+  return a->row_id > b->row_id ? -1 : (a->row_id < b->row_id);
+}
+
+static int cmp_hour_max(const void *pa, const void *pb) {
+  const slow_hour *a = pa, *b = pb;
+  if (a->max_us != b->max_us)
+    return a->max_us > b->max_us ? -1 : 1;
+  return a->hour > b->hour ? -1 : (a->hour < b->hour);
+}
+
+/* Keep the slowest `limit` rows; returns the latency a row needs from now
+ * on to enter them. */
+static int64_t slow_keep(mcpr_log_rows *out, const mcpr_log_filter *f) {
+  if (out->count > 1) /* rows is NULL while count is 0 */
+    qsort(out->rows, out->count, sizeof *out->rows, cmp_slow);
+  if ((int64_t)out->count > f->limit)
+    out->count = (size_t)f->limit; /* the rest stays in the pool until release */
+  int64_t need = f->min_latency_us > 0 ? f->min_latency_us : 0;
+  if ((int64_t)out->count == f->limit && out->rows[out->count - 1].latency_us > need)
+    need = out->rows[out->count - 1].latency_us;
+  return need;
+}
+
+static int read_slow_hour(void *ctx, sqlite3_stmt *st) {
+  slow_hour **v = ((void **)ctx)[0];
+  size_t *n = ((void **)ctx)[1], *cap = ((void **)ctx)[2];
+  int64_t *calls = ((void **)ctx)[3];
+  slow_hour *h = mcpr__array_push((void **)v, n, cap, sizeof *h);
+  if (!h)
+    return 1;
+  h->hour = sqlite3_column_int64(st, 0);
+  h->max_us = sqlite3_column_int64(st, 1);
+  *calls += sqlite3_column_int64(st, 2);
+  return 0;
+}
+
+/* *done: the rows are in out; false (and nothing read) when the window is
+ * small enough to read raw, or the store has no usable rollups. */
+static mcpr_status slow_rollup(sqlite_impl *impl, const mcpr_log_filter *f, mcpr_log_rows *out,
+                               size_t *cap, bool *done, mcpr_error *err) {
+  sqlite3 *db = impl->db;
+  *done = false;
+  if (mcpr__db_exec(db, "BEGIN") != SQLITE_OK)
+    return mcpr__db_error(db, sqlite3_errcode(db), err, "reading the store");
+  int64_t w = 0, calls = 0;
+  slow_hour *hours = NULL;
+  size_t nhours = 0, hcap = 0;
+  mcpr_status s = MCPR_OK;
+  if (!has_rollups(db, &w))
+    goto out;
+  int64_t h0 = first_full_hour(f->since_ms);
+  sqlb b;
+  build_slow_hours(&b, f, h0);
+  void *ctx[4] = {&hours, &nhours, &hcap, &calls};
+  s = each_row(db, &b, read_slow_hour, ctx, err);
+  if (s != MCPR_OK || calls <= impl->rollup_raw_max_rows)
+    goto out;
+  *done = true;
+  int64_t id_hi = f->up_to_row_id > 0 && f->up_to_row_id < w ? f->up_to_row_id : w;
+  int64_t need = f->min_latency_us > 0 ? f->min_latency_us : 0;
+  /* The rows above the watermark, then the partial first hour. */
+  if (f->up_to_row_id <= 0 || f->up_to_row_id > w) {
+    build_slow_range(&b, f, true, f->since_ms == MCPR_QUERY_NO_CUTOFF ? INT64_MIN : f->since_ms,
+                     INT64_MIN, w, f->up_to_row_id > 0 ? f->up_to_row_id : INT64_MAX, need);
+    s = read_rows(db, &b, (void **)&out->rows, &out->count, cap, sizeof *out->rows, out->pool,
+                  read_log_row, err);
+    if (s != MCPR_OK)
+      goto out;
+    need = slow_keep(out, f);
+  }
+  if (h0 != INT64_MIN) {
+    build_slow_range(&b, f, false, f->since_ms, h0 * MCPR__ROLLUP_HOUR_MS, INT64_MIN, id_hi,
+                     need);
+    s = read_rows(db, &b, (void **)&out->rows, &out->count, cap, sizeof *out->rows, out->pool,
+                  read_log_row, err);
+    if (s != MCPR_OK)
+      goto out;
+    need = slow_keep(out, f);
+  }
+  /* By max, then newest first: once the answer is full, an hour whose max
+   * only ties with its last row, which is newer than the hour, cannot
+   * place a row (ties go to the newest ts), nor can any hour after it. */
+  if (nhours > 1)
+    qsort(hours, nhours, sizeof *hours, cmp_hour_max);
+  for (size_t i = 0; i < nhours && hours[i].max_us >= need; i++) {
+    if ((int64_t)out->count == f->limit && hours[i].max_us == need &&
+        out->rows[out->count - 1].ts_ms >= (hours[i].hour + 1) * MCPR__ROLLUP_HOUR_MS)
+      break;
+    build_slow_range(&b, f, false, hours[i].hour * MCPR__ROLLUP_HOUR_MS,
+                     (hours[i].hour + 1) * MCPR__ROLLUP_HOUR_MS, INT64_MIN, id_hi, need);
+    s = read_rows(db, &b, (void **)&out->rows, &out->count, cap, sizeof *out->rows, out->pool,
+                  read_log_row, err);
+    if (s != MCPR_OK)
+      goto out;
+    need = slow_keep(out, f);
+  }
+out:
+  free(hours);
+  mcpr__db_exec(db, "COMMIT");
   return s;
 }
 
@@ -638,11 +869,16 @@ static mcpr_status sqlite_sessions_by_prefix(void *p, const char *prefix, int64_
   return read_sessions(impl->db, &b, out, &cap, err);
 }
 
+/* Without a proxy, NOT INDEXED: the planner would otherwise walk
+ * idx_sessions_client to save the GROUP BY's sort, one table lookup per
+ * session in client order (random pages: 3x slower at 100k sessions than
+ * reading the table in order and sorting the groups). */
 static void build_clients(sqlb *b, const char *proxy, int64_t since_ms) {
   sb_init(b);
   sb_add(b, "SELECT client_name, client_version, client_platform, count(*),"
             " sum(total_calls), sum(total_errors), min(started_at), max(last_seen_at)"
-            " FROM sessions WHERE 1");
+            " FROM sessions");
+  sb_add(b, proxy ? " WHERE 1" : " NOT INDEXED WHERE 1");
   if (proxy)
     sb_text(b, " AND proxy = ?", proxy);
   if (since_ms != MCPR_QUERY_NO_CUTOFF)
@@ -731,12 +967,12 @@ static void build_tool_usage(sqlb *b, const char *names_json, const char *proxy,
   build_tool_usage_range(b, names_json, proxy, since_ms, INT64_MIN, INT64_MIN);
 }
 
-/* The full hours of the window, from the rollups. */
+/* The full hours of the window, from the rollups: one level of them. */
 static void build_tool_usage_rollup(sqlb *b, const char *names_json, const char *proxy,
-                                    int64_t first_hour) {
+                                    const rollup_span *sp, int day) {
   sb_init(b);
-  sb_int(b, "SELECT name, sum(calls), sum(errors), max(last_ts) FROM mcpr_rollup_hour"
-            " WHERE hour >= ?", first_hour);
+  sb_add(b, "SELECT name, sum(calls), sum(errors), max(last_ts)");
+  sb_rollup_from(b, sp, day);
   sb_text(b, " AND is_tool = 1 AND name IN (SELECT value FROM json_each(?))", names_json);
   if (proxy)
     sb_text(b, " AND proxy = ?", proxy);
@@ -805,8 +1041,14 @@ static mcpr_status sqlite_tool_usage(void *p, const char *proxy, int64_t since_m
     goto out;
   }
   int64_t h0 = first_full_hour(since_ms);
-  build_tool_usage_rollup(&b, json, proxy, h0);
-  s = each_row(impl->db, &b, match_usage, &k, err);
+  rollup_span sp = span_of(h0, mcpr__rollup_has_days(impl->db));
+  s = MCPR_OK;
+  for (int day = 0; day < 2 && s == MCPR_OK; day++) {
+    if (!level_used(&sp, day))
+      continue;
+    build_tool_usage_rollup(&b, json, proxy, &sp, day);
+    s = each_row(impl->db, &b, match_usage, &k, err);
+  }
   if (s == MCPR_OK && h0 != INT64_MIN) {
     build_tool_usage_range(&b, json, proxy, since_ms, h0 * MCPR__ROLLUP_HOUR_MS, w);
     s = each_row(impl->db, &b, match_usage, &k, err);
@@ -1411,6 +1653,35 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   sb_init(&b);
   sb_add(&b, SQL_LAST_ROW_ID);
   PLAN("follow start (last row id)");
+  {
+    mcpr_log_filter sl;
+    mcpr_log_filter_init(&sl);
+    sl.since_ms = now - 40 * 24 * 3600000LL;
+    sl.min_latency_us = 500000;
+    sl.limit = 20;
+    int64_t sh0 = first_full_hour(sl.since_ms), one = sh0 + 100;
+    for (int v = 0; v < 3; v++) {
+      static const char *const suffix[] = {"", " --tool T", " NAME"};
+      char name[128];
+      sl.tool = v == 1 ? "search" : NULL;
+      sl.proxy = v == 2 ? "api" : NULL;
+      build_slow_hours(&b, &sl, sh0);
+      snprintf(name, sizeof name, "slow%s --since 40d: rollup hours (max per hour)", suffix[v]);
+      PLAN(name);
+      build_slow_range(&b, &sl, false, one * MCPR__ROLLUP_HOUR_MS,
+                       (one + 1) * MCPR__ROLLUP_HOUR_MS, INT64_MIN, 1000, 500000);
+      snprintf(name, sizeof name, "slow%s --since 40d: one hour (raw)", suffix[v]);
+      PLAN(name);
+      build_slow_range(&b, &sl, false, sl.since_ms, sh0 * MCPR__ROLLUP_HOUR_MS, INT64_MIN, 1000,
+                       500000);
+      snprintf(name, sizeof name, "slow%s --since 40d: partial first hour (raw)", suffix[v]);
+      PLAN(name);
+      build_slow_range(&b, &sl, true, sl.since_ms, INT64_MIN, 1000, INT64_MAX, 500000);
+      snprintf(name, sizeof name, "slow%s --since 40d: rows above the watermark (raw)",
+               suffix[v]);
+      PLAN(name);
+    }
+  }
 
   mcpr_stats_filter sf = {NULL, hour, 0};
   build_stats(&b, &sf, false);
@@ -1420,14 +1691,23 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   PLAN("status/stats NAME --since 1h");
   int64_t month = now - 40 * 24 * 3600000LL;
   int64_t h0 = first_full_hour(month);
-  build_rollup_calls(&b, NULL, h0);
-  PLAN("status --since 40d: requests in the rollup hours");
-  build_rollup_calls(&b, "api", h0);
-  PLAN("status NAME --since 40d: requests in the rollup hours");
-  build_rollup_parts(&b, NULL, h0);
-  PLAN("status --since 40d: rollup hours");
-  build_rollup_parts(&b, "api", h0);
-  PLAN("status NAME --since 40d: rollup hours");
+  rollup_span sp = span_of(h0, true);
+  for (int day = 0; day < 2; day++) {
+    const char *lv = day ? "rollup days" : "rollup hours before the first whole day";
+    char name[160];
+    build_rollup_calls(&b, NULL, &sp, day);
+    snprintf(name, sizeof name, "status --since 40d: requests in the %s", lv);
+    PLAN(name);
+    build_rollup_calls(&b, "api", &sp, day);
+    snprintf(name, sizeof name, "status NAME --since 40d: requests in the %s", lv);
+    PLAN(name);
+    build_rollup_parts(&b, NULL, &sp, day);
+    snprintf(name, sizeof name, "status --since 40d: %s", lv);
+    PLAN(name);
+    build_rollup_parts(&b, "api", &sp, day);
+    snprintf(name, sizeof name, "status NAME --since 40d: %s", lv);
+    PLAN(name);
+  }
   sf.proxy = NULL;
   sf.since_ms = month;
   build_rollup_edge(&b, &sf, h0, 1000);
@@ -1485,10 +1765,15 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   PLAN("schema --unused --since 7d");
   build_tool_usage(&b, "[\"search\",\"fetch\"]", "api", week);
   PLAN("schema NAME --unused");
-  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", NULL, first_full_hour(week));
-  PLAN("schema --unused --since 7d: rollup hours");
-  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", "api", first_full_hour(week));
-  PLAN("schema NAME --unused --since 7d: rollup hours");
+  sp = span_of(first_full_hour(week), true);
+  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", NULL, &sp, 0);
+  PLAN("schema --unused --since 7d: rollup hours before the first whole day");
+  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", NULL, &sp, 1);
+  PLAN("schema --unused --since 7d: rollup days");
+  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", "api", &sp, 0);
+  PLAN("schema NAME --unused --since 7d: rollup hours before the first whole day");
+  build_tool_usage_rollup(&b, "[\"search\",\"fetch\"]", "api", &sp, 1);
+  PLAN("schema NAME --unused --since 7d: rollup days");
   build_tool_usage_range(&b, "[\"search\",\"fetch\"]", "api", week,
                          first_full_hour(week) * MCPR__ROLLUP_HOUR_MS, 1000);
   PLAN("schema NAME --unused --since 7d: partial first hour (raw)");

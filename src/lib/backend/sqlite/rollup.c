@@ -21,17 +21,39 @@ const char MCPR__ROLLUP_DDL[] =
     " PRIMARY KEY (hour, proxy, is_tool, name)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS mcpr_rollup_state ("
     " key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO mcpr_rollup_state VALUES ('watermark', 0);";
+    "INSERT OR IGNORE INTO mcpr_rollup_state VALUES ('watermark', 0);"
+    /* The daily level: built once from the hours (a store whose hourly
+     * rollups predate it), then kept by every catch-up and forget. */
+    "CREATE TABLE IF NOT EXISTS mcpr_rollup_day ("
+    " day INTEGER NOT NULL, proxy TEXT NOT NULL, is_tool INTEGER NOT NULL,"
+    " name TEXT NOT NULL, calls INTEGER NOT NULL, errors INTEGER NOT NULL,"
+    " sum_us INTEGER NOT NULL, min_us INTEGER NOT NULL, max_us INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, last_ts INTEGER NOT NULL,"
+    " sketch BLOB NOT NULL,"
+    " PRIMARY KEY (day, proxy, is_tool, name)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO mcpr_rollup_state VALUES ('day_level', 0);"
+    "DELETE FROM mcpr_rollup_day"
+    " WHERE (SELECT value FROM mcpr_rollup_state WHERE key = 'day_level') = 0;"
+    "INSERT INTO mcpr_rollup_day (day, proxy, is_tool, name, calls, errors, sum_us, min_us,"
+    " max_us, bytes_in, bytes_out, last_ts, sketch)"
+    " SELECT " MCPR__ROLLUP_DAY_OF("hour") ", proxy, is_tool, name, calls, errors, sum_us,"
+    " min_us, max_us, bytes_in, bytes_out, last_ts, sketch FROM mcpr_rollup_hour"
+    " WHERE (SELECT value FROM mcpr_rollup_state WHERE key = 'day_level') = 0"
+    " ORDER BY hour" MCPR__ROLLUP_DAY_UPSERT ";"
+    "UPDATE mcpr_rollup_state SET value = 1 WHERE key = 'day_level';";
 
 enum {
   ST_WATERMARK,
   ST_MAX_ID,
   ST_ROWS,
   ST_UPSERT,
+  ST_UPSERT_DAY,
   ST_SET_WATERMARK,
   ST_WRITER_COUNT, /* the writer's; those below are prepared when first used */
   ST_HOUR_ROWS = ST_WRITER_COUNT,
   ST_FORGET,
+  ST_FORGET_DAY,
+  ST_DAY_FROM_HOURS,
   ST_COUNT
 };
 
@@ -51,6 +73,11 @@ static const char *const SQL[ST_COUNT] = {
         " bytes_out = bytes_out + excluded.bytes_out,"
         " last_ts = max(last_ts, excluded.last_ts),"
         " sketch = mcpr_sketch_merge(sketch, excluded.sketch)",
+    [ST_UPSERT_DAY] =
+        "INSERT INTO mcpr_rollup_day (day, proxy, is_tool, name, calls, errors, sum_us,"
+        " min_us, max_us, bytes_in, bytes_out, last_ts, sketch)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        MCPR__ROLLUP_DAY_UPSERT,
     [ST_SET_WATERMARK] = "UPDATE mcpr_rollup_state SET value = ?1 WHERE key = 'watermark'",
     /* The rows of one hour up to the watermark (?4 NULL: every proxy). */
     [ST_HOUR_ROWS] = "SELECT ts, proxy, tool, method, latency_us, status <> 'ok', bytes_in,"
@@ -58,6 +85,16 @@ static const char *const SQL[ST_COUNT] = {
                      " AND (?4 IS NULL OR proxy = ?4)",
     [ST_FORGET] = "DELETE FROM mcpr_rollup_hour WHERE hour < ?1 AND hour >= ?2"
                   " AND (?3 IS NULL OR proxy = ?3)",
+    [ST_FORGET_DAY] = "DELETE FROM mcpr_rollup_day WHERE day < ?1 AND day >= ?2"
+                      " AND (?3 IS NULL OR proxy = ?3)",
+    /* The day the cutoff falls in, again from its hours. */
+    [ST_DAY_FROM_HOURS] =
+        "INSERT INTO mcpr_rollup_day (day, proxy, is_tool, name, calls, errors, sum_us,"
+        " min_us, max_us, bytes_in, bytes_out, last_ts, sketch)"
+        " SELECT " MCPR__ROLLUP_DAY_OF("hour") ", proxy, is_tool, name, calls, errors, sum_us,"
+        " min_us, max_us, bytes_in, bytes_out, last_ts, sketch FROM mcpr_rollup_hour"
+        " WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR proxy = ?3) ORDER BY hour"
+        MCPR__ROLLUP_DAY_UPSERT,
 };
 
 typedef struct group {
@@ -326,9 +363,31 @@ static int upsert_groups(mcpr__rollup *r) {
     sqlite3_bind_int64(st, 10, g->bytes_in);
     sqlite3_bind_int64(st, 11, g->bytes_out);
     sqlite3_bind_int64(st, 12, g->last_ts);
-    sqlite3_bind_blob(st, 13, blob, (int)len, free);
+    sqlite3_bind_blob(st, 13, blob, (int)len, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
+    /* The same group into its day. */
+    sqlite3_stmt *sd = r->st[ST_UPSERT_DAY];
+    if (rc == SQLITE_DONE) {
+      sqlite3_bind_int64(sd, 1, floor_div(g->hour, 24));
+      sqlite3_bind_text(sd, 2, g->proxy, -1, SQLITE_STATIC);
+      sqlite3_bind_int(sd, 3, g->is_tool);
+      sqlite3_bind_text(sd, 4, g->name, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(sd, 5, g->calls);
+      sqlite3_bind_int64(sd, 6, g->errors);
+      sqlite3_bind_int64(sd, 7, g->sum_us);
+      sqlite3_bind_int64(sd, 8, g->min_us);
+      sqlite3_bind_int64(sd, 9, g->max_us);
+      sqlite3_bind_int64(sd, 10, g->bytes_in);
+      sqlite3_bind_int64(sd, 11, g->bytes_out);
+      sqlite3_bind_int64(sd, 12, g->last_ts);
+      sqlite3_bind_blob(sd, 13, blob, (int)len, SQLITE_STATIC);
+      rc = sqlite3_step(sd);
+      sqlite3_reset(sd);
+    }
+    sqlite3_clear_bindings(st);
+    sqlite3_clear_bindings(sd);
+    free(blob);
   }
   return rc;
 }
@@ -382,8 +441,24 @@ static int run_forget(mcpr__rollup *r, int64_t below_hour, int64_t from_hour, co
   return rc;
 }
 
+static int run_forget_day(mcpr__rollup *r, int64_t below_day, int64_t from_day,
+                          const char *proxy) {
+  sqlite3_stmt *st = r->st[ST_FORGET_DAY];
+  sqlite3_bind_int64(st, 1, below_day);
+  sqlite3_bind_int64(st, 2, from_day);
+  if (proxy)
+    sqlite3_bind_text(st, 3, proxy, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 3);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int forget_cut_hour(mcpr__rollup *r, int64_t hb, int64_t w, const char *proxy);
+
 int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *proxy) {
-  int64_t w = 0, n = 0;
+  int64_t w = 0;
   int rc = SQLITE_OK;
   /* Not prepared with the writer's: an unused statement on an index still
    * makes the writer's closing PRAGMA optimize analyze the table. */
@@ -397,10 +472,37 @@ int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *p
     return rc;
   int64_t hb = floor_div(cutoff_ms, MCPR__ROLLUP_HOUR_MS);
   rc = run_forget(r, hb, INT64_MIN, proxy);
-  if (rc != SQLITE_DONE || cutoff_ms == hb * MCPR__ROLLUP_HOUR_MS)
+  if (rc == SQLITE_DONE && cutoff_ms != hb * MCPR__ROLLUP_HOUR_MS)
+    rc = forget_cut_hour(r, hb, w, proxy);
+  if (rc != SQLITE_DONE)
     return rc;
-  /* The hour the cutoff cuts: rebuilt from what is left of it. */
-  rc = run_forget(r, hb + 1, hb, proxy);
+  /* The days: those before the cutoff's go; that one, unless the cutoff
+   * is its first instant, is summed again from its hours. */
+  int64_t day = floor_div(hb, 24);
+  rc = run_forget_day(r, day, INT64_MIN, proxy);
+  if (rc != SQLITE_DONE || cutoff_ms == day * 24 * MCPR__ROLLUP_HOUR_MS)
+    return rc;
+  rc = run_forget_day(r, day + 1, day, proxy);
+  if (rc != SQLITE_DONE)
+    return rc;
+  sqlite3_stmt *st = r->st[ST_DAY_FROM_HOURS];
+  sqlite3_bind_int64(st, 1, day * 24);
+  sqlite3_bind_int64(st, 2, day * 24 + 24);
+  if (proxy)
+    sqlite3_bind_text(st, 3, proxy, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 3);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* The hour the cutoff cuts: rebuilt from what is left of it. Its groups
+ * also go into their day, which the caller then sums again from its hours
+ * (the cutoff is inside that day). */
+static int forget_cut_hour(mcpr__rollup *r, int64_t hb, int64_t w, const char *proxy) {
+  int64_t n = 0;
+  int rc = run_forget(r, hb + 1, hb, proxy);
   if (rc != SQLITE_DONE)
     return rc;
   sqlite3_stmt *st = r->st[ST_HOUR_ROWS];
@@ -416,4 +518,14 @@ int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *p
     rc = upsert_groups(r);
   groups_clear(r);
   return rc;
+}
+
+bool mcpr__rollup_has_days(sqlite3 *db) {
+  sqlite3_stmt *st = NULL;
+  bool yes = sqlite3_prepare_v2(db,
+                                "SELECT value FROM mcpr_rollup_state WHERE key = 'day_level'",
+                                -1, &st, NULL) == SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 1;
+  sqlite3_finalize(st);
+  return yes;
 }

@@ -37,6 +37,26 @@
 
 #define MCPR__ROLLUP_HOUR_MS 3600000
 
+/*
+ * The daily level, mcpr_rollup_day: the same columns per UTC day (hour
+ * div 24, rounded down) × proxy × label, the sum of its hours — so a
+ * month's window merges ~30 rows per label, not ~720. Every catch-up
+ * upserts each group into its hour and its day in the same transaction;
+ * forget drops the days before the cutoff's and rebuilds that one from
+ * its hours. A store whose hours predate the day table gets it filled
+ * from them by the migration that creates it (state key 'day_level' = 1
+ * once done; readers use the days only then).
+ */
+#define MCPR__ROLLUP_DAY_OF(h) "(CASE WHEN " h " >= 0 THEN " h " / 24 ELSE (" h " - 23) / 24 END)"
+#define MCPR__ROLLUP_DAY_UPSERT                                                           \
+  " ON CONFLICT (day, proxy, is_tool, name) DO UPDATE SET"                               \
+  " calls = calls + excluded.calls, errors = errors + excluded.errors,"                  \
+  " sum_us = sum_us + excluded.sum_us, min_us = min(min_us, excluded.min_us),"           \
+  " max_us = max(max_us, excluded.max_us), bytes_in = bytes_in + excluded.bytes_in,"     \
+  " bytes_out = bytes_out + excluded.bytes_out,"                                         \
+  " last_ts = max(last_ts, excluded.last_ts),"                                           \
+  " sketch = mcpr_sketch_merge(sketch, excluded.sketch)"
+
 /* DDL of the rollup tables (IF NOT EXISTS: run by every migration). */
 extern const char MCPR__ROLLUP_DDL[];
 
@@ -71,5 +91,8 @@ int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *p
 /* The watermark, on any connection; -1 when the tables or the state row
  * are missing (then the rollups count nothing that can be trusted). */
 int64_t mcpr__rollup_watermark(sqlite3 *db);
+
+/* Whether mcpr_rollup_day is there and complete ('day_level' = 1). */
+bool mcpr__rollup_has_days(sqlite3 *db);
 
 #endif
