@@ -29,6 +29,7 @@
 
 #include "backend/sqlite/db.h"
 #include "backend/sqlite/query.h"
+#include "backend/sqlite/retention.h"
 #include "backend/sqlite/rollup.h"
 #include "backend/sqlite/sqlb.h"
 #include "backend/sqlite/sqlite.h"
@@ -851,6 +852,7 @@ static mcpr_status sqlite_store_info(void *p, mcpr_store_info *out, mcpr_error *
   out->db_bytes = file_size(impl->path, "");
   out->wal_bytes = file_size(impl->path, "-wal");
   mcpr__health_record_read(impl->path, out);
+  mcpr__retention_read(impl->db, out);
   return MCPR_OK;
 }
 
