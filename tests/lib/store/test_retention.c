@@ -9,7 +9,9 @@
  * deleted rows, nothing is counted twice (rows another writer added above
  * the rollups' watermark are never deleted before they are rolled up, and
  * count once), nothing is lost. A writer that writes afterwards adds to
- * those counts exactly.
+ * those counts exactly. store stats' number of requests, read from the
+ * rollups and the gap retention keeps, is the number of rows — after
+ * retention, after a vacuum, with rows another program added.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -291,6 +293,25 @@ static void test_retention_keeps_rollup_counts(void **state) {
   assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM requests WHERE request_id LIKE 'raw-%'"),
                    0);
   assert_totals_equal(stats_since(path, now - 49 * DAY), later);
+  /* store stats counts the requests from the rollups and the gap
+   * retention left in them: exactly the rows. */
+  assert_int_equal(info(path).total_requests, tu_sql_int(path, "SELECT count(*) FROM requests"));
+
+  /* A vacuum deletes rows and the rollups of their hours: the count
+   * still holds. */
+  {
+    mcpr_query *q = NULL;
+    assert_int_equal(mcpr_query_open(&q, path, &err), MCPR_OK);
+    mcpr_vacuum_options vo = {.before_ms = now - 35 * DAY};
+    mcpr_vacuum_result vr;
+    assert_int_equal(mcpr_query_vacuum(q, &vo, &vr, &err), MCPR_OK);
+    assert_true(vr.requests_deleted > 0);
+    mcpr_query_close(q);
+  }
+  assert_int_equal(info(path).total_requests, tu_sql_int(path, "SELECT count(*) FROM requests"));
+  /* Rows another program adds are counted too. */
+  insert_raw_old(path, now - HOUR, 7);
+  assert_int_equal(info(path).total_requests, tu_sql_int(path, "SELECT count(*) FROM requests"));
 
   free(path);
   tu_rmdir(dir);

@@ -13,7 +13,9 @@
 
 const char MCPR__RETENTION_DDL[] =
     "CREATE TABLE IF NOT EXISTS mcpr_retention_state ("
-    " key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;";
+    " key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    /* sum(calls) without reading the sketches: a few pages. */
+    "CREATE INDEX IF NOT EXISTS mcpr_rollup_hour_calls ON mcpr_rollup_hour(calls);";
 
 /* Rows deleted per step (phases 1 and 3), rows looked at per step of the
  * walk (phase 2), hours of rollups per step (phase 4). */
@@ -36,6 +38,8 @@ enum {
   S_DEL_ID,
   S_DEL_SESSIONS,
   S_DEL_ROLLUPS,
+  S_DEL_ROLLED_RAW,
+  S_SUM_ROLLUPS,
   S_COUNT_ADD,
   S_SET,
   S_COUNT
@@ -58,8 +62,11 @@ static const char *const SQL[S_COUNT] = {
         " AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.proxy = s.proxy"
         " AND q.ts >= s.started_at - ?3 AND q.ts <= max(s.ended_at, s.last_seen_at) + ?3"
         " AND q.session_id = s.session_id) LIMIT ?2)",
-    [S_DEL_ROLLUPS] = "DELETE FROM mcpr_rollup_hour WHERE hour < ?1"
-                      " AND hour < (SELECT min(hour) FROM mcpr_rollup_hour) + ?2",
+    [S_DEL_ROLLUPS] = "DELETE FROM mcpr_rollup_hour WHERE hour < ?1",
+    /* The hours phase 4 deletes: the rollups' rows before ?1, and the
+     * raw rows they count that are still there. */
+    [S_DEL_ROLLED_RAW] = "DELETE FROM requests WHERE ts < ?1 * 3600000 AND id <= ?2",
+    [S_SUM_ROLLUPS] = "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour WHERE hour < ?1",
     [S_COUNT_ADD] = "INSERT INTO mcpr_retention_state (key, value) VALUES (?1, ?2)"
                     " ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
     [S_SET] = "INSERT INTO mcpr_retention_state (key, value) VALUES (?1, ?2)"
@@ -185,6 +192,7 @@ typedef struct step_result {
   int64_t requests, sessions, rollups; /* deleted */
   bool phase_over;
   bool lagging; /* the rollups are far behind: the round stops, to be redone */
+  int64_t gap_delta; /* to rolled_gap, beside the requests deleted */
   int64_t walk_ts, walk_id; /* phase 2's next position */
 } step_result;
 
@@ -259,15 +267,56 @@ static int step_sessions(mcpr__retention *r, step_result *out) {
   return rc;
 }
 
+/* A day of rollup hours per step, oldest first. The raw rows of those
+ * hours that are rolled up go with them (normally none: keep_errors is
+ * shorter), so the gap (rolled_gap) loses exactly the calls whose rows
+ * are gone. */
 static int step_rollups(mcpr__retention *r, int64_t now_ms, step_result *out) {
   int rc = SQLITE_OK;
-  sqlite3_stmt *st = stmt(r, S_DEL_ROLLUPS, &rc);
-  if (!st)
+  int64_t oldest = 0, w = 0, calls = 0;
+  sqlite3_stmt *del = stmt(r, S_DEL_ROLLUPS, &rc);
+  sqlite3_stmt *raw = del ? stmt(r, S_DEL_ROLLED_RAW, &rc) : NULL;
+  sqlite3_stmt *sum = raw ? stmt(r, S_SUM_ROLLUPS, &rc) : NULL;
+  if (!sum)
     return rc;
-  sqlite3_bind_int64(st, 1, floor_div(now_ms - r->rollup_retention_ms, MCPR__ROLLUP_HOUR_MS));
-  sqlite3_bind_int(st, 2, RETENTION_ROLLUP_HOURS);
-  rc = delete_n(r, st, &out->rollups);
-  out->phase_over = out->rollups == 0;
+  sqlite3_stmt *min = NULL;
+  rc = sqlite3_prepare_v2(r->db, "SELECT min(hour) FROM mcpr_rollup_hour", -1, &min, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(min);
+  bool none = rc != SQLITE_ROW || sqlite3_column_type(min, 0) == SQLITE_NULL;
+  if (rc == SQLITE_ROW)
+    oldest = sqlite3_column_int64(min, 0);
+  sqlite3_finalize(min);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return rc;
+  int64_t cut = floor_div(now_ms - r->rollup_retention_ms, MCPR__ROLLUP_HOUR_MS);
+  if (none || oldest >= cut) {
+    out->phase_over = true;
+    return SQLITE_DONE;
+  }
+  int64_t below = oldest + RETENTION_ROLLUP_HOURS < cut ? oldest + RETENTION_ROLLUP_HOURS : cut;
+  rc = one_int(r, S_WATERMARK, &w);
+  if (rc != SQLITE_DONE)
+    return rc;
+  sqlite3_bind_int64(raw, 1, below);
+  sqlite3_bind_int64(raw, 2, w);
+  rc = delete_n(r, raw, &out->requests);
+  if (rc != SQLITE_DONE)
+    return rc;
+  sqlite3_bind_int64(sum, 1, below);
+  rc = sqlite3_step(sum);
+  if (rc == SQLITE_ROW) {
+    calls = sqlite3_column_int64(sum, 0);
+    rc = SQLITE_DONE;
+  }
+  sqlite3_reset(sum);
+  if (rc != SQLITE_DONE)
+    return rc;
+  sqlite3_bind_int64(del, 1, below);
+  rc = delete_n(r, del, &out->rollups);
+  out->gap_delta -= calls;
+  out->phase_over = below == cut;
   return rc;
 }
 
@@ -314,6 +363,10 @@ static int step_body(mcpr__retention *r, int64_t now_ms, step_result *out) {
   }
   if (rc == SQLITE_DONE && out->requests)
     rc = put(r, S_COUNT_ADD, "requests_deleted", out->requests);
+  /* Every request deleted here was counted by the rollups, which keep
+   * counting it. */
+  if (rc == SQLITE_DONE && (out->requests || out->gap_delta))
+    rc = put(r, S_COUNT_ADD, "rolled_gap", out->requests + out->gap_delta);
   if (rc == SQLITE_DONE && out->sessions)
     rc = put(r, S_COUNT_ADD, "sessions_deleted", out->sessions);
   if (rc == SQLITE_DONE && out->rollups)
@@ -392,4 +445,85 @@ void mcpr__retention_read(sqlite3 *db, mcpr_store_info *out) {
       out->retention_last_run_ms = v;
   }
   sqlite3_finalize(st);
+}
+
+/* ---------- the number of requests, without counting them ---------- */
+
+static int64_t state_value(sqlite3 *db, const char *key, int *rc) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0;
+  *rc = sqlite3_prepare_v2(db, "SELECT value FROM mcpr_retention_state WHERE key = ?1", -1, &st,
+                           NULL);
+  if (*rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    *rc = sqlite3_step(st);
+    if (*rc == SQLITE_ROW)
+      v = sqlite3_column_int64(st, 0);
+    *rc = *rc == SQLITE_ROW || *rc == SQLITE_DONE ? SQLITE_OK : *rc;
+  }
+  sqlite3_finalize(st);
+  return v;
+}
+
+static int64_t one_value(sqlite3 *db, const char *sql, int64_t a, int *rc) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0;
+  *rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (*rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, a);
+    *rc = sqlite3_step(st);
+    if (*rc == SQLITE_ROW)
+      v = sqlite3_column_int64(st, 0);
+    *rc = *rc == SQLITE_ROW ? SQLITE_OK : (*rc == SQLITE_DONE ? SQLITE_CORRUPT : *rc);
+  }
+  sqlite3_finalize(st);
+  return v;
+}
+
+bool mcpr__retention_count_requests(sqlite3 *db, int64_t *out) {
+  int64_t w = mcpr__rollup_watermark(db);
+  if (w < 0)
+    return false;
+  int rc = SQLITE_OK;
+  /* The planner would scan the table, sketches and all (3,500 pages at
+   * 10M requests); the index on calls is a few dozen. */
+  int64_t rolled = one_value(db, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"
+                                 " INDEXED BY mcpr_rollup_hour_calls WHERE ?1 = ?1", 0, &rc);
+  int64_t gap = rc == SQLITE_OK ? state_value(db, "rolled_gap", &rc) : 0;
+  int64_t above = rc == SQLITE_OK
+                      ? one_value(db, "SELECT count(*) FROM requests WHERE id > ?1", w, &rc)
+                      : 0;
+  if (rc != SQLITE_OK || rolled - gap < 0)
+    return false;
+  *out = rolled - gap + above;
+  return true;
+}
+
+int mcpr__retention_recount(sqlite3 *db) {
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  int64_t w = mcpr__rollup_watermark(db);
+  if (w >= 0) {
+    int64_t rolled = one_value(db, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"
+                                   " WHERE ?1 = ?1", 0, &rc);
+    int64_t present = rc == SQLITE_OK
+                          ? one_value(db, "SELECT count(*) FROM requests WHERE id <= ?1", w, &rc)
+                          : 0;
+    sqlite3_stmt *st = NULL;
+    if (rc == SQLITE_OK)
+      rc = sqlite3_prepare_v2(db, SQL[S_SET], -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_text(st, 1, "rolled_gap", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 2, rolled - present);
+      rc = sqlite3_step(st);
+      rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+  }
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
 }

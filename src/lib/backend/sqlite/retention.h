@@ -9,8 +9,12 @@
  *
  *   mcpr_retention_state — key/value: 'requests_deleted',
  *     'sessions_deleted', 'rollups_deleted' (rows deleted by retention,
- *     ever, by any writer of the file) and 'last_run_ms' (wall clock of
- *     the last step that deleted something, or of the last round's end).
+ *     ever, by any writer of the file), 'last_run_ms' (wall clock of
+ *     the last step that deleted something, or of the last round's end)
+ *     and 'rolled_gap': how many of the calls the rollups count have no
+ *     row any more (retention deleted it), so that the number of requests
+ *     is the rollups' sum less the gap plus the rows above the watermark,
+ *     without counting 10M rows (`store stats`).
  *     Updated in the transaction that deletes, so a crash never leaves a
  *     count that disagrees with the rows.
  *
@@ -65,6 +69,20 @@ void mcpr__retention_free(mcpr__retention *r);
  * transaction was rolled back: nothing of the step happened).
  */
 int mcpr__retention_step(mcpr__retention *r, int64_t now_ms, bool *more);
+
+/*
+ * The number of requests, read in a few pages whatever the store's size
+ * (in the caller's read transaction): the calls the rollups count, less
+ * those whose rows retention deleted ('rolled_gap', kept with every
+ * delete), plus the rows above the watermark. false: no rollups here, or
+ * the figures do not hold together — count the rows instead.
+ */
+bool mcpr__retention_count_requests(sqlite3 *db, int64_t *out);
+
+/* Recompute 'rolled_gap' from the rows, after something other than
+ * retention deleted rows the rollups count (`store vacuum`). Its own
+ * write transaction; the caller holds the commit lock. SQLite code. */
+int mcpr__retention_recount(sqlite3 *db);
 
 /* The counters into out's retention_* fields (zero when the table is
  * missing: a store retention never ran on, or an old read-only file). */
