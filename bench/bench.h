@@ -24,8 +24,11 @@ int bench_unknown_option(const char *arg, void (*usage)(FILE *out));
 
 /* bench/store.c: the store calls the subcommands make alike. */
 
-/* Open the store at path with default options; NULL (said on stderr) when
- * it cannot be opened. */
+/* Retention for the stores bench_store_open opens (write --retention D);
+ * 0: off, the default. */
+extern int64_t bench_retention_ms;
+/* Open the store at path with default options (and bench_retention_ms);
+ * NULL (said on stderr) when it cannot be opened. */
 mcpr_store *bench_store_open(const char *path);
 /* Record e, offering it again after 1 ms while the queue is full, so no
  * event is lost; 0, or -1 (said on stderr) on any other refusal. */

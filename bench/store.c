@@ -5,10 +5,15 @@
 #include "bench.h"
 #include "core/clock.h"
 
+int64_t bench_retention_ms;
+
 mcpr_store *bench_store_open(const char *path) {
   mcpr_store *s = NULL;
   mcpr_error err = {0};
-  if (mcpr_store_open(&s, path, NULL, &err) != MCPR_OK) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  o.retention_ms = bench_retention_ms;
+  if (mcpr_store_open(&s, path, &o, &err) != MCPR_OK) {
     fprintf(stderr, "mcpr-bench: %s\n", err.message);
     return NULL;
   }

@@ -319,12 +319,14 @@ static int run_baseline(const run_config *cfg, const char *path, result *res) {
 
 static void usage(FILE *out) {
   fputs("usage: mcpr-bench write --events N --db PATH [--producers P] [--sessions S]"
-        " [--baseline]\n\n"
+        " [--baseline] [--retention D]\n\n"
         "  --events N     events to record (required)\n"
         "  --db PATH      a new store file to write (must not exist)\n"
         "  --producers P  recording threads (default 4)\n"
         "  --sessions S   concurrent sessions in the traffic (default 200)\n"
-        "  --baseline     also run the original's design into PATH.baseline\n",
+        "  --baseline     also run the original's design into PATH.baseline\n"
+        "  --retention D  run mcpr's store with [store] retention = D (the traffic's\n"
+        "                 timestamps start in the past, so it deletes as it writes)\n",
         out);
 }
 
@@ -343,6 +345,13 @@ int bench_write_main(int argc, char **argv) {
       cfg.db = v, i++;
     } else if (strcmp(a, "--baseline") == 0) {
       cfg.baseline = true;
+    } else if (strcmp(a, "--retention") == 0 && v) {
+      mcpr_error err = {0};
+      if (mcpr_parse_duration_ms(a, v, &bench_retention_ms, &err) != MCPR_OK) {
+        fprintf(stderr, "mcpr-bench write: %s\n", err.message);
+        return 2;
+      }
+      i++;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;

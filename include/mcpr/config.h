@@ -40,6 +40,7 @@ extern "C" {
 #define MCPR_CONFIG_DEFAULT_MAX_REQUEST_BODY (5 * 1000 * 1000)
 #define MCPR_CONFIG_DEFAULT_MAX_RESPONSE_BODY (10 * 1000 * 1000)
 #define MCPR_CONFIG_DEFAULT_MAX_CONCURRENT_UPSTREAM 100
+#define MCPR_CONFIG_DEFAULT_ROLLUP_RETENTION_MS (INT64_C(400) * 86400000)
 
 typedef enum mcpr_config_severity {
   MCPR_CONFIG_WARNING = 1, /* reported, not fatal (e.g. an unknown key) */
@@ -97,6 +98,15 @@ typedef struct mcpr_config {
     bool enabled; /* default true */
     char *path;   /* as written in the file (NULL: platform default) */
     char *name;
+    /* Retention (durations such as "30d": an integer and one of s m h d
+     * w); 0 when absent: requests and sessions are kept forever.
+     * keep_errors: requests whose status is not ok are kept this long
+     * (at least retention). rollup_retention (default 400d, at least
+     * retention and keep_errors; only applied when retention is set):
+     * the hourly rollups that keep counting deleted requests. */
+    int64_t retention_ms;
+    int64_t keep_errors_ms;
+    int64_t rollup_retention_ms;
   } store;
 
   struct {
@@ -161,6 +171,11 @@ MCPR_API size_t mcpr_config_require_proxy(mcpr_config *cfg);
  */
 MCPR_API char *mcpr_config_store_path(const mcpr_config *cfg, const char *override_path,
                                       mcpr_error *err);
+
+/* Set the store options this config decides (retention, keep_errors,
+ * rollup_retention) in o, which mcpr_store_options_init() filled. */
+struct mcpr_store_options;
+MCPR_API void mcpr_config_store_options(const mcpr_config *cfg, struct mcpr_store_options *o);
 
 /* cloud.endpoint or MCPR_CLOUD_DEFAULT_URL (borrowed). */
 MCPR_API const char *mcpr_config_cloud_endpoint(const mcpr_config *cfg);

@@ -449,6 +449,12 @@ typedef struct mcpr_store_info {
   int64_t last_failure_at_ms;    /* wall clock: when it began */
   int64_t last_failure_ended_ms; /* when writing resumed; 0: not seen to resume */
   int64_t last_failure_events;   /* events counted as not stored during it */
+  /* What retention ([store] retention...) deleted, ever, as the writers of
+   * the store counted it in the file; 0 when it never ran. */
+  int64_t retention_requests_deleted;
+  int64_t retention_sessions_deleted;
+  int64_t retention_rollups_deleted; /* rollup rows (hour × proxy × label) */
+  int64_t retention_last_run_ms;     /* wall clock; 0: never */
 } mcpr_store_info;
 
 MCPR_API mcpr_status mcpr_query_store_info(mcpr_query *q, mcpr_store_info *out,

@@ -147,6 +147,28 @@ typedef struct mcpr_store_options {
   void *on_health_ctx;
   /* SQLite VFS name, NULL for the default (fault-injection tests). */
   const char *vfs_name;
+  /*
+   * Retention ([store] retention, keep_errors, rollup_retention in
+   * mcpr.toml; 0: keep forever, the default). The writer thread deletes,
+   * in small transactions between batches (a few thousand rows each, while
+   * it is idle or every few batches under load):
+   *   - requests older than retention_ms — those whose status is not ok
+   *     only once older than keep_errors_ms (0: the same as retention_ms) —
+   *     each only after the rollups count it, so the rollups keep counting
+   *     the traffic the raw rows no longer hold;
+   *   - sessions that ended before that cutoff and have no requests left;
+   *   - rollups older than rollup_retention_ms (0: kept forever).
+   * Cutoffs are whole hours, the rollups' unit. What was deleted is
+   * counted in the store file (mcpr_query_store_info). Retention of
+   * requests needs retention_ms; keep_errors_ms and rollup_retention_ms
+   * must then be at least retention_ms (else mcpr_store_open fails with
+   * MCPR_EINVAL), and rollups are only deleted when retention_ms is set:
+   * rollups younger than the raw rows would make reads count nothing for
+   * the hours they held.
+   */
+  int64_t retention_ms;
+  int64_t keep_errors_ms;
+  int64_t rollup_retention_ms;
 } mcpr_store_options;
 
 /* Fill o with the defaults above. */

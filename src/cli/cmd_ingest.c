@@ -310,8 +310,9 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   /* The store of this run (--db, the config's [store] path, ...). The
    * cloud only with an explicit -c/--config: a ./mcpr.toml that holds the
    * proxy's own [cloud] token must not make a replayed log reach the
-   * cloud a second time. */
-  if (ctx->config_path) {
+   * cloud a second time. The config's [store] retention applies whenever
+   * the config is read (as for `mcpr proxy run`): not with --db alone. */
+  if (ctx->config_path || !(ctx->db_path && *ctx->db_path)) {
     if ((code = cli_config_load(ctx, false, &cfg)) != 0)
       goto out;
     code = CLI_EXIT_FAIL;
@@ -341,6 +342,7 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   mcpr_store_options so;
   mcpr_store_options_init(&so);
   so.on_health = cli_store_health_print;
+  mcpr_config_store_options(cfg, &so);
   if (retry_window_ms)
     so.io_retry_limit_ms = so.lock_wait_limit_ms = (uint32_t)retry_window_ms;
   if (mcpr_store_open(&store, db_path, &so, &err) != MCPR_OK) {
@@ -352,7 +354,7 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     code = cli_fail("%s", err.message);
     goto out;
   }
-  if (cfg && cfg->cloud.token && cfg->cloud.token[0]) {
+  if (ctx->config_path && cfg && cfg->cloud.token && cfg->cloud.token[0]) {
     sink = NULL;
     if (cli_cloud_sink_from_config(cfg, db_path, &sink, &err) != MCPR_OK ||
         mcpr_fanout_add(r.fan, sink, &err) != MCPR_OK) {

@@ -36,7 +36,8 @@ const mcpr_cli_command cmd_store_stats = {
     .usage = "mcpr store stats [--json]\n"
              "\n"
              "Requests and sessions stored, the time they span, how many proxies\n"
-             "write here, and the size of the database and its WAL file.\n"
+             "write here, the size of the database and its WAL file, and what\n"
+             "retention ([store] retention in mcpr.toml) has deleted so far.\n"
              "\n"
              "examples:\n"
              "  mcpr store stats\n"
@@ -104,6 +105,14 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
       json_object_set_new(lf, "events_not_stored", json_integer(info.last_failure_events));
     }
     json_object_set_new(o, "last_write_failure", lf);
+    json_t *ret = json_object();
+    json_object_set_new(ret, "requests_deleted", json_integer(info.retention_requests_deleted));
+    json_object_set_new(ret, "sessions_deleted", json_integer(info.retention_sessions_deleted));
+    json_object_set_new(ret, "rollups_deleted", json_integer(info.retention_rollups_deleted));
+    json_object_set_new(ret, "last_run", info.retention_last_run_ms
+                                             ? json_integer(info.retention_last_run_ms)
+                                             : json_null());
+    json_object_set_new(o, "retention", ret);
     fmt_json_line(stdout, o);
   } else {
     int64_t now = mcpr_now_ms();
@@ -122,6 +131,16 @@ static int run_stats(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     printf("oldest     %s\nnewest     %s\n", oldest, newest);
     printf("proxies    %lld\n", (long long)info.proxies);
     printf("db size    %s\nwal size   %s\n", db, wal);
+    if (info.retention_last_run_ms) {
+      char at[32];
+      fmt_time(info.retention_last_run_ms, now, at, sizeof at);
+      printf("retention  deleted %lld requests, %lld sessions, %lld rollup rows; last run %s\n",
+             (long long)info.retention_requests_deleted,
+             (long long)info.retention_sessions_deleted,
+             (long long)info.retention_rollups_deleted, at);
+    } else {
+      printf("retention  never ran (set [store] retention in mcpr.toml)\n");
+    }
     if (info.last_failure != MCPR_OK) {
       char at[32], ended[48] = "not yet seen to end";
       fmt_time(info.last_failure_at_ms, now, at, sizeof at);

@@ -23,7 +23,7 @@
 #define DAY_MS (24 * FX_HOUR_MS)
 #define INFO_KEYS                                                                        \
   "path,schema_version,total_requests,total_sessions,oldest_request,newest_request,"    \
-  "proxies,db_bytes,wal_bytes,last_write_failure"
+  "proxies,db_bytes,wal_bytes,last_write_failure,retention"
 
 /* ---------- tests ---------- */
 

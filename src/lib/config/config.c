@@ -98,6 +98,7 @@ static mcpr_config *config_new(const char *file_path) {
     return NULL;
   }
   cfg->store.enabled = true;
+  cfg->store.rollup_retention_ms = MCPR_CONFIG_DEFAULT_ROLLUP_RETENTION_MS;
   cfg->cloud.batch_size = MCPR_CONFIG_DEFAULT_BATCH_SIZE;
   cfg->cloud.flush_interval_ms = MCPR_CONFIG_DEFAULT_FLUSH_INTERVAL_MS;
   cfg->drain_timeout_ms = MCPR_CONFIG_DEFAULT_DRAIN_TIMEOUT_MS;
@@ -166,10 +167,34 @@ static bool is_table(mcpr_config *cfg, const mcpr__toml_entry *e) {
   return false;
 }
 
+/* A retention period: a string "30d" (an integer and one of s m h d w).
+ * *line records where it was set, for the checks between periods. */
+static void take_period(mcpr_config *cfg, const mcpr__toml_entry *e, int64_t *dst, int *line,
+                        int *column) {
+  int64_t ms = 0;
+  if (e->value->type != MCPR__TOML_STRING ||
+      mcpr_parse_duration_ms(e->key, e->value->string, &ms, NULL) != MCPR_OK) {
+    add_diag(cfg, MCPR_CONFIG_ERROR, e->value->line, e->value->column,
+             "store.%s must be a duration: an integer and one of s m h d w (e.g. \"30d\")",
+             e->key);
+    return;
+  }
+  *dst = ms;
+  *line = e->value->line;
+  *column = e->value->column;
+}
+
 static void check_store(mcpr_config *cfg, const mcpr__toml_value *t) {
+  int ret_line = 0, ret_col = 0, err_line = 0, err_col = 0, roll_line = 0, roll_col = 0;
   for (size_t i = 0; i < t->n_entries; i++) {
     const mcpr__toml_entry *e = &t->entries[i];
-    if (strcmp(e->key, "enabled") == 0) {
+    if (strcmp(e->key, "retention") == 0) {
+      take_period(cfg, e, &cfg->store.retention_ms, &ret_line, &ret_col);
+    } else if (strcmp(e->key, "keep_errors") == 0) {
+      take_period(cfg, e, &cfg->store.keep_errors_ms, &err_line, &err_col);
+    } else if (strcmp(e->key, "rollup_retention") == 0) {
+      take_period(cfg, e, &cfg->store.rollup_retention_ms, &roll_line, &roll_col);
+    } else if (strcmp(e->key, "enabled") == 0) {
       if (e->value->type != MCPR__TOML_BOOLEAN)
         wrong_type(cfg, "store", e, "a boolean (true or false)");
       else
@@ -188,6 +213,30 @@ static void check_store(mcpr_config *cfg, const mcpr__toml_value *t) {
       unknown_key(cfg, "store", e);
     }
   }
+  const int64_t ret = cfg->store.retention_ms, keep = cfg->store.keep_errors_ms;
+  if (err_line && !ret_line)
+    add_diag(cfg, MCPR_CONFIG_ERROR, err_line, err_col,
+             "store.keep_errors needs store.retention: without it every request is kept "
+             "forever");
+  else if (err_line && keep < ret)
+    add_diag(cfg, MCPR_CONFIG_ERROR, err_line, err_col,
+             "store.keep_errors must be at least store.retention (failed requests are kept "
+             "longer than the others, never shorter)");
+  if (roll_line && ret_line && cfg->store.rollup_retention_ms < (keep > ret ? keep : ret))
+    add_diag(cfg, MCPR_CONFIG_ERROR, roll_line, roll_col,
+             "store.rollup_retention must be at least store.retention and store.keep_errors "
+             "(the rollups count the requests deleted before them)");
+}
+
+void mcpr_config_store_options(const mcpr_config *cfg, mcpr_store_options *o) {
+  if (!cfg || !cfg->store.retention_ms)
+    return;
+  o->retention_ms = cfg->store.retention_ms;
+  o->keep_errors_ms = cfg->store.keep_errors_ms;
+  int64_t floor = o->keep_errors_ms > o->retention_ms ? o->keep_errors_ms : o->retention_ms;
+  /* The default never undercuts the raw rows' periods. */
+  o->rollup_retention_ms =
+      cfg->store.rollup_retention_ms > floor ? cfg->store.rollup_retention_ms : floor;
 }
 
 /* The token is sent to cloud.endpoint: the HTTP layer's own check decides

@@ -14,6 +14,8 @@
 #define MCPR__STORE_BACKEND_H
 
 #include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -52,6 +54,16 @@ typedef struct mcpr__store_backend {
    * last failure shown by `mcpr store stats`); best effort, may be NULL.
    * Called on the writer thread at each change of episode. */
   void (*note_health)(void *impl, const mcpr_store_health *h);
+  /*
+   * One bounded step of retention (mcpr_store_options.retention_ms...,
+   * given at open) at wall-clock now_ms: a short transaction deleting at
+   * most a few thousand rows, with what it deleted counted in the store
+   * in the same transaction. *more: call again soon (the round is not
+   * over, or the store was locked); false: nothing is due before the
+   * next round. Called on the writer thread between batches, only when
+   * retention is on. May be NULL (a backend without retention).
+   */
+  mcpr_status (*retain)(void *impl, int64_t now_ms, bool *more, mcpr_error *err);
   /* Finish (optimise, checkpoint as the engine requires) and close. */
   void (*close)(void *impl);
 } mcpr__store_backend;

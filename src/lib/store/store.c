@@ -134,6 +134,24 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
     return mcpr_error_set(err, MCPR_EINVAL,
                           "batch_size must be at most 100000 and queue_capacity at most 2^30");
   }
+  {
+    const mcpr_store_options *o = &s->opts;
+    const char *bad = NULL;
+    if (o->retention_ms < 0 || o->keep_errors_ms < 0 || o->rollup_retention_ms < 0)
+      bad = "retention periods cannot be negative";
+    else if (!o->retention_ms && o->keep_errors_ms)
+      bad = "keep_errors needs retention (errors are kept longer than other requests)";
+    else if (o->keep_errors_ms && o->keep_errors_ms < o->retention_ms)
+      bad = "keep_errors must be at least retention";
+    else if (o->retention_ms && o->rollup_retention_ms &&
+             o->rollup_retention_ms < (o->keep_errors_ms > o->retention_ms ? o->keep_errors_ms
+                                                                           : o->retention_ms))
+      bad = "rollup_retention must be at least retention and keep_errors";
+    if (bad) {
+      store_free(s);
+      return mcpr_error_set(err, MCPR_EINVAL, "%s", bad);
+    }
+  }
 
   s->path = mcpr_store_resolve_path(path, err);
   if (!s->path) {

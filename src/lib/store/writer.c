@@ -22,6 +22,14 @@
  * the library never prints. Per-row problems (a constraint) skip that row
  * only, counted.
  *
+ * Retention (mcpr_store_options.retention_ms) runs on this thread too, in
+ * bounded steps of the backend's (retain: one short transaction each), so
+ * that deleting old rows never stalls event writing: when the writer is
+ * idle, and under load once every RETAIN_EVERY_BATCHES batches. A round
+ * is looked for at most every RETAIN_CHECK_MS; a round goes on step by
+ * step until the backend says it is over. A failed step is noted as the
+ * last error and tried again at the next check; it never touches events.
+ *
  * close() may run out of time (close_timeout_ms): then `abandon` is set and
  * everything not committed is counted as failed by cause — the episode's
  * cause, or failed_closed when the store was healthy but slow — never
@@ -46,6 +54,10 @@
 /* Longest single wait for the commit lock inside one attempt, so that the
  * writer looks at `abandon` and the clock between attempts. */
 #define LOCK_ATTEMPT_MS 1000
+/* Retention: how often a new round is looked for, and how many batches
+ * may pass under load between two steps of a round. */
+#define RETAIN_CHECK_MS 60000
+#define RETAIN_EVERY_BATCHES 4
 
 typedef struct writer {
   mcpr_store *s;
@@ -61,6 +73,11 @@ typedef struct writer {
   bool episode_exhausted;
   unsigned attempt; /* backoff step within the episode */
   unsigned seed;
+  /* Retention: a round under way, the next look for one (monotonic), and
+   * batches written since the last step. */
+  bool retain_more;
+  int64_t retain_next_ms;
+  unsigned batches_since_retain;
 } writer;
 
 static bool is_busy(mcpr_status st) { return st == MCPR_EBUSY; }
@@ -259,6 +276,31 @@ static void write_batch(writer *w) {
   }
 }
 
+/* ---------- retention ---------- */
+
+static bool retention_on(const mcpr_store *s) {
+  return s->opts.retention_ms > 0 && s->backend->retain;
+}
+
+static bool retain_due(const writer *w) {
+  return w->retain_more || mcpr__mono_ms() >= w->retain_next_ms;
+}
+
+static void retain_step(writer *w) {
+  mcpr_store *s = w->s;
+  mcpr_error err = {0};
+  bool more = false;
+  mcpr_status st = s->backend->retain(s->impl, mcpr_now_ms(), &more, &err);
+  w->batches_since_retain = 0;
+  if (st != MCPR_OK) {
+    note_error(s, st, "applying retention", err.message);
+    more = false;
+  }
+  w->retain_more = more;
+  if (!more)
+    w->retain_next_ms = mcpr__mono_ms() + RETAIN_CHECK_MS;
+}
+
 /* ---------- the loop ---------- */
 
 static bool closing_and_quiet(mcpr_store *s) {
@@ -368,6 +410,9 @@ void *mcpr__writer_main(void *arg) {
         (w.n > 0 && (closing || flush_wanted ||
                      now - w.first_at_ms >= (int64_t)s->opts.flush_interval_ms))) {
       write_batch(&w);
+      if (retention_on(s) && !closing && ++w.batches_since_retain >= RETAIN_EVERY_BATCHES &&
+          retain_due(&w))
+        retain_step(&w);
       continue;
     }
     /* Claimed but not yet published cells: their producer is a few
@@ -377,6 +422,10 @@ void *mcpr__writer_main(void *arg) {
       break;
     if (unpublished && (closing || flush_wanted)) {
       sched_yield();
+      continue;
+    }
+    if (w.n == 0 && !closing && !unpublished && retention_on(s) && retain_due(&w)) {
+      retain_step(&w);
       continue;
     }
     /* Idle: look again at a quarter of the interval, so an event waits

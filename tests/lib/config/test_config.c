@@ -99,7 +99,7 @@ static void test_unknown_keys_warn_wrong_types_fail(void **state) {
   (void)state;
   mcpr_error err = {0};
   mcpr_config *cfg = NULL;
-  const char *text = "name = \"x\"\ncolour = 1\n[store]\nenabled = \"yes\"\nretention = \"7d\"\n"
+  const char *text = "name = \"x\"\ncolour = 1\n[store]\nenabled = \"yes\"\ncompress = \"7d\"\n"
                      "[cloud]\nbatch_size = \"10\"\nflush_interval_ms = -1\ntoken = 5\n"
                      "[extra]\nz = 1\n";
   assert_int_equal(mcpr_config_load_string(text, strlen(text), "mcpr.toml", &cfg, &err),
@@ -110,7 +110,7 @@ static void test_unknown_keys_warn_wrong_types_fail(void **state) {
   assert_non_null(d);
   assert_int_equal(d->severity, MCPR_CONFIG_WARNING);
   assert_int_equal(d->line, 2);
-  d = find_diag(cfg, "unknown key 'store.retention'");
+  d = find_diag(cfg, "unknown key 'store.compress'");
   assert_non_null(d);
   assert_int_equal(d->line, 5);
   d = find_diag(cfg, "unknown key 'extra'");
@@ -146,6 +146,85 @@ static void test_syntax_error_has_line_and_column(void **state) {
   assert_non_null(strstr(err.message, "f.toml:3:13: unterminated string"));
   assert_int_equal(mcpr_config_diag_at(cfg, 0)->line, 3);
   mcpr_config_free(cfg);
+}
+
+/* [store] retention, keep_errors, rollup_retention: durations, the
+ * defaults, the checks between them (each naming its key and line), and
+ * the store options they become. */
+static void test_store_retention(void **state) {
+  (void)state;
+  mcpr_error err = {0};
+  mcpr_config *cfg = NULL;
+  const char *ok = "[store]\nretention = \"30d\"\nkeep_errors = \"90d\"\n";
+  assert_int_equal(mcpr_config_load_string(ok, strlen(ok), "mcpr.toml", &cfg, &err), MCPR_OK);
+  assert_int_equal(cfg->store.retention_ms, INT64_C(30) * 86400000);
+  assert_int_equal(cfg->store.keep_errors_ms, INT64_C(90) * 86400000);
+  assert_int_equal(cfg->store.rollup_retention_ms, INT64_C(400) * 86400000);
+  mcpr_store_options so;
+  mcpr_store_options_init(&so);
+  mcpr_config_store_options(cfg, &so);
+  assert_int_equal(so.retention_ms, INT64_C(30) * 86400000);
+  assert_int_equal(so.keep_errors_ms, INT64_C(90) * 86400000);
+  assert_int_equal(so.rollup_retention_ms, INT64_C(400) * 86400000);
+  mcpr_config_free(cfg);
+
+  /* Without retention nothing is deleted, whatever the default says. */
+  const char *none = "[store]\nenabled = true\n";
+  assert_int_equal(mcpr_config_load_string(none, strlen(none), "mcpr.toml", &cfg, &err), MCPR_OK);
+  mcpr_store_options_init(&so);
+  mcpr_config_store_options(cfg, &so);
+  assert_int_equal(so.retention_ms, 0);
+  assert_int_equal(so.rollup_retention_ms, 0);
+  mcpr_config_free(cfg);
+
+  /* A retention longer than the default rollup_retention raises it. */
+  const char *lng = "[store]\nretention = \"500d\"\n";
+  assert_int_equal(mcpr_config_load_string(lng, strlen(lng), "mcpr.toml", &cfg, &err), MCPR_OK);
+  mcpr_store_options_init(&so);
+  mcpr_config_store_options(cfg, &so);
+  assert_int_equal(so.rollup_retention_ms, INT64_C(500) * 86400000);
+  mcpr_config_free(cfg);
+
+  const char *bad = "[store]\nretention = \"30 days\"\nkeep_errors = 90\nrollup_retention = \"-1d\"\n";
+  assert_int_equal(mcpr_config_load_string(bad, strlen(bad), "mcpr.toml", &cfg, &err),
+                   MCPR_EPARSE);
+  assert_non_null(strstr(err.message, "mcpr.toml:2:13: store.retention must be a duration"));
+  const mcpr_config_diag *d = find_diag(cfg, "store.keep_errors must be a duration");
+  assert_non_null(d);
+  assert_int_equal(d->line, 3);
+  d = find_diag(cfg, "store.rollup_retention must be a duration");
+  assert_non_null(d);
+  assert_int_equal(d->line, 4);
+  assert_int_equal(mcpr_config_error_count(cfg), 3);
+  mcpr_config_free(cfg);
+
+  const char *order = "[store]\nretention = \"30d\"\nkeep_errors = \"7d\"\n"
+                      "rollup_retention = \"10d\"\n";
+  assert_int_equal(mcpr_config_load_string(order, strlen(order), "mcpr.toml", &cfg, &err),
+                   MCPR_EPARSE);
+  d = find_diag(cfg, "store.keep_errors must be at least store.retention");
+  assert_non_null(d);
+  assert_int_equal(d->line, 3);
+  d = find_diag(cfg, "store.rollup_retention must be at least store.retention");
+  assert_non_null(d);
+  assert_int_equal(d->line, 4);
+  mcpr_config_free(cfg);
+
+  const char *alone = "[store]\nkeep_errors = \"7d\"\n";
+  assert_int_equal(mcpr_config_load_string(alone, strlen(alone), "mcpr.toml", &cfg, &err),
+                   MCPR_EPARSE);
+  d = find_diag(cfg, "store.keep_errors needs store.retention");
+  assert_non_null(d);
+  assert_int_equal(d->line, 2);
+  mcpr_config_free(cfg);
+
+  /* The store refuses what the config would have refused. */
+  mcpr_store_options_init(&so);
+  so.retention_ms = 1000;
+  so.keep_errors_ms = 10;
+  mcpr_store *st = NULL;
+  assert_int_equal(mcpr_store_open(&st, "/nonexistent-dir/never.db", &so, &err), MCPR_EINVAL);
+  assert_null(st);
 }
 
 static void test_files_and_store_path(void **state) {
@@ -325,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_empty_strings_exact_messages),
       cmocka_unit_test(test_unknown_keys_warn_wrong_types_fail),
       cmocka_unit_test(test_syntax_error_has_line_and_column),
+      cmocka_unit_test(test_store_retention),
       cmocka_unit_test(test_files_and_store_path),
       cmocka_unit_test(test_writer_keeps_everything_else),
       cmocka_unit_test(test_writer_adds_cloud_table),

@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "mcpr/mcpr.h"
 #include "backend/sqlite/db.h"
+#include "backend/sqlite/retention.h"
 #include "backend/sqlite/rollup.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -556,13 +557,17 @@ static bool indexes_complete(sqlite3 *db) {
       have++;
     sqlite3_reset(st);
   }
+  /* retention.h's index on the rollups, too. */
+  sqlite3_bind_text(st, 1, "mcpr_rollup_hour_calls", -1, SQLITE_STATIC);
+  bool calls_index = sqlite3_step(st) == SQLITE_ROW;
   sqlite3_finalize(st);
-  if (have != (int)(sizeof INDEX_NAMES / sizeof INDEX_NAMES[0]))
+  if (!calls_index || have != (int)(sizeof INDEX_NAMES / sizeof INDEX_NAMES[0]))
     return false;
   /* The rollup tables (rollup.h) come with the indexes. */
   int rc = SQLITE_OK;
   return table_exists(db, "mcpr_rollup_state", &rc) && rc == SQLITE_OK &&
-         table_exists(db, "mcpr_rollup_day", &rc) && rc == SQLITE_OK;
+         table_exists(db, "mcpr_rollup_day", &rc) && rc == SQLITE_OK &&
+         table_exists(db, "mcpr_retention_state", &rc) && rc == SQLITE_OK;
 }
 
 static bool meta_version_current(sqlite3 *db) {
@@ -636,6 +641,8 @@ static int migrate_once(sqlite3 *db, mcpr_error *err, bool *newer) {
   rc = mcpr__db_exec(db, SCHEMA_V5_INDEXES);
   if (rc == SQLITE_OK)
     rc = mcpr__db_exec(db, MCPR__ROLLUP_DDL);
+  if (rc == SQLITE_OK)
+    rc = mcpr__db_exec(db, MCPR__RETENTION_DDL);
   if (rc != SQLITE_OK)
     goto fail;
   rc = write_meta(db);

@@ -29,6 +29,7 @@
 
 #include "backend/sqlite/db.h"
 #include "backend/sqlite/query.h"
+#include "backend/sqlite/retention.h"
 #include "backend/sqlite/rollup.h"
 #include "backend/sqlite/series.h"
 #include "backend/sqlite/sqlb.h"
@@ -1067,7 +1068,11 @@ out:
 
 static const char SQL_INFO_REQUESTS[] = "SELECT count(*) FROM requests";
 static const char SQL_INFO_SESSIONS[] = "SELECT count(*) FROM sessions";
-static const char SQL_INFO_RANGE[] = "SELECT min(ts), max(ts) FROM requests";
+/* Two subqueries: SQLite answers a lone min() or max() with one seek on
+ * idx_requests_ts, but min(ts), max(ts) together with a scan of the whole
+ * index (1.7 s of `store stats` at 10M requests). */
+static const char SQL_INFO_RANGE[] =
+    "SELECT (SELECT min(ts) FROM requests), (SELECT max(ts) FROM requests)";
 /* count(DISTINCT proxy) would walk the whole index; this hops from one
  * proxy name to the next on idx_requests_proxy_ts: one seek per proxy. */
 static const char SQL_INFO_PROXIES[] =
@@ -1080,7 +1085,13 @@ static const char SQL_INFO_PROXIES[] =
 
 static mcpr_status sqlite_store_info(void *p, mcpr_store_info *out, mcpr_error *err) {
   sqlite_impl *impl = p;
-  mcpr_status s = fixed_row(impl->db, SQL_INFO_REQUESTS, &out->total_requests, NULL, err);
+  mcpr_status s = MCPR_OK;
+  /* One snapshot for the rollups' figures; counting 10M rows instead
+   * would read the whole ts index (1.5 s). */
+  sqlite3_exec(impl->db, "BEGIN", NULL, NULL, NULL);
+  if (!mcpr__retention_count_requests(impl->db, &out->total_requests))
+    s = fixed_row(impl->db, SQL_INFO_REQUESTS, &out->total_requests, NULL, err);
+  sqlite3_exec(impl->db, "COMMIT", NULL, NULL, NULL);
   if (s == MCPR_OK)
     s = fixed_row(impl->db, SQL_INFO_SESSIONS, &out->total_sessions, NULL, err);
   if (s == MCPR_OK)
@@ -1094,6 +1105,7 @@ static mcpr_status sqlite_store_info(void *p, mcpr_store_info *out, mcpr_error *
   out->db_bytes = file_size(impl->path, "");
   out->wal_bytes = file_size(impl->path, "-wal");
   mcpr__health_record_read(impl->path, out);
+  mcpr__retention_read(impl->db, out);
   return MCPR_OK;
 }
 
@@ -1486,6 +1498,19 @@ static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
                  "updating the rollups");
   if (s != MCPR_OK)
     goto out;
+  /* The rollups now count none of the deleted rows: the retention's gap
+   * (retention.h) is measured again. */
+  if (mcpr__commit_lock_within(lock_fd, (int)(lock_deadline(o) - mcpr__mono_ms()))) {
+    int rc = mcpr__retention_recount(db);
+    mcpr__commit_unlock(lock_fd);
+    if (rc != SQLITE_OK) {
+      s = mcpr__db_error(db, rc, err, "updating the rollups");
+      goto out;
+    }
+  } else {
+    s = lock_timeout(err);
+    goto out;
+  }
   took(&t->delete_requests_ms, &t0);
 
   int64_t snapshot_id = 0, found = 0;

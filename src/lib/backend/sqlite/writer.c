@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "backend/sqlite/db.h"
+#include "backend/sqlite/retention.h"
 #include "backend/sqlite/rollup.h"
 #include "backend/sqlite/sqlite.h"
 #include "core/schema_diff.h"
@@ -126,6 +127,7 @@ typedef struct writer {
   size_t sums_n;
   mcpr__rollup *rollup; /* NULL: the file has no rollup tables */
   int64_t rollup_left;  /* rows above the watermark after the last batch */
+  mcpr__retention *retention; /* NULL: retention is off */
 } writer;
 
 #define CATCH_UP_SLACK 5000
@@ -456,6 +458,26 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
   return mcpr_error_set(err, st, "%s", sqlite3_errstr(rc));
 }
 
+/* How long a retention step waits for the commit lock: it is never worth
+ * making events wait; a busy store is tried again at the next look. */
+#define RETAIN_LOCK_WAIT_MS 100
+
+static mcpr_status retain(void *impl, int64_t now_ms, bool *more, mcpr_error *err) {
+  writer *w = impl;
+  *more = false;
+  if (!w->retention)
+    return MCPR_OK;
+  if (!mcpr__commit_lock_within(w->commit_lock_fd, RETAIN_LOCK_WAIT_MS))
+    return MCPR_OK;
+  int rc = mcpr__retention_step(w->retention, now_ms, more);
+  mcpr__commit_unlock(w->commit_lock_fd);
+  if (rc == SQLITE_OK)
+    return MCPR_OK;
+  if ((rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED)
+    return MCPR_OK; /* another connection writes: the next look */
+  return mcpr__db_error(w->db, rc, err, "deleting rows past the store's retention");
+}
+
 static void writer_close(void *impl) {
   writer *w = impl;
   if (!w)
@@ -463,6 +485,7 @@ static void writer_close(void *impl) {
   for (int i = 0; i < STMT_COUNT; i++)
     sqlite3_finalize(w->stmt[i]);
   mcpr__rollup_free(w->rollup);
+  mcpr__retention_free(w->retention);
   /* PRAGMA optimize as SQLite advises before closing a connection that
    * wrote; the close may checkpoint, so both run under the commit lock. */
   if (!w->db) {
@@ -541,6 +564,13 @@ static mcpr_status writer_open(const char *path, const mcpr_store_options *o, vo
     writer_close(w);
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
   }
+  /* Requests are only deleted once rolled up: no rollups, no retention. */
+  if (o->retention_ms > 0 && w->rollup &&
+      !(w->retention = mcpr__retention_new(w->db, o->retention_ms, o->keep_errors_ms,
+                                           o->rollup_retention_ms))) {
+    writer_close(w);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  }
   *impl = w;
   return MCPR_OK;
 }
@@ -555,5 +585,6 @@ const mcpr__store_backend mcpr__sqlite_store_backend = {
     .open = writer_open,
     .write_batch = write_batch,
     .note_health = note_health,
+    .retain = retain,
     .close = writer_close,
 };
