@@ -235,6 +235,13 @@ static void test_retention_keeps_rollup_counts(void **state) {
   assert_int_equal(sql_int(path, "SELECT count(*) FROM mcpr_rollup_hour WHERE hour < %lld",
                            rollup_cut_hour),
                    0);
+  /* The daily level follows: no day before the cut's, and every day is
+   * still the sum of its hours. */
+  assert_int_equal(sql_int(path, "SELECT count(*) FROM mcpr_rollup_day WHERE day < %lld",
+                           rollup_cut_hour / 24),
+                   0);
+  assert_int_equal(tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"),
+                   tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"));
 
   /* Status over windows older than retention: the same counts as before. */
   assert_totals_equal(stats_since(path, now - 49 * DAY), before49);

@@ -315,6 +315,8 @@ static int step_rollups(mcpr__retention *r, int64_t now_ms, step_result *out) {
     return rc;
   sqlite3_bind_int64(del, 1, below);
   rc = delete_n(r, del, &out->rollups);
+  if (rc == SQLITE_DONE)
+    rc = mcpr__rollup_days_follow(r->db, below);
   out->gap_delta -= calls;
   out->phase_over = below == cut;
   return rc;

@@ -88,6 +88,14 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
  */
 int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *proxy);
 
+/*
+ * Inside a write transaction, after the rollup hours before hour were
+ * deleted (retention's rollup_retention): the days follow — those wholly
+ * before it go, the one it falls in is summed again from its hours.
+ * Returns SQLITE_DONE or an SQLite error.
+ */
+int mcpr__rollup_days_follow(sqlite3 *db, int64_t hour);
+
 /* The watermark, on any connection; -1 when the tables or the state row
  * are missing (then the rollups count nothing that can be trusted). */
 int64_t mcpr__rollup_watermark(sqlite3 *db);
