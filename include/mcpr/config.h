@@ -97,6 +97,7 @@ typedef struct mcpr_config {
     bool enabled; /* default true */
     char *path;   /* as written in the file (NULL: platform default) */
     char *name;
+    char *url;    /* a store URL (postgresql://…, sqlite:PATH); NULL: path */
   } store;
 
   struct {
@@ -154,8 +155,8 @@ MCPR_API size_t mcpr_config_error_count(const mcpr_config *cfg);
 MCPR_API size_t mcpr_config_require_proxy(mcpr_config *cfg);
 
 /*
- * The store file this config selects (SPEC §4): store.path (a leading "~/"
- * is the home directory), else $MCPR_DB, else ~/.mcpr/store.db — through
+ * The store this config selects (SPEC §4): store.url, else store.path (a
+ * leading "~/" is the home directory), else $MCPR_DB, else ~/.mcpr/store.db — through
  * mcpr_store_resolve_path(). override_path (e.g. the CLI's --db) wins when
  * non-NULL and non-empty. Returns a new string (free()) or NULL with err.
  */
