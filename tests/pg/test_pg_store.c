@@ -146,6 +146,61 @@ static void test_round_trip_and_idempotency(void **state) {
   pg_unlock(lock);
 }
 
+/* A request or close before its session's start (in the same batch or
+ * not) finds no session, as in the SQLite store; after it, it counts. */
+static void test_order_within_a_batch(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "order");
+  mcpr_store *s = open_store(sp.url);
+  mcpr_store_event closed = {.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
+  closed.u.session_closed = (mcpr_session_closed_event){"o-1", T0 + 1};
+  record(s, request("o-a", "o-1", T0, false));
+  record(s, closed);
+  record(s, session("o-1", T0));
+  record(s, request("o-b", "o-1", T0 + 2, true));
+  record(s, request("o-c", "o-1", T0 + 3, false));
+  closed.u.session_closed.ended_at_ms = T0 + 9;
+  record(s, closed);
+  record(s, closed);
+  mcpr_store_stats st;
+  assert_int_equal(mcpr_store_close(s, &st), MCPR_OK);
+  assert_int_equal(st.unknown_session_closes, 1);
+  assert_int_equal(st.written, 5);
+  assert_int_equal(pg_int(&sp, "SELECT total_calls FROM sessions"), 2);
+  assert_int_equal(pg_int(&sp, "SELECT total_errors FROM sessions"), 1);
+  assert_int_equal(pg_int(&sp, "SELECT ended_at FROM sessions"), T0 + 9);
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
+/* A row PostgreSQL refuses (text that is not UTF-8) costs that row only:
+ * the batch is written again event by event, the row counted as failed. */
+static void test_bad_row_skips_only_itself(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "badrow");
+  mcpr_store *s = open_store(sp.url);
+  record(s, session("b-1", T0));
+  record(s, request("b-a", "b-1", T0 + 1, false));
+  mcpr_store_event bad = request("b-bad", "b-1", T0 + 2, true);
+  bad.u.request.error_msg = "not utf-8: \xc3\x28";
+  record(s, bad);
+  record(s, request("b-c", "b-1", T0 + 3, false));
+  mcpr_store_stats st;
+  assert_int_not_equal(mcpr_store_close(s, &st), MCPR_OK);
+  assert_int_equal(st.written, 3);
+  assert_int_equal(mcpr_store_stats_failed(&st), 1);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests"), 2);
+  assert_int_equal(pg_int(&sp, "SELECT total_calls FROM sessions"), 2);
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
 /* ---------- three writers ---------- */
 
 #define WRITERS 3
@@ -414,6 +469,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_redaction),
       cmocka_unit_test(test_round_trip_and_idempotency),
+      cmocka_unit_test(test_order_within_a_batch),
+      cmocka_unit_test(test_bad_row_skips_only_itself),
       cmocka_unit_test(test_three_writers_share_sessions),
       cmocka_unit_test(test_server_restart_mid_ingest),
       cmocka_unit_test(test_wrong_password_is_clear_and_secret),
