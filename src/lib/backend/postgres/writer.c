@@ -275,13 +275,16 @@ static bool ids_take(writer *w, const PGresult *r) {
     w->ids[i] = PQgetvalue(r, (int)i, 0);
     w->claimed[i] = false;
   }
-  qsort(w->ids, n, sizeof *w->ids, cmp_id);
+  if (n > 1)
+    qsort(w->ids, n, sizeof *w->ids, cmp_id);
   return true;
 }
 
 /* The first event with an id the run returned was written; any other
  * (a repeat within the batch, or one already stored) is a duplicate. */
 static mcpr__outcome ids_claim(writer *w, size_t n, const char *id) {
+  if (n == 0)
+    return MCPR__DUPLICATE;
   const char **hit = bsearch(&id, w->ids, n, sizeof *w->ids, cmp_id);
   if (!hit)
     return MCPR__DUPLICATE;
