@@ -12,14 +12,22 @@
  * transaction, and one sqlite3_prepare per statement executed (what
  * rusqlite's Connection::execute does), one session UPDATE per request,
  * with the original's index set. The last line is one JSON object.
+ *
+ * --db may be a postgresql:// URL: the run then writes into a fresh
+ * schema of that database (dropped afterwards), --sqlite PATH runs the
+ * same traffic into a new SQLite file first and reports the ratio, and
+ * --processes K splits the events over K writer processes, each with its
+ * own store handle, as K proxies on K machines would write.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +42,9 @@ typedef struct run_config {
   unsigned sessions;
   const char *db;
   bool baseline;
+  unsigned index_base; /* first producer index: distinct ids per process */
+  unsigned processes;
+  const char *sqlite; /* --sqlite PATH */
 } run_config;
 
 typedef struct producer {
@@ -114,6 +125,8 @@ typedef struct result {
   uint32_t p50, p99, max;
 } result;
 
+static int bench_write_pg(const run_config *cfg_in);
+
 static int run_store(const run_config *cfg, result *res) {
   mcpr_store *store = bench_store_open(cfg->db);
   if (!store)
@@ -125,7 +138,7 @@ static int run_store(const run_config *cfg, result *res) {
   uint64_t t0 = bench_now_ns();
   for (unsigned i = 0; i < cfg->producers; i++) {
     ps[i].store = store;
-    ps[i].index = i;
+    ps[i].index = cfg->index_base + i;
     ps[i].events = per + (i == 0 ? cfg->events % cfg->producers : 0);
     ps[i].sessions = cfg->sessions / cfg->producers ? cfg->sessions / cfg->producers : 1;
     ps[i].lat_cap = ps[i].events * 2;
@@ -317,6 +330,75 @@ static int run_baseline(const run_config *cfg, const char *path, result *res) {
   return rc == SQLITE_OK ? 0 : 1;
 }
 
+/* ---------- PostgreSQL: a fresh schema, several processes ---------- */
+
+static bool is_pg(const char *db) {
+  return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+static void pg_quiet(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+static bool pg_run(const char *url, const char *sql) {
+  PGconn *c = PQconnectdb(url);
+  bool ok = PQstatus(c) == CONNECTION_OK;
+  if (ok) {
+    PQsetNoticeProcessor(c, pg_quiet, NULL);
+    PGresult *r = PQexec(c, sql);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+      fprintf(stderr, "mcpr-bench: %s", PQresultErrorMessage(r));
+    PQclear(r);
+  } else {
+    fprintf(stderr, "mcpr-bench: cannot connect to the PostgreSQL --db\n");
+  }
+  PQfinish(c);
+  return ok;
+}
+
+/* A new empty schema for this run; *out is url with search_path on it. */
+static bool pg_fresh(const char *url, char *schema, size_t schema_size, char *out,
+                     size_t out_size) {
+  snprintf(schema, schema_size, "mcpr_bench_%d", (int)getpid());
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+  int n = snprintf(out, out_size, "%s%coptions=-csearch_path%%3D%s", url,
+                   strchr(url, '?') ? '&' : '?', schema);
+  return n > 0 && (size_t)n < out_size && pg_run(url, sql);
+}
+
+/* K processes, each run_store() on its share with its own ids; the time
+ * is the wall time until the last has closed its store. */
+static int run_processes(const run_config *cfg, result *res) {
+  unsigned k = cfg->processes;
+  pid_t pids[64];
+  uint64_t t0 = bench_now_ns();
+  for (unsigned i = 0; i < k; i++) {
+    pids[i] = fork();
+    if (pids[i] < 0)
+      return 1;
+    if (pids[i] == 0) {
+      run_config c = *cfg;
+      c.events = cfg->events / k + (i == 0 ? cfg->events % k : 0);
+      c.index_base = i * cfg->producers;
+      result r = {0};
+      int rc = run_store(&c, &r);
+      _exit(rc == 0 && r.written == c.events ? 0 : 1);
+    }
+  }
+  int rc = 0;
+  for (unsigned i = 0; i < k; i++) {
+    int status = 0;
+    if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) || WEXITSTATUS(status))
+      rc = 1;
+  }
+  res->seconds = (double)(bench_now_ns() - t0) / 1e9;
+  res->written = rc == 0 ? cfg->events : 0;
+  return rc;
+}
+
 static void usage(FILE *out) {
   fputs("usage: mcpr-bench write --events N --db PATH [--producers P] [--sessions S]"
         " [--baseline] [--retention D]\n\n"
@@ -326,12 +408,78 @@ static void usage(FILE *out) {
         "  --sessions S   concurrent sessions in the traffic (default 200)\n"
         "  --baseline     also run the original's design into PATH.baseline\n"
         "  --retention D  run mcpr's store with [store] retention = D (the traffic's\n"
-        "                 timestamps start in the past, so it deletes as it writes)\n",
+        "                 timestamps start in the past, so it deletes as it writes)\n"
+        "  --db URL       postgresql://…: write into a fresh schema of that database\n"
+        "  --sqlite PATH  with a PostgreSQL --db: the same traffic into a new SQLite\n"
+        "                 file PATH first, and the ratio of the two\n"
+        "  --processes K  K writer processes sharing the events (default 1)\n",
         out);
 }
 
+static void report(const char *what, const run_config *cfg, const result *r) {
+  printf("%s: %llu events in %.2f s = %.0f events/s (%u process%s x %u producers)\n", what,
+         (unsigned long long)r->written, r->seconds, (double)r->written / r->seconds,
+         cfg->processes, cfg->processes > 1 ? "es" : "", cfg->producers);
+}
+
+/* --db postgresql://…: optionally SQLite first, then PostgreSQL with one
+ * process, then with --processes K when K > 1. */
+static int bench_write_pg(const run_config *cfg_in) {
+  run_config cfg = *cfg_in;
+  unsigned k = cfg.processes;
+  result lite = {0}, one = {0}, many = {0};
+  int rc = 0;
+  if (cfg.sqlite) {
+    if (refuse_existing(cfg.sqlite))
+      return 1;
+    run_config c = cfg;
+    c.db = cfg.sqlite;
+    c.processes = 1;
+    rc |= run_store(&c, &lite);
+    report("sqlite", &c, &lite);
+  }
+  char schema[64], url[4200];
+  if (!pg_fresh(cfg_in->db, schema, sizeof schema, url, sizeof url))
+    return 1;
+  cfg.db = url;
+  cfg.processes = 1;
+  rc |= run_store(&cfg, &one);
+  report("postgres", &cfg, &one);
+  if (k > 1) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s", schema, schema);
+    rc |= !pg_run(cfg_in->db, sql);
+    cfg.processes = k;
+    rc |= run_processes(&cfg, &many);
+    report("postgres", &cfg, &many);
+  }
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
+  pg_run(cfg_in->db, sql);
+  double pg_eps = (double)one.written / one.seconds;
+  printf("{\"events\":%llu,\"postgres_events_per_sec\":%.0f",
+         (unsigned long long)cfg.events, pg_eps);
+  if (cfg.sqlite) {
+    double lite_eps = (double)lite.written / lite.seconds;
+    printf(",\"sqlite_events_per_sec\":%.0f,\"postgres_vs_sqlite\":%.2f", lite_eps,
+           lite_eps > 0 ? pg_eps / lite_eps : 0.0);
+  }
+  if (k > 1) {
+    double many_eps = (double)many.written / many.seconds;
+    printf(",\"processes\":%u,\"postgres_processes_events_per_sec\":%.0f,"
+           "\"processes_vs_one\":%.2f",
+           k, many_eps, pg_eps > 0 ? many_eps / pg_eps : 0.0);
+  }
+  printf("}\n");
+  if (one.written != cfg.events || (k > 1 && many.written != cfg.events)) {
+    fprintf(stderr, "mcpr-bench: not every event reached the PostgreSQL store\n");
+    rc = 1;
+  }
+  return rc;
+}
+
 int bench_write_main(int argc, char **argv) {
-  run_config cfg = {.producers = 4, .sessions = 200};
+  run_config cfg = {.producers = 4, .sessions = 200, .processes = 1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -343,6 +491,10 @@ int bench_write_main(int argc, char **argv) {
       cfg.sessions = (unsigned)bench_parse_count(a, v), i++;
     } else if (strcmp(a, "--db") == 0 && v) {
       cfg.db = v, i++;
+    } else if (strcmp(a, "--sqlite") == 0 && v) {
+      cfg.sqlite = v, i++;
+    } else if (strcmp(a, "--processes") == 0) {
+      cfg.processes = (unsigned)bench_parse_count(a, v), i++;
     } else if (strcmp(a, "--baseline") == 0) {
       cfg.baseline = true;
     } else if (strcmp(a, "--retention") == 0 && v) {
@@ -361,10 +513,13 @@ int bench_write_main(int argc, char **argv) {
       return 2;
     }
   }
-  if (!cfg.events || !cfg.db || cfg.producers > 256) {
+  if (!cfg.events || !cfg.db || cfg.producers > 256 || !cfg.processes || cfg.processes > 64 ||
+      (cfg.sqlite && !is_pg(cfg.db)) || (cfg.baseline && is_pg(cfg.db))) {
     usage(stderr);
     return 2;
   }
+  if (is_pg(cfg.db))
+    return bench_write_pg(&cfg);
   char base_path[4096];
   snprintf(base_path, sizeof base_path, "%s.baseline", cfg.db);
   if (refuse_existing(cfg.db) || (cfg.baseline && refuse_existing(base_path)))

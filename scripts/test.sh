@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the library and the CLI in every CMake build type (warnings are
 # errors, and each optimisation level warns differently); build and run
-# the whole suite three ways: plain, ASan+UBSan, TSan; then a fuzz smoke
+# the whole suite three ways: plain, ASan+UBSan, TSan (each with a
+# temporary PostgreSQL 15 server for tests/pg); then a fuzz smoke
 # run and every CLI command under valgrind; interop: the plain build's
 # proxy against real MCP software from npm (scripts/interop.sh);
 # dashboard: `mcpr dashboard` in headless Chromium (scripts/dashboard-test.sh).
@@ -53,7 +54,9 @@ for mode in "${modes[@]}"; do
   echo "=== $mode: test ==="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-  if ! (cd "$dir" && ctest --output-on-failure -j"$jobs" "${label[@]}"); then
+  # The PostgreSQL tests (tests/pg) run against a throwaway server that
+  # scripts/pg-test-server.sh starts for this run and stops after it.
+  if ! (cd "$dir" && ../scripts/pg-test-server.sh ctest --output-on-failure -j"$jobs" "${label[@]}"); then
     echo "=== $mode: FAILED ===" >&2
     status=1
   fi

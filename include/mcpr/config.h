@@ -107,6 +107,7 @@ typedef struct mcpr_config {
     int64_t retention_ms;
     int64_t keep_errors_ms;
     int64_t rollup_retention_ms;
+    char *url;    /* a store URL (postgresql://…, sqlite:PATH); NULL: path */
   } store;
 
   struct {
@@ -164,8 +165,8 @@ MCPR_API size_t mcpr_config_error_count(const mcpr_config *cfg);
 MCPR_API size_t mcpr_config_require_proxy(mcpr_config *cfg);
 
 /*
- * The store file this config selects (SPEC §4): store.path (a leading "~/"
- * is the home directory), else $MCPR_DB, else ~/.mcpr/store.db — through
+ * The store this config selects (SPEC §4): store.url, else store.path (a
+ * leading "~/" is the home directory), else $MCPR_DB, else ~/.mcpr/store.db — through
  * mcpr_store_resolve_path(). override_path (e.g. the CLI's --db) wins when
  * non-NULL and non-empty. Returns a new string (free()) or NULL with err.
  */

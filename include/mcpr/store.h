@@ -193,7 +193,17 @@ MCPR_API char *mcpr_store_resolve_path(const char *explicit_path, mcpr_error *er
 MCPR_API mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
                                      const mcpr_store_options *opts, mcpr_error *err);
 
-/* The resolved path of an open store (borrowed, valid until close). */
+/*
+ * target (a store path or URL) as it may be shown: a URL's password
+ * (user:PASSWORD@host, or a password=… parameter) replaced by "****".
+ * Every message, log line and output that names a store goes through
+ * this. Writes at most size bytes into buf (cut when longer, always
+ * NUL-terminated) and returns buf.
+ */
+MCPR_API const char *mcpr_store_target_redact(const char *target, char *buf, size_t size);
+
+/* The resolved path of an open store, its password redacted (borrowed,
+ * valid until close). */
 MCPR_API const char *mcpr_store_path(const mcpr_store *store);
 
 /*

@@ -51,7 +51,10 @@ static int run(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   line_str("store.enabled", cfg->store.enabled ? "true" : "false", "");
   mcpr_error perr = {0};
   char *store_path = mcpr_config_store_path(cfg, ctx->db_path, &perr);
-  line_str("store.path", store_path, perr.message[0] ? perr.message : "(unknown)");
+  char shown[1024];
+  line_str("store.path", store_path ? mcpr_store_target_redact(store_path, shown, sizeof shown)
+                                    : NULL,
+           perr.message[0] ? perr.message : "(unknown)");
   free(store_path);
   line_str("store.name", cfg->store.name, "(not set)");
   line_str("cloud.endpoint", mcpr_config_cloud_endpoint(cfg), "");

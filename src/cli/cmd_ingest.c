@@ -346,7 +346,9 @@ static int run_ingest(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   if (retry_window_ms)
     so.io_retry_limit_ms = so.lock_wait_limit_ms = (uint32_t)retry_window_ms;
   if (mcpr_store_open(&store, db_path, &so, &err) != MCPR_OK) {
-    code = cli_fail("cannot open the store %s: %s", db_path, err.message);
+    char shown[1024];
+    code = cli_fail("cannot open the store %s: %s",
+                    mcpr_store_target_redact(db_path, shown, sizeof shown), err.message);
     goto out;
   }
   if (mcpr_fanout_new(&r.fan, &err) != MCPR_OK || mcpr_sink_store_new(&sink, store, NULL, &err) != MCPR_OK ||

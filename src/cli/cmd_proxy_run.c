@@ -306,7 +306,9 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     so.on_health = cli_store_health_print;
     mcpr_config_store_options(cfg, &so);
     if (mcpr_store_open(&store, db_path, &so, &err) != MCPR_OK) {
-      code = cli_fail("cannot open the store %s: %s", db_path, err.message);
+      char shown[1024];
+      code = cli_fail("cannot open the store %s: %s",
+                      mcpr_store_target_redact(db_path, shown, sizeof shown), err.message);
       goto out;
     }
     if (mcpr_sink_store_new(&sink, store, NULL, &err) != MCPR_OK ||
@@ -375,7 +377,9 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
            mcpr_proxy_port(proxy), mcpr_proxy_path(proxy));
   printf("mcpr proxy '%s' listening on %s\n", po.name, url);
   printf("  upstream: %s\n", po.upstream_url);
-  printf("  store:    %s\n", db_path ? db_path : "(disabled: [store] enabled = false)");
+  char shown[1024];
+  printf("  store:    %s\n", db_path ? mcpr_store_target_redact(db_path, shown, sizeof shown)
+                                     : "(disabled: [store] enabled = false)");
   if (cloud)
     printf("  cloud:    %s\n", mcpr_config_cloud_endpoint(cfg));
   if (mcpr_proxy_admin_port(proxy))

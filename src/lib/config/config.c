@@ -81,6 +81,7 @@ void mcpr_config_free(mcpr_config *cfg) {
   free(cfg->allowed_origins);
   free(cfg->store.path);
   free(cfg->store.name);
+  free(cfg->store.url);
   free(cfg->cloud.token);
   free(cfg->cloud.server);
   free(cfg->cloud.endpoint);
@@ -199,8 +200,11 @@ static void check_store(mcpr_config *cfg, const mcpr__toml_value *t) {
         wrong_type(cfg, "store", e, "a boolean (true or false)");
       else
         cfg->store.enabled = e->value->boolean;
-    } else if (strcmp(e->key, "path") == 0 || strcmp(e->key, "name") == 0) {
-      char **dst = e->key[0] == 'p' ? &cfg->store.path : &cfg->store.name;
+    } else if (strcmp(e->key, "path") == 0 || strcmp(e->key, "name") == 0 ||
+               strcmp(e->key, "url") == 0) {
+      char **dst = e->key[0] == 'p'   ? &cfg->store.path
+                   : e->key[0] == 'u' ? &cfg->store.url
+                                      : &cfg->store.name;
       if (take_string(cfg, "store", e, dst) && !**dst) {
         add_diag(cfg, MCPR_CONFIG_ERROR, e->line, e->column,
                  "store.%s cannot be an empty string — remove the key to use the platform "
@@ -213,6 +217,10 @@ static void check_store(mcpr_config *cfg, const mcpr__toml_value *t) {
       unknown_key(cfg, "store", e);
     }
   }
+  if (cfg->store.path && cfg->store.url)
+    add_diag(cfg, MCPR_CONFIG_ERROR, 0, 0,
+             "store.path and store.url are both set — keep one: a file path, or a URL "
+             "such as postgresql://host/db");
   const int64_t ret = cfg->store.retention_ms, keep = cfg->store.keep_errors_ms;
   if (err_line && !ret_line)
     add_diag(cfg, MCPR_CONFIG_ERROR, err_line, err_col,
@@ -624,6 +632,8 @@ mcpr_status mcpr_config_load(const char *path, mcpr_config **out, mcpr_error *er
 char *mcpr_config_store_path(const mcpr_config *cfg, const char *override_path, mcpr_error *err) {
   if (override_path && *override_path)
     return mcpr_store_resolve_path(override_path, err);
+  if (cfg && cfg->store.url)
+    return mcpr_store_resolve_path(cfg->store.url, err);
   const char *path = cfg ? cfg->store.path : NULL;
   if (path && strncmp(path, "~/", 2) == 0) {
     const char *home = getenv("HOME");

@@ -58,11 +58,15 @@ mcpr_status mcpr_query_open(mcpr_query **out, const char *path, mcpr_error *err)
     free(resolved);
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
   }
-  q->path = resolved;
+  /* The handle keeps the target only to show it: password redacted. */
+  char shown[1024];
+  q->path = strdup(mcpr_store_target_redact(resolved, shown, sizeof shown));
   const char *target;
   const mcpr__backend *be = mcpr__backend_find(resolved, &target, err);
-  mcpr_status st = be ? be->query_open(target, &q->backend, &q->impl, err)
-                      : (err ? err->status : MCPR_EINVAL);
+  mcpr_status st = !q->path ? mcpr_error_set(err, MCPR_ENOMEM, "out of memory")
+                   : be     ? be->query_open(target, &q->backend, &q->impl, err)
+                            : (err ? err->status : MCPR_EINVAL);
+  free(resolved);
   if (st != MCPR_OK) {
     free(q->path);
     free(q);

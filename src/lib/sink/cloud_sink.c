@@ -35,6 +35,7 @@
 #include "mcpr/mcpr.h"
 #include "mcpr/sink.h"
 #include "sink/spool.h"
+#include "store/backend.h"
 
 #define BATCH_BYTES_MAX (4u * 1024 * 1024) /* start a new batch beyond this */
 #define MEMORY_BYTES_MAX (16u * 1024 * 1024) /* refuse events when the spool fails this long */
@@ -103,6 +104,19 @@ static void fill_defaults(mcpr_cloud_sink_options *o, const mcpr_cloud_sink_opti
 }
 
 char *mcpr_cloud_spool_dir(const char *store_path) {
+  /* A store on a server (postgresql://…) has no directory: the spool goes
+   * where the default store would be. A URL is never a file name. */
+  char *fallback = NULL;
+  if (store_path && *store_path && !mcpr__store_target_file(store_path)) {
+    const char *home = getenv("HOME");
+    size_t n = strlen(home && *home ? home : ".") + sizeof "/.mcpr/store.db";
+    if (!(fallback = malloc(n)))
+      return NULL;
+    snprintf(fallback, n, "%s/.mcpr/store.db", home && *home ? home : ".");
+    store_path = fallback;
+  } else if (store_path && *store_path) {
+    store_path = mcpr__store_target_file(store_path);
+  }
   const char *slash = store_path ? strrchr(store_path, '/') : NULL;
   size_t dlen = slash ? (size_t)(slash - store_path) : 1;
   const char *d = slash ? store_path : ".";
@@ -114,6 +128,7 @@ char *mcpr_cloud_spool_dir(const char *store_path) {
   char *out = malloc(n);
   if (out)
     snprintf(out, n, "%.*s/cloud-spool", (int)dlen, d);
+  free(fallback);
   return out;
 }
 

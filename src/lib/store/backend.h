@@ -103,4 +103,9 @@ static inline size_t mcpr__url_scheme_len(const char *target) {
 const mcpr__backend *mcpr__backend_find(const char *target, const char **rest,
                                         mcpr_error *err);
 
+/* The file a store target names when its backend keeps the store in a
+ * file (SQLite: the path of a path or sqlite:PATH), else NULL (a server,
+ * or no backend): where files beside the store may go (the cloud spool). */
+const char *mcpr__store_target_file(const char *target);
+
 #endif

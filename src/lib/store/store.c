@@ -179,6 +179,17 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
     store_free(s);
     return st;
   }
+  /* From here on the target is only shown (health messages,
+   * mcpr_store_path()): its password never is. */
+  char shown[1024];
+  char *redacted = strdup(mcpr_store_target_redact(s->path, shown, sizeof shown));
+  if (!redacted) {
+    s->backend->close(s->impl);
+    store_free(s);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  }
+  free(s->path);
+  s->path = redacted;
 
   pthread_mutex_init(&s->lock, NULL);
   pthread_condattr_t ca;

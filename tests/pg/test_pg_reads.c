@@ -1,0 +1,223 @@
+/*
+ * Every read command gives the same --json output from a PostgreSQL store
+ * as from a SQLite store holding the same events (issue 16): the sample
+ * traffic and a generated mix (several proxies, clients without a name,
+ * resources and prompts, timeouts, closed sessions, odd characters) are
+ * ingested into both, then each command runs against both and the outputs
+ * are compared byte for byte — `store stats` without the sizes and the
+ * path, which are each store's own. Skipped without MCPR_TEST_PG_URL.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pg_fixture.h"
+#include "testutil.h"
+
+#define T0 1767222000000LL
+
+static void write_mix(const char *path) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  static const char *const proxies[] = {"pa", "pb", "docs-api"};
+  static const char *const clients[] = {"\"claude-ai\"", "null", "\"Cursor\"", "\"my \\\"odd\\\" client\""};
+  for (int s = 0; s < 24; s++) {
+    fprintf(f,
+            "{\"type\":\"session_start\",\"session_id\":\"mix-%02d\",\"proxy\":\"%s\",\"ts\":%lld,"
+            "\"client_name\":%s,\"client_version\":%s,\"client_platform\":null}\n",
+            s, proxies[s % 3], T0 + s * 1000LL, clients[s % 4], s % 5 ? "\"1.2\"" : "null");
+  }
+  for (int i = 0; i < 600; i++) {
+    int s = i % 25; /* 24: a session never started */
+    const char *kind = i % 6 == 0 ? "resources/read" : i % 6 == 1 ? "prompts/get" : "tools/call";
+    char tool[64] = "null", uri[64] = "null", prompt[64] = "null";
+    if (i % 6 == 0)
+      snprintf(uri, sizeof uri, "\"file:///doc/%d\"", i % 4);
+    else if (i % 6 == 1)
+      snprintf(prompt, sizeof prompt, "\"p%d\"", i % 3);
+    else
+      snprintf(tool, sizeof tool, "\"t%d\"", i % 5);
+    bool err = i % 9 == 0, big = i % 11 == 0;
+    char session[32] = "null";
+    if (i % 13 != 0)
+      snprintf(session, sizeof session, "\"mix-%02d\"", s);
+    fprintf(f,
+            "{\"type\":\"request\",\"id\":\"mix-req-%04d\",\"ts\":%lld,\"proxy\":\"%s\","
+            "\"session_id\":%s,\"method\":\"POST\",\"path\":\"/mcp\",\"mcp_method\":\"%s\","
+            "\"tool\":%s,\"resource_uri\":%s,\"prompt_name\":%s,\"status\":%d,"
+            "\"latency_us\":%d,\"upstream_us\":null,\"request_size\":%s,\"response_size\":%d,"
+            "\"error_code\":%s,\"error_msg\":%s,\"client_name\":null,\"client_version\":null,"
+            "\"note\":null}\n",
+            i, T0 + 30000 + i * 137LL, proxies[s % 3], session, kind, tool,
+            uri, prompt, big ? 502 : 200, 100 + (i * 7919) % 90000,
+            i % 4 ? "120" : "null", 300 + i, err ? "\"-32603\"" : "null",
+            err ? "\"bad \\\"thing\\\" \\u00e9\"" : "null");
+  }
+  for (int s = 0; s < 24; s += 3)
+    fprintf(f, "{\"type\":\"session_end\",\"session_id\":\"mix-%02d\",\"ts\":%lld}\n", s,
+            T0 + 200000 + s);
+  fclose(f);
+}
+
+static void ingest(const char *db, const char *file) {
+  cli_result r;
+  cli_runv(&r, "ingest", file, "--db", db, NULL);
+  if (r.exit_code != 0)
+    fail_msg("ingest %s: %s", file, r.err);
+  cli_result_free(&r);
+}
+
+/* Run one read command against both stores and compare. */
+static void same(const char *sqlite_db, const char *pg_db, const char *const *args) {
+  const char *argv[32];
+  size_t n = 0;
+  for (; args[n]; n++)
+    argv[n] = args[n];
+  argv[n++] = "--db";
+  argv[n + 1] = NULL;
+  cli_result a, b;
+  argv[n] = sqlite_db;
+  cli_spec spec = {.args = argv};
+  cli_run(&spec, &a);
+  argv[n] = pg_db;
+  cli_run(&spec, &b);
+  char what[512] = "";
+  for (size_t i = 0; args[i]; i++) {
+    strncat(what, args[i], sizeof what - strlen(what) - 2);
+    strncat(what, " ", sizeof what - strlen(what) - 1);
+  }
+  if (a.exit_code != b.exit_code || strcmp(a.out, b.out) != 0)
+    fail_msg("`mcpr %s` differs:\n--- sqlite (exit %d)\n%s%s\n--- postgres (exit %d)\n%s%s", what,
+             a.exit_code, a.out, a.err, b.exit_code, b.out, b.err);
+  print_message("same: mcpr %s(%zu bytes)\n", what, a.out_len);
+  cli_result_free(&a);
+  cli_result_free(&b);
+}
+
+/* store stats --json without "path", "db_bytes" and "wal_bytes". */
+static char *stats_counts(const char *db) {
+  cli_result r;
+  cli_runv(&r, "store", "stats", "--json", "--db", db, NULL);
+  assert_int_equal(r.exit_code, 0);
+  char *out = calloc(1, r.out_len + 1);
+  assert_non_null(out);
+  size_t j = 0;
+  for (const char *p = r.out; *p;) {
+    if (strncmp(p, "\"path\":", 7) == 0 || strncmp(p, "\"db_bytes\":", 11) == 0 ||
+        strncmp(p, "\"wal_bytes\":", 12) == 0) {
+      /* skip the member up to the next top-level ',' (values here hold none) */
+      const char *q = p + 1;
+      bool in_str = false;
+      for (q = strchr(p, ':') + 1; *q && (in_str || (*q != ',' && *q != '}')); q++) {
+        if (*q == '\\' && in_str && q[1])
+          q++;
+        else if (*q == '"')
+          in_str = !in_str;
+      }
+      if (*q == ',')
+        q++;
+      p = q;
+      continue;
+    }
+    out[j++] = *p++;
+  }
+  cli_result_free(&r);
+  return out;
+}
+
+static void first_session(const char *db, const char *const *extra, char *id, size_t size) {
+  const char *argv[16] = {"proxy", "sessions", "--since", "1000w", "--json"};
+  size_t n = 5;
+  for (; extra && *extra; extra++)
+    argv[n++] = *extra;
+  argv[n++] = "--db";
+  argv[n++] = db;
+  argv[n] = NULL;
+  cli_spec spec = {.args = argv};
+  cli_result r;
+  cli_run(&spec, &r);
+  assert_int_equal(r.exit_code, 0);
+  const char *p = strstr(r.out, "\"session_id\":\"");
+  assert_non_null(p);
+  p += 14;
+  size_t len = strcspn(p, "\"");
+  snprintf(id, size, "%.*s", (int)len, p);
+  cli_result_free(&r);
+}
+
+static void test_every_read_command_matches_sqlite(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "reads");
+  char *dir = tu_tmpdir();
+  char *sqlite_db = tu_path(dir, "store.db");
+  char *mix = tu_path(dir, "mix.ndjson");
+  write_mix(mix);
+  const char *sample = MCPR_TEST_SOURCE_DIR "/examples/sample-traffic.ndjson";
+  ingest(sqlite_db, sample);
+  ingest(sqlite_db, mix);
+  ingest(sp.url, sample);
+  ingest(sp.url, mix);
+  ingest(sp.url, mix); /* again: duplicates change nothing */
+
+  char s1[128], s2[128], prefix[16];
+  first_session(sqlite_db, NULL, s1, sizeof s1);
+  first_session(sqlite_db, (const char *const[]){"pb", NULL}, s2, sizeof s2);
+  snprintf(prefix, sizeof prefix, "%.4s", s2);
+#define SAME(...) same(sqlite_db, sp.url, (const char *const[]){__VA_ARGS__, NULL})
+  SAME("proxy", "status", "--since", "1000w", "--json");
+  SAME("proxy", "status", "pa", "--since", "1000w", "--json");
+  SAME("proxy", "status", "docs-api", "--since", "1000w", "--json");
+  SAME("proxy", "status", "--json");
+  SAME("proxy", "slow", "--since", "1000w", "--threshold", "1us", "--limit", "1000", "--json");
+  SAME("proxy", "slow", "pb", "--since", "1000w", "--threshold", "50ms", "--json");
+  SAME("proxy", "slow", "--since", "1000w", "--tool", "t2", "--threshold", "1ms", "--json");
+  SAME("proxy", "logs", "--since", "1000w", "--tail", "2000", "--json");
+  SAME("proxy", "logs", "pa", "--since", "1000w", "--tail", "2000", "--json");
+  SAME("proxy", "logs", "--since", "1000w", "--status", "error", "--json");
+  SAME("proxy", "logs", "--since", "1000w", "--method", "resources/read", "--json");
+  SAME("proxy", "logs", "--since", "1000w", "--tool", "get_page", "--json");
+  SAME("proxy", "logs", "--since", "1000w", "--error-code", "-32603", "--json");
+  SAME("proxy", "logs", "--session", prefix, "--tail", "500", "--json");
+  SAME("proxy", "logs", "--session", s1, "--json");
+  SAME("proxy", "sessions", "--since", "1000w", "--limit", "1000", "--json");
+  SAME("proxy", "sessions", "pb", "--since", "1000w", "--json");
+  SAME("proxy", "sessions", "--since", "1000w", "--client", "Cursor", "--json");
+  SAME("proxy", "sessions", "--active", "--json");
+  SAME("proxy", "session", s1, "--json");
+  SAME("proxy", "session", s2, "--json");
+  SAME("proxy", "session", prefix, "--json");
+  SAME("proxy", "session", "no-such-session", "--json");
+  SAME("proxy", "clients", "--since", "1000w", "--json");
+  SAME("proxy", "clients", "pa", "--since", "1000w", "--json");
+  SAME("proxy", "schema", "--json");
+  SAME("proxy", "schema", "docs-api", "--json");
+  SAME("proxy", "schema", "--method", "tools/list", "--json");
+  SAME("proxy", "schema", "--changes", "--json");
+  SAME("proxy", "schema", "--changes", "--limit", "2", "--json");
+  SAME("proxy", "schema", "--unused", "--since", "1000w", "--json");
+  SAME("proxy", "schema", "docs-api", "--unused", "--since", "1000w", "--json");
+#undef SAME
+  char *a = stats_counts(sqlite_db), *b = stats_counts(sp.url);
+  assert_string_equal(a, b);
+  assert_non_null(strstr(a, "\"total_requests\":850"));
+  free(a);
+  free(b);
+
+  free(mix);
+  free(sqlite_db);
+  tu_rmdir(dir);
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_every_read_command_matches_sqlite),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
