@@ -840,8 +840,13 @@ static void writer_close(void *impl) {
 
 static mcpr_status writer_open(const char *url, const mcpr_store_options *o, void **impl,
                                mcpr_error *err) {
-  (void)o;
   *impl = NULL;
+  /* Said at once rather than kept silently forever: the deletes are the
+   * SQLite backend's alone so far. */
+  if (o->retention_ms)
+    return mcpr_error_set(err, MCPR_EINVAL,
+                          "store.retention is not implemented for PostgreSQL stores yet: "
+                          "remove it (and keep_errors, rollup_retention) or use a SQLite store");
   writer *w = calloc(1, sizeof *w);
   if (!w)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
