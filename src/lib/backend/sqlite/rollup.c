@@ -342,8 +342,31 @@ static int aggregate(mcpr__rollup *r, sqlite3_stmt *st, int64_t *rolled) {
   return rc == SQLITE_ROW ? SQLITE_NOMEM : rc;
 }
 
+/* One group's figures into st (?1 its hour or its day, then the rest in
+ * the tables' column order); the step's code. */
+static int upsert_one(sqlite3_stmt *st, int64_t at, const group *g, const unsigned char *blob,
+                      size_t len) {
+  sqlite3_bind_int64(st, 1, at);
+  sqlite3_bind_text(st, 2, g->proxy, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, g->is_tool);
+  sqlite3_bind_text(st, 4, g->name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, g->calls);
+  sqlite3_bind_int64(st, 6, g->errors);
+  sqlite3_bind_int64(st, 7, g->sum_us);
+  sqlite3_bind_int64(st, 8, g->min_us);
+  sqlite3_bind_int64(st, 9, g->max_us);
+  sqlite3_bind_int64(st, 10, g->bytes_in);
+  sqlite3_bind_int64(st, 11, g->bytes_out);
+  sqlite3_bind_int64(st, 12, g->last_ts);
+  sqlite3_bind_blob(st, 13, blob, (int)len, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc;
+}
+
+/* Every group into its hour, and the same into its day. */
 static int upsert_groups(mcpr__rollup *r) {
-  sqlite3_stmt *st = r->st[ST_UPSERT];
   int rc = SQLITE_DONE;
   for (size_t i = 0; i < r->ngroups && rc == SQLITE_DONE; i++) {
     group *g = &r->groups[i];
@@ -351,42 +374,9 @@ static int upsert_groups(mcpr__rollup *r) {
     size_t len = 0;
     if (!mcpr__sketch_encode(&g->sketch, &blob, &len))
       return SQLITE_NOMEM;
-    sqlite3_bind_int64(st, 1, g->hour);
-    sqlite3_bind_text(st, 2, g->proxy, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, g->is_tool);
-    sqlite3_bind_text(st, 4, g->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, g->calls);
-    sqlite3_bind_int64(st, 6, g->errors);
-    sqlite3_bind_int64(st, 7, g->sum_us);
-    sqlite3_bind_int64(st, 8, g->min_us);
-    sqlite3_bind_int64(st, 9, g->max_us);
-    sqlite3_bind_int64(st, 10, g->bytes_in);
-    sqlite3_bind_int64(st, 11, g->bytes_out);
-    sqlite3_bind_int64(st, 12, g->last_ts);
-    sqlite3_bind_blob(st, 13, blob, (int)len, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    /* The same group into its day. */
-    sqlite3_stmt *sd = r->st[ST_UPSERT_DAY];
-    if (rc == SQLITE_DONE) {
-      sqlite3_bind_int64(sd, 1, floor_div(g->hour, 24));
-      sqlite3_bind_text(sd, 2, g->proxy, -1, SQLITE_STATIC);
-      sqlite3_bind_int(sd, 3, g->is_tool);
-      sqlite3_bind_text(sd, 4, g->name, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(sd, 5, g->calls);
-      sqlite3_bind_int64(sd, 6, g->errors);
-      sqlite3_bind_int64(sd, 7, g->sum_us);
-      sqlite3_bind_int64(sd, 8, g->min_us);
-      sqlite3_bind_int64(sd, 9, g->max_us);
-      sqlite3_bind_int64(sd, 10, g->bytes_in);
-      sqlite3_bind_int64(sd, 11, g->bytes_out);
-      sqlite3_bind_int64(sd, 12, g->last_ts);
-      sqlite3_bind_blob(sd, 13, blob, (int)len, SQLITE_STATIC);
-      rc = sqlite3_step(sd);
-      sqlite3_reset(sd);
-    }
-    sqlite3_clear_bindings(st);
-    sqlite3_clear_bindings(sd);
+    rc = upsert_one(r->st[ST_UPSERT], g->hour, g, blob, len);
+    if (rc == SQLITE_DONE)
+      rc = upsert_one(r->st[ST_UPSERT_DAY], floor_div(g->hour, 24), g, blob, len);
     free(blob);
   }
   return rc;
