@@ -131,7 +131,7 @@ static int setup(void **state) {
              server.err ? server.err : "");
   const char *u = strstr(server.out, "http://127.0.0.1:");
   assert_non_null(u);
-  port = atoi(u + strlen("http://127.0.0.1:"));
+  port = (int)strtol(u + strlen("http://127.0.0.1:"), NULL, 10);
   assert_true(port > 0);
   return 0;
 }

@@ -418,10 +418,11 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
   return rc;
 }
 
-static int run_forget(mcpr__rollup *r, int64_t below_hour, int64_t from_hour, const char *proxy) {
-  sqlite3_stmt *st = r->st[ST_FORGET];
-  sqlite3_bind_int64(st, 1, below_hour);
-  sqlite3_bind_int64(st, 2, from_hour);
+/* Delete the rollup rows in [from, below) of proxy (NULL: all) with st,
+ * ST_FORGET (hours) or ST_FORGET_DAY (days). */
+static int run_forget_in(sqlite3_stmt *st, int64_t below, int64_t from, const char *proxy) {
+  sqlite3_bind_int64(st, 1, below);
+  sqlite3_bind_int64(st, 2, from);
   if (proxy)
     sqlite3_bind_text(st, 3, proxy, -1, SQLITE_STATIC);
   else
@@ -431,18 +432,13 @@ static int run_forget(mcpr__rollup *r, int64_t below_hour, int64_t from_hour, co
   return rc;
 }
 
+static int run_forget(mcpr__rollup *r, int64_t below_hour, int64_t from_hour, const char *proxy) {
+  return run_forget_in(r->st[ST_FORGET], below_hour, from_hour, proxy);
+}
+
 static int run_forget_day(mcpr__rollup *r, int64_t below_day, int64_t from_day,
                           const char *proxy) {
-  sqlite3_stmt *st = r->st[ST_FORGET_DAY];
-  sqlite3_bind_int64(st, 1, below_day);
-  sqlite3_bind_int64(st, 2, from_day);
-  if (proxy)
-    sqlite3_bind_text(st, 3, proxy, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, 3);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc;
+  return run_forget_in(r->st[ST_FORGET_DAY], below_day, from_day, proxy);
 }
 
 static int forget_cut_hour(mcpr__rollup *r, int64_t hb, int64_t w, const char *proxy);
