@@ -113,6 +113,8 @@ struct mcpr__rollup {
   size_t ngroups, cap;
   size_t *slots; /* index + 1, 0 empty */
   size_t nslots;
+  bool fed;         /* the groups are being fed the batch's rows (see rollup.h) */
+  int64_t fed_from; /* the watermark when feeding began */
 };
 
 /* ---------- mcpr_sketch_merge(a, b) ---------- */
@@ -308,34 +310,53 @@ static int step_one_int(sqlite3_stmt *st, int64_t *out) {
   return rc;
 }
 
+/* One row into its group; bytes_in/bytes_out < 0: NULL. False: out of
+ * memory. */
+static bool add_row(mcpr__rollup *r, const mcpr__rollup_row *row) {
+  const char *tool = row->tool, *method = row->method;
+  int64_t lat = row->latency_us;
+  group *g = find_group(r, floor_div(row->ts, MCPR__ROLLUP_HOUR_MS), row->proxy ? row->proxy : "",
+                        tool != NULL, tool ? tool : (method ? method : ""));
+  if (!g || !mcpr__sketch_add(&g->sketch, lat, 1))
+    return false;
+  g->calls++;
+  g->errors += row->error;
+  add_sat(&g->sum_us, lat);
+  if (lat < g->min_us)
+    g->min_us = lat;
+  if (lat > g->max_us)
+    g->max_us = lat;
+  if (row->bytes_in >= 0)
+    add_sat(&g->bytes_in, row->bytes_in);
+  if (row->bytes_out >= 0)
+    add_sat(&g->bytes_out, row->bytes_out);
+  if (row->ts > g->last_ts)
+    g->last_ts = row->ts;
+  return true;
+}
+
+static int64_t column_opt_int(sqlite3_stmt *st, int i) {
+  return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
 /* Group the rows st (bound) returns. */
 static int aggregate(mcpr__rollup *r, sqlite3_stmt *st, int64_t *rolled) {
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int64_t ts = sqlite3_column_int64(st, 0);
-    const char *proxy = (const char *)sqlite3_column_text(st, 1);
-    const char *tool = (const char *)sqlite3_column_text(st, 2);
-    const char *method = (const char *)sqlite3_column_text(st, 3);
-    int64_t lat = sqlite3_column_int64(st, 4);
-    group *g = find_group(r, floor_div(ts, MCPR__ROLLUP_HOUR_MS), proxy ? proxy : "",
-                          tool != NULL, tool ? tool : (method ? method : ""));
-    if (!g || !mcpr__sketch_add(&g->sketch, lat, 1)) {
+    mcpr__rollup_row row = {
+        .ts = sqlite3_column_int64(st, 0),
+        .proxy = (const char *)sqlite3_column_text(st, 1),
+        .tool = (const char *)sqlite3_column_text(st, 2),
+        .method = (const char *)sqlite3_column_text(st, 3),
+        .latency_us = sqlite3_column_int64(st, 4),
+        .error = sqlite3_column_int(st, 5) != 0,
+        .bytes_in = column_opt_int(st, 6),
+        .bytes_out = column_opt_int(st, 7),
+    };
+    if (!add_row(r, &row)) {
       rc = SQLITE_NOMEM;
       break;
     }
-    g->calls++;
-    g->errors += sqlite3_column_int(st, 5) != 0;
-    add_sat(&g->sum_us, lat);
-    if (lat < g->min_us)
-      g->min_us = lat;
-    if (lat > g->max_us)
-      g->max_us = lat;
-    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-      add_sat(&g->bytes_in, sqlite3_column_int64(st, 6));
-    if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-      add_sat(&g->bytes_out, sqlite3_column_int64(st, 7));
-    if (ts > g->last_ts)
-      g->last_ts = ts;
     (*rolled)++;
   }
   sqlite3_reset(st);
@@ -382,6 +403,61 @@ static int upsert_groups(mcpr__rollup *r) {
   return rc;
 }
 
+/* Upsert the groups and move the watermark to hi; the groups are cleared
+ * whatever happens. */
+static int flush_groups(mcpr__rollup *r, int64_t hi) {
+  int rc = upsert_groups(r);
+  groups_clear(r);
+  if (rc == SQLITE_DONE) {
+    sqlite3_stmt *st = r->st[ST_SET_WATERMARK];
+    sqlite3_bind_int64(st, 1, hi);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+  }
+  return rc;
+}
+
+/* ---------- fed by the writer ---------- */
+
+int mcpr__rollup_feed_begin(mcpr__rollup *r) {
+  int64_t top = 0;
+  groups_clear(r);
+  int rc = step_one_int(r->st[ST_WATERMARK], &r->fed_from);
+  if (rc == SQLITE_DONE)
+    rc = step_one_int(r->st[ST_MAX_ID], &top);
+  /* At or above the last id (retention may have deleted the newest rows):
+   * the ids this batch gets are all above it (AUTOINCREMENT). */
+  r->fed = rc == SQLITE_DONE && r->fed_from >= top;
+  return rc;
+}
+
+void mcpr__rollup_feed(mcpr__rollup *r, const mcpr__rollup_row *row) {
+  if (r->fed && !add_row(r, row)) {
+    groups_clear(r);
+    r->fed = false; /* the catch-up reads the rows instead */
+  }
+}
+
+int mcpr__rollup_feed_end(mcpr__rollup *r, int64_t max_rows, int64_t *left) {
+  if (!r->fed)
+    return mcpr__rollup_catch_up(r, max_rows, true, NULL, left);
+  r->fed = false;
+  int64_t top = 0;
+  int rc = step_one_int(r->st[ST_MAX_ID], &top);
+  if (rc == SQLITE_DONE)
+    rc = flush_groups(r, top > r->fed_from ? top : r->fed_from);
+  else
+    groups_clear(r);
+  if (left)
+    *left = 0;
+  return rc;
+}
+
+void mcpr__rollup_feed_drop(mcpr__rollup *r) {
+  groups_clear(r);
+  r->fed = false;
+}
+
 int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing,
                           int64_t *rolled, int64_t *left) {
   int64_t w = 0, top = 0, n = 0;
@@ -402,14 +478,9 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
     sqlite3_bind_int64(r->st[ST_ROWS], 2, hi);
     rc = aggregate(r, r->st[ST_ROWS], &n);
     if (rc == SQLITE_DONE)
-      rc = upsert_groups(r);
-    groups_clear(r);
-    if (rc == SQLITE_DONE) {
-      sqlite3_stmt *st = r->st[ST_SET_WATERMARK];
-      sqlite3_bind_int64(st, 1, hi);
-      rc = sqlite3_step(st);
-      sqlite3_reset(st);
-    }
+      rc = flush_groups(r, hi);
+    else
+      groups_clear(r);
   }
   if (rolled)
     *rolled = n;

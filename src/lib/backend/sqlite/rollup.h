@@ -81,6 +81,31 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
                           int64_t *rolled, int64_t *left);
 
 /*
+ * The writer's batch, rolled up from the rows it writes rather than read
+ * back. Inside the batch's write transaction, before any row:
+ * feed_begin notes whether the watermark is at the table's last id (no
+ * row of anyone else is waiting); then feed each row written; feed_end
+ * upserts the groups and moves the watermark to the last id — or, when
+ * other rows were waiting (or feeding ran out of memory), does
+ * mcpr__rollup_catch_up(r, max_rows, true, NULL, left) instead. feed_drop
+ * forgets what was fed (the batch rolled back). Both return SQLITE_DONE
+ * or an SQLite error; after a failed feed_begin nothing is fed (the
+ * catch-up then meets the error, under the caller's savepoint), unless
+ * SQLite rolled the transaction back (sqlite3_get_autocommit()), which
+ * the caller must check.
+ */
+typedef struct mcpr__rollup_row {
+  int64_t ts, latency_us;
+  const char *proxy, *tool, *method; /* tool NULL: counted under method */
+  bool error;                        /* status not ok */
+  int64_t bytes_in, bytes_out;       /* < 0: NULL */
+} mcpr__rollup_row;
+int mcpr__rollup_feed_begin(mcpr__rollup *r);
+void mcpr__rollup_feed(mcpr__rollup *r, const mcpr__rollup_row *row);
+int mcpr__rollup_feed_end(mcpr__rollup *r, int64_t max_rows, int64_t *left);
+void mcpr__rollup_feed_drop(mcpr__rollup *r);
+
+/*
  * Inside a write transaction, after requests with ts < cutoff_ms (of proxy;
  * NULL: all) were deleted: drop the rollup hours before the cutoff and
  * rebuild the hour it falls in from the rows left (up to the watermark).
