@@ -136,7 +136,14 @@ static char *text_dup(const char *s) {
   const unsigned char *u = (const unsigned char *)s;
   size_t i = 0;
   while (i < len) {
-    size_t n = u[i] < 0x80 ? 1 : mcpr__utf8_len(u + i, u + len);
+    size_t ascii = i;
+    while (ascii < len && u[ascii] < 0x80)
+      ascii++;
+    memcpy(out + i, u + i, ascii - i); /* a run of ASCII at once */
+    i = ascii;
+    if (i == len)
+      break;
+    size_t n = mcpr__utf8_len(u + i, u + len);
     if (n == 0) {
       out[i++] = '?';
       continue;
@@ -410,7 +417,8 @@ obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const
   if (!x)
     return NULL;
   x->o = o;
-  snprintf(x->http_method, sizeof x->http_method, "%s", http_method);
+  size_t hm = strnlen(http_method, sizeof x->http_method - 1);
+  memcpy(x->http_method, http_method, hm); /* cut as snprintf would; calloc ended it */
   x->path = text_dup(path);
   x->req_session = session_id && *session_id ? text_dup(session_id) : NULL;
   x->ts_ms = ts_ms;
