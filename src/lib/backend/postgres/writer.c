@@ -53,8 +53,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/postgres/arrays.h"
 #include "backend/postgres/pg.h"
 #include "backend/postgres/postgres.h"
+#include "backend/postgres/rollup.h"
+#include "core/sketch.h"
 #include "core/buf.h"
 #include "core/schema_diff.h"
 #include "mcpr/mcpr.h"
@@ -80,18 +83,20 @@ typedef struct prepared {
 
 static const prepared SQL[P_COUNT] = {
     [P_INSERT_REQUESTS] =
-        {"mcpr_insert_requests", 15,
+        {"mcpr_insert_requests", 16,
          "WITH v AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[],"
          " $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[],"
-         " $11::int8[], $12::int8[], $13::text[], $14::text[], $15::int8[]) WITH ORDINALITY AS"
-         " v(request_id, ts, proxy, session_id, method, tool, latency_us, status, error_code,"
-         " error_msg, bytes_in, bytes_out, resource_uri, prompt_name, pos, ord)),"
+         " $11::int8[], $12::int8[], $13::text[], $14::text[], $15::int8[], $16::int4[])"
+         " WITH ORDINALITY AS v(request_id, ts, proxy, session_id, method, tool, latency_us,"
+         " status, error_code, error_msg, bytes_in, bytes_out, resource_uri, prompt_name, pos,"
+         " key, ord)),"
          " ins AS (INSERT INTO requests (request_id, ts, proxy, session_id, method, tool,"
          " latency_us, status, error_code, error_msg, bytes_in, bytes_out, resource_uri,"
-         " prompt_name) SELECT request_id, ts, proxy, session_id, method, tool, latency_us,"
-         " status, error_code, error_msg, bytes_in, bytes_out, resource_uri, prompt_name"
-         " FROM v ORDER BY ord ON CONFLICT (request_id) DO NOTHING"
-         " RETURNING request_id, session_id, ts, status),"
+         " prompt_name, rolled) SELECT request_id, ts, proxy, session_id, method, tool,"
+         " latency_us, status, error_code, error_msg, bytes_in, bytes_out, resource_uri,"
+         " prompt_name, true FROM v ORDER BY ord ON CONFLICT (request_id) DO NOTHING"
+         " RETURNING request_id, session_id, ts, status, proxy, tool, method, latency_us,"
+         " bytes_in, bytes_out),"
          " d AS (INSERT INTO mcpr_session_delta (session_id, calls, errors, last_ts)"
          " SELECT i.session_id, count(*), count(*) FILTER (WHERE i.status <> 'ok'), max(i.ts)"
          " FROM ins i JOIN (SELECT DISTINCT ON (request_id) request_id, pos FROM v"
@@ -100,7 +105,13 @@ static const prepared SQL[P_COUNT] = {
          " AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id)"
          " AND NOT EXISTS (SELECT 1 FROM mcpr_batch_sessions n"
          " WHERE n.session_id = i.session_id AND n.pos > f.pos)"
-         " GROUP BY i.session_id)"
+         " GROUP BY i.session_id),"
+         /* The rollups count the requests inserted (rollup.h), each with
+          * the sketch key of its latency, computed in C. */
+         " rr AS (SELECT i.ts, i.proxy, i.tool, i.method, i.latency_us,"
+         " i.status <> 'ok' AS is_error, i.bytes_in, i.bytes_out, k.key FROM ins i"
+         " JOIN (SELECT DISTINCT ON (request_id) request_id, key FROM v"
+         " ORDER BY request_id, ord) k ON k.request_id = i.request_id)" MCPR__PG_ROLLUP_CTES
          " SELECT request_id FROM ins"},
     [P_INSERT_SESSIONS] =
         {"mcpr_insert_sessions", 7,
@@ -170,7 +181,7 @@ static const char SQL_TEMP[] =
     "CREATE TEMP TABLE IF NOT EXISTS mcpr_batch_sessions (session_id TEXT COLLATE \"C\" NOT NULL,"
     " pos BIGINT NOT NULL) ON COMMIT DELETE ROWS";
 
-#define REQ_COLS 15
+#define REQ_COLS 16
 #define SES_COLS 7
 
 typedef struct writer {
@@ -194,45 +205,6 @@ typedef struct writer {
 /* What one step came to: go on, a row of its own failed (careful mode
  * skips it), or the batch failed (status in *st). */
 typedef enum step { STEP_OK, STEP_ROW, STEP_FAIL } step;
-
-/* ---------- array parameters ---------- */
-
-static bool arr_start(mcpr__buf *b) {
-  b->n = 0;
-  return mcpr__buf_add(b, "{", 1);
-}
-
-static bool arr_sep(mcpr__buf *b) { return b->n <= 1 || mcpr__buf_add(b, ",", 1); }
-
-static bool arr_text(mcpr__buf *b, const char *v) {
-  if (!arr_sep(b))
-    return false;
-  if (!v)
-    return mcpr__buf_add(b, "NULL", 4);
-  if (!mcpr__buf_add(b, "\"", 1))
-    return false;
-  const char *run = v;
-  for (const char *p = v; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      if (!mcpr__buf_add(b, run, (size_t)(p - run)) || !mcpr__buf_add(b, "\\", 1))
-        return false;
-      run = p;
-    }
-  }
-  return mcpr__buf_add(b, run, strlen(run)) && mcpr__buf_add(b, "\"", 1);
-}
-
-static bool arr_int(mcpr__buf *b, int64_t v, bool nullable) {
-  if (!arr_sep(b))
-    return false;
-  if (nullable && v < 0)
-    return mcpr__buf_add(b, "NULL", 4);
-  char num[24];
-  int n = snprintf(num, sizeof num, "%lld", (long long)v);
-  return mcpr__buf_add(b, num, (size_t)n);
-}
-
-static bool arr_end(mcpr__buf *b) { return mcpr__buf_add(b, "}", 1); }
 
 /* ---------- running statements ---------- */
 
@@ -304,22 +276,23 @@ static bool build_requests(writer *w, const mcpr_store_event *const *ev, const s
                            size_t n, bool *has_session, const char **params) {
   bool mem = true;
   for (int c = 0; c < REQ_COLS; c++)
-    mem = mem && arr_start(&w->cols[c]);
+    mem = mem && mcpr__pg_arr_start(&w->cols[c]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_request_event *q = &ev[i]->u.request;
     *has_session = *has_session || q->session_id;
-    mem = arr_text(&w->cols[0], q->request_id) && arr_int(&w->cols[1], q->ts_ms, false) &&
-          arr_text(&w->cols[2], q->proxy) && arr_text(&w->cols[3], q->session_id) &&
-          arr_text(&w->cols[4], q->method) && arr_text(&w->cols[5], q->tool) &&
-          arr_int(&w->cols[6], q->latency_us, false) &&
-          arr_text(&w->cols[7], mcpr_request_status_str(q->status)) &&
-          arr_text(&w->cols[8], q->error_code) && arr_text(&w->cols[9], q->error_msg) &&
-          arr_int(&w->cols[10], q->bytes_in, true) && arr_int(&w->cols[11], q->bytes_out, true) &&
-          arr_text(&w->cols[12], q->resource_uri) && arr_text(&w->cols[13], q->prompt_name) &&
-          arr_int(&w->cols[14], (int64_t)pos[i], false);
+    mem = mcpr__pg_arr_text(&w->cols[0], q->request_id) && mcpr__pg_arr_int(&w->cols[1], q->ts_ms, false) &&
+          mcpr__pg_arr_text(&w->cols[2], q->proxy) && mcpr__pg_arr_text(&w->cols[3], q->session_id) &&
+          mcpr__pg_arr_text(&w->cols[4], q->method) && mcpr__pg_arr_text(&w->cols[5], q->tool) &&
+          mcpr__pg_arr_int(&w->cols[6], q->latency_us, false) &&
+          mcpr__pg_arr_text(&w->cols[7], mcpr_request_status_str(q->status)) &&
+          mcpr__pg_arr_text(&w->cols[8], q->error_code) && mcpr__pg_arr_text(&w->cols[9], q->error_msg) &&
+          mcpr__pg_arr_int(&w->cols[10], q->bytes_in, true) && mcpr__pg_arr_int(&w->cols[11], q->bytes_out, true) &&
+          mcpr__pg_arr_text(&w->cols[12], q->resource_uri) && mcpr__pg_arr_text(&w->cols[13], q->prompt_name) &&
+          mcpr__pg_arr_int(&w->cols[14], (int64_t)pos[i], false) &&
+          mcpr__pg_arr_int(&w->cols[15], mcpr__sketch_key(q->latency_us), false);
   }
   for (int c = 0; c < REQ_COLS && mem; c++) {
-    mem = arr_end(&w->cols[c]);
+    mem = mcpr__pg_arr_end(&w->cols[c]);
     params[c] = w->cols[c].p;
   }
   return mem;
@@ -329,16 +302,16 @@ static bool build_sessions(writer *w, const mcpr_store_event *const *ev, const s
                            size_t n, const char **params) {
   bool mem = true;
   for (int c = 0; c < SES_COLS; c++)
-    mem = mem && arr_start(&w->cols[c]);
+    mem = mem && mcpr__pg_arr_start(&w->cols[c]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_session_event *s = &ev[i]->u.session;
-    mem = arr_text(&w->cols[0], s->session_id) && arr_text(&w->cols[1], s->proxy) &&
-          arr_int(&w->cols[2], s->started_at_ms, false) &&
-          arr_text(&w->cols[3], s->client_name) && arr_text(&w->cols[4], s->client_version) &&
-          arr_text(&w->cols[5], s->client_platform) && arr_int(&w->cols[6], (int64_t)pos[i], false);
+    mem = mcpr__pg_arr_text(&w->cols[0], s->session_id) && mcpr__pg_arr_text(&w->cols[1], s->proxy) &&
+          mcpr__pg_arr_int(&w->cols[2], s->started_at_ms, false) &&
+          mcpr__pg_arr_text(&w->cols[3], s->client_name) && mcpr__pg_arr_text(&w->cols[4], s->client_version) &&
+          mcpr__pg_arr_text(&w->cols[5], s->client_platform) && mcpr__pg_arr_int(&w->cols[6], (int64_t)pos[i], false);
   }
   for (int c = 0; c < SES_COLS && mem; c++) {
-    mem = arr_end(&w->cols[c]);
+    mem = mcpr__pg_arr_end(&w->cols[c]);
     params[c] = w->cols[c].p;
   }
   return mem;
@@ -346,13 +319,13 @@ static bool build_sessions(writer *w, const mcpr_store_event *const *ev, const s
 
 static bool build_closes(writer *w, const mcpr_store_event *const *ev, const size_t *pos,
                          size_t n, const char **params) {
-  bool mem = arr_start(&w->cols[0]) && arr_start(&w->cols[1]) && arr_start(&w->cols[2]);
+  bool mem = mcpr__pg_arr_start(&w->cols[0]) && mcpr__pg_arr_start(&w->cols[1]) && mcpr__pg_arr_start(&w->cols[2]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_session_closed_event *c = &ev[i]->u.session_closed;
-    mem = arr_text(&w->cols[0], c->session_id) && arr_int(&w->cols[1], c->ended_at_ms, false) &&
-          arr_int(&w->cols[2], (int64_t)pos[i], false);
+    mem = mcpr__pg_arr_text(&w->cols[0], c->session_id) && mcpr__pg_arr_int(&w->cols[1], c->ended_at_ms, false) &&
+          mcpr__pg_arr_int(&w->cols[2], (int64_t)pos[i], false);
   }
-  mem = mem && arr_end(&w->cols[0]) && arr_end(&w->cols[1]) && arr_end(&w->cols[2]);
+  mem = mem && mcpr__pg_arr_end(&w->cols[0]) && mcpr__pg_arr_end(&w->cols[1]) && mcpr__pg_arr_end(&w->cols[2]);
   for (int c = 0; c < 3; c++)
     params[c] = w->cols[c].p;
   return mem;
