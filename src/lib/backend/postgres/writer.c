@@ -56,6 +56,7 @@
 #include "backend/postgres/arrays.h"
 #include "backend/postgres/pg.h"
 #include "backend/postgres/postgres.h"
+#include "backend/postgres/retention.h"
 #include "backend/postgres/rollup.h"
 #include "core/sketch.h"
 #include "core/buf.h"
@@ -200,6 +201,7 @@ typedef struct writer {
   mcpr__outcome *kind_out;
   size_t *kind_pos;
   size_t kind_cap;
+  mcpr__pg_retention *retention; /* NULL: retention is off */
 } writer;
 
 /* What one step came to: go on, a row of its own failed (careful mode
@@ -795,6 +797,27 @@ out:
   return st;
 }
 
+/* How long a retention step waits for a row lock: never worth making
+ * events wait; a busy store is tried again at the next look. */
+#define RETAIN_LOCK_WAIT_MS 1000
+
+/* One retention step (retention.h). A lock another connection holds
+ * (lock_timeout) is no failure: the step is done again at the next look. */
+static mcpr_status retain(void *impl, int64_t now_ms, bool *more, mcpr_error *err) {
+  writer *w = impl;
+  *more = false;
+  if (!w->retention)
+    return MCPR_OK;
+  mcpr_status st = connect_writer(w, err);
+  if (st == MCPR_OK)
+    st = set_lock_wait(w, RETAIN_LOCK_WAIT_MS, err);
+  if (st == MCPR_OK)
+    st = mcpr__pg_retention_step(w->retention, w->conn, &w->t, now_ms, more, err);
+  if (st != MCPR_OK && PQstatus(w->conn) != CONNECTION_OK)
+    disconnect(w);
+  return st == MCPR_EBUSY ? MCPR_OK : st;
+}
+
 static void writer_close(void *impl) {
   writer *w = impl;
   if (!w)
@@ -807,6 +830,7 @@ static void writer_close(void *impl) {
   free(w->kind_ev);
   free(w->kind_out);
   free(w->kind_pos);
+  mcpr__pg_retention_free(w->retention);
   mcpr__pg_target_release(&w->t);
   free(w);
 }
@@ -814,17 +838,18 @@ static void writer_close(void *impl) {
 static mcpr_status writer_open(const char *url, const mcpr_store_options *o, void **impl,
                                mcpr_error *err) {
   *impl = NULL;
-  /* Said at once rather than kept silently forever: the deletes are the
-   * SQLite backend's alone so far. */
-  if (o->retention_ms)
-    return mcpr_error_set(err, MCPR_EINVAL,
-                          "store.retention is not implemented for PostgreSQL stores yet: "
-                          "remove it (and keep_errors, rollup_retention) or use a SQLite store");
   writer *w = calloc(1, sizeof *w);
   if (!w)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  if (o->retention_ms > 0 &&
+      !(w->retention = mcpr__pg_retention_new(o->retention_ms, o->keep_errors_ms,
+                                              o->rollup_retention_ms))) {
+    free(w);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  }
   mcpr_status st = mcpr__pg_target_init(&w->t, url, err);
   if (st != MCPR_OK) {
+    mcpr__pg_retention_free(w->retention);
     free(w);
     return st;
   }
@@ -846,5 +871,6 @@ const mcpr__store_backend mcpr__pg_store_backend = {
     .open = writer_open,
     .write_batch = write_batch,
     .note_health = NULL,
+    .retain = retain,
     .close = writer_close,
 };

@@ -1,0 +1,287 @@
+// ctest-labels: tsan
+/*
+ * Retention ([store] retention, keep_errors, rollup_retention) on a
+ * PostgreSQL store, as tests/lib/store/test_retention.c checks it on
+ * SQLite: the writer deletes exactly the requests past their cutoff
+ * (failed ones only past keep_errors), the ended sessions left without
+ * requests and the rollup hours past rollup_retention; the counters in the
+ * store say exactly what went (`store stats`); `status` over a window
+ * older than retention still gives the counts it gave before (the rollups
+ * keep counting the deleted rows); rows another program inserted are
+ * counted once, then go like the others. Two writers with retention on
+ * at once delete each row once. Skipped without MCPR_TEST_PG_URL.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/postgres/postgres.h"
+#include "mcpr/mcpr.h"
+#include "pg_fixture.h"
+#include "testutil.h"
+
+#define HOUR 3600000LL
+#define DAY (24 * HOUR)
+#define DAYS 60
+#define PER_SESSION 40
+
+static const char *const TOOLS[] = {"search", "fetch", NULL};
+
+static int64_t floor_hour(int64_t ms) { return ms / HOUR * HOUR; }
+
+static void record(mcpr_store *s, const mcpr_store_event *e) {
+  while (mcpr_store_record(s, e) == MCPR_EQUEUEFULL)
+    tu_sleep_ms(5);
+}
+
+/* As the SQLite test: one session a day, started at now − (k + 0.5)
+ * days, PER_SESSION requests in its first 30 minutes (every 7th failed),
+ * closed an hour after its start but for the last two days'. */
+static void write_days(const char *url, int64_t now) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, url, &o, &err), MCPR_OK);
+  for (int k = 0; k < DAYS; k++) {
+    int64_t start = now - k * DAY - DAY / 2;
+    char sid[32];
+    snprintf(sid, sizeof sid, "sess-%02d", k);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_SESSION};
+    e.u.session = (mcpr_session_event){.session_id = sid, .proxy = k % 2 ? "a" : "b",
+                                       .started_at_ms = start, .client_name = "claude-ai"};
+    record(s, &e);
+    for (int i = 0; i < PER_SESSION; i++) {
+      int64_t ts = start + i * 45000;
+      char id[MCPR_UUID_STRLEN + 1];
+      mcpr_uuid_v7(ts, id);
+      const char *tool = TOOLS[i % 3];
+      e = (mcpr_store_event){.kind = MCPR_STORE_EVENT_REQUEST};
+      e.u.request = (mcpr_request_event){
+          .request_id = id, .ts_ms = ts, .proxy = k % 2 ? "a" : "b", .session_id = sid,
+          .method = tool ? "tools/call" : "tools/list", .tool = tool,
+          .latency_us = 1000 + i * 37,
+          .status = i % 7 == 3 ? MCPR_REQUEST_ERROR : MCPR_REQUEST_OK, .bytes_in = i,
+          .bytes_out = -1};
+      record(s, &e);
+    }
+    if (k >= 2) {
+      e = (mcpr_store_event){.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
+      e.u.session_closed = (mcpr_session_closed_event){sid, start + HOUR};
+      record(s, &e);
+    }
+  }
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+}
+
+/* Rows another program inserts: not counted by the rollups. */
+static void insert_raw(const pg_space *sp, int64_t ts, int n) {
+  PGconn *c = pg_admin(sp->url);
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO requests (request_id, ts, proxy, method, tool, latency_us, status)"
+           " SELECT 'raw-' || g, %lld + g, 'a', 'tools/call', 'search', 500, 'ok'"
+           " FROM generate_series(0, %d) g",
+           (long long)ts, n - 1);
+  pg_exec_ok(c, sql);
+  PQfinish(c);
+}
+
+typedef struct totals {
+  int64_t calls, errors, search_calls, search_errors, bytes_in;
+} totals;
+
+static totals stats_since(const char *url, int64_t since) {
+  mcpr_query *q = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_query_open(&q, url, &err), MCPR_OK);
+  mcpr__query_pg_set_rollup_raw_max(q, 0); /* the rollups, however small the store */
+  mcpr_stats st;
+  mcpr_stats_filter f = {NULL, since, 0};
+  assert_int_equal(mcpr_query_stats(q, &f, &st, &err), MCPR_OK);
+  totals t = {st.total_calls, st.total_errors, 0, 0, 0};
+  for (size_t i = 0; i < st.count; i++) {
+    t.bytes_in += st.rows[i].total_bytes_in;
+    if (strcmp(st.rows[i].label, "search") == 0) {
+      t.search_calls = st.rows[i].calls;
+      t.search_errors = st.rows[i].errors;
+    }
+  }
+  mcpr_stats_release(&st);
+  mcpr_query_close(q);
+  return t;
+}
+
+static void assert_totals_equal(totals a, totals b) {
+  assert_int_equal(a.calls, b.calls);
+  assert_int_equal(a.errors, b.errors);
+  assert_int_equal(a.search_calls, b.search_calls);
+  assert_int_equal(a.search_errors, b.search_errors);
+  assert_int_equal(a.bytes_in, b.bytes_in);
+}
+
+static mcpr_store_info info(const char *url) {
+  mcpr_query *q = NULL;
+  mcpr_error err = {0};
+  mcpr_store_info in;
+  assert_int_equal(mcpr_query_open(&q, url, &err), MCPR_OK);
+  assert_int_equal(mcpr_query_store_info(q, &in, &err), MCPR_OK);
+  mcpr_query_close(q);
+  return in;
+}
+
+__attribute__((format(printf, 2, 3))) static long long sqlf(const pg_space *sp, const char *fmt,
+                                                             ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return pg_int(sp, sql);
+}
+
+static mcpr_store_options retention_options(void) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  o.retention_ms = 30 * DAY;
+  o.keep_errors_ms = 45 * DAY;
+  o.rollup_retention_ms = 50 * DAY;
+  return o;
+}
+
+/* Open n writers with retention on, wait until info(url) shows pred,
+ * close them. */
+static mcpr_store_info run_writers(const char *url, int n, bool (*done)(const mcpr_store_info *,
+                                                                       int64_t),
+                                   int64_t arg) {
+  mcpr_store_options o = retention_options();
+  mcpr_store *s[2] = {NULL, NULL};
+  mcpr_error err = {0};
+  for (int i = 0; i < n; i++)
+    assert_int_equal(mcpr_store_open(&s[i], url, &o, &err), MCPR_OK);
+  int64_t deadline = tu_mono_ms() + 60000;
+  mcpr_store_info in;
+  do {
+    tu_sleep_ms(20);
+    in = info(url);
+  } while (!done(&in, arg) && tu_mono_ms() < deadline);
+  for (int i = 0; i < n; i++)
+    assert_int_equal(mcpr_store_close(s[i], NULL), MCPR_OK);
+  return info(url);
+}
+
+static bool rollups_gone(const mcpr_store_info *in, int64_t want) {
+  return in->retention_rollups_deleted >= want;
+}
+
+static bool requests_gone(const mcpr_store_info *in, int64_t want) {
+  return in->retention_requests_deleted >= want;
+}
+
+static void test_retention_keeps_rollup_counts(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "retention");
+  int64_t now = mcpr_now_ms();
+  write_days(sp.url, now);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
+  /* 20 rows from another program, 40 days old: not counted yet. */
+  insert_raw(&sp, now - 40 * DAY, 20);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 20);
+
+  const int64_t cutoff = floor_hour(now - 30 * DAY), err_cutoff = floor_hour(now - 45 * DAY);
+  const int64_t rollup_cut_hour = (now - 50 * DAY) / HOUR;
+  totals before49 = stats_since(sp.url, now - 49 * DAY);
+  totals before20 = stats_since(sp.url, now - 20 * DAY);
+  totals before90 = stats_since(sp.url, now - 90 * DAY);
+  assert_int_equal(before90.calls, DAYS * PER_SESSION + 20);
+  long long rows_before = pg_int(&sp, "SELECT count(*) FROM requests");
+  /* The other program's rows are counted at the round's start, then go
+   * with the others (ok, between the cutoffs). */
+  long long want_deleted =
+      sqlf(&sp, "SELECT count(*) FROM requests WHERE ts < %lld", (long long)err_cutoff) +
+      sqlf(&sp,
+           "SELECT count(*) FROM requests WHERE status = 'ok' AND ts >= %lld AND ts < %lld",
+           (long long)err_cutoff, (long long)cutoff);
+  long long want_sessions = sqlf(&sp, "SELECT count(*) FROM sessions WHERE started_at < %lld",
+                                 (long long)err_cutoff);
+  long long want_rollups = sqlf(&sp, "SELECT count(*) FROM mcpr_rollup_hour WHERE hour < %lld",
+                                (long long)rollup_cut_hour);
+  assert_true(want_deleted > 20 && want_sessions > 0 && want_rollups > 0);
+  assert_int_equal(info(sp.url).retention_last_run_ms, 0);
+
+  /* Two writers with retention on at once: one step at a time, each row
+   * deleted (and counted) once. */
+  mcpr_store_info in = run_writers(sp.url, 2, rollups_gone, want_rollups);
+  assert_int_equal(in.retention_requests_deleted, want_deleted);
+  assert_int_equal(in.retention_sessions_deleted, want_sessions);
+  assert_int_equal(in.retention_rollups_deleted, want_rollups);
+  assert_true(in.retention_last_run_ms >= now);
+  assert_int_equal(in.total_requests, rows_before - want_deleted);
+  assert_int_equal(sqlf(&sp, "SELECT count(*) FROM requests WHERE ts < %lld",
+                        (long long)err_cutoff),
+                   0);
+  assert_int_equal(sqlf(&sp, "SELECT count(*) FROM requests WHERE status = 'ok' AND ts < %lld",
+                        (long long)cutoff),
+                   0);
+  assert_true(sqlf(&sp, "SELECT count(*) FROM requests WHERE status = 'error' AND ts < %lld",
+                   (long long)cutoff) > 0);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE request_id LIKE 'raw-%'"),
+                   0);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM sessions"), DAYS - want_sessions);
+  assert_int_equal(sqlf(&sp, "SELECT count(*) FROM mcpr_rollup_hour WHERE hour < %lld",
+                        (long long)rollup_cut_hour),
+                   0);
+  assert_int_equal(sqlf(&sp, "SELECT count(*) FROM mcpr_rollup_hour_sketch WHERE hour < %lld",
+                        (long long)rollup_cut_hour),
+                   0);
+  /* The days follow: none before the cut's, each the sum of its hours. */
+  assert_int_equal(sqlf(&sp, "SELECT count(*) FROM mcpr_rollup_day WHERE day < %lld",
+                        (long long)(rollup_cut_hour / 24)),
+                   0);
+  assert_int_equal(pg_int(&sp, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"),
+                   pg_int(&sp, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"));
+  assert_int_equal(pg_int(&sp, "SELECT coalesce(sum(n), 0) FROM mcpr_rollup_day_sketch"),
+                   pg_int(&sp, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"));
+
+  /* Status over windows older than retention: the same counts as before. */
+  assert_totals_equal(stats_since(sp.url, now - 49 * DAY), before49);
+  assert_totals_equal(stats_since(sp.url, now - 20 * DAY), before20);
+  assert_true(stats_since(sp.url, now - 90 * DAY).calls < before90.calls);
+  /* --exact reads the rows: what is left of them. */
+  {
+    mcpr_query *q = NULL;
+    mcpr_error err = {0};
+    assert_int_equal(mcpr_query_open(&q, sp.url, &err), MCPR_OK);
+    mcpr_stats st;
+    mcpr_stats_filter f = {NULL, now - 20 * DAY, 1};
+    assert_int_equal(mcpr_query_stats(q, &f, &st, &err), MCPR_OK);
+    assert_int_equal(st.total_calls, before20.calls);
+    mcpr_stats_release(&st);
+    mcpr_query_close(q);
+  }
+
+  /* More rows from another program: read raw (counted once) until a
+   * round counts them and deletes them. */
+  insert_raw(&sp, now - 40 * DAY + 1000, 5);
+  totals later = stats_since(sp.url, now - 49 * DAY);
+  assert_int_equal(later.calls, before49.calls + 5);
+  int64_t deleted_before = in.retention_requests_deleted;
+  in = run_writers(sp.url, 1, requests_gone, deleted_before + 5);
+  assert_int_equal(in.retention_requests_deleted, deleted_before + 5);
+  assert_totals_equal(stats_since(sp.url, now - 49 * DAY), later);
+  assert_int_equal(in.total_requests, pg_int(&sp, "SELECT count(*) FROM requests"));
+
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_retention_keeps_rollup_counts),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
