@@ -986,15 +986,176 @@ static mcpr_status pg_store_info(void *p, mcpr_store_info *out, mcpr_error *err)
   return MCPR_OK;
 }
 
+/* ---------- vacuum ---------- */
+
+/*
+ * SPEC §6 on PostgreSQL, as the SQLite store does it (backend/sqlite/
+ * query.c): requests before the cutoff (of one proxy) go VACUUM_CHUNK_ROWS
+ * per transaction, so a writer's batch never waits on a long one; the
+ * rollups of the hours deleted go too and the hour the cutoff cuts is
+ * counted again from the rows left (rollup.c); the sessions that ended
+ * before the cutoff with no request left are found in one anti-join into
+ * a temporary table and deleted a chunk per transaction, each checked
+ * again against requests written meanwhile (by proxy and time, through
+ * idx_requests_proxy_ts, as retention does). Space is then PostgreSQL's
+ * own: a plain VACUUM (ANALYZE) of the store's tables makes the deleted
+ * rows' space reusable (and gives back what is at the end of the files)
+ * without the exclusive lock of VACUUM FULL, so writers go on meanwhile.
+ */
+
+#define VACUUM_CHUNK_ROWS 5000
+#define VACUUM_LOCK_WAIT_MS 60000
+#define VACUUM_SESSION_SLACK_MS 3600000
+
+/* The sessions a vacuum deletes (ended before the cutoff, of proxy, no
+ * request left), after what (with before_delete: a dry run's count, the
+ * requests before the cutoff of other proxies only) survives. */
+static void pb_vacuum_sessions(pgb *b, const char *select, const mcpr_vacuum_options *o,
+                               bool before_delete) {
+  pb_int(b, select, o->before_ms);
+  if (o->proxy)
+    pb_text(b, " AND s.proxy = ?", o->proxy);
+  pb_add(b, " AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.session_id = s.session_id");
+  if (before_delete) {
+    pb_int(b, " AND (r.ts >= ?", o->before_ms);
+    if (o->proxy)
+      pb_text(b, " OR r.proxy <> ?", o->proxy);
+    pb_add(b, ")");
+  }
+  pb_add(b, ")");
+}
+
+static mcpr_status run_pgb(pg_impl *impl, const pgb *b, int64_t *changed, mcpr_error *err,
+                           const char *doing) {
+  if (b->overflow)
+    return mcpr_error_set(err, MCPR_EINVAL, "internal: query too long");
+  return mcpr__pg_run(impl->conn, &impl->t, b->sql, b->n, b->params, changed, err, doing);
+}
+
+static mcpr_status vacuum_count(pg_impl *impl, const mcpr_vacuum_options *o,
+                                mcpr_vacuum_result *out, mcpr_error *err) {
+  pgb b;
+  mcpr_status s = read_begin(impl, err);
+  if (s != MCPR_OK)
+    return s;
+  pb_init(&b);
+  pb_int(&b, "SELECT count(*) FROM requests WHERE ts < ?", o->before_ms);
+  if (o->proxy)
+    pb_text(&b, " AND proxy = ?", o->proxy);
+  s = one_row(impl, &b, &out->requests_deleted, NULL, err);
+  if (s == MCPR_OK) {
+    pb_init(&b);
+    pb_vacuum_sessions(&b, "SELECT count(*) FROM sessions s WHERE s.ended_at < ?", o, true);
+    s = one_row(impl, &b, &out->sessions_deleted, NULL, err);
+  }
+  read_end(impl);
+  return s;
+}
+
+/* The rollups lose the deleted hours, in a transaction of their own. */
+static mcpr_status vacuum_rollups(pg_impl *impl, const mcpr_vacuum_options *o, mcpr_error *err) {
+  int64_t have = 0;
+  mcpr_status s = fixed(impl, "SELECT (to_regclass('mcpr_rollup_day_sketch') IS NOT NULL)::int",
+                        &have, NULL, err);
+  if (s != MCPR_OK || have != 1)
+    return s;
+  s = mcpr__pg_run(impl->conn, &impl->t, "BEGIN", 0, NULL, NULL, err, "updating the rollups");
+  if (s == MCPR_OK)
+    s = mcpr__pg_rollup_forget_before(impl->conn, &impl->t, o->before_ms, o->proxy, err);
+  if (s == MCPR_OK)
+    s = mcpr__pg_run(impl->conn, &impl->t, "COMMIT", 0, NULL, NULL, err,
+                     "updating the rollups");
+  if (s != MCPR_OK && PQtransactionStatus(impl->conn) != PQTRANS_IDLE)
+    mcpr__pg_exec(impl->conn, "ROLLBACK");
+  return s;
+}
+
+static mcpr_status vacuum_sessions(pg_impl *impl, const mcpr_vacuum_options *o,
+                                   mcpr_vacuum_result *out, mcpr_error *err) {
+  pgb b;
+  int64_t found = 0;
+  mcpr_status s = mcpr__pg_run(impl->conn, &impl->t,
+                               "CREATE TEMP TABLE IF NOT EXISTS mcpr_vacuum_sessions"
+                               " (rn BIGSERIAL PRIMARY KEY, session_id TEXT COLLATE \"C\" NOT NULL)",
+                               0, NULL, NULL, err, "finding the sessions to delete");
+  if (s == MCPR_OK)
+    s = mcpr__pg_run(impl->conn, &impl->t, "TRUNCATE mcpr_vacuum_sessions RESTART IDENTITY", 0,
+                     NULL, NULL, err, "finding the sessions to delete");
+  if (s != MCPR_OK)
+    return s;
+  pb_init(&b);
+  pb_vacuum_sessions(&b,
+                     "INSERT INTO mcpr_vacuum_sessions (session_id) SELECT s.session_id"
+                     " FROM sessions s WHERE s.ended_at < ?",
+                     o, false);
+  s = run_pgb(impl, &b, &found, err, "finding the sessions to delete");
+  for (int64_t first = 0; first < found && s == MCPR_OK; first += VACUUM_CHUNK_ROWS) {
+    int64_t n = 0;
+    pb_init(&b);
+    pb_int(&b, "DELETE FROM sessions s USING mcpr_vacuum_sessions v"
+               " WHERE v.session_id = s.session_id AND v.rn > ?", first);
+    pb_int(&b, " AND v.rn <= ?", first + VACUUM_CHUNK_ROWS);
+    pb_int(&b, " AND s.ended_at < ?", o->before_ms);
+    pb_int(&b, " AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.proxy = s.proxy"
+               " AND q.ts >= s.started_at - ?", VACUUM_SESSION_SLACK_MS);
+    pb_int(&b, " AND q.ts <= GREATEST(s.ended_at, s.last_seen_at) + ?",
+           VACUUM_SESSION_SLACK_MS);
+    pb_add(&b, " AND q.session_id = s.session_id)");
+    s = run_pgb(impl, &b, &n, err, "deleting sessions");
+    out->sessions_deleted += n;
+  }
+  mcpr__pg_exec(impl->conn, "DROP TABLE IF EXISTS mcpr_vacuum_sessions");
+  return s;
+}
+
 static mcpr_status pg_vacuum(void *p, const mcpr_vacuum_options *o, mcpr_vacuum_result *out,
                              mcpr_error *err) {
   pg_impl *impl = p;
-  (void)o;
-  (void)out;
-  return mcpr_error_set(err, MCPR_EINVAL,
-                        "%s: `mcpr store vacuum` does not support PostgreSQL stores yet "
-                        "(delete old rows with SQL, then VACUUM)",
-                        impl->t.shown);
+  mcpr_status s = fixed(impl, "SELECT pg_database_size(current_database())", &out->bytes_before,
+                        NULL, err);
+  if (s != MCPR_OK)
+    return s;
+  if (o->dry_run) {
+    out->bytes_after = out->bytes_before;
+    return vacuum_count(impl, o, out, err);
+  }
+  /* Each delete waits for a writer's locks at most this long. */
+  char wait[32];
+  snprintf(wait, sizeof wait, "%lldms",
+           (long long)(o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS));
+  const char *params[1] = {wait};
+  s = mcpr__pg_run(impl->conn, &impl->t, "SELECT set_config('lock_timeout', $1, false)", 1,
+                   params, NULL, err, "setting the lock timeout");
+  for (int64_t n = VACUUM_CHUNK_ROWS; s == MCPR_OK && n == VACUUM_CHUNK_ROWS;) {
+    pgb b;
+    pb_init(&b);
+    pb_int(&b, "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts < ?",
+           o->before_ms);
+    if (o->proxy)
+      pb_text(&b, " AND proxy = ?", o->proxy);
+    pb_int(&b, " LIMIT ?)", VACUUM_CHUNK_ROWS);
+    n = 0;
+    s = run_pgb(impl, &b, &n, err, "deleting requests");
+    out->requests_deleted += n;
+  }
+  if (s == MCPR_OK)
+    s = vacuum_rollups(impl, o, err);
+  if (s == MCPR_OK)
+    s = vacuum_sessions(impl, o, out, err);
+  int64_t rollups = 0;
+  if (s == MCPR_OK)
+    s = fixed(impl, "SELECT (to_regclass('mcpr_rollup_day_sketch') IS NOT NULL)::int", &rollups,
+              NULL, err);
+  if (s == MCPR_OK)
+    s = mcpr__pg_run(impl->conn, &impl->t,
+                     rollups == 1 ? "VACUUM (ANALYZE) requests, sessions, mcpr_rollup_hour,"
+                                    " mcpr_rollup_hour_sketch, mcpr_rollup_day,"
+                                    " mcpr_rollup_day_sketch"
+                                  : "VACUUM (ANALYZE) requests, sessions",
+                     0, NULL, NULL, err, "reclaiming space (VACUUM)");
+  if (s == MCPR_OK)
+    s = fixed(impl, "SELECT pg_database_size(current_database())", &out->bytes_after, NULL, err);
+  return s;
 }
 
 const mcpr__query_backend mcpr__query_pg_backend = {
