@@ -315,6 +315,50 @@ static void same_long_reads(const char *sqlite_db, const char *pg_db) {
   free(b);
 }
 
+/* The dashboard's series from both stores: every point of every series
+ * the same. */
+static void same_series(const char *sqlite_db, const char *pg_db, const char *proxy,
+                        const char *tool, int64_t bucket_ms) {
+  mcpr_series_set set[2];
+  const char *dbs[2] = {sqlite_db, pg_db};
+  for (int i = 0; i < 2; i++) {
+    mcpr_query *q = NULL;
+    mcpr_error err = {0};
+    assert_int_equal(mcpr_query_open(&q, dbs[i], &err), MCPR_OK);
+    mcpr_series_filter f;
+    mcpr_series_filter_init(&f);
+    f.proxy = proxy;
+    f.tool = tool;
+    f.since_ms = T0 / 3600000 * 3600000;
+    f.until_ms = f.since_ms + 12 * 86400000LL;
+    f.bucket_ms = bucket_ms;
+    f.by_label = true;
+    if (mcpr_query_series(q, &f, &set[i], &err) != MCPR_OK)
+      fail_msg("series %s: %s", dbs[i], err.message);
+    mcpr_query_close(q);
+  }
+  assert_int_equal(set[0].buckets, set[1].buckets);
+  assert_int_equal(set[0].count, set[1].count);
+  for (size_t k = 0; k < set[0].count; k++) {
+    const mcpr_series *a = &set[0].series[k], *b = &set[1].series[k];
+    assert_true((a->label == NULL) == (b->label == NULL));
+    if (a->label)
+      assert_string_equal(a->label, b->label);
+    assert_int_equal(a->requests, b->requests);
+    for (size_t i = 0; i < set[0].buckets; i++) {
+      assert_int_equal(a->points[i].start_ms, b->points[i].start_ms);
+      assert_int_equal(a->points[i].requests, b->points[i].requests);
+      assert_int_equal(a->points[i].errors, b->points[i].errors);
+      assert_int_equal(a->points[i].p50_us, b->points[i].p50_us);
+      assert_int_equal(a->points[i].p95_us, b->points[i].p95_us);
+    }
+  }
+  print_message("same series: %s %s bucket %lld ms (%zu series)\n", proxy ? proxy : "*",
+                tool ? tool : "*", (long long)bucket_ms, set[0].count);
+  mcpr_series_set_release(&set[0]);
+  mcpr_series_set_release(&set[1]);
+}
+
 /* Windows long enough that the SQLite store reads its rollups (p95 from
  * the latency sketches): the PostgreSQL store gives the same bytes, and
  * still does after `store vacuum` cut an hour and a day of them. */
@@ -347,6 +391,10 @@ static void test_long_windows_match_sqlite(void **state) {
   free(approx);
   free(exact_out);
   same_long_reads(sqlite_db, sp.url);
+  same_series(sqlite_db, sp.url, NULL, NULL, 3600000LL);
+  same_series(sqlite_db, sp.url, NULL, NULL, 86400000LL);
+  same_series(sqlite_db, sp.url, "pa", NULL, 3600000LL);
+  same_series(sqlite_db, sp.url, NULL, "t2", 7200000LL);
 
   /* A vacuum that cuts an hour (and so a day) of one proxy, then of all. */
   int64_t cut = T0 + 3 * 86400000LL + 5 * 3600000LL + 17 * 60000LL;

@@ -689,6 +689,136 @@ void mcpr__query_pg_set_rollup_raw_max(mcpr_query *q, int64_t rows) {
     ((pg_impl *)q->impl)->rollup_raw_max_rows = rows;
 }
 
+/* ---------- time series ---------- */
+
+/*
+ * As the SQLite store (backend/sqlite/series.c): when the buckets are
+ * whole hours on hour boundaries and the rollup hours wholly inside the
+ * window hold more than ROLLUP_RAW_MAX_ROWS requests, those hours come
+ * from mcpr_rollup_hour as parts (one per hour, proxy and label, with its
+ * sketch); the partial hour at the end is read raw (the rows the rollups
+ * count), and so is every row they do not count. Else every request of
+ * the window, raw. One snapshot.
+ */
+
+static void build_series_rows(pgb *b, const mcpr_series_filter *f, int64_t since_ms,
+                              int64_t until_ms, int rolled) {
+  pb_init(b);
+  pb_add(b, "SELECT ts, tool, method, latency_us, status <> 'ok' FROM requests WHERE true");
+  pb_int(b, " AND ts >= ?", since_ms);
+  pb_int(b, " AND ts < ?", until_ms);
+  if (f->proxy)
+    pb_text(b, " AND proxy = ?", f->proxy);
+  if (f->tool)
+    pb_text(b, " AND tool = ?", f->tool);
+  if (rolled >= 0)
+    pb_add(b, rolled ? " AND rolled" : " AND NOT rolled");
+}
+
+static void build_series_parts(pgb *b, const mcpr_series_filter *f, int64_t h_lo, int64_t h_hi,
+                               bool count_only) {
+  pb_init(b);
+  pb_add(b, count_only ? "SELECT coalesce(sum(calls), 0)::int8"
+                       : "SELECT hour, is_tool, name, calls, errors, (SELECT string_agg(k.key"
+                         " || ':' || k.n, ',') FROM mcpr_rollup_hour_sketch k"
+                         " WHERE k.hour = h.hour AND k.proxy = h.proxy"
+                         " AND k.is_tool = h.is_tool AND k.name = h.name)");
+  pb_int(b, " FROM mcpr_rollup_hour h WHERE hour >= ?", h_lo);
+  pb_int(b, " AND hour < ?", h_hi);
+  if (f->proxy)
+    pb_text(b, " AND proxy = ?", f->proxy);
+  if (f->tool)
+    pb_text(b, " AND is_tool = 1 AND name = ?", f->tool);
+}
+
+static int pass_series(void *ctx, const PGresult *r) {
+  const mcpr__series_sinks *k = ctx;
+  mcpr__series_sample sm = {
+      .ts_ms = col_int(r, 0),
+      .tool = isnull(r, 1) ? NULL : PQgetvalue(r, 0, 1),
+      .tool_len = isnull(r, 1) ? 0 : (size_t)PQgetlength(r, 0, 1),
+      .method = PQgetvalue(r, 0, 2),
+      .method_len = (size_t)PQgetlength(r, 0, 2),
+      .latency_us = col_int(r, 3),
+      .is_error = col_bool(r, 4),
+  };
+  return k->sample(k->ctx, &sm);
+}
+
+static int pass_series_part(void *ctx, const PGresult *r) {
+  const mcpr__series_sinks *k = ctx;
+  mcpr__sketch sk = {0};
+  unsigned char *blob = NULL;
+  size_t len = 0;
+  if (!sketch_parse(&sk, isnull(r, 5) ? "" : PQgetvalue(r, 0, 5)) ||
+      !mcpr__sketch_encode(&sk, &blob, &len)) {
+    mcpr__sketch_release(&sk);
+    return 1;
+  }
+  mcpr__sketch_release(&sk);
+  mcpr__series_part part = {
+      .hour_start_ms = col_int(r, 0) * MCPR__PG_ROLLUP_HOUR_MS,
+      .is_tool = (int)col_int(r, 1),
+      .name = PQgetvalue(r, 0, 2),
+      .name_len = (size_t)PQgetlength(r, 0, 2),
+      .calls = col_int(r, 3),
+      .errors = col_int(r, 4),
+      .sketch = blob,
+      .sketch_len = len,
+  };
+  int rc = k->part(k->ctx, &part);
+  free(blob);
+  return rc;
+}
+
+static mcpr_status series_rollup(pg_impl *impl, const mcpr_series_filter *f,
+                                 const mcpr__series_sinks *sinks, bool *used, mcpr_error *err) {
+  const int64_t H = MCPR__PG_ROLLUP_HOUR_MS;
+  *used = false;
+  if (f->bucket_ms % H != 0 || f->since_ms % H != 0 || f->since_ms < 0)
+    return MCPR_OK;
+  bool usable = false;
+  mcpr_status s = rollups_usable(impl, &usable, err);
+  int64_t h_lo = f->since_ms / H, h_hi = f->until_ms / H; /* hours wholly inside */
+  if (s != MCPR_OK || !usable || h_hi <= h_lo)
+    return s;
+  pgb b;
+  int64_t in_rollups = 0;
+  build_series_parts(&b, f, h_lo, h_hi, true);
+  s = one_row(impl, &b, &in_rollups, NULL, err);
+  /* The SQLite store's bound, which its tests' setting does not move. */
+  if (s != MCPR_OK || in_rollups <= ROLLUP_RAW_MAX_ROWS)
+    return s;
+  *used = true;
+  build_series_parts(&b, f, h_lo, h_hi, false);
+  s = each_row(impl, &b, pass_series_part, (void *)sinks, err);
+  if (s == MCPR_OK && h_hi * H < f->until_ms) {
+    build_series_rows(&b, f, h_hi * H, f->until_ms, 1);
+    s = each_row(impl, &b, pass_series, (void *)sinks, err);
+  }
+  if (s == MCPR_OK) {
+    build_series_rows(&b, f, f->since_ms, f->until_ms, 0);
+    s = each_row(impl, &b, pass_series, (void *)sinks, err);
+  }
+  return s;
+}
+
+static mcpr_status pg_series_scan(void *p, const mcpr_series_filter *f,
+                                  const mcpr__series_sinks *sinks, mcpr_error *err) {
+  pg_impl *impl = p;
+  bool used = false;
+  mcpr_status s = read_begin(impl, err);
+  if (s == MCPR_OK)
+    s = series_rollup(impl, f, sinks, &used, err);
+  if (s == MCPR_OK && !used) {
+    pgb b;
+    build_series_rows(&b, f, f->since_ms, f->until_ms, -1);
+    s = each_row(impl, &b, pass_series, (void *)sinks, err);
+  }
+  read_end(impl);
+  return s;
+}
+
 /* ---------- building the rollups ---------- */
 
 #define ROLLUP_CHUNK 20000
@@ -1175,4 +1305,5 @@ const mcpr__query_backend mcpr__query_pg_backend = {
     .tool_usage = pg_tool_usage,
     .store_info = pg_store_info,
     .vacuum = pg_vacuum,
+    .series_scan = pg_series_scan,
 };
