@@ -9,7 +9,9 @@
  * older than retention still gives the counts it gave before (the rollups
  * keep counting the deleted rows); rows another program inserted are
  * counted once, then go like the others. Two writers with retention on
- * at once delete each row once. Skipped without MCPR_TEST_PG_URL.
+ * at once delete each row once. `mcpr store rollup` counts the rows
+ * another program inserted, and the figures stay the same. Skipped
+ * without MCPR_TEST_PG_URL.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "backend/postgres/postgres.h"
+#include "cli.h"
 #include "mcpr/mcpr.h"
 #include "pg_fixture.h"
 #include "testutil.h"
@@ -279,9 +282,39 @@ static void test_retention_keeps_rollup_counts(void **state) {
   pg_unlock(lock);
 }
 
+/* Rows another program inserts are read raw, counted once, until
+ * `mcpr store rollup` counts them in the rollups (and flags them): the
+ * same figures before and after, nothing counted twice. */
+static void test_store_rollup_counts_other_rows(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "storerollup");
+  int64_t now = mcpr_now_ms();
+  write_days(sp.url, now);
+  insert_raw(&sp, now - 3 * DAY, 2500);
+  totals before = stats_since(sp.url, now - 10 * DAY);
+  long long rows = pg_int(&sp, "SELECT count(*) FROM requests");
+  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows - 2500);
+  cli_result r;
+  cli_runv(&r, "store", "rollup", "--db", sp.url, NULL);
+  if (r.exit_code != 0)
+    fail_msg("store rollup: %s", r.err);
+  cli_result_free(&r);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
+  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows);
+  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_day"), rows);
+  assert_int_equal(pg_int(&sp, "SELECT sum(n) FROM mcpr_rollup_hour_sketch"), rows);
+  assert_totals_equal(stats_since(sp.url, now - 10 * DAY), before);
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retention_keeps_rollup_counts),
+      cmocka_unit_test(test_store_rollup_counts_other_rows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

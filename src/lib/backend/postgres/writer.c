@@ -30,6 +30,13 @@
  * session_id order: several writers on several machines adding to the
  * same sessions at once wait for each other and never deadlock.
  *
+ * Rollups (rollup.h): the request insert also adds the rows it inserted
+ * to the hourly and daily rollups, with the sketch key of each latency
+ * sent beside it (computed in C, so the buckets are the SQLite store's),
+ * and marks them rolled: a committed request is counted exactly once,
+ * whichever writer wrote it. Retention (retention.h) runs between batches
+ * on the same connection, in steps of one short transaction each.
+ *
  * Schema versions: a transaction-level advisory lock on (proxy,
  * upstream_url, method) serializes concurrent writers of one upstream's
  * method, so the prior snapshot read, the change rows and the new
