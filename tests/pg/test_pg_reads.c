@@ -70,19 +70,27 @@ static void ingest(const char *db, const char *file) {
   cli_result_free(&r);
 }
 
+/* argv (room for 32): args, then extra (may be NULL), then --db db. */
+static const char *const *with_db(const char **argv, const char *const *args,
+                                  const char *const *extra, const char *db) {
+  size_t n = 0;
+  for (; *args; args++)
+    argv[n++] = *args;
+  for (; extra && *extra; extra++)
+    argv[n++] = *extra;
+  argv[n++] = "--db";
+  argv[n++] = db;
+  argv[n] = NULL;
+  return argv;
+}
+
 /* Run one read command against both stores and compare. */
 static void same(const char *sqlite_db, const char *pg_db, const char *const *args) {
   const char *argv[32];
-  size_t n = 0;
-  for (; args[n]; n++)
-    argv[n] = args[n];
-  argv[n++] = "--db";
-  argv[n + 1] = NULL;
   cli_result a, b;
-  argv[n] = sqlite_db;
-  cli_spec spec = {.args = argv};
+  cli_spec spec = {.args = with_db(argv, args, NULL, sqlite_db)};
   cli_run(&spec, &a);
-  argv[n] = pg_db;
+  spec.args = with_db(argv, args, NULL, pg_db);
   cli_run(&spec, &b);
   char what[512] = "";
   for (size_t i = 0; args[i]; i++) {
@@ -128,42 +136,70 @@ static char *stats_counts(const char *db) {
   return out;
 }
 
-static void first_session(const char *db, const char *const *extra, char *id, size_t size) {
-  const char *argv[16] = {"proxy", "sessions", "--since", "1000w", "--json"};
-  size_t n = 5;
-  for (; extra && *extra; extra++)
-    argv[n++] = *extra;
-  argv[n++] = "--db";
-  argv[n++] = db;
-  argv[n] = NULL;
-  cli_spec spec = {.args = argv};
+/* The output of a command that must succeed (a new string). */
+static char *run_out(const char *db, const char *const *args, const char *const *extra) {
+  const char *argv[32];
+  cli_spec spec = {.args = with_db(argv, args, extra, db)};
   cli_result r;
   cli_run(&spec, &r);
-  assert_int_equal(r.exit_code, 0);
-  const char *p = strstr(r.out, "\"session_id\":\"");
+  if (r.exit_code != 0)
+    fail_msg("mcpr %s %s: exit %d: %s", args[0], args[1], r.exit_code, r.err);
+  char *out = r.out;
+  r.out = NULL;
+  cli_result_free(&r);
+  return out;
+}
+
+static void first_session(const char *db, const char *const *extra, char *id, size_t size) {
+  char *out = run_out(db, (const char *const[]){"proxy", "sessions", "--since", "1000w",
+                                                "--json", NULL},
+                      extra);
+  const char *p = strstr(out, "\"session_id\":\"");
   assert_non_null(p);
   p += 14;
   size_t len = strcspn(p, "\"");
   snprintf(id, size, "%.*s", (int)len, p);
-  cli_result_free(&r);
+  free(out);
+}
+
+/* A SQLite store and a PostgreSQL one, each with the sample traffic and
+ * the events write() puts in a file. */
+typedef struct stores {
+  int lock;
+  pg_space sp;
+  char *dir, *sqlite_db, *file;
+} stores;
+
+static void stores_open(stores *st, const char *name, void (*write)(const char *path)) {
+  st->lock = pg_lock(0);
+  pg_space_init(&st->sp, name);
+  st->dir = tu_tmpdir();
+  st->sqlite_db = tu_path(st->dir, "store.db");
+  st->file = tu_path(st->dir, "events.ndjson");
+  write(st->file);
+  const char *sample = MCPR_TEST_SOURCE_DIR "/examples/sample-traffic.ndjson";
+  ingest(st->sqlite_db, sample);
+  ingest(st->sqlite_db, st->file);
+  ingest(st->sp.url, sample);
+  ingest(st->sp.url, st->file);
+}
+
+static void stores_close(stores *st) {
+  free(st->file);
+  free(st->sqlite_db);
+  tu_rmdir(st->dir);
+  pg_space_drop(&st->sp);
+  pg_unlock(st->lock);
 }
 
 static void test_every_read_command_matches_sqlite(void **state) {
   (void)state;
   PG_REQUIRE();
-  int lock = pg_lock(0);
-  pg_space sp;
-  pg_space_init(&sp, "reads");
-  char *dir = tu_tmpdir();
-  char *sqlite_db = tu_path(dir, "store.db");
-  char *mix = tu_path(dir, "mix.ndjson");
-  write_mix(mix);
-  const char *sample = MCPR_TEST_SOURCE_DIR "/examples/sample-traffic.ndjson";
-  ingest(sqlite_db, sample);
-  ingest(sqlite_db, mix);
-  ingest(sp.url, sample);
-  ingest(sp.url, mix);
-  ingest(sp.url, mix); /* again: duplicates change nothing */
+  stores st;
+  stores_open(&st, "reads", write_mix);
+  const char *sqlite_db = st.sqlite_db;
+  pg_space sp = st.sp;
+  ingest(sp.url, st.file); /* again: duplicates change nothing */
 
   char s1[128], s2[128], prefix[16];
   first_session(sqlite_db, NULL, s1, sizeof s1);
@@ -209,11 +245,7 @@ static void test_every_read_command_matches_sqlite(void **state) {
   free(a);
   free(b);
 
-  free(mix);
-  free(sqlite_db);
-  tu_rmdir(dir);
-  pg_space_drop(&sp);
-  pg_unlock(lock);
+  stores_close(&st);
 }
 
 /* 56,000 requests over ten days (of three proxies, five tools and a
@@ -254,23 +286,6 @@ static void write_long(const char *path) {
     fprintf(f, "{\"type\":\"session_end\",\"session_id\":\"long-%02d\",\"ts\":%lld}\n", s,
             T0 + s * 21600000LL + 3600000LL);
   fclose(f);
-}
-
-static char *run_out(const char *db, const char *const *args) {
-  const char *argv[16];
-  size_t n = 0;
-  for (; args[n]; n++)
-    argv[n] = args[n];
-  argv[n++] = "--db";
-  argv[n++] = db;
-  argv[n] = NULL;
-  cli_spec spec = {.args = argv};
-  cli_result r;
-  cli_run(&spec, &r);
-  assert_int_equal(r.exit_code, 0);
-  char *out = strdup(r.out);
-  cli_result_free(&r);
-  return out;
 }
 
 static void vacuum_both(const char *sqlite_db, const char *pg_db, int64_t before_ms,
@@ -365,18 +380,10 @@ static void same_series(const char *sqlite_db, const char *pg_db, const char *pr
 static void test_long_windows_match_sqlite(void **state) {
   (void)state;
   PG_REQUIRE();
-  int lock = pg_lock(0);
-  pg_space sp;
-  pg_space_init(&sp, "longreads");
-  char *dir = tu_tmpdir();
-  char *sqlite_db = tu_path(dir, "store.db");
-  char *file = tu_path(dir, "long.ndjson");
-  write_long(file);
-  const char *sample = MCPR_TEST_SOURCE_DIR "/examples/sample-traffic.ndjson";
-  ingest(sqlite_db, sample);
-  ingest(sqlite_db, file);
-  ingest(sp.url, sample);
-  ingest(sp.url, file);
+  stores st;
+  stores_open(&st, "longreads", write_long);
+  const char *sqlite_db = st.sqlite_db;
+  pg_space sp = st.sp;
   assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
   assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"),
                    pg_int(&sp, "SELECT count(*) FROM requests"));
@@ -386,7 +393,7 @@ static void test_long_windows_match_sqlite(void **state) {
   /* The sketch's p95 is not the exact one here: the rollups were read. */
   const char *status[] = {"proxy", "status", "--since", "1000w", "--json", NULL};
   const char *exact[] = {"proxy", "status", "--since", "1000w", "--exact", "--json", NULL};
-  char *approx = run_out(sqlite_db, status), *exact_out = run_out(sqlite_db, exact);
+  char *approx = run_out(sqlite_db, status, NULL), *exact_out = run_out(sqlite_db, exact, NULL);
   assert_string_not_equal(approx, exact_out);
   free(approx);
   free(exact_out);
@@ -411,11 +418,7 @@ static void test_long_windows_match_sqlite(void **state) {
   assert_int_equal(pg_int(&sp, "SELECT sum(n) FROM mcpr_rollup_hour_sketch"),
                    pg_int(&sp, "SELECT count(*) FROM requests"));
 
-  free(file);
-  free(sqlite_db);
-  tu_rmdir(dir);
-  pg_space_drop(&sp);
-  pg_unlock(lock);
+  stores_close(&st);
 }
 
 int main(void) {

@@ -22,60 +22,20 @@
 #include "cli.h"
 #include "mcpr/mcpr.h"
 #include "pg_fixture.h"
+#include "retention_days.h"
 #include "testutil.h"
 
-#define HOUR 3600000LL
-#define DAY (24 * HOUR)
-#define DAYS 60
-#define PER_SESSION 40
-
-static const char *const TOOLS[] = {"search", "fetch", NULL};
+#define HOUR RD_HOUR
+#define DAY RD_DAY
+#define DAYS RD_DAYS
+#define PER_SESSION RD_PER_SESSION
 
 static int64_t floor_hour(int64_t ms) { return ms / HOUR * HOUR; }
 
-static void record(mcpr_store *s, const mcpr_store_event *e) {
-  while (mcpr_store_record(s, e) == MCPR_EQUEUEFULL)
-    tu_sleep_ms(5);
-}
-
-/* As the SQLite test: one session a day, started at now − (k + 0.5)
- * days, PER_SESSION requests in its first 30 minutes (every 7th failed),
- * closed an hour after its start but for the last two days'. */
 static void write_days(const char *url, int64_t now) {
   mcpr_store_options o;
   mcpr_store_options_init(&o);
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, url, &o, &err), MCPR_OK);
-  for (int k = 0; k < DAYS; k++) {
-    int64_t start = now - k * DAY - DAY / 2;
-    char sid[32];
-    snprintf(sid, sizeof sid, "sess-%02d", k);
-    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_SESSION};
-    e.u.session = (mcpr_session_event){.session_id = sid, .proxy = k % 2 ? "a" : "b",
-                                       .started_at_ms = start, .client_name = "claude-ai"};
-    record(s, &e);
-    for (int i = 0; i < PER_SESSION; i++) {
-      int64_t ts = start + i * 45000;
-      char id[MCPR_UUID_STRLEN + 1];
-      mcpr_uuid_v7(ts, id);
-      const char *tool = TOOLS[i % 3];
-      e = (mcpr_store_event){.kind = MCPR_STORE_EVENT_REQUEST};
-      e.u.request = (mcpr_request_event){
-          .request_id = id, .ts_ms = ts, .proxy = k % 2 ? "a" : "b", .session_id = sid,
-          .method = tool ? "tools/call" : "tools/list", .tool = tool,
-          .latency_us = 1000 + i * 37,
-          .status = i % 7 == 3 ? MCPR_REQUEST_ERROR : MCPR_REQUEST_OK, .bytes_in = i,
-          .bytes_out = -1};
-      record(s, &e);
-    }
-    if (k >= 2) {
-      e = (mcpr_store_event){.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
-      e.u.session_closed = (mcpr_session_closed_event){sid, start + HOUR};
-      record(s, &e);
-    }
-  }
-  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  rd_write_days(url, now, &o);
 }
 
 /* Rows another program inserts: not counted by the rollups. */
@@ -91,48 +51,13 @@ static void insert_raw(const pg_space *sp, int64_t ts, int n) {
   PQfinish(c);
 }
 
-typedef struct totals {
-  int64_t calls, errors, search_calls, search_errors, bytes_in;
-} totals;
+typedef rd_totals totals;
 
 static totals stats_since(const char *url, int64_t since) {
-  mcpr_query *q = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_query_open(&q, url, &err), MCPR_OK);
-  mcpr__query_pg_set_rollup_raw_max(q, 0); /* the rollups, however small the store */
-  mcpr_stats st;
-  mcpr_stats_filter f = {NULL, since, 0};
-  assert_int_equal(mcpr_query_stats(q, &f, &st, &err), MCPR_OK);
-  totals t = {st.total_calls, st.total_errors, 0, 0, 0};
-  for (size_t i = 0; i < st.count; i++) {
-    t.bytes_in += st.rows[i].total_bytes_in;
-    if (strcmp(st.rows[i].label, "search") == 0) {
-      t.search_calls = st.rows[i].calls;
-      t.search_errors = st.rows[i].errors;
-    }
-  }
-  mcpr_stats_release(&st);
-  mcpr_query_close(q);
-  return t;
+  return rd_stats_since(url, since, mcpr__query_pg_set_rollup_raw_max);
 }
 
-static void assert_totals_equal(totals a, totals b) {
-  assert_int_equal(a.calls, b.calls);
-  assert_int_equal(a.errors, b.errors);
-  assert_int_equal(a.search_calls, b.search_calls);
-  assert_int_equal(a.search_errors, b.search_errors);
-  assert_int_equal(a.bytes_in, b.bytes_in);
-}
-
-static mcpr_store_info info(const char *url) {
-  mcpr_query *q = NULL;
-  mcpr_error err = {0};
-  mcpr_store_info in;
-  assert_int_equal(mcpr_query_open(&q, url, &err), MCPR_OK);
-  assert_int_equal(mcpr_query_store_info(q, &in, &err), MCPR_OK);
-  mcpr_query_close(q);
-  return in;
-}
+static mcpr_store_info info(const char *url) { return rd_info(url); }
 
 __attribute__((format(printf, 2, 3))) static long long sqlf(const pg_space *sp, const char *fmt,
                                                              ...) {
@@ -251,8 +176,8 @@ static void test_retention_keeps_rollup_counts(void **state) {
                    pg_int(&sp, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"));
 
   /* Status over windows older than retention: the same counts as before. */
-  assert_totals_equal(stats_since(sp.url, now - 49 * DAY), before49);
-  assert_totals_equal(stats_since(sp.url, now - 20 * DAY), before20);
+  rd_assert_totals_equal(stats_since(sp.url, now - 49 * DAY), before49);
+  rd_assert_totals_equal(stats_since(sp.url, now - 20 * DAY), before20);
   assert_true(stats_since(sp.url, now - 90 * DAY).calls < before90.calls);
   /* --exact reads the rows: what is left of them. */
   {
@@ -275,7 +200,7 @@ static void test_retention_keeps_rollup_counts(void **state) {
   int64_t deleted_before = in.retention_requests_deleted;
   in = run_writers(sp.url, 1, requests_gone, deleted_before + 5);
   assert_int_equal(in.retention_requests_deleted, deleted_before + 5);
-  assert_totals_equal(stats_since(sp.url, now - 49 * DAY), later);
+  rd_assert_totals_equal(stats_since(sp.url, now - 49 * DAY), later);
   assert_int_equal(in.total_requests, pg_int(&sp, "SELECT count(*) FROM requests"));
 
   pg_space_drop(&sp);
@@ -306,7 +231,7 @@ static void test_store_rollup_counts_other_rows(void **state) {
   assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows);
   assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_day"), rows);
   assert_int_equal(pg_int(&sp, "SELECT sum(n) FROM mcpr_rollup_hour_sketch"), rows);
-  assert_totals_equal(stats_since(sp.url, now - 10 * DAY), before);
+  rd_assert_totals_equal(stats_since(sp.url, now - 10 * DAY), before);
   pg_space_drop(&sp);
   pg_unlock(lock);
 }
