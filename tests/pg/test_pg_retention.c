@@ -236,10 +236,47 @@ static void test_store_rollup_counts_other_rows(void **state) {
   pg_unlock(lock);
 }
 
+/* Latencies whose sum does not fit: both requests are stored and the
+ * rollups' sums saturate, as the SQLite store's do, rather than failing
+ * the batch. */
+static void test_huge_latencies_saturate(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "saturate");
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, sp.url, &o, &err), MCPR_OK);
+  int64_t now = mcpr_now_ms();
+  for (int i = 0; i < 3; i++) {
+    char id[MCPR_UUID_STRLEN + 1];
+    mcpr_uuid_v7(now + i, id);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
+    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = now + i, .proxy = "a",
+                                       .method = "tools/call", .tool = "search",
+                                       .latency_us = INT64_MAX - i, .status = MCPR_REQUEST_OK,
+                                       .bytes_in = INT64_MAX / 2, .bytes_out = -1};
+    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
+    /* one batch each: the second and third add to the stored sums */
+    assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
+  }
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests"), 3);
+  assert_int_equal(pg_int(&sp, "SELECT calls FROM mcpr_rollup_hour"), 3);
+  assert_true(pg_int(&sp, "SELECT sum_us FROM mcpr_rollup_hour") == INT64_MAX);
+  assert_true(pg_int(&sp, "SELECT bytes_in FROM mcpr_rollup_day") == INT64_MAX);
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retention_keeps_rollup_counts),
       cmocka_unit_test(test_store_rollup_counts_other_rows),
+      cmocka_unit_test(test_huge_latencies_saturate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -555,9 +555,9 @@ static void build_rollup_parts(pgb *b, const char *proxy, const rollup_span *sp,
   if (proxy)
     pb_text(b, " AND proxy = ?", proxy);
   pb_add(b, " GROUP BY is_tool, name, key), a AS (SELECT is_tool, name, sum(calls)::int8 AS"
-            " calls, sum(errors)::int8 AS errors, sum(sum_us)::int8 AS sum_us, min(min_us) AS"
-            " min_us, max(max_us) AS max_us, sum(bytes_in)::int8 AS bytes_in,"
-            " sum(bytes_out)::int8 AS bytes_out");
+            " calls, sum(errors)::int8 AS errors, " MCPR__PG_SAT("sum(sum_us)") " AS sum_us,"
+            " min(min_us) AS min_us, max(max_us) AS max_us, " MCPR__PG_SAT("sum(bytes_in)")
+            " AS bytes_in, " MCPR__PG_SAT("sum(bytes_out)") " AS bytes_out");
   pb_rollup_from(b, sp, day, false);
   if (proxy)
     pb_text(b, " AND proxy = ?", proxy);

@@ -186,8 +186,9 @@ static mcpr_status day_from_hours(PGconn *c, const mcpr__pg_target *t, int64_t d
   mcpr_status st = mcpr__pg_run(
       c, t,
       "INSERT INTO mcpr_rollup_day SELECT $1::int8, proxy, is_tool, name, sum(calls)::int8,"
-      " sum(errors)::int8, sum(sum_us)::int8, min(min_us), max(max_us), sum(bytes_in)::int8,"
-      " sum(bytes_out)::int8, max(last_ts) FROM mcpr_rollup_hour"
+      " sum(errors)::int8, " MCPR__PG_SAT("sum(sum_us)") ", min(min_us), max(max_us), "
+      MCPR__PG_SAT("sum(bytes_in)") ", " MCPR__PG_SAT("sum(bytes_out)") ", max(last_ts)"
+      " FROM mcpr_rollup_hour"
       " WHERE hour >= $1::int8 * 24 AND hour < $1::int8 * 24 + 24"
       " AND ($2::text IS NULL OR proxy = $2::text) GROUP BY proxy, is_tool, name",
       2, params, NULL, err, "updating the rollups");

@@ -52,6 +52,12 @@ extern const char MCPR__PG_ROLLUP_DDL[];
 #define MCPR__PG_FLOOR_DIV(x, d) \
   "(CASE WHEN " x " >= 0 THEN " x " / " d " ELSE (" x " - (" d " - 1)) / " d " END)"
 
+/* A numeric sum as BIGINT, saturated at its bounds as the SQLite store's
+ * sums are (a direct caller of the store API may store any latency):
+ * never an out-of-range error that would lose the batch. */
+#define MCPR__PG_SAT(x) \
+  "LEAST(GREATEST(" x ", -9223372036854775808), 9223372036854775807)::int8"
+
 /*
  * CTEs (each preceded by a comma) that add the requests of a relation rr
  * (ts, proxy, tool, method, latency_us, is_error, bytes_in, bytes_out,
@@ -60,10 +66,11 @@ extern const char MCPR__PG_ROLLUP_DDL[];
 #define MCPR__PG_ROLLUP_CTES                                                                  \
   ", rg AS (SELECT " MCPR__PG_FLOOR_DIV("ts", "3600000") " AS hour, proxy,"                  \
   " (tool IS NOT NULL)::int4 AS is_tool, coalesce(tool, method) AS name, count(*) AS calls," \
-  " count(*) FILTER (WHERE is_error) AS errors, sum(latency_us)::int8 AS sum_us,"            \
-  " min(latency_us) AS min_us, max(latency_us) AS max_us,"                                   \
-  " coalesce(sum(bytes_in), 0)::int8 AS bytes_in, coalesce(sum(bytes_out), 0)::int8 AS"      \
-  " bytes_out, max(ts) AS last_ts FROM rr GROUP BY 1, 2, 3, 4),"                             \
+  " count(*) FILTER (WHERE is_error) AS errors, " MCPR__PG_SAT("sum(latency_us)") " AS sum_us," \
+  " min(latency_us) AS min_us, max(latency_us) AS max_us, "                                   \
+  MCPR__PG_SAT("coalesce(sum(bytes_in), 0)") " AS bytes_in, "                                 \
+  MCPR__PG_SAT("coalesce(sum(bytes_out), 0)") " AS bytes_out,"                                \
+  " max(ts) AS last_ts FROM rr GROUP BY 1, 2, 3, 4),"                                         \
   " rk AS (SELECT " MCPR__PG_FLOOR_DIV("ts", "3600000") " AS hour, proxy,"                   \
   " (tool IS NOT NULL)::int4 AS is_tool, coalesce(tool, method) AS name, key, count(*) AS n" \
   " FROM rr GROUP BY 1, 2, 3, 4, 5),"                                                        \
@@ -74,8 +81,9 @@ extern const char MCPR__PG_ROLLUP_DDL[];
   " ORDER BY hour, proxy, is_tool, name, key"                                                \
   " ON CONFLICT (hour, proxy, is_tool, name, key) DO UPDATE SET n = o.n + excluded.n),"      \
   " rd AS (INSERT INTO mcpr_rollup_day AS o SELECT " MCPR__PG_FLOOR_DIV("hour", "24") ","    \
-  " proxy, is_tool, name, sum(calls)::int8, sum(errors)::int8, sum(sum_us)::int8,"           \
-  " min(min_us), max(max_us), sum(bytes_in)::int8, sum(bytes_out)::int8, max(last_ts)"       \
+  " proxy, is_tool, name, sum(calls)::int8, sum(errors)::int8, " MCPR__PG_SAT("sum(sum_us)") \
+  ", min(min_us), max(max_us), " MCPR__PG_SAT("sum(bytes_in)") ", "                          \
+  MCPR__PG_SAT("sum(bytes_out)") ", max(last_ts)"                                           \
   " FROM rg GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"                                         \
   " ON CONFLICT (day, proxy, is_tool, name) DO UPDATE SET " MCPR__PG_ROLLUP_ADD "),"         \
   " rdk AS (INSERT INTO mcpr_rollup_day_sketch AS o SELECT " MCPR__PG_FLOOR_DIV("hour", "24") \
@@ -83,11 +91,13 @@ extern const char MCPR__PG_ROLLUP_DDL[];
   " ORDER BY 1, 2, 3, 4, 5"                                                                  \
   " ON CONFLICT (day, proxy, is_tool, name, key) DO UPDATE SET n = o.n + excluded.n)"
 
-#define MCPR__PG_ROLLUP_ADD                                                               \
-  "calls = o.calls + excluded.calls, errors = o.errors + excluded.errors,"                \
-  " sum_us = o.sum_us + excluded.sum_us, min_us = LEAST(o.min_us, excluded.min_us),"      \
-  " max_us = GREATEST(o.max_us, excluded.max_us), bytes_in = o.bytes_in + excluded.bytes_in," \
-  " bytes_out = o.bytes_out + excluded.bytes_out, last_ts = GREATEST(o.last_ts, excluded.last_ts)"
+#define MCPR__PG_ROLLUP_ADD                                                                \
+  "calls = o.calls + excluded.calls, errors = o.errors + excluded.errors,"                 \
+  " sum_us = " MCPR__PG_SAT("o.sum_us::numeric + excluded.sum_us") ","                     \
+  " min_us = LEAST(o.min_us, excluded.min_us), max_us = GREATEST(o.max_us, excluded.max_us)," \
+  " bytes_in = " MCPR__PG_SAT("o.bytes_in::numeric + excluded.bytes_in") ","               \
+  " bytes_out = " MCPR__PG_SAT("o.bytes_out::numeric + excluded.bytes_out") ","            \
+  " last_ts = GREATEST(o.last_ts, excluded.last_ts)"
 
 /*
  * Count up to max_rows requests that have rolled = false, in one
