@@ -1206,7 +1206,8 @@ static mcpr_status vacuum_sessions(pg_impl *impl, const mcpr_vacuum_options *o,
   int64_t found = 0;
   mcpr_status s = mcpr__pg_run(impl->conn, &impl->t,
                                "CREATE TEMP TABLE IF NOT EXISTS mcpr_vacuum_sessions"
-                               " (rn BIGSERIAL PRIMARY KEY, session_id TEXT COLLATE \"C\" NOT NULL)",
+                               " (rn BIGSERIAL PRIMARY KEY,"
+                               " session_id TEXT COLLATE \"C\" NOT NULL)",
                                0, NULL, NULL, err, "finding the sessions to delete");
   if (s == MCPR_OK)
     s = mcpr__pg_run(impl->conn, &impl->t, "TRUNCATE mcpr_vacuum_sessions RESTART IDENTITY", 0,

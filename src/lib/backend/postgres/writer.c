@@ -289,14 +289,19 @@ static bool build_requests(writer *w, const mcpr_store_event *const *ev, const s
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_request_event *q = &ev[i]->u.request;
     *has_session = *has_session || q->session_id;
-    mem = mcpr__pg_arr_text(&w->cols[0], q->request_id) && mcpr__pg_arr_int(&w->cols[1], q->ts_ms, false) &&
-          mcpr__pg_arr_text(&w->cols[2], q->proxy) && mcpr__pg_arr_text(&w->cols[3], q->session_id) &&
+    mem = mcpr__pg_arr_text(&w->cols[0], q->request_id) &&
+          mcpr__pg_arr_int(&w->cols[1], q->ts_ms, false) &&
+          mcpr__pg_arr_text(&w->cols[2], q->proxy) &&
+          mcpr__pg_arr_text(&w->cols[3], q->session_id) &&
           mcpr__pg_arr_text(&w->cols[4], q->method) && mcpr__pg_arr_text(&w->cols[5], q->tool) &&
           mcpr__pg_arr_int(&w->cols[6], q->latency_us, false) &&
           mcpr__pg_arr_text(&w->cols[7], mcpr_request_status_str(q->status)) &&
-          mcpr__pg_arr_text(&w->cols[8], q->error_code) && mcpr__pg_arr_text(&w->cols[9], q->error_msg) &&
-          mcpr__pg_arr_int(&w->cols[10], q->bytes_in, true) && mcpr__pg_arr_int(&w->cols[11], q->bytes_out, true) &&
-          mcpr__pg_arr_text(&w->cols[12], q->resource_uri) && mcpr__pg_arr_text(&w->cols[13], q->prompt_name) &&
+          mcpr__pg_arr_text(&w->cols[8], q->error_code) &&
+          mcpr__pg_arr_text(&w->cols[9], q->error_msg) &&
+          mcpr__pg_arr_int(&w->cols[10], q->bytes_in, true) &&
+          mcpr__pg_arr_int(&w->cols[11], q->bytes_out, true) &&
+          mcpr__pg_arr_text(&w->cols[12], q->resource_uri) &&
+          mcpr__pg_arr_text(&w->cols[13], q->prompt_name) &&
           mcpr__pg_arr_int(&w->cols[14], (int64_t)pos[i], false) &&
           mcpr__pg_arr_int(&w->cols[15], mcpr__sketch_key(q->latency_us), false);
   }
@@ -314,10 +319,13 @@ static bool build_sessions(writer *w, const mcpr_store_event *const *ev, const s
     mem = mem && mcpr__pg_arr_start(&w->cols[c]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_session_event *s = &ev[i]->u.session;
-    mem = mcpr__pg_arr_text(&w->cols[0], s->session_id) && mcpr__pg_arr_text(&w->cols[1], s->proxy) &&
+    mem = mcpr__pg_arr_text(&w->cols[0], s->session_id) &&
+          mcpr__pg_arr_text(&w->cols[1], s->proxy) &&
           mcpr__pg_arr_int(&w->cols[2], s->started_at_ms, false) &&
-          mcpr__pg_arr_text(&w->cols[3], s->client_name) && mcpr__pg_arr_text(&w->cols[4], s->client_version) &&
-          mcpr__pg_arr_text(&w->cols[5], s->client_platform) && mcpr__pg_arr_int(&w->cols[6], (int64_t)pos[i], false);
+          mcpr__pg_arr_text(&w->cols[3], s->client_name) &&
+          mcpr__pg_arr_text(&w->cols[4], s->client_version) &&
+          mcpr__pg_arr_text(&w->cols[5], s->client_platform) &&
+          mcpr__pg_arr_int(&w->cols[6], (int64_t)pos[i], false);
   }
   for (int c = 0; c < SES_COLS && mem; c++) {
     mem = mcpr__pg_arr_end(&w->cols[c]);
@@ -326,15 +334,18 @@ static bool build_sessions(writer *w, const mcpr_store_event *const *ev, const s
   return mem;
 }
 
-static bool build_closes(writer *w, const mcpr_store_event *const *ev, const size_t *pos,
-                         size_t n, const char **params) {
-  bool mem = mcpr__pg_arr_start(&w->cols[0]) && mcpr__pg_arr_start(&w->cols[1]) && mcpr__pg_arr_start(&w->cols[2]);
+static bool build_closes(writer *w, const mcpr_store_event *const *ev, const size_t *pos, size_t n,
+                         const char **params) {
+  bool mem = mcpr__pg_arr_start(&w->cols[0]) && mcpr__pg_arr_start(&w->cols[1]) &&
+             mcpr__pg_arr_start(&w->cols[2]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_session_closed_event *c = &ev[i]->u.session_closed;
-    mem = mcpr__pg_arr_text(&w->cols[0], c->session_id) && mcpr__pg_arr_int(&w->cols[1], c->ended_at_ms, false) &&
+    mem = mcpr__pg_arr_text(&w->cols[0], c->session_id) &&
+          mcpr__pg_arr_int(&w->cols[1], c->ended_at_ms, false) &&
           mcpr__pg_arr_int(&w->cols[2], (int64_t)pos[i], false);
   }
-  mem = mem && mcpr__pg_arr_end(&w->cols[0]) && mcpr__pg_arr_end(&w->cols[1]) && mcpr__pg_arr_end(&w->cols[2]);
+  mem = mem && mcpr__pg_arr_end(&w->cols[0]) && mcpr__pg_arr_end(&w->cols[1]) &&
+        mcpr__pg_arr_end(&w->cols[2]);
   for (int c = 0; c < 3; c++)
     params[c] = w->cols[c].p;
   return mem;
