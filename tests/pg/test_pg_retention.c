@@ -10,7 +10,8 @@
  * keep counting the deleted rows); rows another program inserted are
  * counted once, then go like the others. Two writers with retention on
  * at once delete each row once. `mcpr store rollup` counts the rows
- * another program inserted, and the figures stay the same. Skipped
+ * another program inserted, and so does a writer after its batches; the
+ * figures stay the same. Skipped
  * without MCPR_TEST_PG_URL.
  */
 #include <stdarg.h>
@@ -236,6 +237,47 @@ static void test_store_rollup_counts_other_rows(void **state) {
   pg_unlock(lock);
 }
 
+/* A writer counts the rows another program inserted too, a chunk after
+ * each batch, as the SQLite writer catches its watermark up. */
+static void test_writer_counts_other_rows(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  pg_space sp;
+  pg_space_init(&sp, "writercatchup");
+  int64_t now = mcpr_now_ms();
+  write_days(sp.url, now);
+  insert_raw(&sp, now - 3 * DAY, 3000);
+  totals before = stats_since(sp.url, now - 10 * DAY);
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, sp.url, &o, &err), MCPR_OK);
+  for (int i = 0; i < 2; i++) {
+    char id[MCPR_UUID_STRLEN + 1];
+    mcpr_uuid_v7(now + i, id);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
+    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = now + i, .proxy = "a",
+                                       .method = "tools/call", .tool = "search",
+                                       .latency_us = 10, .status = MCPR_REQUEST_OK,
+                                       .bytes_in = 1, .bytes_out = -1};
+    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
+    assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
+  }
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  long long rows = pg_int(&sp, "SELECT count(*) FROM requests");
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
+  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows);
+  assert_int_equal(pg_int(&sp, "SELECT sum(n) FROM mcpr_rollup_day_sketch"), rows);
+  totals after = stats_since(sp.url, now - 10 * DAY);
+  assert_int_equal(after.calls, before.calls + 2);
+  assert_int_equal(after.search_calls, before.search_calls + 2);
+  assert_int_equal(after.bytes_in, before.bytes_in + 2);
+  pg_space_drop(&sp);
+  pg_unlock(lock);
+}
+
 /* Latencies whose sum does not fit: both requests are stored and the
  * rollups' sums saturate, as the SQLite store's do, rather than failing
  * the batch. */
@@ -276,6 +318,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retention_keeps_rollup_counts),
       cmocka_unit_test(test_store_rollup_counts_other_rows),
+      cmocka_unit_test(test_writer_counts_other_rows),
       cmocka_unit_test(test_huge_latencies_saturate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

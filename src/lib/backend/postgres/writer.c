@@ -34,7 +34,8 @@
  * to the hourly and daily rollups, with the sketch key of each latency
  * sent beside it (computed in C, so the buckets are the SQLite store's),
  * and marks them rolled: a committed request is counted exactly once,
- * whichever writer wrote it. Retention (retention.h) runs between batches
+ * whichever writer wrote it. Rows no writer counted are counted after
+ * batches, a bounded chunk at a time (catch_up). Retention (retention.h) runs between batches
  * on the same connection, in steps of one short transaction each.
  *
  * Schema versions: a transaction-level advisory lock on (proxy,
@@ -209,6 +210,7 @@ typedef struct writer {
   size_t *kind_pos;
   size_t kind_cap;
   mcpr__pg_retention *retention; /* NULL: retention is off */
+  unsigned catch_up_wait;        /* batches before the next catch-up */
 } writer;
 
 /* What one step came to: go on, a row of its own failed (careful mode
@@ -771,6 +773,28 @@ static mcpr_status set_lock_wait(writer *w, int lock_wait_ms, mcpr_error *err) {
   return st;
 }
 
+/* Rows another program inserted (or a store's from before the rollups)
+ * are counted by the writer too, as the SQLite writer catches up its
+ * watermark: CATCH_UP_ROWS after each batch while some are left, else a
+ * look every CATCH_UP_LOOK_EVERY batches (one probe of a partial index).
+ * Best effort, after the batch's commit: the batch is written whatever
+ * this does, and a read counts such rows raw meanwhile. */
+#define CATCH_UP_ROWS 2000
+#define CATCH_UP_LOOK_EVERY 256
+
+static void catch_up(writer *w) {
+  if (w->catch_up_wait > 0) {
+    w->catch_up_wait--;
+    return;
+  }
+  int64_t rolled = 0, left = 0;
+  mcpr_error ignored = {0};
+  if (mcpr__pg_rollup_catch_up(w->conn, &w->t, CATCH_UP_ROWS, &rolled, &left, &ignored) !=
+      MCPR_OK)
+    left = 0;
+  w->catch_up_wait = left > 0 && rolled > 0 ? 0 : CATCH_UP_LOOK_EVERY;
+}
+
 static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events, size_t n,
                                mcpr__outcome *outcomes, int lock_wait_ms, mcpr_error *err) {
   writer *w = impl;
@@ -799,8 +823,10 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
     st = MCPR_OK;
     s = attempt(w, events, n, outcomes, true, &st, err);
   }
-  if (s == STEP_OK)
+  if (s == STEP_OK) {
+    catch_up(w);
     return MCPR_OK;
+  }
   if (st == MCPR_OK || st == MCPR_ECONSTRAINT)
     st = MCPR_ESQL;
 out:
