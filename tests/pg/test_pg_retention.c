@@ -208,6 +208,39 @@ static void test_retention_keeps_rollup_counts(void **state) {
   pg_unlock(lock);
 }
 
+/* Every row is counted, once, at both levels of the rollups. */
+static void assert_all_rolled(const pg_space *sp) {
+  long long rows = pg_int(sp, "SELECT count(*) FROM requests");
+  assert_int_equal(pg_int(sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
+  assert_int_equal(pg_int(sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows);
+  assert_int_equal(pg_int(sp, "SELECT sum(calls) FROM mcpr_rollup_day"), rows);
+  assert_int_equal(pg_int(sp, "SELECT sum(n) FROM mcpr_rollup_hour_sketch"), rows);
+  assert_int_equal(pg_int(sp, "SELECT sum(n) FROM mcpr_rollup_day_sketch"), rows);
+}
+
+/* n requests of tool search at now + i, latency latency0 − i, through a
+ * writer, one batch each. */
+static void write_search(const char *url, int64_t now, int n, int64_t latency0,
+                         int64_t bytes_in) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, url, &o, &err), MCPR_OK);
+  for (int i = 0; i < n; i++) {
+    char id[MCPR_UUID_STRLEN + 1];
+    mcpr_uuid_v7(now + i, id);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
+    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = now + i, .proxy = "a",
+                                       .method = "tools/call", .tool = "search",
+                                       .latency_us = latency0 - i, .status = MCPR_REQUEST_OK,
+                                       .bytes_in = bytes_in, .bytes_out = -1};
+    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
+    assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
+  }
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+}
+
 /* Rows another program inserts are read raw, counted once, until
  * `mcpr store rollup` counts them in the rollups (and flags them): the
  * same figures before and after, nothing counted twice. */
@@ -228,10 +261,7 @@ static void test_store_rollup_counts_other_rows(void **state) {
   if (r.exit_code != 0)
     fail_msg("store rollup: %s", r.err);
   cli_result_free(&r);
-  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
-  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows);
-  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_day"), rows);
-  assert_int_equal(pg_int(&sp, "SELECT sum(n) FROM mcpr_rollup_hour_sketch"), rows);
+  assert_all_rolled(&sp);
   rd_assert_totals_equal(stats_since(sp.url, now - 10 * DAY), before);
   pg_space_drop(&sp);
   pg_unlock(lock);
@@ -249,27 +279,8 @@ static void test_writer_counts_other_rows(void **state) {
   write_days(sp.url, now);
   insert_raw(&sp, now - 3 * DAY, 3000);
   totals before = stats_since(sp.url, now - 10 * DAY);
-  mcpr_store_options o;
-  mcpr_store_options_init(&o);
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, sp.url, &o, &err), MCPR_OK);
-  for (int i = 0; i < 2; i++) {
-    char id[MCPR_UUID_STRLEN + 1];
-    mcpr_uuid_v7(now + i, id);
-    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
-    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = now + i, .proxy = "a",
-                                       .method = "tools/call", .tool = "search",
-                                       .latency_us = 10, .status = MCPR_REQUEST_OK,
-                                       .bytes_in = 1, .bytes_out = -1};
-    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
-    assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
-  }
-  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
-  long long rows = pg_int(&sp, "SELECT count(*) FROM requests");
-  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests WHERE NOT rolled"), 0);
-  assert_int_equal(pg_int(&sp, "SELECT sum(calls) FROM mcpr_rollup_hour"), rows);
-  assert_int_equal(pg_int(&sp, "SELECT sum(n) FROM mcpr_rollup_day_sketch"), rows);
+  write_search(sp.url, now, 2, 10, 1);
+  assert_all_rolled(&sp);
   totals after = stats_since(sp.url, now - 10 * DAY);
   assert_int_equal(after.calls, before.calls + 2);
   assert_int_equal(after.search_calls, before.search_calls + 2);
@@ -287,25 +298,8 @@ static void test_huge_latencies_saturate(void **state) {
   int lock = pg_lock(0);
   pg_space sp;
   pg_space_init(&sp, "saturate");
-  mcpr_store_options o;
-  mcpr_store_options_init(&o);
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, sp.url, &o, &err), MCPR_OK);
-  int64_t now = mcpr_now_ms();
-  for (int i = 0; i < 3; i++) {
-    char id[MCPR_UUID_STRLEN + 1];
-    mcpr_uuid_v7(now + i, id);
-    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
-    e.u.request = (mcpr_request_event){.request_id = id, .ts_ms = now + i, .proxy = "a",
-                                       .method = "tools/call", .tool = "search",
-                                       .latency_us = INT64_MAX - i, .status = MCPR_REQUEST_OK,
-                                       .bytes_in = INT64_MAX / 2, .bytes_out = -1};
-    assert_int_equal(mcpr_store_record(s, &e), MCPR_OK);
-    /* one batch each: the second and third add to the stored sums */
-    assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
-  }
-  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  /* one batch each: the second and third add to the stored sums */
+  write_search(sp.url, mcpr_now_ms(), 3, INT64_MAX, INT64_MAX / 2);
   assert_int_equal(pg_int(&sp, "SELECT count(*) FROM requests"), 3);
   assert_int_equal(pg_int(&sp, "SELECT calls FROM mcpr_rollup_hour"), 3);
   assert_true(pg_int(&sp, "SELECT sum_us FROM mcpr_rollup_hour") == INT64_MAX);
