@@ -446,26 +446,6 @@ static void test_unreachable_host_fails_within_the_timeout(void **state) {
   assert_int_equal(rmdir(dir), 0);
 }
 
-/* Retention is the SQLite backend's alone so far: a PostgreSQL store with
- * it set is refused at open, saying so, not kept silently forever. */
-static void test_retention_refused_clearly(void **state) {
-  (void)state;
-  PG_REQUIRE();
-  int lock = pg_lock(0);
-  pg_space sp;
-  pg_space_init(&sp, "retention");
-  mcpr_store_options o;
-  mcpr_store_options_init(&o);
-  o.retention_ms = 30LL * 86400000;
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, sp.url, &o, &err), MCPR_EINVAL);
-  assert_null(s);
-  assert_non_null(strstr(err.message, "retention is not implemented for PostgreSQL"));
-  pg_space_drop(&sp);
-  pg_unlock(lock);
-}
-
 static void test_redaction(void **state) {
   (void)state;
   char buf[256];
@@ -488,7 +468,6 @@ static void test_redaction(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_redaction),
-      cmocka_unit_test(test_retention_refused_clearly),
       cmocka_unit_test(test_round_trip_and_idempotency),
       cmocka_unit_test(test_order_within_a_batch),
       cmocka_unit_test(test_bad_row_skips_only_itself),

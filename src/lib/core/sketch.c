@@ -69,9 +69,12 @@ static bool cover(mcpr__sketch *s, int32_t lo, int32_t hi) {
 }
 
 bool mcpr__sketch_add(mcpr__sketch *s, int64_t v, int64_t count) {
+  return mcpr__sketch_add_key(s, mcpr__sketch_key(v), count);
+}
+
+bool mcpr__sketch_add_key(mcpr__sketch *s, int32_t k, int64_t count) {
   if (count <= 0)
     return true;
-  int32_t k = mcpr__sketch_key(v);
   if (!cover(s, k, k))
     return false;
   s->counts[k - s->lo] += count;

@@ -43,6 +43,9 @@ int64_t mcpr__sketch_key_value(int32_t key);
 
 /* Add count copies of v. false: out of memory, the sketch as it was. */
 bool mcpr__sketch_add(mcpr__sketch *s, int64_t v, int64_t count);
+/* Add count values to the bucket of key (mcpr__sketch_key): a sketch
+ * kept as (key, count) rows. false: out of memory, the sketch as it was. */
+bool mcpr__sketch_add_key(mcpr__sketch *s, int32_t key, int64_t count);
 /* dst += src. false: out of memory, dst as it was. */
 bool mcpr__sketch_merge(mcpr__sketch *dst, const mcpr__sketch *src);
 /* The value standing for the rank-th smallest value (0-based, rank <

@@ -20,59 +20,19 @@
 
 #include "backend/sqlite/query.h"
 #include "mcpr/mcpr.h"
+#include "retention_days.h"
 #include "testutil.h"
 
-#define HOUR 3600000LL
-#define DAY (24 * HOUR)
-#define DAYS 60
-#define PER_SESSION 40
-
-static const char *const TOOLS[] = {"search", "fetch", NULL};
+#define HOUR RD_HOUR
+#define DAY RD_DAY
+#define DAYS RD_DAYS
+#define PER_SESSION RD_PER_SESSION
 
 static int64_t floor_hour(int64_t ms) { return ms / HOUR * HOUR; }
 
 static void record(mcpr_store *s, const mcpr_store_event *e) {
   while (mcpr_store_record(s, e) == MCPR_EQUEUEFULL)
     tu_sleep_ms(5);
-}
-
-/* One session a day, started at now − (k + 0.5) days, with PER_SESSION
- * requests in its first 30 minutes (every 7th failed), closed an hour
- * after its start — except the last two days' (open). Far (≥ 11 h) from
- * every hour-aligned cutoff the test uses. */
-static void write_days(const char *path, int64_t now, const mcpr_store_options *o) {
-  mcpr_store *s = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_store_open(&s, path, o, &err), MCPR_OK);
-  for (int k = 0; k < DAYS; k++) {
-    int64_t start = now - k * DAY - DAY / 2;
-    char sid[32];
-    snprintf(sid, sizeof sid, "sess-%02d", k);
-    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_SESSION};
-    e.u.session = (mcpr_session_event){.session_id = sid, .proxy = k % 2 ? "a" : "b",
-                                       .started_at_ms = start, .client_name = "claude-ai"};
-    record(s, &e);
-    for (int i = 0; i < PER_SESSION; i++) {
-      int64_t ts = start + i * 45000;
-      char id[MCPR_UUID_STRLEN + 1];
-      mcpr_uuid_v7(ts, id);
-      const char *tool = TOOLS[i % 3];
-      e = (mcpr_store_event){.kind = MCPR_STORE_EVENT_REQUEST};
-      e.u.request = (mcpr_request_event){
-          .request_id = id, .ts_ms = ts, .proxy = k % 2 ? "a" : "b", .session_id = sid,
-          .method = tool ? "tools/call" : "tools/list", .tool = tool,
-          .latency_us = 1000 + i * 37,
-          .status = i % 7 == 3 ? MCPR_REQUEST_ERROR : MCPR_REQUEST_OK, .bytes_in = i,
-          .bytes_out = -1};
-      record(s, &e);
-    }
-    if (k >= 2) {
-      e = (mcpr_store_event){.kind = MCPR_STORE_EVENT_SESSION_CLOSED};
-      e.u.session_closed = (mcpr_session_closed_event){sid, start + HOUR};
-      record(s, &e);
-    }
-  }
-  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
 }
 
 /* Rows another writer adds (the original): above the watermark. */
@@ -99,48 +59,19 @@ static void insert_raw_old(const char *path, int64_t ts, int n) {
   sqlite3_close(db);
 }
 
-typedef struct totals {
-  int64_t calls, errors, search_calls, search_errors, bytes_in;
-} totals;
+typedef rd_totals totals;
 
 static totals stats_since(const char *path, int64_t since) {
-  mcpr_query *q = NULL;
-  mcpr_error err = {0};
-  assert_int_equal(mcpr_query_open(&q, path, &err), MCPR_OK);
-  mcpr__query_sqlite_set_rollup_raw_max(q, 0); /* the rollups, however small the store */
-  mcpr_stats st;
-  mcpr_stats_filter f = {NULL, since, 0};
-  assert_int_equal(mcpr_query_stats(q, &f, &st, &err), MCPR_OK);
-  totals t = {st.total_calls, st.total_errors, 0, 0, 0};
-  for (size_t i = 0; i < st.count; i++) {
-    t.bytes_in += st.rows[i].total_bytes_in;
-    if (strcmp(st.rows[i].label, "search") == 0) {
-      t.search_calls = st.rows[i].calls;
-      t.search_errors = st.rows[i].errors;
-    }
-  }
-  mcpr_stats_release(&st);
-  mcpr_query_close(q);
-  return t;
+  return rd_stats_since(path, since, mcpr__query_sqlite_set_rollup_raw_max);
 }
 
-static void assert_totals_equal(totals a, totals b) {
-  assert_int_equal(a.calls, b.calls);
-  assert_int_equal(a.errors, b.errors);
-  assert_int_equal(a.search_calls, b.search_calls);
-  assert_int_equal(a.search_errors, b.search_errors);
-  assert_int_equal(a.bytes_in, b.bytes_in);
+static void write_days(const char *path, int64_t now, const mcpr_store_options *o) {
+  rd_write_days(path, now, o);
 }
 
-static mcpr_store_info info(const char *path) {
-  mcpr_query *q = NULL;
-  mcpr_error err = {0};
-  mcpr_store_info in;
-  assert_int_equal(mcpr_query_open(&q, path, &err), MCPR_OK);
-  assert_int_equal(mcpr_query_store_info(q, &in, &err), MCPR_OK);
-  mcpr_query_close(q);
-  return in;
-}
+static void assert_totals_equal(totals a, totals b) { rd_assert_totals_equal(a, b); }
+
+static mcpr_store_info info(const char *path) { return rd_info(path); }
 
 __attribute__((format(printf, 2, 0))) static int64_t sql_int(const char *path, const char *fmt,
                                                            int64_t a) {

@@ -11,7 +11,9 @@
  * advisory lock (pg_advisory_xact_lock): many writers starting at once on
  * many machines queue there, the first creates the tables, the others
  * find them. Version 5 is the first PostgreSQL layout; a later one adds a
- * step here.
+ * step here. The tables of the rollups and of retention (rollup.h) are
+ * our own additions to version 5, as in a SQLite store: created in the
+ * same step when missing, whatever the version was.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 
 #include "backend/postgres/pg.h"
 #include "backend/postgres/postgres.h"
+#include "backend/postgres/rollup.h"
 #include "core/clock.h"
 #include "mcpr/util.h"
 
@@ -370,6 +373,25 @@ mcpr_status mcpr__pg_migrate(PGconn *c, const mcpr__pg_target *t, bool create, i
         (st = exec_params(c, t, upsert, 2, version_row, err, "writing meta")) != MCPR_OK)
       goto rollback;
     *vp = MCPR_STORE_SCHEMA_VERSION;
+  }
+  /* The rollups and retention's counters (rollup.h): added to a store
+   * of this version that lacks them, in the same locked transaction. */
+  r = PQexec(c, "SELECT to_regclass('mcpr_retention_state') IS NULL");
+  bool extras = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    st = mcpr__pg_error(c, r, t, err, "reading the store's tables");
+    PQclear(r);
+    goto rollback;
+  }
+  PQclear(r);
+  if (extras) {
+    r = PQexec(c, MCPR__PG_ROLLUP_DDL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      st = mcpr__pg_error(c, r, t, err, "creating the rollup tables");
+      PQclear(r);
+      goto rollback;
+    }
+    PQclear(r);
   }
   const char *mv[2] = {"mcpr_version", MCPR_VERSION_STRING};
   if ((st = exec_params(c, t,

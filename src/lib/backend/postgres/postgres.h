@@ -17,4 +17,8 @@ extern const mcpr__query_backend mcpr__query_pg_backend;
 mcpr_status mcpr__pg_query_open(const char *url, const mcpr__query_backend **be, void **impl,
                                 mcpr_error *err);
 
+/* Tests: stats read the rollups once they hold more than rows requests
+ * (default 50,000, the SQLite store's bound); 0: whenever they can. */
+void mcpr__query_pg_set_rollup_raw_max(mcpr_query *q, int64_t rows);
+
 #endif

@@ -12,9 +12,9 @@
  * reaches the SQL text. Rows are read in libpq's single-row mode, so a
  * stats scan over millions of requests holds one row at a time.
  *
- * The rollups (per-hour aggregates) are SQLite's for now: stats_rollup
- * and rollup are left NULL, and the engine scans the requests. Vacuum
- * (retention) is not implemented for PostgreSQL yet and says so.
+ * The rollups (rollup.h) serve stats and tool usage over long windows as
+ * they do on SQLite, with the same bound below which stats are read raw,
+ * so that both stores give the same p95 for the same events.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,11 @@
 
 #include "backend/postgres/pg.h"
 #include "backend/postgres/postgres.h"
+#include "backend/postgres/retention.h"
+#include "backend/postgres/rollup.h"
 #include "core/buf.h"
+#include "core/clock.h"
+#include "core/sketch.h"
 #include "mcpr/util.h"
 #include "query/backend.h"
 #include "query/pool.h"
@@ -30,9 +34,18 @@
 #define SQL_MAX 4096
 #define PARAMS_MAX 16
 
+/* Stats read raw — exact p95 — while the rollups of the window hold
+ * at most this many requests (the SQLite store's bound, so that both give
+ * the same p95 for the same events); beyond, the rollups' sketches. */
+#define ROLLUP_RAW_MAX_ROWS 50000
+/* Rows no writer counted yet (rolled false) beyond which a read ignores
+ * the rollups and reads every row through the time indexes. */
+#define ROLLUP_MAX_BEHIND 200000
+
 typedef struct pg_impl {
   mcpr__pg_target t;
   PGconn *conn;
+  int64_t rollup_raw_max_rows; /* see mcpr__query_pg_set_rollup_raw_max() */
 } pg_impl;
 
 /* ---------- statement builder ---------- */
@@ -288,6 +301,7 @@ mcpr_status mcpr__pg_query_open(const char *url, const mcpr__query_backend **be,
     free(impl);
     return st;
   }
+  impl->rollup_raw_max_rows = ROLLUP_RAW_MAX_ROWS;
   st = mcpr__pg_connect(&impl->t, &impl->conn, err);
   if (st == MCPR_OK)
     st = mcpr__pg_migrate(impl->conn, &impl->t, false, NULL, err);
@@ -445,6 +459,399 @@ static mcpr_status pg_stats_scan(void *p, const mcpr_stats_filter *f, mcpr__stat
   return each_row(p, &b, pass_sample, &k, err);
 }
 
+/* ---------- stats from the rollups ---------- */
+
+/*
+ * As the SQLite store (backend/sqlite/query.c): the window [since, ∞)
+ * splits at H0, the first hour boundary at or after since. Hours from H0
+ * on come from the rollups (whole days from mcpr_rollup_day, the hours
+ * before the first whole day from mcpr_rollup_hour); the partial hour
+ * [since, H0) of the rows they count is read raw, and so is every row
+ * they do not count (rolled false, through its partial index). One
+ * REPEATABLE READ transaction: rollups and rows are one snapshot.
+ */
+
+static mcpr_status read_begin(pg_impl *impl, mcpr_error *err) {
+  if (!mcpr__pg_exec(impl->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    return mcpr__pg_error(impl->conn, NULL, &impl->t, err, "reading the store");
+  return MCPR_OK;
+}
+
+static void read_end(pg_impl *impl) {
+  if (PQtransactionStatus(impl->conn) != PQTRANS_IDLE)
+    mcpr__pg_exec(impl->conn, "COMMIT");
+}
+
+/* Whether the rollups can serve a read: the store has them (a writer of
+ * this version opened it) and few rows are left out of them. */
+static mcpr_status rollups_usable(pg_impl *impl, bool *yes, mcpr_error *err) {
+  int64_t have = 0, behind = 0;
+  *yes = false;
+  mcpr_status s =
+      fixed(impl, "SELECT (to_regclass('mcpr_rollup_day_sketch') IS NOT NULL"
+                  " AND to_regclass('mcpr_retention_state') IS NOT NULL)::int",
+            &have, NULL, err);
+  if (s != MCPR_OK || have != 1)
+    return s;
+  pgb b;
+  pb_init(&b);
+  pb_int(&b, "SELECT count(*) FROM (SELECT 1 FROM requests WHERE NOT rolled LIMIT ?) x",
+         ROLLUP_MAX_BEHIND + 1);
+  s = one_row(impl, &b, &behind, NULL, err);
+  *yes = s == MCPR_OK && behind <= ROLLUP_MAX_BEHIND;
+  return s;
+}
+
+static int64_t first_full_hour(int64_t since_ms) {
+  if (since_ms == MCPR_QUERY_NO_CUTOFF)
+    return INT64_MIN;
+  int64_t h = since_ms / MCPR__PG_ROLLUP_HOUR_MS;
+  if (since_ms > 0 && since_ms % MCPR__PG_ROLLUP_HOUR_MS != 0)
+    h++;
+  return h;
+}
+
+typedef struct rollup_span {
+  bool hours, days;
+  int64_t hour_lo, hour_hi; /* hours [lo, hi); hi INT64_MAX: no bound */
+  int64_t day_lo;           /* days >= day_lo */
+} rollup_span;
+
+static rollup_span span_of(int64_t first_hour) {
+  rollup_span sp = {false, true, first_hour, INT64_MAX, INT64_MIN};
+  if (first_hour == INT64_MIN)
+    return sp;
+  sp.hours = true;
+  /* ceil(first_hour / 24), for negative hours too */
+  int64_t d = first_hour / 24;
+  if (first_hour % 24 != 0 && first_hour > 0)
+    d++;
+  sp.day_lo = d;
+  sp.hour_hi = d * 24;
+  return sp;
+}
+
+static bool level_used(const rollup_span *sp, int day) { return day ? sp->days : sp->hours; }
+
+/* " FROM <level table> WHERE <its range>" (sketch: its bucket table). */
+static void pb_rollup_from(pgb *b, const rollup_span *sp, int day, bool sketch) {
+  if (day) {
+    pb_add(b, sketch ? " FROM mcpr_rollup_day_sketch" : " FROM mcpr_rollup_day");
+    pb_int(b, " WHERE day >= ?", sp->day_lo);
+    return;
+  }
+  pb_add(b, sketch ? " FROM mcpr_rollup_hour_sketch" : " FROM mcpr_rollup_hour");
+  pb_int(b, " WHERE hour >= ?", sp->hour_lo);
+  if (sp->hour_hi != INT64_MAX)
+    pb_int(b, " AND hour < ?", sp->hour_hi);
+}
+
+/* One part per label of a level: its figures added up, and its sketch's
+ * buckets as "key:n,key:n…". */
+static void build_rollup_parts(pgb *b, const char *proxy, const rollup_span *sp, int day) {
+  pb_init(b);
+  pb_add(b, "WITH k AS (SELECT is_tool, name, key, sum(n)::int8 AS n");
+  pb_rollup_from(b, sp, day, true);
+  if (proxy)
+    pb_text(b, " AND proxy = ?", proxy);
+  pb_add(b, " GROUP BY is_tool, name, key), a AS (SELECT is_tool, name, sum(calls)::int8 AS"
+            " calls, sum(errors)::int8 AS errors, " MCPR__PG_SAT("sum(sum_us)") " AS sum_us,"
+            " min(min_us) AS min_us, max(max_us) AS max_us, " MCPR__PG_SAT("sum(bytes_in)")
+            " AS bytes_in, " MCPR__PG_SAT("sum(bytes_out)") " AS bytes_out");
+  pb_rollup_from(b, sp, day, false);
+  if (proxy)
+    pb_text(b, " AND proxy = ?", proxy);
+  pb_add(b, " GROUP BY is_tool, name) SELECT a.*, (SELECT string_agg(k.key || ':' || k.n, ',')"
+            " FROM k WHERE k.is_tool = a.is_tool AND k.name = a.name) FROM a");
+}
+
+/* The buckets "key:n,…" into s. false: not a sketch's, or out of memory. */
+static bool sketch_parse(mcpr__sketch *s, const char *text) {
+  const char *p = text;
+  while (*p) {
+    char *end = NULL;
+    long long key = strtoll(p, &end, 10);
+    if (end == p || *end != ':' || key <= -8192 || key >= 8192)
+      return false;
+    p = end + 1;
+    long long n = strtoll(p, &end, 10);
+    if (end == p || n <= 0 || (*end != ',' && *end != '\0'))
+      return false;
+    if (!mcpr__sketch_add_key(s, (int32_t)key, n))
+      return false;
+    p = *end ? end + 1 : end;
+  }
+  return true;
+}
+
+static int pass_part(void *ctx, const PGresult *r) {
+  const mcpr__stats_sinks *k = ctx;
+  mcpr__sketch sk = {0};
+  unsigned char *blob = NULL;
+  size_t len = 0;
+  if (!sketch_parse(&sk, PQgetisnull(r, 0, 9) ? "" : PQgetvalue(r, 0, 9)) ||
+      !mcpr__sketch_encode(&sk, &blob, &len)) {
+    mcpr__sketch_release(&sk);
+    return 1;
+  }
+  mcpr__sketch_release(&sk);
+  mcpr__stats_part part = {
+      .is_tool = (int)col_int(r, 0),
+      .name = PQgetvalue(r, 0, 1),
+      .name_len = (size_t)PQgetlength(r, 0, 1),
+      .calls = col_int(r, 2),
+      .errors = col_int(r, 3),
+      .sum_us = col_int(r, 4),
+      .min_us = col_int(r, 5),
+      .max_us = col_int(r, 6),
+      .bytes_in = col_int(r, 7),
+      .bytes_out = col_int(r, 8),
+      .sketch = blob,
+      .sketch_len = len,
+  };
+  int rc = k->part(k->ctx, &part);
+  free(blob);
+  return rc;
+}
+
+/* The requests of f's window as stats_scan reads them; rolled: 1 only
+ * those the rollups count, before ts before_ms; 0 only the others. */
+static void build_stats_rows(pgb *b, const mcpr_stats_filter *f, int rolled, int64_t before_ms) {
+  pb_init(b);
+  pb_add(b, "SELECT tool, method, latency_us, status <> 'ok', bytes_in, bytes_out"
+            " FROM requests WHERE true");
+  if (f->proxy)
+    pb_text(b, " AND proxy = ?", f->proxy);
+  if (f->since_ms != MCPR_QUERY_NO_CUTOFF)
+    pb_int(b, " AND ts >= ?", f->since_ms);
+  if (rolled == 1)
+    pb_int(b, " AND ts < ? AND rolled", before_ms);
+  else if (rolled == 0)
+    pb_add(b, " AND NOT rolled");
+}
+
+static mcpr_status pg_stats_rollup(void *p, const mcpr_stats_filter *f,
+                                   const mcpr__stats_sinks *sinks, mcpr_error *err) {
+  pg_impl *impl = p;
+  bool usable = false;
+  mcpr_status s = read_begin(impl, err);
+  if (s == MCPR_OK)
+    s = rollups_usable(impl, &usable, err);
+  if (s != MCPR_OK || !usable) {
+    if (s == MCPR_OK)
+      s = pg_stats_scan(p, f, sinks->sample, sinks->ctx, err);
+    goto out;
+  }
+  int64_t h0 = first_full_hour(f->since_ms);
+  rollup_span sp = span_of(h0);
+  pgb b;
+  int64_t in_rollups = 0;
+  for (int day = 0; day < 2 && s == MCPR_OK; day++) {
+    int64_t n = 0;
+    if (!level_used(&sp, day))
+      continue;
+    pb_init(&b);
+    pb_add(&b, "SELECT coalesce(sum(calls), 0)::int8");
+    pb_rollup_from(&b, &sp, day, false);
+    if (f->proxy)
+      pb_text(&b, " AND proxy = ?", f->proxy);
+    s = one_row(impl, &b, &n, NULL, err);
+    in_rollups += n;
+  }
+  if (s != MCPR_OK)
+    goto out;
+  if (in_rollups <= impl->rollup_raw_max_rows) {
+    s = pg_stats_scan(p, f, sinks->sample, sinks->ctx, err);
+    goto out;
+  }
+  for (int day = 0; day < 2 && s == MCPR_OK; day++) {
+    if (!level_used(&sp, day))
+      continue;
+    build_rollup_parts(&b, f->proxy, &sp, day);
+    s = each_row(impl, &b, pass_part, (void *)sinks, err);
+  }
+  sample_sink k = {sinks->sample, sinks->ctx};
+  if (s == MCPR_OK && h0 != INT64_MIN) {
+    build_stats_rows(&b, f, 1, h0 * MCPR__PG_ROLLUP_HOUR_MS);
+    s = each_row(impl, &b, pass_sample, &k, err);
+  }
+  if (s == MCPR_OK) {
+    build_stats_rows(&b, f, 0, 0);
+    s = each_row(impl, &b, pass_sample, &k, err);
+  }
+out:
+  read_end(impl);
+  return s;
+}
+
+void mcpr__query_pg_set_rollup_raw_max(mcpr_query *q, int64_t rows) {
+  if (q && q->backend == &mcpr__query_pg_backend)
+    ((pg_impl *)q->impl)->rollup_raw_max_rows = rows;
+}
+
+/* ---------- time series ---------- */
+
+/*
+ * As the SQLite store (backend/sqlite/series.c): when the buckets are
+ * whole hours on hour boundaries and the rollup hours wholly inside the
+ * window hold more than ROLLUP_RAW_MAX_ROWS requests, those hours come
+ * from mcpr_rollup_hour as parts (one per hour, proxy and label, with its
+ * sketch); the partial hour at the end is read raw (the rows the rollups
+ * count), and so is every row they do not count. Else every request of
+ * the window, raw. One snapshot.
+ */
+
+static void build_series_rows(pgb *b, const mcpr_series_filter *f, int64_t since_ms,
+                              int64_t until_ms, int rolled) {
+  pb_init(b);
+  pb_add(b, "SELECT ts, tool, method, latency_us, status <> 'ok' FROM requests WHERE true");
+  pb_int(b, " AND ts >= ?", since_ms);
+  pb_int(b, " AND ts < ?", until_ms);
+  if (f->proxy)
+    pb_text(b, " AND proxy = ?", f->proxy);
+  if (f->tool)
+    pb_text(b, " AND tool = ?", f->tool);
+  if (rolled >= 0)
+    pb_add(b, rolled ? " AND rolled" : " AND NOT rolled");
+}
+
+static void build_series_parts(pgb *b, const mcpr_series_filter *f, int64_t h_lo, int64_t h_hi,
+                               bool count_only) {
+  pb_init(b);
+  pb_add(b, count_only ? "SELECT coalesce(sum(calls), 0)::int8"
+                       : "SELECT hour, is_tool, name, calls, errors, (SELECT string_agg(k.key"
+                         " || ':' || k.n, ',') FROM mcpr_rollup_hour_sketch k"
+                         " WHERE k.hour = h.hour AND k.proxy = h.proxy"
+                         " AND k.is_tool = h.is_tool AND k.name = h.name)");
+  pb_int(b, " FROM mcpr_rollup_hour h WHERE hour >= ?", h_lo);
+  pb_int(b, " AND hour < ?", h_hi);
+  if (f->proxy)
+    pb_text(b, " AND proxy = ?", f->proxy);
+  if (f->tool)
+    pb_text(b, " AND is_tool = 1 AND name = ?", f->tool);
+}
+
+static int pass_series(void *ctx, const PGresult *r) {
+  const mcpr__series_sinks *k = ctx;
+  mcpr__series_sample sm = {
+      .ts_ms = col_int(r, 0),
+      .tool = isnull(r, 1) ? NULL : PQgetvalue(r, 0, 1),
+      .tool_len = isnull(r, 1) ? 0 : (size_t)PQgetlength(r, 0, 1),
+      .method = PQgetvalue(r, 0, 2),
+      .method_len = (size_t)PQgetlength(r, 0, 2),
+      .latency_us = col_int(r, 3),
+      .is_error = col_bool(r, 4),
+  };
+  return k->sample(k->ctx, &sm);
+}
+
+static int pass_series_part(void *ctx, const PGresult *r) {
+  const mcpr__series_sinks *k = ctx;
+  mcpr__sketch sk = {0};
+  unsigned char *blob = NULL;
+  size_t len = 0;
+  if (!sketch_parse(&sk, isnull(r, 5) ? "" : PQgetvalue(r, 0, 5)) ||
+      !mcpr__sketch_encode(&sk, &blob, &len)) {
+    mcpr__sketch_release(&sk);
+    return 1;
+  }
+  mcpr__sketch_release(&sk);
+  mcpr__series_part part = {
+      .hour_start_ms = col_int(r, 0) * MCPR__PG_ROLLUP_HOUR_MS,
+      .is_tool = (int)col_int(r, 1),
+      .name = PQgetvalue(r, 0, 2),
+      .name_len = (size_t)PQgetlength(r, 0, 2),
+      .calls = col_int(r, 3),
+      .errors = col_int(r, 4),
+      .sketch = blob,
+      .sketch_len = len,
+  };
+  int rc = k->part(k->ctx, &part);
+  free(blob);
+  return rc;
+}
+
+static mcpr_status series_rollup(pg_impl *impl, const mcpr_series_filter *f,
+                                 const mcpr__series_sinks *sinks, bool *used, mcpr_error *err) {
+  const int64_t H = MCPR__PG_ROLLUP_HOUR_MS;
+  *used = false;
+  if (f->bucket_ms % H != 0 || f->since_ms % H != 0 || f->since_ms < 0)
+    return MCPR_OK;
+  bool usable = false;
+  mcpr_status s = rollups_usable(impl, &usable, err);
+  int64_t h_lo = f->since_ms / H, h_hi = f->until_ms / H; /* hours wholly inside */
+  if (s != MCPR_OK || !usable || h_hi <= h_lo)
+    return s;
+  pgb b;
+  int64_t in_rollups = 0;
+  build_series_parts(&b, f, h_lo, h_hi, true);
+  s = one_row(impl, &b, &in_rollups, NULL, err);
+  /* The SQLite store's bound, which its tests' setting does not move. */
+  if (s != MCPR_OK || in_rollups <= ROLLUP_RAW_MAX_ROWS)
+    return s;
+  *used = true;
+  build_series_parts(&b, f, h_lo, h_hi, false);
+  s = each_row(impl, &b, pass_series_part, (void *)sinks, err);
+  if (s == MCPR_OK && h_hi * H < f->until_ms) {
+    build_series_rows(&b, f, h_hi * H, f->until_ms, 1);
+    s = each_row(impl, &b, pass_series, (void *)sinks, err);
+  }
+  if (s == MCPR_OK) {
+    build_series_rows(&b, f, f->since_ms, f->until_ms, 0);
+    s = each_row(impl, &b, pass_series, (void *)sinks, err);
+  }
+  return s;
+}
+
+static mcpr_status pg_series_scan(void *p, const mcpr_series_filter *f,
+                                  const mcpr__series_sinks *sinks, mcpr_error *err) {
+  pg_impl *impl = p;
+  bool used = false;
+  mcpr_status s = read_begin(impl, err);
+  if (s == MCPR_OK)
+    s = series_rollup(impl, f, sinks, &used, err);
+  if (s == MCPR_OK && !used) {
+    pgb b;
+    build_series_rows(&b, f, f->since_ms, f->until_ms, -1);
+    s = each_row(impl, &b, pass_series, (void *)sinks, err);
+  }
+  read_end(impl);
+  return s;
+}
+
+/* ---------- building the rollups ---------- */
+
+#define ROLLUP_CHUNK 20000
+
+/* `mcpr store rollup`: count the rows no writer counted (another
+ * program's, or a store's from before the rollups), a chunk per
+ * transaction. */
+static mcpr_status pg_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
+                             mcpr_rollup_progress *out, mcpr_error *err) {
+  pg_impl *impl = p;
+  int64_t have = 0;
+  mcpr_status s = fixed(impl, "SELECT (to_regclass('mcpr_retention_state') IS NOT NULL)::int",
+                        &have, NULL, err);
+  if (s != MCPR_OK || have != 1)
+    return s; /* no rollups here until a writer of this version opens the store */
+  for (out->left = 1; out->left > 0;) {
+    int64_t rolled = 0, t0 = mcpr__mono_ms();
+    s = mcpr__pg_rollup_catch_up(impl->conn, &impl->t, ROLLUP_CHUNK, &rolled, &out->left, err);
+    if (s != MCPR_OK)
+      return s;
+    int64_t ms = mcpr__mono_ms() - t0;
+    out->rolled += rolled;
+    out->batches++;
+    if (ms > out->longest_lock_ms)
+      out->longest_lock_ms = ms;
+    if (fn)
+      fn(ctx, out);
+    if (rolled == 0)
+      break; /* the rest is another catch-up's, locked */
+  }
+  return MCPR_OK;
+}
+
 /* ---------- sessions ---------- */
 
 static mcpr_status pg_session_counts(void *p, const char *proxy, int64_t since_ms,
@@ -600,32 +1007,80 @@ static int match_usage(void *ctx, const PGresult *r) {
   const char *tool = PQgetvalue(r, 0, 0);
   for (size_t i = 0; i < k->n; i++) {
     if (strcmp(k->names[i], tool) == 0) {
-      k->usage[i].calls = col_int(r, 1);
-      k->usage[i].errors = col_int(r, 2);
-      k->usage[i].last_called_at_ms = col_int(r, 3);
+      /* Added up: with rollups a tool comes from up to three parts. */
+      mcpr__tool_usage *u = &k->usage[i];
+      u->calls += col_int(r, 1);
+      u->errors += col_int(r, 2);
+      int64_t last = col_int(r, 3);
+      if (last != MCPR_QUERY_NULL &&
+          (u->last_called_at_ms == MCPR_QUERY_NULL || last > u->last_called_at_ms))
+        u->last_called_at_ms = last;
       break;
     }
   }
   return 0;
 }
 
+/* Requests of the named tools; rolled: 1 only the rows the rollups
+ * count, 0 only the others, -1 all; before_ms INT64_MIN: no bound. */
+static void build_tool_usage_rows(pgb *b, const char *arr, const char *proxy, int64_t since_ms,
+                                  int64_t before_ms, int rolled) {
+  pb_init(b);
+  pb_param(b, "SELECT tool, count(*), count(*) FILTER (WHERE status <> 'ok'), max(ts)"
+              " FROM requests WHERE tool = ANY(?)", "text[]", arr);
+  if (since_ms != MCPR_QUERY_NO_CUTOFF)
+    pb_int(b, " AND ts >= ?", since_ms);
+  if (before_ms != INT64_MIN)
+    pb_int(b, " AND ts < ?", before_ms);
+  if (rolled >= 0)
+    pb_add(b, rolled ? " AND rolled" : " AND NOT rolled");
+  if (proxy)
+    pb_text(b, " AND proxy = ?", proxy);
+  pb_add(b, " GROUP BY tool");
+}
+
 static mcpr_status pg_tool_usage(void *p, const char *proxy, int64_t since_ms,
                                  const char *const *names, size_t n, mcpr__tool_usage *usage,
                                  mcpr_error *err) {
+  pg_impl *impl = p;
   char *arr = names_array(names, n);
   if (!arr)
     return oom_error(err);
   pgb b;
-  pb_init(&b);
-  pb_param(&b, "SELECT tool, count(*), count(*) FILTER (WHERE status <> 'ok'), max(ts)"
-               " FROM requests WHERE tool = ANY(?)", "text[]", arr);
-  if (since_ms != MCPR_QUERY_NO_CUTOFF)
-    pb_int(&b, " AND ts >= ?", since_ms);
-  if (proxy)
-    pb_text(&b, " AND proxy = ?", proxy);
-  pb_add(&b, " GROUP BY tool");
   usage_sink k = {names, n, usage};
-  mcpr_status s = each_row(p, &b, match_usage, &k, err);
+  bool usable = false;
+  /* One snapshot: the rollups and the rows agree. */
+  mcpr_status s = read_begin(impl, err);
+  if (s == MCPR_OK)
+    s = rollups_usable(impl, &usable, err);
+  if (s == MCPR_OK && !usable) {
+    build_tool_usage_rows(&b, arr, proxy, since_ms, INT64_MIN, -1);
+    s = each_row(impl, &b, match_usage, &k, err);
+  } else if (s == MCPR_OK) {
+    int64_t h0 = first_full_hour(since_ms);
+    rollup_span sp = span_of(h0);
+    for (int day = 0; day < 2 && s == MCPR_OK; day++) {
+      if (!level_used(&sp, day))
+        continue;
+      pb_init(&b);
+      pb_add(&b, "SELECT name, sum(calls), sum(errors), max(last_ts)");
+      pb_rollup_from(&b, &sp, day, false);
+      pb_param(&b, " AND is_tool = 1 AND name = ANY(?)", "text[]", arr);
+      if (proxy)
+        pb_text(&b, " AND proxy = ?", proxy);
+      pb_add(&b, " GROUP BY name");
+      s = each_row(impl, &b, match_usage, &k, err);
+    }
+    if (s == MCPR_OK && h0 != INT64_MIN) {
+      build_tool_usage_rows(&b, arr, proxy, since_ms, h0 * MCPR__PG_ROLLUP_HOUR_MS, 1);
+      s = each_row(impl, &b, match_usage, &k, err);
+    }
+    if (s == MCPR_OK) {
+      build_tool_usage_rows(&b, arr, proxy, since_ms, INT64_MIN, 0);
+      s = each_row(impl, &b, match_usage, &k, err);
+    }
+  }
+  read_end(impl);
   free(arr);
   return s;
 }
@@ -651,6 +1106,8 @@ static mcpr_status pg_store_info(void *p, mcpr_store_info *out, mcpr_error *err)
               "SELECT value::int8 FROM meta WHERE key = 'schema_version'"
               " AND value ~ '^[0-9]{1,6}$'",
               &version, NULL, err);
+  if (s == MCPR_OK)
+    s = mcpr__pg_retention_read(impl->conn, &impl->t, out, err);
   if (s != MCPR_OK)
     return s;
   out->wal_bytes = 0;
@@ -659,15 +1116,177 @@ static mcpr_status pg_store_info(void *p, mcpr_store_info *out, mcpr_error *err)
   return MCPR_OK;
 }
 
+/* ---------- vacuum ---------- */
+
+/*
+ * SPEC §6 on PostgreSQL, as the SQLite store does it (backend/sqlite/
+ * query.c): requests before the cutoff (of one proxy) go VACUUM_CHUNK_ROWS
+ * per transaction, so a writer's batch never waits on a long one; the
+ * rollups of the hours deleted go too and the hour the cutoff cuts is
+ * counted again from the rows left (rollup.c); the sessions that ended
+ * before the cutoff with no request left are found in one anti-join into
+ * a temporary table and deleted a chunk per transaction, each checked
+ * again against requests written meanwhile (by proxy and time, through
+ * idx_requests_proxy_ts, as retention does). Space is then PostgreSQL's
+ * own: a plain VACUUM (ANALYZE) of the store's tables makes the deleted
+ * rows' space reusable (and gives back what is at the end of the files)
+ * without the exclusive lock of VACUUM FULL, so writers go on meanwhile.
+ */
+
+#define VACUUM_CHUNK_ROWS 5000
+#define VACUUM_LOCK_WAIT_MS 60000
+#define VACUUM_SESSION_SLACK_MS 3600000
+
+/* The sessions a vacuum deletes (ended before the cutoff, of proxy, no
+ * request left), after what (with before_delete: a dry run's count, the
+ * requests before the cutoff of other proxies only) survives. */
+static void pb_vacuum_sessions(pgb *b, const char *select, const mcpr_vacuum_options *o,
+                               bool before_delete) {
+  pb_int(b, select, o->before_ms);
+  if (o->proxy)
+    pb_text(b, " AND s.proxy = ?", o->proxy);
+  pb_add(b, " AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.session_id = s.session_id");
+  if (before_delete) {
+    pb_int(b, " AND (r.ts >= ?", o->before_ms);
+    if (o->proxy)
+      pb_text(b, " OR r.proxy <> ?", o->proxy);
+    pb_add(b, ")");
+  }
+  pb_add(b, ")");
+}
+
+static mcpr_status run_pgb(pg_impl *impl, const pgb *b, int64_t *changed, mcpr_error *err,
+                           const char *doing) {
+  if (b->overflow)
+    return mcpr_error_set(err, MCPR_EINVAL, "internal: query too long");
+  return mcpr__pg_run(impl->conn, &impl->t, b->sql, b->n, b->params, changed, err, doing);
+}
+
+static mcpr_status vacuum_count(pg_impl *impl, const mcpr_vacuum_options *o,
+                                mcpr_vacuum_result *out, mcpr_error *err) {
+  pgb b;
+  mcpr_status s = read_begin(impl, err);
+  if (s != MCPR_OK)
+    return s;
+  pb_init(&b);
+  pb_int(&b, "SELECT count(*) FROM requests WHERE ts < ?", o->before_ms);
+  if (o->proxy)
+    pb_text(&b, " AND proxy = ?", o->proxy);
+  s = one_row(impl, &b, &out->requests_deleted, NULL, err);
+  if (s == MCPR_OK) {
+    pb_init(&b);
+    pb_vacuum_sessions(&b, "SELECT count(*) FROM sessions s WHERE s.ended_at < ?", o, true);
+    s = one_row(impl, &b, &out->sessions_deleted, NULL, err);
+  }
+  read_end(impl);
+  return s;
+}
+
+/* The rollups lose the deleted hours, in a transaction of their own. */
+static mcpr_status vacuum_rollups(pg_impl *impl, const mcpr_vacuum_options *o, mcpr_error *err) {
+  int64_t have = 0;
+  mcpr_status s = fixed(impl, "SELECT (to_regclass('mcpr_rollup_day_sketch') IS NOT NULL)::int",
+                        &have, NULL, err);
+  if (s != MCPR_OK || have != 1)
+    return s;
+  s = mcpr__pg_run(impl->conn, &impl->t, "BEGIN", 0, NULL, NULL, err, "updating the rollups");
+  if (s == MCPR_OK)
+    s = mcpr__pg_rollup_forget_before(impl->conn, &impl->t, o->before_ms, o->proxy, err);
+  if (s == MCPR_OK)
+    s = mcpr__pg_run(impl->conn, &impl->t, "COMMIT", 0, NULL, NULL, err,
+                     "updating the rollups");
+  if (s != MCPR_OK && PQtransactionStatus(impl->conn) != PQTRANS_IDLE)
+    mcpr__pg_exec(impl->conn, "ROLLBACK");
+  return s;
+}
+
+static mcpr_status vacuum_sessions(pg_impl *impl, const mcpr_vacuum_options *o,
+                                   mcpr_vacuum_result *out, mcpr_error *err) {
+  pgb b;
+  int64_t found = 0;
+  mcpr_status s = mcpr__pg_run(impl->conn, &impl->t,
+                               "CREATE TEMP TABLE IF NOT EXISTS mcpr_vacuum_sessions"
+                               " (rn BIGSERIAL PRIMARY KEY,"
+                               " session_id TEXT COLLATE \"C\" NOT NULL)",
+                               0, NULL, NULL, err, "finding the sessions to delete");
+  if (s == MCPR_OK)
+    s = mcpr__pg_run(impl->conn, &impl->t, "TRUNCATE mcpr_vacuum_sessions RESTART IDENTITY", 0,
+                     NULL, NULL, err, "finding the sessions to delete");
+  if (s != MCPR_OK)
+    return s;
+  pb_init(&b);
+  pb_vacuum_sessions(&b,
+                     "INSERT INTO mcpr_vacuum_sessions (session_id) SELECT s.session_id"
+                     " FROM sessions s WHERE s.ended_at < ?",
+                     o, false);
+  s = run_pgb(impl, &b, &found, err, "finding the sessions to delete");
+  for (int64_t first = 0; first < found && s == MCPR_OK; first += VACUUM_CHUNK_ROWS) {
+    int64_t n = 0;
+    pb_init(&b);
+    pb_int(&b, "DELETE FROM sessions s USING mcpr_vacuum_sessions v"
+               " WHERE v.session_id = s.session_id AND v.rn > ?", first);
+    pb_int(&b, " AND v.rn <= ?", first + VACUUM_CHUNK_ROWS);
+    pb_int(&b, " AND s.ended_at < ?", o->before_ms);
+    pb_int(&b, " AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.proxy = s.proxy"
+               " AND q.ts >= s.started_at - ?", VACUUM_SESSION_SLACK_MS);
+    pb_int(&b, " AND q.ts <= GREATEST(s.ended_at, s.last_seen_at) + ?",
+           VACUUM_SESSION_SLACK_MS);
+    pb_add(&b, " AND q.session_id = s.session_id)");
+    s = run_pgb(impl, &b, &n, err, "deleting sessions");
+    out->sessions_deleted += n;
+  }
+  mcpr__pg_exec(impl->conn, "DROP TABLE IF EXISTS mcpr_vacuum_sessions");
+  return s;
+}
+
 static mcpr_status pg_vacuum(void *p, const mcpr_vacuum_options *o, mcpr_vacuum_result *out,
                              mcpr_error *err) {
   pg_impl *impl = p;
-  (void)o;
-  (void)out;
-  return mcpr_error_set(err, MCPR_EINVAL,
-                        "%s: `mcpr store vacuum` does not support PostgreSQL stores yet "
-                        "(delete old rows with SQL, then VACUUM)",
-                        impl->t.shown);
+  mcpr_status s = fixed(impl, "SELECT pg_database_size(current_database())", &out->bytes_before,
+                        NULL, err);
+  if (s != MCPR_OK)
+    return s;
+  if (o->dry_run) {
+    out->bytes_after = out->bytes_before;
+    return vacuum_count(impl, o, out, err);
+  }
+  /* Each delete waits for a writer's locks at most this long. */
+  char wait[32];
+  snprintf(wait, sizeof wait, "%lldms",
+           (long long)(o->lock_wait_ms > 0 ? o->lock_wait_ms : VACUUM_LOCK_WAIT_MS));
+  const char *params[1] = {wait};
+  s = mcpr__pg_run(impl->conn, &impl->t, "SELECT set_config('lock_timeout', $1, false)", 1,
+                   params, NULL, err, "setting the lock timeout");
+  for (int64_t n = VACUUM_CHUNK_ROWS; s == MCPR_OK && n == VACUUM_CHUNK_ROWS;) {
+    pgb b;
+    pb_init(&b);
+    pb_int(&b, "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts < ?",
+           o->before_ms);
+    if (o->proxy)
+      pb_text(&b, " AND proxy = ?", o->proxy);
+    pb_int(&b, " LIMIT ?)", VACUUM_CHUNK_ROWS);
+    n = 0;
+    s = run_pgb(impl, &b, &n, err, "deleting requests");
+    out->requests_deleted += n;
+  }
+  if (s == MCPR_OK)
+    s = vacuum_rollups(impl, o, err);
+  if (s == MCPR_OK)
+    s = vacuum_sessions(impl, o, out, err);
+  int64_t rollups = 0;
+  if (s == MCPR_OK)
+    s = fixed(impl, "SELECT (to_regclass('mcpr_rollup_day_sketch') IS NOT NULL)::int", &rollups,
+              NULL, err);
+  if (s == MCPR_OK)
+    s = mcpr__pg_run(impl->conn, &impl->t,
+                     rollups == 1 ? "VACUUM (ANALYZE) requests, sessions, mcpr_rollup_hour,"
+                                    " mcpr_rollup_hour_sketch, mcpr_rollup_day,"
+                                    " mcpr_rollup_day_sketch"
+                                  : "VACUUM (ANALYZE) requests, sessions",
+                     0, NULL, NULL, err, "reclaiming space (VACUUM)");
+  if (s == MCPR_OK)
+    s = fixed(impl, "SELECT pg_database_size(current_database())", &out->bytes_after, NULL, err);
+  return s;
 }
 
 const mcpr__query_backend mcpr__query_pg_backend = {
@@ -676,8 +1295,8 @@ const mcpr__query_backend mcpr__query_pg_backend = {
     .logs = pg_logs,
     .last_row_id = pg_last_row_id,
     .stats_scan = pg_stats_scan,
-    .stats_rollup = NULL,
-    .rollup = NULL,
+    .stats_rollup = pg_stats_rollup,
+    .rollup = pg_rollup,
     .session_counts = pg_session_counts,
     .sessions = pg_sessions,
     .sessions_by_prefix = pg_sessions_by_prefix,
@@ -687,4 +1306,5 @@ const mcpr__query_backend mcpr__query_pg_backend = {
     .tool_usage = pg_tool_usage,
     .store_info = pg_store_info,
     .vacuum = pg_vacuum,
+    .series_scan = pg_series_scan,
 };

@@ -30,6 +30,14 @@
  * session_id order: several writers on several machines adding to the
  * same sessions at once wait for each other and never deadlock.
  *
+ * Rollups (rollup.h): the request insert also adds the rows it inserted
+ * to the hourly and daily rollups, with the sketch key of each latency
+ * sent beside it (computed in C, so the buckets are the SQLite store's),
+ * and marks them rolled: a committed request is counted exactly once,
+ * whichever writer wrote it. Rows no writer counted are counted after
+ * batches, a bounded chunk at a time (catch_up). Retention (retention.h) runs between batches
+ * on the same connection, in steps of one short transaction each.
+ *
  * Schema versions: a transaction-level advisory lock on (proxy,
  * upstream_url, method) serializes concurrent writers of one upstream's
  * method, so the prior snapshot read, the change rows and the new
@@ -53,8 +61,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/postgres/arrays.h"
 #include "backend/postgres/pg.h"
 #include "backend/postgres/postgres.h"
+#include "backend/postgres/retention.h"
+#include "backend/postgres/rollup.h"
+#include "core/sketch.h"
 #include "core/buf.h"
 #include "core/schema_diff.h"
 #include "mcpr/mcpr.h"
@@ -80,18 +92,20 @@ typedef struct prepared {
 
 static const prepared SQL[P_COUNT] = {
     [P_INSERT_REQUESTS] =
-        {"mcpr_insert_requests", 15,
+        {"mcpr_insert_requests", 16,
          "WITH v AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[],"
          " $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[],"
-         " $11::int8[], $12::int8[], $13::text[], $14::text[], $15::int8[]) WITH ORDINALITY AS"
-         " v(request_id, ts, proxy, session_id, method, tool, latency_us, status, error_code,"
-         " error_msg, bytes_in, bytes_out, resource_uri, prompt_name, pos, ord)),"
+         " $11::int8[], $12::int8[], $13::text[], $14::text[], $15::int8[], $16::int4[])"
+         " WITH ORDINALITY AS v(request_id, ts, proxy, session_id, method, tool, latency_us,"
+         " status, error_code, error_msg, bytes_in, bytes_out, resource_uri, prompt_name, pos,"
+         " key, ord)),"
          " ins AS (INSERT INTO requests (request_id, ts, proxy, session_id, method, tool,"
          " latency_us, status, error_code, error_msg, bytes_in, bytes_out, resource_uri,"
-         " prompt_name) SELECT request_id, ts, proxy, session_id, method, tool, latency_us,"
-         " status, error_code, error_msg, bytes_in, bytes_out, resource_uri, prompt_name"
-         " FROM v ORDER BY ord ON CONFLICT (request_id) DO NOTHING"
-         " RETURNING request_id, session_id, ts, status),"
+         " prompt_name, rolled) SELECT request_id, ts, proxy, session_id, method, tool,"
+         " latency_us, status, error_code, error_msg, bytes_in, bytes_out, resource_uri,"
+         " prompt_name, true FROM v ORDER BY ord ON CONFLICT (request_id) DO NOTHING"
+         " RETURNING request_id, session_id, ts, status, proxy, tool, method, latency_us,"
+         " bytes_in, bytes_out),"
          " d AS (INSERT INTO mcpr_session_delta (session_id, calls, errors, last_ts)"
          " SELECT i.session_id, count(*), count(*) FILTER (WHERE i.status <> 'ok'), max(i.ts)"
          " FROM ins i JOIN (SELECT DISTINCT ON (request_id) request_id, pos FROM v"
@@ -100,7 +114,13 @@ static const prepared SQL[P_COUNT] = {
          " AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id)"
          " AND NOT EXISTS (SELECT 1 FROM mcpr_batch_sessions n"
          " WHERE n.session_id = i.session_id AND n.pos > f.pos)"
-         " GROUP BY i.session_id)"
+         " GROUP BY i.session_id),"
+         /* The rollups count the requests inserted (rollup.h), each with
+          * the sketch key of its latency, computed in C. */
+         " rr AS (SELECT i.ts, i.proxy, i.tool, i.method, i.latency_us,"
+         " i.status <> 'ok' AS is_error, i.bytes_in, i.bytes_out, k.key FROM ins i"
+         " JOIN (SELECT DISTINCT ON (request_id) request_id, key FROM v"
+         " ORDER BY request_id, ord) k ON k.request_id = i.request_id)" MCPR__PG_ROLLUP_CTES
          " SELECT request_id FROM ins"},
     [P_INSERT_SESSIONS] =
         {"mcpr_insert_sessions", 7,
@@ -170,7 +190,7 @@ static const char SQL_TEMP[] =
     "CREATE TEMP TABLE IF NOT EXISTS mcpr_batch_sessions (session_id TEXT COLLATE \"C\" NOT NULL,"
     " pos BIGINT NOT NULL) ON COMMIT DELETE ROWS";
 
-#define REQ_COLS 15
+#define REQ_COLS 16
 #define SES_COLS 7
 
 typedef struct writer {
@@ -189,50 +209,13 @@ typedef struct writer {
   mcpr__outcome *kind_out;
   size_t *kind_pos;
   size_t kind_cap;
+  mcpr__pg_retention *retention; /* NULL: retention is off */
+  unsigned catch_up_wait;        /* batches before the next catch-up */
 } writer;
 
 /* What one step came to: go on, a row of its own failed (careful mode
  * skips it), or the batch failed (status in *st). */
 typedef enum step { STEP_OK, STEP_ROW, STEP_FAIL } step;
-
-/* ---------- array parameters ---------- */
-
-static bool arr_start(mcpr__buf *b) {
-  b->n = 0;
-  return mcpr__buf_add(b, "{", 1);
-}
-
-static bool arr_sep(mcpr__buf *b) { return b->n <= 1 || mcpr__buf_add(b, ",", 1); }
-
-static bool arr_text(mcpr__buf *b, const char *v) {
-  if (!arr_sep(b))
-    return false;
-  if (!v)
-    return mcpr__buf_add(b, "NULL", 4);
-  if (!mcpr__buf_add(b, "\"", 1))
-    return false;
-  const char *run = v;
-  for (const char *p = v; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      if (!mcpr__buf_add(b, run, (size_t)(p - run)) || !mcpr__buf_add(b, "\\", 1))
-        return false;
-      run = p;
-    }
-  }
-  return mcpr__buf_add(b, run, strlen(run)) && mcpr__buf_add(b, "\"", 1);
-}
-
-static bool arr_int(mcpr__buf *b, int64_t v, bool nullable) {
-  if (!arr_sep(b))
-    return false;
-  if (nullable && v < 0)
-    return mcpr__buf_add(b, "NULL", 4);
-  char num[24];
-  int n = snprintf(num, sizeof num, "%lld", (long long)v);
-  return mcpr__buf_add(b, num, (size_t)n);
-}
-
-static bool arr_end(mcpr__buf *b) { return mcpr__buf_add(b, "}", 1); }
 
 /* ---------- running statements ---------- */
 
@@ -304,22 +287,28 @@ static bool build_requests(writer *w, const mcpr_store_event *const *ev, const s
                            size_t n, bool *has_session, const char **params) {
   bool mem = true;
   for (int c = 0; c < REQ_COLS; c++)
-    mem = mem && arr_start(&w->cols[c]);
+    mem = mem && mcpr__pg_arr_start(&w->cols[c]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_request_event *q = &ev[i]->u.request;
     *has_session = *has_session || q->session_id;
-    mem = arr_text(&w->cols[0], q->request_id) && arr_int(&w->cols[1], q->ts_ms, false) &&
-          arr_text(&w->cols[2], q->proxy) && arr_text(&w->cols[3], q->session_id) &&
-          arr_text(&w->cols[4], q->method) && arr_text(&w->cols[5], q->tool) &&
-          arr_int(&w->cols[6], q->latency_us, false) &&
-          arr_text(&w->cols[7], mcpr_request_status_str(q->status)) &&
-          arr_text(&w->cols[8], q->error_code) && arr_text(&w->cols[9], q->error_msg) &&
-          arr_int(&w->cols[10], q->bytes_in, true) && arr_int(&w->cols[11], q->bytes_out, true) &&
-          arr_text(&w->cols[12], q->resource_uri) && arr_text(&w->cols[13], q->prompt_name) &&
-          arr_int(&w->cols[14], (int64_t)pos[i], false);
+    mem = mcpr__pg_arr_text(&w->cols[0], q->request_id) &&
+          mcpr__pg_arr_int(&w->cols[1], q->ts_ms, false) &&
+          mcpr__pg_arr_text(&w->cols[2], q->proxy) &&
+          mcpr__pg_arr_text(&w->cols[3], q->session_id) &&
+          mcpr__pg_arr_text(&w->cols[4], q->method) && mcpr__pg_arr_text(&w->cols[5], q->tool) &&
+          mcpr__pg_arr_int(&w->cols[6], q->latency_us, false) &&
+          mcpr__pg_arr_text(&w->cols[7], mcpr_request_status_str(q->status)) &&
+          mcpr__pg_arr_text(&w->cols[8], q->error_code) &&
+          mcpr__pg_arr_text(&w->cols[9], q->error_msg) &&
+          mcpr__pg_arr_int(&w->cols[10], q->bytes_in, true) &&
+          mcpr__pg_arr_int(&w->cols[11], q->bytes_out, true) &&
+          mcpr__pg_arr_text(&w->cols[12], q->resource_uri) &&
+          mcpr__pg_arr_text(&w->cols[13], q->prompt_name) &&
+          mcpr__pg_arr_int(&w->cols[14], (int64_t)pos[i], false) &&
+          mcpr__pg_arr_int(&w->cols[15], mcpr__sketch_key(q->latency_us), false);
   }
   for (int c = 0; c < REQ_COLS && mem; c++) {
-    mem = arr_end(&w->cols[c]);
+    mem = mcpr__pg_arr_end(&w->cols[c]);
     params[c] = w->cols[c].p;
   }
   return mem;
@@ -329,30 +318,36 @@ static bool build_sessions(writer *w, const mcpr_store_event *const *ev, const s
                            size_t n, const char **params) {
   bool mem = true;
   for (int c = 0; c < SES_COLS; c++)
-    mem = mem && arr_start(&w->cols[c]);
+    mem = mem && mcpr__pg_arr_start(&w->cols[c]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_session_event *s = &ev[i]->u.session;
-    mem = arr_text(&w->cols[0], s->session_id) && arr_text(&w->cols[1], s->proxy) &&
-          arr_int(&w->cols[2], s->started_at_ms, false) &&
-          arr_text(&w->cols[3], s->client_name) && arr_text(&w->cols[4], s->client_version) &&
-          arr_text(&w->cols[5], s->client_platform) && arr_int(&w->cols[6], (int64_t)pos[i], false);
+    mem = mcpr__pg_arr_text(&w->cols[0], s->session_id) &&
+          mcpr__pg_arr_text(&w->cols[1], s->proxy) &&
+          mcpr__pg_arr_int(&w->cols[2], s->started_at_ms, false) &&
+          mcpr__pg_arr_text(&w->cols[3], s->client_name) &&
+          mcpr__pg_arr_text(&w->cols[4], s->client_version) &&
+          mcpr__pg_arr_text(&w->cols[5], s->client_platform) &&
+          mcpr__pg_arr_int(&w->cols[6], (int64_t)pos[i], false);
   }
   for (int c = 0; c < SES_COLS && mem; c++) {
-    mem = arr_end(&w->cols[c]);
+    mem = mcpr__pg_arr_end(&w->cols[c]);
     params[c] = w->cols[c].p;
   }
   return mem;
 }
 
-static bool build_closes(writer *w, const mcpr_store_event *const *ev, const size_t *pos,
-                         size_t n, const char **params) {
-  bool mem = arr_start(&w->cols[0]) && arr_start(&w->cols[1]) && arr_start(&w->cols[2]);
+static bool build_closes(writer *w, const mcpr_store_event *const *ev, const size_t *pos, size_t n,
+                         const char **params) {
+  bool mem = mcpr__pg_arr_start(&w->cols[0]) && mcpr__pg_arr_start(&w->cols[1]) &&
+             mcpr__pg_arr_start(&w->cols[2]);
   for (size_t i = 0; i < n && mem; i++) {
     const mcpr_session_closed_event *c = &ev[i]->u.session_closed;
-    mem = arr_text(&w->cols[0], c->session_id) && arr_int(&w->cols[1], c->ended_at_ms, false) &&
-          arr_int(&w->cols[2], (int64_t)pos[i], false);
+    mem = mcpr__pg_arr_text(&w->cols[0], c->session_id) &&
+          mcpr__pg_arr_int(&w->cols[1], c->ended_at_ms, false) &&
+          mcpr__pg_arr_int(&w->cols[2], (int64_t)pos[i], false);
   }
-  mem = mem && arr_end(&w->cols[0]) && arr_end(&w->cols[1]) && arr_end(&w->cols[2]);
+  mem = mem && mcpr__pg_arr_end(&w->cols[0]) && mcpr__pg_arr_end(&w->cols[1]) &&
+        mcpr__pg_arr_end(&w->cols[2]);
   for (int c = 0; c < 3; c++)
     params[c] = w->cols[c].p;
   return mem;
@@ -778,6 +773,28 @@ static mcpr_status set_lock_wait(writer *w, int lock_wait_ms, mcpr_error *err) {
   return st;
 }
 
+/* Rows another program inserted (or a store's from before the rollups)
+ * are counted by the writer too, as the SQLite writer catches up its
+ * watermark: CATCH_UP_ROWS after each batch while some are left, else a
+ * look every CATCH_UP_LOOK_EVERY batches (one probe of a partial index).
+ * Best effort, after the batch's commit: the batch is written whatever
+ * this does, and a read counts such rows raw meanwhile. */
+#define CATCH_UP_ROWS 2000
+#define CATCH_UP_LOOK_EVERY 256
+
+static void catch_up(writer *w) {
+  if (w->catch_up_wait > 0) {
+    w->catch_up_wait--;
+    return;
+  }
+  int64_t rolled = 0, left = 0;
+  mcpr_error ignored = {0};
+  if (mcpr__pg_rollup_catch_up(w->conn, &w->t, CATCH_UP_ROWS, &rolled, &left, &ignored) !=
+      MCPR_OK)
+    left = 0;
+  w->catch_up_wait = left > 0 && rolled > 0 ? 0 : CATCH_UP_LOOK_EVERY;
+}
+
 static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events, size_t n,
                                mcpr__outcome *outcomes, int lock_wait_ms, mcpr_error *err) {
   writer *w = impl;
@@ -806,8 +823,10 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
     st = MCPR_OK;
     s = attempt(w, events, n, outcomes, true, &st, err);
   }
-  if (s == STEP_OK)
+  if (s == STEP_OK) {
+    catch_up(w);
     return MCPR_OK;
+  }
   if (st == MCPR_OK || st == MCPR_ECONSTRAINT)
     st = MCPR_ESQL;
 out:
@@ -822,6 +841,27 @@ out:
   return st;
 }
 
+/* How long a retention step waits for a row lock: never worth making
+ * events wait; a busy store is tried again at the next look. */
+#define RETAIN_LOCK_WAIT_MS 1000
+
+/* One retention step (retention.h). A lock another connection holds
+ * (lock_timeout) is no failure: the step is done again at the next look. */
+static mcpr_status retain(void *impl, int64_t now_ms, bool *more, mcpr_error *err) {
+  writer *w = impl;
+  *more = false;
+  if (!w->retention)
+    return MCPR_OK;
+  mcpr_status st = connect_writer(w, err);
+  if (st == MCPR_OK)
+    st = set_lock_wait(w, RETAIN_LOCK_WAIT_MS, err);
+  if (st == MCPR_OK)
+    st = mcpr__pg_retention_step(w->retention, w->conn, &w->t, now_ms, more, err);
+  if (st != MCPR_OK && PQstatus(w->conn) != CONNECTION_OK)
+    disconnect(w);
+  return st == MCPR_EBUSY ? MCPR_OK : st;
+}
+
 static void writer_close(void *impl) {
   writer *w = impl;
   if (!w)
@@ -834,6 +874,7 @@ static void writer_close(void *impl) {
   free(w->kind_ev);
   free(w->kind_out);
   free(w->kind_pos);
+  mcpr__pg_retention_free(w->retention);
   mcpr__pg_target_release(&w->t);
   free(w);
 }
@@ -841,17 +882,18 @@ static void writer_close(void *impl) {
 static mcpr_status writer_open(const char *url, const mcpr_store_options *o, void **impl,
                                mcpr_error *err) {
   *impl = NULL;
-  /* Said at once rather than kept silently forever: the deletes are the
-   * SQLite backend's alone so far. */
-  if (o->retention_ms)
-    return mcpr_error_set(err, MCPR_EINVAL,
-                          "store.retention is not implemented for PostgreSQL stores yet: "
-                          "remove it (and keep_errors, rollup_retention) or use a SQLite store");
   writer *w = calloc(1, sizeof *w);
   if (!w)
     return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  if (o->retention_ms > 0 &&
+      !(w->retention = mcpr__pg_retention_new(o->retention_ms, o->keep_errors_ms,
+                                              o->rollup_retention_ms))) {
+    free(w);
+    return mcpr_error_set(err, MCPR_ENOMEM, "out of memory opening the store");
+  }
   mcpr_status st = mcpr__pg_target_init(&w->t, url, err);
   if (st != MCPR_OK) {
+    mcpr__pg_retention_free(w->retention);
     free(w);
     return st;
   }
@@ -873,5 +915,6 @@ const mcpr__store_backend mcpr__pg_store_backend = {
     .open = writer_open,
     .write_batch = write_batch,
     .note_health = NULL,
+    .retain = retain,
     .close = writer_close,
 };
