@@ -35,6 +35,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mcpr/error.h"
+#include "mcpr/query.h"
+
 #define MCPR__ROLLUP_HOUR_MS 3600000
 
 /*
@@ -102,5 +105,26 @@ int64_t mcpr__rollup_watermark(sqlite3 *db);
 
 /* Whether mcpr_rollup_day is there and complete ('day_level' = 1). */
 bool mcpr__rollup_has_days(sqlite3 *db);
+
+/* ---------- building them (rollup_build.c) ---------- */
+
+/* The most rows one chunk of a build rolls up: about 30 ms of work on an
+ * idle core, so a chunk stays near 100 ms on a loaded machine. */
+#define MCPR__ROLLUP_BUILD_CHUNK_MAX 50000
+
+/*
+ * Roll up every row above the watermark of the store at path (db: a
+ * read-write connection to it, no transaction open), in chunks of at most
+ * max_chunk_rows (<= 0 or above MCPR__ROLLUP_BUILD_CHUNK_MAX: that), each
+ * its own transaction under the commit lock. fn (may be NULL) is called
+ * after each chunk with *out, which accumulates (the caller zeroes it).
+ */
+mcpr_status mcpr__rollup_build(sqlite3 *db, const char *path, int64_t max_chunk_rows,
+                               mcpr_rollup_progress_fn fn, void *ctx,
+                               mcpr_rollup_progress *out, mcpr_error *err);
+
+/* Rows above the watermark (all of them when there are no rollup tables),
+ * by id range: an upper bound; 0 when the rows cannot be read. */
+int64_t mcpr__rollup_behind(sqlite3 *db);
 
 #endif
