@@ -68,9 +68,9 @@ static int64_t next_chunk(int64_t chunk, int64_t held_us, int64_t max_rows) {
   int64_t next = held_us > 0 ? chunk * BUILD_LOCK_TARGET_MS * 1000 / held_us : chunk * 2;
   if (next > chunk * 2)
     next = chunk * 2;
-  if (next > max_rows)
-    next = max_rows;
-  return next < BUILD_CHUNK_MIN ? BUILD_CHUNK_MIN : next;
+  if (next < BUILD_CHUNK_MIN)
+    next = BUILD_CHUNK_MIN;
+  return next > max_rows ? max_rows : next;
 }
 
 mcpr_status mcpr__rollup_build(sqlite3 *db, const char *path, int64_t max_chunk_rows,
