@@ -86,18 +86,14 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
 /*
  * Inside a write transaction, after requests with ts < cutoff_ms (of proxy;
  * NULL: all) were deleted: drop the rollup hours before the cutoff and
- * rebuild the hour it falls in from the rows left (up to the watermark).
- * Returns SQLITE_DONE or an SQLite error.
+ * rebuild the hour it falls in from the rows left (up to the watermark);
+ * the days follow — those wholly before the cutoff go, the one it cuts is
+ * summed again from its hours. With a whole-hour cutoff and the hours
+ * before it already deleted (retention's rollup_retention), only the days
+ * change. Returns SQLITE_DONE or an SQLite error.
  */
 int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *proxy);
 
-/*
- * Inside a write transaction, after the rollup hours before hour were
- * deleted (retention's rollup_retention): the days follow — those wholly
- * before it go, the one it falls in is summed again from its hours.
- * Returns SQLITE_DONE or an SQLite error.
- */
-int mcpr__rollup_days_follow(sqlite3 *db, int64_t hour);
 
 /* The watermark, on any connection; -1 when the tables or the state row
  * are missing (then the rollups count nothing that can be trusted). */
