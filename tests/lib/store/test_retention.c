@@ -13,10 +13,13 @@
  * rollups and the gap retention keeps, is the number of rows — after
  * retention, after a vacuum, with rows another program added.
  */
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend/sqlite/query.h"
 #include "mcpr/mcpr.h"
@@ -324,9 +327,109 @@ static void test_retention_keeps_rollup_counts(void **state) {
   tu_rmdir(dir);
 }
 
+/* The retention options of these tests: 30 days, failed ones 45, rollups 50. */
+static mcpr_store_options with_retention(void) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  o.retention_ms = 30 * DAY;
+  o.keep_errors_ms = 45 * DAY;
+  o.rollup_retention_ms = 50 * DAY;
+  return o;
+}
+
+/* The file holds together whenever a writer stops: the counters say what
+ * the rows no longer hold, store stats counts the rows, and the rollups
+ * still count what retention deleted inside the window they keep (from
+ * the whole hour 49 days ago: before49). */
+static void assert_consistent(const char *path, int64_t rows_before, int64_t now,
+                              totals before49) {
+  mcpr_store_info in = info(path);
+  int64_t rows = tu_sql_int(path, "SELECT count(*) FROM requests");
+  assert_int_equal(in.retention_requests_deleted, rows_before - rows);
+  assert_int_equal(in.total_requests, rows);
+  assert_totals_equal(stats_since(path, floor_hour(now - 49 * DAY)), before49);
+  assert_int_equal(tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"),
+                   tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"));
+}
+
+/* kill -9 during a retention round (each step is one transaction), then a
+ * writer with the same retention finishes it: exactly what was due went. */
+static void test_retention_kill9(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *path = tu_path(dir, "store.db");
+  int64_t now = mcpr_now_ms();
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
+  for (int i = 0; i < 20000; i++) {
+    int64_t ts = now - (int64_t)(((uint64_t)i * 2654435761u) % (uint64_t)(60 * DAY));
+    char id[MCPR_UUID_STRLEN + 1];
+    mcpr_uuid_v7(ts, id);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
+    e.u.request = (mcpr_request_event){
+        .request_id = id, .ts_ms = ts, .proxy = i % 2 ? "a" : "b", .method = "tools/call",
+        .tool = TOOLS[i % 2], .latency_us = 10 + i % 300,
+        .status = i % 7 ? MCPR_REQUEST_OK : MCPR_REQUEST_ERROR, .bytes_in = i % 50,
+        .bytes_out = -1};
+    record(s, &e);
+  }
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  const int64_t cutoff = floor_hour(now - 30 * DAY), err_cutoff = floor_hour(now - 45 * DAY);
+  int64_t rows_before = tu_sql_int(path, "SELECT count(*) FROM requests");
+  int64_t want_deleted =
+      sql_int(path, "SELECT count(*) FROM requests WHERE ts < %lld", err_cutoff) +
+      sql_int(path, "SELECT count(*) FROM requests WHERE status = 'ok' AND ts < %lld", cutoff) -
+      sql_int(path, "SELECT count(*) FROM requests WHERE status = 'ok' AND ts < %lld",
+              err_cutoff);
+  /* A window of whole hours: the rollups answer it all (a partial first
+   * hour is read raw, and its deleted rows would be missing). */
+  totals before49 = stats_since(path, floor_hour(now - 49 * DAY));
+  assert_true(want_deleted > 4 * 2000); /* several steps of RETENTION_CHUNK */
+
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    o = with_retention();
+    if (mcpr_store_open(&s, path, &o, &err) != MCPR_OK)
+      _exit(2);
+    for (;;)
+      pause();
+  }
+  int64_t deadline = tu_mono_ms() + 30000;
+  while (tu_sql_int_or_zero(path, "SELECT count(*) FROM mcpr_retention_state"
+                                  " WHERE key = 'requests_deleted' AND value > 0") == 0 &&
+         tu_mono_ms() < deadline)
+    ;
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFSIGNALED(status));
+  int64_t deleted = info(path).retention_requests_deleted;
+  print_message("killed after %lld of %lld deletes\n", (long long)deleted,
+                (long long)want_deleted);
+  assert_true(deleted > 0 && deleted <= want_deleted);
+  assert_consistent(path, rows_before, now, before49);
+
+  o = with_retention();
+  assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
+  deadline = tu_mono_ms() + 60000;
+  while (info(path).retention_requests_deleted < want_deleted && tu_mono_ms() < deadline)
+    tu_sleep_ms(20);
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  assert_int_equal(info(path).retention_requests_deleted, want_deleted);
+  assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM requests"), rows_before - want_deleted);
+  assert_consistent(path, rows_before, now, before49);
+  free(path);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retention_keeps_rollup_counts),
+      cmocka_unit_test(test_retention_kill9),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
