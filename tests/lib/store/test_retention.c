@@ -23,6 +23,7 @@
 
 #include "backend/sqlite/query.h"
 #include "mcpr/mcpr.h"
+#include "store_fixtures.h"
 #include "testutil.h"
 
 #define HOUR 3600000LL
@@ -79,27 +80,18 @@ static void write_days(const char *path, int64_t now, const mcpr_store_options *
 }
 
 /* Rows another writer adds (the original): above the watermark. */
+static void old_row(void *ctx, int i, sf_request_row *r) {
+  snprintf(r->request_id, sizeof r->request_id, "raw-%d", i);
+  r->ts = *(const int64_t *)ctx + i;
+  r->proxy = "a";
+  r->method = "tools/call";
+  r->tool = "search";
+  r->latency_us = 500;
+  r->bytes_in = r->bytes_out = -1;
+}
+
 static void insert_raw_old(const char *path, int64_t ts, int n) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method, tool,"
-                                      " latency_us, status) VALUES (?1, ?2, 'a', 'tools/call',"
-                                      " 'search', 500, 'ok')",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  for (int i = 0; i < n; i++) {
-    char id[32];
-    snprintf(id, sizeof id, "raw-%d", i);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, ts + i);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_reset(st);
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  sf_insert_requests(path, n, old_row, &ts);
 }
 
 typedef struct totals {
@@ -155,6 +147,16 @@ __attribute__((format(printf, 2, 0))) static int64_t sql_int(const char *path, c
   return tu_sql_int(path, sql);
 }
 
+/* The retention options of these tests: 30 days, failed ones 45, rollups 50. */
+static mcpr_store_options with_retention(void) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  o.retention_ms = 30 * DAY;
+  o.keep_errors_ms = 45 * DAY;
+  o.rollup_retention_ms = 50 * DAY;
+  return o;
+}
+
 static void test_retention_keeps_rollup_counts(void **state) {
   (void)state;
   char *dir = tu_tmpdir();
@@ -198,10 +200,7 @@ static void test_retention_keeps_rollup_counts(void **state) {
   assert_int_equal(info(path).retention_last_run_ms, 0);
 
   /* A writer with retention on: it works while idle. */
-  mcpr_store_options_init(&o);
-  o.retention_ms = 30 * DAY;
-  o.keep_errors_ms = 45 * DAY;
-  o.rollup_retention_ms = 50 * DAY;
+  o = with_retention();
   mcpr_store *s = NULL;
   mcpr_error err = {0};
   assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
@@ -288,10 +287,7 @@ static void test_retention_keeps_rollup_counts(void **state) {
   /* Retention again: the other writer's rows, rolled up now, go too, and
    * the counts still hold. */
   int64_t deleted_before = in.retention_requests_deleted;
-  mcpr_store_options_init(&o);
-  o.retention_ms = 30 * DAY;
-  o.keep_errors_ms = 45 * DAY;
-  o.rollup_retention_ms = 50 * DAY;
+  o = with_retention();
   assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
   deadline = tu_mono_ms() + 60000;
   do {
@@ -325,16 +321,6 @@ static void test_retention_keeps_rollup_counts(void **state) {
 
   free(path);
   tu_rmdir(dir);
-}
-
-/* The retention options of these tests: 30 days, failed ones 45, rollups 50. */
-static mcpr_store_options with_retention(void) {
-  mcpr_store_options o;
-  mcpr_store_options_init(&o);
-  o.retention_ms = 30 * DAY;
-  o.keep_errors_ms = 45 * DAY;
-  o.rollup_retention_ms = 50 * DAY;
-  return o;
 }
 
 /* The file holds together whenever a writer stops: the counters say what

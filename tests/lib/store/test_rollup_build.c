@@ -41,57 +41,40 @@ static void exec_ok(sqlite3 *db, const char *sql) {
     fail_msg("%s: %s", sql, msg);
 }
 
+typedef struct span {
+  int64_t now, span_ms;
+} span;
+
+static void random_row(void *ctx, int i, sf_request_row *r) {
+  const span *sp = ctx;
+  const char *tool = TOOLS[rnd() % 5];
+  (void)i;
+  snprintf(r->request_id, sizeof r->request_id, "orig-%llu", (unsigned long long)rnd());
+  r->ts = sp->now - (int64_t)(rnd() % (uint64_t)sp->span_ms);
+  r->proxy = PROXIES[rnd() % 3];
+  r->method = tool ? "tools/call" : METHODS[rnd() % 3];
+  r->tool = tool;
+  r->latency_us = (int64_t)(rnd() % 7 ? rnd() % 2000 : rnd() % 9000000);
+  r->status = rnd() % 9 ? "ok" : (rnd() % 2 ? "error" : "timeout");
+  r->bytes_in = rnd() % 4 ? (int64_t)(rnd() % 5000) : -1;
+  r->bytes_out = rnd() % 4 ? (int64_t)(rnd() % 90000) : -1;
+}
+
 /* n requests over span_ms ending at now, by plain INSERTs as the original
  * writes them (into an existing store, or a new one in its layout). */
 static void original_rows(const char *path, bool create, int64_t now, int n, int64_t span_ms) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
   if (create) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     exec_ok(db, mcpr__db_legacy_ddl(4));
     exec_ok(db, "ALTER TABLE requests ADD COLUMN resource_uri TEXT;"
                 "ALTER TABLE requests ADD COLUMN prompt_name TEXT;"
                 "UPDATE meta SET value = '5' WHERE key = 'schema_version';"
                 "PRAGMA journal_mode=WAL");
+    sqlite3_close(db);
   }
-  exec_ok(db, "BEGIN");
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method,"
-                                      " tool, latency_us, status, bytes_in, bytes_out)"
-                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  for (int i = 0; i < n; i++) {
-    char id[64];
-    snprintf(id, sizeof id, "orig-%llu", (unsigned long long)rnd());
-    const char *tool = TOOLS[rnd() % 5];
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, now - (int64_t)(rnd() % (uint64_t)span_ms));
-    sqlite3_bind_text(st, 3, PROXIES[rnd() % 3], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, tool ? "tools/call" : METHODS[rnd() % 3], -1, SQLITE_STATIC);
-    if (tool)
-      sqlite3_bind_text(st, 5, tool, -1, SQLITE_STATIC);
-    else
-      sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, (int64_t)(rnd() % 7 ? rnd() % 2000 : rnd() % 9000000));
-    sqlite3_bind_text(st, 7, rnd() % 9 ? "ok" : (rnd() % 2 ? "error" : "timeout"), -1,
-                      SQLITE_STATIC);
-    if (rnd() % 4)
-      sqlite3_bind_int64(st, 8, (int64_t)(rnd() % 5000));
-    else
-      sqlite3_bind_null(st, 8);
-    if (rnd() % 4)
-      sqlite3_bind_int64(st, 9, (int64_t)(rnd() % 90000));
-    else
-      sqlite3_bind_null(st, 9);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-  }
-  sqlite3_finalize(st);
-  exec_ok(db, "COMMIT");
-  sqlite3_close(db);
+  span sp = {now, span_ms};
+  sf_insert_requests(path, n, random_row, &sp);
 }
 
 static int64_t watermark(const char *path) {
