@@ -493,6 +493,13 @@ typedef struct mcpr_rollup_progress {
   int64_t batches;         /* write transactions (commit lock taken) */
   int64_t longest_lock_ms; /* the longest of them */
   int64_t largest_batch_rows; /* the most requests one of them rolled up */
+  /* Indexes on requests a big store lacked (the open leaves them out),
+   * built after the rollups: each in one transaction that holds the
+   * commit lock for its whole build — writers wait (a minute at 10M). */
+  int64_t indexes_built;
+  int64_t index_lock_ms;      /* the lock held for them, in all */
+  const char *building_index; /* borrowed: during the call announcing
+                                 one before its build, else NULL */
 } mcpr_rollup_progress;
 
 /* Called after every batch with the progress so far (borrowed). */

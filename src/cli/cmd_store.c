@@ -218,8 +218,23 @@ static double seconds_since(const struct timespec *t0) {
   return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+typedef struct rollup_view {
+  struct timespec t0;
+  bool tty;
+} rollup_view;
+
 static void rollup_progress(void *ctx, const mcpr_rollup_progress *p) {
-  double s = seconds_since(ctx);
+  const rollup_view *v = ctx;
+  if (p->building_index) {
+    fprintf(stderr,
+            "%sbuilding index %s on requests: SQLite builds it in one transaction, and"
+            " writers wait until it is done (about a minute per 10M requests)\n",
+            v->tty && p->batches ? "\n" : "", p->building_index);
+    return;
+  }
+  if (!v->tty)
+    return;
+  double s = seconds_since(&v->t0);
   int64_t all = p->rolled + p->left;
   double rate = s > 0 ? (double)p->rolled / s : 0;
   fprintf(stderr, "\rrolling up: %lld of %lld requests (%lld %%), %.0f/s", (long long)p->rolled,
@@ -243,18 +258,21 @@ static int run_rollup(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   bool tty = isatty(STDERR_FILENO) == 1;
   mcpr_rollup_progress p;
   mcpr_error err = {0};
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  mcpr_status st = mcpr_query_rollup(q, tty ? rollup_progress : NULL, &t0, &p, &err);
-  if (tty && p.batches)
+  rollup_view v = {.tty = tty};
+  clock_gettime(CLOCK_MONOTONIC, &v.t0);
+  mcpr_status st = mcpr_query_rollup(q, rollup_progress, &v, &p, &err);
+  if (tty && p.batches && !p.indexes_built)
     fputc('\n', stderr);
   if (st != MCPR_OK)
     return cli_query_fail(q, &err);
-  double s = seconds_since(&t0);
+  double s = seconds_since(&v.t0);
   printf("Rolled up %lld requests in %.1f s (%.0f/s), %lld batches (longest %lld ms, at most"
          " %lld requests); %lld left.\n",
          (long long)p.rolled, s, s > 0 ? (double)p.rolled / s : 0.0, (long long)p.batches,
          (long long)p.longest_lock_ms, (long long)p.largest_batch_rows, (long long)p.left);
+  if (p.indexes_built)
+    printf("Built %lld missing indexes on requests (the lock held %.1f s).\n",
+           (long long)p.indexes_built, (double)p.index_lock_ms / 1000);
   mcpr_query_close(q);
   return CLI_EXIT_OK;
 }
