@@ -560,15 +560,20 @@ static int (*const MIGRATIONS[])(sqlite3 *) = {
     migrate_v0_to_v1, migrate_v1_to_v2, migrate_v2_to_v3, migrate_v3_to_v4, migrate_v4_to_v5,
 };
 
-/* Whether requests holds more than DEFER_INDEX_ROWS rows (by id). */
-static bool requests_big(sqlite3 *db) {
+/* *big: whether requests holds more than DEFER_INDEX_ROWS rows (by id).
+ * The SQLite code of the read: a failure is that failure, never "small". */
+static int requests_big(sqlite3 *db, bool *big) {
   sqlite3_stmt *st = NULL;
-  bool big = sqlite3_prepare_v2(db, "SELECT max(id) > ?1 FROM requests", -1, &st, NULL) ==
-                 SQLITE_OK &&
-             sqlite3_bind_int64(st, 1, DEFER_INDEX_ROWS) == SQLITE_OK &&
-             sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+  *big = false;
+  int rc = sqlite3_prepare_v2(db, "SELECT max(id) > ?1 FROM requests", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, DEFER_INDEX_ROWS);
+    rc = sqlite3_step(st);
+    *big = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+  }
   sqlite3_finalize(st);
-  return big;
+  return rc;
 }
 
 static bool indexes_complete(sqlite3 *db) {
@@ -577,7 +582,8 @@ static bool indexes_complete(sqlite3 *db) {
   if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?1",
                          -1, &st, NULL) != SQLITE_OK)
     return false;
-  bool big = requests_big(db);
+  bool big = false;
+  requests_big(db, &big); /* unreadable: not big, and the migration finds out why */
   for (size_t i = 0; i < sizeof INDEX_NAMES / sizeof INDEX_NAMES[0]; i++) {
     sqlite3_bind_text(st, 1, INDEX_NAMES[i], -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW || (i < REQUESTS_INDEX_COUNT && big))
@@ -665,7 +671,8 @@ static int migrate_once(sqlite3 *db, mcpr_error *err, bool *newer) {
   }
   if (rc != SQLITE_OK)
     goto fail;
-  bool defer = requests_big(db);
+  bool defer = false;
+  rc = requests_big(db, &defer);
   for (size_t i = 0; i < REQUESTS_INDEX_COUNT && !defer && rc == SQLITE_OK; i++)
     rc = mcpr__db_exec(db, REQUESTS_INDEXES[i]);
   if (rc == SQLITE_OK)
