@@ -11,6 +11,7 @@
 int bench_write_main(int argc, char **argv);
 int bench_query_main(int argc, char **argv);
 int bench_vacuum_main(int argc, char **argv);
+int bench_original_main(int argc, char **argv);
 
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);

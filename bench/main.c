@@ -21,6 +21,8 @@ static const struct {
     {"query", "time every CLI query on an N-row store; stats vs the original's approach", bench_query_main},
     {"vacuum", "store vacuum on a 1M-request, 20k-session store, beside a live writer",
      bench_vacuum_main},
+    {"original", "build a store in the original mcpr's layout (no rollups), for first-open timing",
+     bench_original_main},
 };
 
 uint64_t bench_now_ns(void) {

@@ -492,6 +492,14 @@ typedef struct mcpr_rollup_progress {
   int64_t left;            /* requests still above the rollups' watermark */
   int64_t batches;         /* write transactions (commit lock taken) */
   int64_t longest_lock_ms; /* the longest of them */
+  int64_t largest_batch_rows; /* the most requests one of them rolled up */
+  /* Indexes on requests a big store lacked (the open leaves them out),
+   * built after the rollups: each in one transaction that holds the
+   * commit lock for its whole build — writers wait (a minute at 10M). */
+  int64_t indexes_built;
+  int64_t index_lock_ms;      /* the lock held for them, in all */
+  const char *building_index; /* borrowed: during the call announcing
+                                 one before its build, else NULL */
 } mcpr_rollup_progress;
 
 /* Called after every batch with the progress so far (borrowed). */
@@ -507,6 +515,15 @@ typedef void (*mcpr_rollup_progress_fn)(void *ctx, const mcpr_rollup_progress *p
  */
 MCPR_API mcpr_status mcpr_query_rollup(mcpr_query *q, mcpr_rollup_progress_fn fn, void *ctx,
                                        mcpr_rollup_progress *out, mcpr_error *err);
+
+/*
+ * *rows: requests of the store not counted in its rollups yet (an upper
+ * bound, by row id) — those a store the original wrote holds until
+ * mcpr_query_rollup() (or a running writer, a chunk per batch) rolls them
+ * up. Reads count them exactly all the same, raw, which is slow over long
+ * windows when they are millions. 0 for a backend without rollups.
+ */
+MCPR_API mcpr_status mcpr_query_rollup_behind(mcpr_query *q, int64_t *rows, mcpr_error *err);
 
 #ifdef __cplusplus
 }

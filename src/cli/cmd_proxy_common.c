@@ -143,7 +143,7 @@ int cli_count(const mcpr_cli_command *cmd, const char *flag, const char *text, i
   return 0;
 }
 
-int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q) {
+int cli_open_query_quiet(const mcpr_cli_ctx *ctx, mcpr_query **q) {
   mcpr_error err = {0};
   char *path = NULL;
   int rc = cli_store_path(ctx, &path);
@@ -152,6 +152,25 @@ int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q) {
   if (mcpr_query_open(q, path, &err) != MCPR_OK)
     rc = cli_fail("%s", err.message);
   free(path);
+  return rc;
+}
+
+/* A store the original wrote has its requests outside the rollups until
+ * they are built (issue 15): reads count them exactly, raw, but a long
+ * window then reads millions of rows. Building them is not done here,
+ * behind the user's back: a read command answers at once, and says how
+ * to make the next ones fast. */
+int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q) {
+  int rc = cli_open_query_quiet(ctx, q);
+  int64_t behind = 0;
+  if (rc == 0 && mcpr_query_rollup_behind(*q, &behind, NULL) == MCPR_OK &&
+      behind >= CLI_ROLLUP_HINT_ROWS)
+    fprintf(stderr,
+            "mcpr: %lld requests in this store are not in its rollups yet (the original"
+            " mcpr or an older one wrote them): answers are exact, but long windows read"
+            " them one by one. Run `mcpr store rollup` once to build them (about a minute"
+            " per 10M requests; writers keep writing meanwhile).\n",
+            (long long)behind);
   return rc;
 }
 

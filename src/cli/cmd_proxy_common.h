@@ -52,8 +52,13 @@ int cli_count(const mcpr_cli_command *cmd, const char *flag, const char *text, i
 
 /* Open the store of this run (cli_store_path: --db, the config's [store]
  * path, $MCPR_DB, ~/.mcpr/store.db) for reading; on failure print why and
- * return the exit code (or 0 on success with *q set). */
+ * return the exit code (or 0 on success with *q set). When the store holds
+ * at least CLI_ROLLUP_HINT_ROWS requests outside its rollups (one the
+ * original wrote), a line on stderr says to run `mcpr store rollup`. */
 int cli_open_query(const mcpr_cli_ctx *ctx, mcpr_query **q);
+#define CLI_ROLLUP_HINT_ROWS 1000000
+/* The same without that hint: for `mcpr store rollup` itself. */
+int cli_open_query_quiet(const mcpr_cli_ctx *ctx, mcpr_query **q);
 /* A query on q failed with err: print why, close q, return the exit code. */
 int cli_query_fail(mcpr_query *q, const mcpr_error *err);
 

@@ -1,6 +1,7 @@
 /* cmd_store.c — `mcpr store stats`, `mcpr store vacuum`, `mcpr store rollup`. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd_proxy_common.h"
@@ -15,17 +16,22 @@ const mcpr_cli_command cmd_store_rollup = {
     .group = "store",
     .name = "rollup",
     .summary = "build the hourly rollups that keep read commands fast",
-    .usage = "mcpr store rollup\n"
+    .usage = "mcpr store rollup [--db PATH]\n"
              "\n"
-             "Roll up every request not yet counted in the store's hourly rollups\n"
-             "(per proxy and tool: calls, errors, bytes, latency sketch), in short\n"
-             "transactions: a running proxy keeps writing meanwhile. A running mcpr\n"
+             "Roll up every request not yet counted in the store's hourly and daily\n"
+             "rollups (per proxy and tool: calls, errors, bytes, latency sketch), in\n"
+             "short transactions (at most 50,000 requests, about 40 ms each): a\n"
+             "running proxy or `mcpr ingest` keeps writing meanwhile. A running mcpr\n"
              "writer does this by itself for what it writes, and catches up on what\n"
              "others wrote; run it once on a big store the original or an older mcpr\n"
-             "wrote, so that the first read commands are fast. Progress on a terminal.\n"
+             "wrote, so that reads over long windows are fast (read commands tell\n"
+             "you when it is worth it; until then they count those requests one by\n"
+             "one, exactly). Safe to interrupt: it goes on where it stopped.\n"
+             "Progress (percent, requests/s, time left) on a terminal.\n"
              "\n"
              "examples:\n"
-             "  mcpr store rollup",
+             "  mcpr store rollup\n"
+             "  mcpr store rollup --db ~/.mcpr/store.db",
     .run = run_rollup,
 };
 
@@ -206,11 +212,37 @@ static int run_vacuum(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
+static double seconds_since(const struct timespec *t0) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+typedef struct rollup_view {
+  struct timespec t0;
+  bool tty;
+} rollup_view;
+
 static void rollup_progress(void *ctx, const mcpr_rollup_progress *p) {
-  (void)ctx;
+  const rollup_view *v = ctx;
+  if (p->building_index) {
+    fprintf(stderr,
+            "%sbuilding index %s on requests: SQLite builds it in one transaction, and"
+            " writers wait until it is done (about a minute per 10M requests)\n",
+            v->tty && p->batches ? "\n" : "", p->building_index);
+    return;
+  }
+  if (!v->tty)
+    return;
+  double s = seconds_since(&v->t0);
   int64_t all = p->rolled + p->left;
-  fprintf(stderr, "\rrolling up: %lld of %lld requests (%lld %%)", (long long)p->rolled,
-          (long long)all, all ? (long long)(100 * p->rolled / all) : 100LL);
+  double rate = s > 0 ? (double)p->rolled / s : 0;
+  fprintf(stderr, "\rrolling up: %lld of %lld requests (%lld %%), %.0f/s", (long long)p->rolled,
+          (long long)all, all ? (long long)(100 * p->rolled / all) : 100LL, rate);
+  if (rate > 0 && p->left > 0)
+    fprintf(stderr, ", about %.0f s left  ", (double)p->left / rate + 0.5);
+  else
+    fputs("                  ", stderr);
   fflush(stderr);
 }
 
@@ -221,19 +253,26 @@ static int run_rollup(const mcpr_cli_ctx *ctx, int argc, char **argv) {
   if (rc >= 0)
     return rc;
   mcpr_query *q = NULL;
-  if ((rc = cli_open_query(ctx, &q)) != 0)
+  if ((rc = cli_open_query_quiet(ctx, &q)) != 0)
     return rc;
   bool tty = isatty(STDERR_FILENO) == 1;
   mcpr_rollup_progress p;
   mcpr_error err = {0};
-  mcpr_status st = mcpr_query_rollup(q, tty ? rollup_progress : NULL, NULL, &p, &err);
-  if (tty && p.batches)
+  rollup_view v = {.tty = tty};
+  clock_gettime(CLOCK_MONOTONIC, &v.t0);
+  mcpr_status st = mcpr_query_rollup(q, rollup_progress, &v, &p, &err);
+  if (tty && p.batches && !p.indexes_built)
     fputc('\n', stderr);
   if (st != MCPR_OK)
     return cli_query_fail(q, &err);
-  printf("Rolled up %lld requests in %lld batches (longest %lld ms); %lld left.\n",
-         (long long)p.rolled, (long long)p.batches, (long long)p.longest_lock_ms,
-         (long long)p.left);
+  double s = seconds_since(&v.t0);
+  printf("Rolled up %lld requests in %.1f s (%.0f/s), %lld batches (longest %lld ms, at most"
+         " %lld requests); %lld left.\n",
+         (long long)p.rolled, s, s > 0 ? (double)p.rolled / s : 0.0, (long long)p.batches,
+         (long long)p.longest_lock_ms, (long long)p.largest_batch_rows, (long long)p.left);
+  if (p.indexes_built)
+    printf("Built %lld missing indexes on requests (the lock held %.1f s).\n",
+           (long long)p.indexes_built, (double)p.index_lock_ms / 1000);
   mcpr_query_close(q);
   return CLI_EXIT_OK;
 }

@@ -476,3 +476,51 @@ mcpr_store *sf_open_warm(const char *path, const mcpr_store_options *o) {
   assert_int_equal(mcpr_store_flush(s, 10000, &err), MCPR_OK);
   return s;
 }
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_count_or_null(sqlite3_stmt *st, int i, int64_t v) {
+  if (v >= 0)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+void sf_insert_requests(const char *path, int n, void (*row)(void *ctx, int i, sf_request_row *r),
+                        void *ctx) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "INSERT INTO requests (request_id, ts, proxy, method,"
+                                      " tool, latency_us, status, bytes_in, bytes_out)"
+                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  for (int i = 0; i < n; i++) {
+    sf_request_row r;
+    memset(&r, 0, sizeof r);
+    row(ctx, i, &r);
+    sqlite3_bind_text(st, 1, r.request_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, r.ts);
+    bind_text_or_null(st, 3, r.proxy);
+    bind_text_or_null(st, 4, r.method);
+    bind_text_or_null(st, 5, r.tool);
+    sqlite3_bind_int64(st, 6, r.latency_us);
+    sqlite3_bind_text(st, 7, r.status ? r.status : "ok", -1, SQLITE_STATIC);
+    bind_count_or_null(st, 8, r.bytes_in);
+    bind_count_or_null(st, 9, r.bytes_out);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}

@@ -58,6 +58,21 @@ extern const char SF_ORIGINAL_V05_DDL[];
  */
 void sf_build_original_v05(const char *path, int64_t now_ms);
 
+/* A request row as another program (the original) inserts it into a
+ * store: NULL strings and negative bytes are stored as NULL. */
+typedef struct sf_request_row {
+  char request_id[64];
+  int64_t ts;
+  const char *proxy, *method, *tool, *status;
+  int64_t latency_us, bytes_in, bytes_out;
+} sf_request_row;
+
+/* Insert n request rows into the store at path with plain INSERTs in one
+ * transaction, as another writer would (above our rollups' watermark);
+ * row(ctx, i, r) fills the i-th, r zeroed (status NULL: 'ok'). */
+void sf_insert_requests(const char *path, int n, void (*row)(void *ctx, int i, sf_request_row *r),
+                        void *ctx);
+
 /* Run sql (may hold several statements) on path; fails the test on error. */
 void sf_exec(const char *path, const char *sql);
 

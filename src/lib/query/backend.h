@@ -131,6 +131,8 @@ typedef struct mcpr__query_backend {
   /* Optional (NULL: the store has no rollups to build). */
   mcpr_status (*rollup)(void *impl, mcpr_rollup_progress_fn fn, void *ctx,
                         mcpr_rollup_progress *out, mcpr_error *err);
+  /* Optional (NULL: nothing is ever behind). */
+  mcpr_status (*rollup_behind)(void *impl, int64_t *rows, mcpr_error *err);
   /* Optional (NULL: the engine computes the series from stats_scan, one
    * scan per bucket — correct, but slow on a big window). Every request
    * with since_ms <= ts < until_ms of f's proxy and tool, in any order,

@@ -566,6 +566,13 @@ mcpr_status mcpr_query_rollup(mcpr_query *q, mcpr_rollup_progress_fn fn, void *c
   return q->backend->rollup(q->impl, fn, ctx, out, err);
 }
 
+mcpr_status mcpr_query_rollup_behind(mcpr_query *q, int64_t *rows, mcpr_error *err) {
+  if (!q || !rows)
+    return bad_handle(err);
+  *rows = 0;
+  return q->backend->rollup_behind ? q->backend->rollup_behind(q->impl, rows, err) : MCPR_OK;
+}
+
 mcpr_status mcpr_query_vacuum(mcpr_query *q, const mcpr_vacuum_options *o,
                               mcpr_vacuum_result *out, mcpr_error *err) {
   if (!q || !o || !out)

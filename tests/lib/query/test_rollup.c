@@ -13,6 +13,7 @@
 
 #include "backend/sqlite/query.h"
 #include "mcpr/mcpr.h"
+#include "store_fixtures.h"
 #include "testutil.h"
 
 #define HOUR 3600000LL
@@ -76,40 +77,26 @@ static void write_store(const char *path, int64_t now, int n, int64_t span_ms) {
 }
 
 /* What the original (or any other writer) adds: plain INSERTs. */
+typedef struct raw_span {
+  int64_t now, span_ms;
+} raw_span;
+
+static void raw_row(void *ctx, int i, sf_request_row *r) {
+  const raw_span *sp = ctx;
+  snprintf(r->request_id, sizeof r->request_id, "raw-%d-%llu", i, (unsigned long long)rnd());
+  r->tool = TOOLS[rnd() % 6];
+  r->ts = sp->now - (int64_t)(rnd() % (uint64_t)sp->span_ms);
+  r->proxy = PROXIES[rnd() % 3];
+  r->method = r->tool ? "tools/call" : METHODS[rnd() % 3];
+  r->latency_us = latency();
+  r->status = rnd() % 8 ? "ok" : "error";
+  r->bytes_in = (int64_t)(rnd() % 100);
+  r->bytes_out = -1;
+}
+
 static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method,"
-                                      " tool, latency_us, status, bytes_in, bytes_out)"
-                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  for (int i = 0; i < n; i++) {
-    char id[64];
-    snprintf(id, sizeof id, "raw-%d-%llu", i, (unsigned long long)rnd());
-    const char *tool = TOOLS[rnd() % 6];
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, now - (int64_t)(rnd() % (uint64_t)span_ms));
-    sqlite3_bind_text(st, 3, PROXIES[rnd() % 3], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, tool ? "tools/call" : METHODS[rnd() % 3], -1, SQLITE_STATIC);
-    if (tool)
-      sqlite3_bind_text(st, 5, tool, -1, SQLITE_STATIC);
-    else
-      sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, latency());
-    sqlite3_bind_text(st, 7, rnd() % 8 ? "ok" : "error", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, (int64_t)(rnd() % 100));
-    sqlite3_bind_null(st, 9);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_reset(st);
-  }
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  raw_span sp = {now, span_ms};
+  sf_insert_requests(path, n, raw_row, &sp);
 }
 
 static void exec_sql(const char *path, const char *sql) {

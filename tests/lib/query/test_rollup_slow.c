@@ -14,6 +14,7 @@
 
 #include "backend/sqlite/query.h"
 #include "mcpr/mcpr.h"
+#include "store_fixtures.h"
 #include "testutil.h"
 
 #define HOUR 3600000LL
@@ -70,38 +71,25 @@ static void write_store(const char *path, int64_t now, int n, int64_t span_ms) {
 }
 
 /* What another writer adds: plain INSERTs, above the watermark. */
+typedef struct raw_span {
+  int64_t now, span_ms;
+} raw_span;
+
+static void raw_row(void *ctx, int i, sf_request_row *r) {
+  const raw_span *sp = ctx;
+  snprintf(r->request_id, sizeof r->request_id, "raw-%d-%llu", i, (unsigned long long)rnd());
+  r->tool = TOOLS[rnd() % 4];
+  r->ts = sp->now - (int64_t)(rnd() % (uint64_t)sp->span_ms);
+  r->proxy = PROXIES[rnd() % 3];
+  r->method = r->tool ? "tools/call" : "tools/list";
+  /* Sometimes the slowest of all. */
+  r->latency_us = rnd() % 50 ? latency() : 40000000 + (int64_t)(rnd() % 5);
+  r->bytes_in = r->bytes_out = -1;
+}
+
 static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method,"
-                                      " tool, latency_us, status) VALUES (?1, ?2, ?3, ?4, ?5,"
-                                      " ?6, 'ok')",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  for (int i = 0; i < n; i++) {
-    char id[64];
-    snprintf(id, sizeof id, "raw-%d-%llu", i, (unsigned long long)rnd());
-    const char *tool = TOOLS[rnd() % 4];
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, now - (int64_t)(rnd() % (uint64_t)span_ms));
-    sqlite3_bind_text(st, 3, PROXIES[rnd() % 3], -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, tool ? "tools/call" : "tools/list", -1, SQLITE_STATIC);
-    if (tool)
-      sqlite3_bind_text(st, 5, tool, -1, SQLITE_STATIC);
-    else
-      sqlite3_bind_null(st, 5);
-    /* Sometimes the slowest of all. */
-    sqlite3_bind_int64(st, 6, rnd() % 50 ? latency() : 40000000 + (int64_t)(rnd() % 5));
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_reset(st);
-  }
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  raw_span sp = {now, span_ms};
+  sf_insert_requests(path, n, raw_row, &sp);
 }
 
 /* The full scan: every row of the window, sorted as `slow` sorts. */

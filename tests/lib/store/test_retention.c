@@ -13,14 +13,18 @@
  * rollups and the gap retention keeps, is the number of rows — after
  * retention, after a vacuum, with rows another program added.
  */
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend/sqlite/query.h"
 #include "mcpr/mcpr.h"
 #include "retention_days.h"
+#include "store_fixtures.h"
 #include "testutil.h"
 
 #define HOUR RD_HOUR
@@ -36,27 +40,18 @@ static void record(mcpr_store *s, const mcpr_store_event *e) {
 }
 
 /* Rows another writer adds (the original): above the watermark. */
+static void old_row(void *ctx, int i, sf_request_row *r) {
+  snprintf(r->request_id, sizeof r->request_id, "raw-%d", i);
+  r->ts = *(const int64_t *)ctx + i;
+  r->proxy = "a";
+  r->method = "tools/call";
+  r->tool = "search";
+  r->latency_us = 500;
+  r->bytes_in = r->bytes_out = -1;
+}
+
 static void insert_raw_old(const char *path, int64_t ts, int n) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method, tool,"
-                                      " latency_us, status) VALUES (?1, ?2, 'a', 'tools/call',"
-                                      " 'search', 500, 'ok')",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  for (int i = 0; i < n; i++) {
-    char id[32];
-    snprintf(id, sizeof id, "raw-%d", i);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, ts + i);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_reset(st);
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  sf_insert_requests(path, n, old_row, &ts);
 }
 
 typedef rd_totals totals;
@@ -81,6 +76,16 @@ __attribute__((format(printf, 2, 0))) static int64_t sql_int(const char *path, c
   snprintf(sql, sizeof sql, fmt, (long long)a);
 #pragma GCC diagnostic pop
   return tu_sql_int(path, sql);
+}
+
+/* The retention options of these tests: 30 days, failed ones 45, rollups 50. */
+static mcpr_store_options with_retention(void) {
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  o.retention_ms = 30 * DAY;
+  o.keep_errors_ms = 45 * DAY;
+  o.rollup_retention_ms = 50 * DAY;
+  return o;
 }
 
 static void test_retention_keeps_rollup_counts(void **state) {
@@ -126,10 +131,7 @@ static void test_retention_keeps_rollup_counts(void **state) {
   assert_int_equal(info(path).retention_last_run_ms, 0);
 
   /* A writer with retention on: it works while idle. */
-  mcpr_store_options_init(&o);
-  o.retention_ms = 30 * DAY;
-  o.keep_errors_ms = 45 * DAY;
-  o.rollup_retention_ms = 50 * DAY;
+  o = with_retention();
   mcpr_store *s = NULL;
   mcpr_error err = {0};
   assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
@@ -216,10 +218,7 @@ static void test_retention_keeps_rollup_counts(void **state) {
   /* Retention again: the other writer's rows, rolled up now, go too, and
    * the counts still hold. */
   int64_t deleted_before = in.retention_requests_deleted;
-  mcpr_store_options_init(&o);
-  o.retention_ms = 30 * DAY;
-  o.keep_errors_ms = 45 * DAY;
-  o.rollup_retention_ms = 50 * DAY;
+  o = with_retention();
   assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
   deadline = tu_mono_ms() + 60000;
   do {
@@ -255,9 +254,99 @@ static void test_retention_keeps_rollup_counts(void **state) {
   tu_rmdir(dir);
 }
 
+/* The file holds together whenever a writer stops: the counters say what
+ * the rows no longer hold, store stats counts the rows, and the rollups
+ * still count what retention deleted inside the window they keep (from
+ * the whole hour 49 days ago: before49). */
+static void assert_consistent(const char *path, int64_t rows_before, int64_t now,
+                              totals before49) {
+  mcpr_store_info in = info(path);
+  int64_t rows = tu_sql_int(path, "SELECT count(*) FROM requests");
+  assert_int_equal(in.retention_requests_deleted, rows_before - rows);
+  assert_int_equal(in.total_requests, rows);
+  assert_totals_equal(stats_since(path, floor_hour(now - 49 * DAY)), before49);
+  assert_int_equal(tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_day"),
+                   tu_sql_int(path, "SELECT coalesce(sum(calls), 0) FROM mcpr_rollup_hour"));
+}
+
+/* kill -9 during a retention round (each step is one transaction), then a
+ * writer with the same retention finishes it: exactly what was due went. */
+static void test_retention_kill9(void **state) {
+  (void)state;
+  char *dir = tu_tmpdir();
+  char *path = tu_path(dir, "store.db");
+  int64_t now = mcpr_now_ms();
+  mcpr_store_options o;
+  mcpr_store_options_init(&o);
+  mcpr_store *s = NULL;
+  mcpr_error err = {0};
+  assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
+  for (int i = 0; i < 20000; i++) {
+    int64_t ts = now - (int64_t)(((uint64_t)i * 2654435761u) % (uint64_t)(60 * DAY));
+    char id[MCPR_UUID_STRLEN + 1];
+    mcpr_uuid_v7(ts, id);
+    mcpr_store_event e = {.kind = MCPR_STORE_EVENT_REQUEST};
+    e.u.request = (mcpr_request_event){
+        .request_id = id, .ts_ms = ts, .proxy = i % 2 ? "a" : "b", .method = "tools/call",
+        .tool = i % 2 ? "fetch" : "search", .latency_us = 10 + i % 300,
+        .status = i % 7 ? MCPR_REQUEST_OK : MCPR_REQUEST_ERROR, .bytes_in = i % 50,
+        .bytes_out = -1};
+    record(s, &e);
+  }
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  const int64_t cutoff = floor_hour(now - 30 * DAY), err_cutoff = floor_hour(now - 45 * DAY);
+  int64_t rows_before = tu_sql_int(path, "SELECT count(*) FROM requests");
+  int64_t want_deleted =
+      sql_int(path, "SELECT count(*) FROM requests WHERE ts < %lld", err_cutoff) +
+      sql_int(path, "SELECT count(*) FROM requests WHERE status = 'ok' AND ts < %lld", cutoff) -
+      sql_int(path, "SELECT count(*) FROM requests WHERE status = 'ok' AND ts < %lld",
+              err_cutoff);
+  /* A window of whole hours: the rollups answer it all (a partial first
+   * hour is read raw, and its deleted rows would be missing). */
+  totals before49 = stats_since(path, floor_hour(now - 49 * DAY));
+  assert_true(want_deleted > 4 * 2000); /* several steps of RETENTION_CHUNK */
+
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    o = with_retention();
+    if (mcpr_store_open(&s, path, &o, &err) != MCPR_OK)
+      _exit(2);
+    for (;;)
+      pause();
+  }
+  int64_t deadline = tu_mono_ms() + 30000;
+  while (tu_sql_int_or_zero(path, "SELECT count(*) FROM mcpr_retention_state"
+                                  " WHERE key = 'requests_deleted' AND value > 0") == 0 &&
+         tu_mono_ms() < deadline)
+    ;
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFSIGNALED(status));
+  int64_t deleted = info(path).retention_requests_deleted;
+  print_message("killed after %lld of %lld deletes\n", (long long)deleted,
+                (long long)want_deleted);
+  assert_true(deleted > 0 && deleted <= want_deleted);
+  assert_consistent(path, rows_before, now, before49);
+
+  o = with_retention();
+  assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
+  deadline = tu_mono_ms() + 60000;
+  while (info(path).retention_requests_deleted < want_deleted && tu_mono_ms() < deadline)
+    tu_sleep_ms(20);
+  assert_int_equal(mcpr_store_close(s, NULL), MCPR_OK);
+  assert_int_equal(info(path).retention_requests_deleted, want_deleted);
+  assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM requests"), rows_before - want_deleted);
+  assert_consistent(path, rows_before, now, before49);
+  free(path);
+  tu_rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retention_keeps_rollup_counts),
+      cmocka_unit_test(test_retention_kill9),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,11 +78,25 @@ static const char SCHEMA_V5_TABLES[] =
  * original keep the indexes it made (its idx_requests_tool_ts lacks
  * status: correct, just not covering); nothing here drops them.
  */
-static const char SCHEMA_V5_INDEXES[] =
-    "CREATE INDEX IF NOT EXISTS idx_requests_ts ON requests(ts);"
-    "CREATE INDEX IF NOT EXISTS idx_requests_proxy_ts ON requests(proxy, ts);"
+static const char *const REQUESTS_INDEXES[] = {
+    "CREATE INDEX IF NOT EXISTS idx_requests_ts ON requests(ts)",
+    "CREATE INDEX IF NOT EXISTS idx_requests_proxy_ts ON requests(proxy, ts)",
     "CREATE INDEX IF NOT EXISTS idx_requests_tool_ts ON requests(tool, ts, status)"
-    " WHERE tool IS NOT NULL;"
+    " WHERE tool IS NOT NULL",
+};
+#define REQUESTS_INDEX_COUNT (sizeof REQUESTS_INDEXES / sizeof REQUESTS_INDEXES[0])
+
+/*
+ * The original's layout has the three indexes on requests under these
+ * names, so the first open of its file builds none (issue 15). A file
+ * with more than DEFER_INDEX_ROWS requests that lacks one anyway gets it
+ * from `mcpr store rollup` (mcpr__db_build_missing_indexes), not from the
+ * open: SQLite builds an index in one transaction, a minute at 10M rows
+ * under the write lock, which no read command should impose.
+ */
+#define DEFER_INDEX_ROWS 200000
+
+static const char SCHEMA_V5_INDEXES[] =
     "CREATE INDEX IF NOT EXISTS idx_sessions_proxy_started ON sessions(proxy, started_at);"
     "CREATE INDEX IF NOT EXISTS idx_sessions_client ON sessions(client_name, client_platform);"
     "CREATE INDEX IF NOT EXISTS idx_sessions_active ON sessions(proxy, last_seen_at)"
@@ -92,6 +106,7 @@ static const char SCHEMA_V5_INDEXES[] =
     "CREATE INDEX IF NOT EXISTS idx_schema_changes_proxy_detected"
     " ON schema_changes(proxy, detected_at);";
 
+/* The first REQUESTS_INDEX_COUNT are REQUESTS_INDEXES'. */
 static const char *const INDEX_NAMES[] = {
     "idx_requests_ts",           "idx_requests_proxy_ts",
     "idx_requests_tool_ts",      "idx_sessions_proxy_started", "idx_sessions_client",
@@ -545,16 +560,34 @@ static int (*const MIGRATIONS[])(sqlite3 *) = {
     migrate_v0_to_v1, migrate_v1_to_v2, migrate_v2_to_v3, migrate_v3_to_v4, migrate_v4_to_v5,
 };
 
+/* *big: whether requests holds more than DEFER_INDEX_ROWS rows (by id).
+ * The SQLite code of the read: a failure is that failure, never "small". */
+static int requests_big(sqlite3 *db, bool *big) {
+  sqlite3_stmt *st = NULL;
+  *big = false;
+  int rc = sqlite3_prepare_v2(db, "SELECT max(id) > ?1 FROM requests", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, DEFER_INDEX_ROWS);
+    rc = sqlite3_step(st);
+    *big = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static bool indexes_complete(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
   int have = 0;
   if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?1",
                          -1, &st, NULL) != SQLITE_OK)
     return false;
+  bool big = false;
+  requests_big(db, &big); /* unreadable: not big, and the migration finds out why */
   for (size_t i = 0; i < sizeof INDEX_NAMES / sizeof INDEX_NAMES[0]; i++) {
     sqlite3_bind_text(st, 1, INDEX_NAMES[i], -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-      have++;
+    if (sqlite3_step(st) == SQLITE_ROW || (i < REQUESTS_INDEX_COUNT && big))
+      have++; /* a deferred one counts as there: store rollup builds it */
     sqlite3_reset(st);
   }
   /* retention.h's index on the rollups, too. */
@@ -638,7 +671,12 @@ static int migrate_once(sqlite3 *db, mcpr_error *err, bool *newer) {
   }
   if (rc != SQLITE_OK)
     goto fail;
-  rc = mcpr__db_exec(db, SCHEMA_V5_INDEXES);
+  bool defer = false;
+  rc = requests_big(db, &defer);
+  for (size_t i = 0; i < REQUESTS_INDEX_COUNT && !defer && rc == SQLITE_OK; i++)
+    rc = mcpr__db_exec(db, REQUESTS_INDEXES[i]);
+  if (rc == SQLITE_OK)
+    rc = mcpr__db_exec(db, SCHEMA_V5_INDEXES);
   if (rc == SQLITE_OK)
     rc = mcpr__db_exec(db, MCPR__ROLLUP_DDL);
   if (rc == SQLITE_OK)
@@ -1138,4 +1176,39 @@ fail:
   if (st == MCPR_OK) /* never report success without a connection */
     st = mcpr_error_set(err, MCPR_EIO, "%s: cannot be opened", path);
   return st;
+}
+
+int mcpr__db_build_missing_indexes(sqlite3 *db, int lock_fd, mcpr__index_fn fn, void *ctx,
+                                   int64_t *held_ms) {
+  int rc = SQLITE_OK;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?1", -1,
+                         &st, NULL) != SQLITE_OK)
+    return sqlite3_errcode(db);
+  for (size_t i = 0; i < REQUESTS_INDEX_COUNT && rc == SQLITE_OK; i++) {
+    sqlite3_bind_text(st, 1, INDEX_NAMES[i], -1, SQLITE_STATIC);
+    int found = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (found != SQLITE_DONE)
+      continue; /* there (or unreadable: the build says so) */
+    if (fn)
+      fn(ctx, INDEX_NAMES[i]);
+    if (!mcpr__commit_lock_within(lock_fd, MIGRATE_LOCK_WAIT_MS)) {
+      rc = SQLITE_BUSY;
+      break;
+    }
+    int64_t t0 = mcpr__mono_ms();
+    rc = mcpr__db_exec(db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK) {
+      rc = mcpr__db_exec(db, REQUESTS_INDEXES[i]);
+      rc = rc == SQLITE_OK ? mcpr__db_exec(db, "COMMIT") : rc;
+      if (rc != SQLITE_OK)
+        mcpr__db_exec(db, "ROLLBACK");
+    }
+    mcpr__commit_unlock(lock_fd);
+    if (held_ms)
+      *held_ms += mcpr__mono_ms() - t0;
+  }
+  sqlite3_finalize(st);
+  return rc;
 }

@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "mcpr/error.h"
 #include "mcpr/query.h"
@@ -126,6 +127,18 @@ void mcpr__health_record_read(const char *db_path, mcpr_store_info *out);
 bool mcpr__health_record_is_open(const char *db_path);
 /* Mark the recorded failure as ended at ended_ms (a later writer wrote). */
 void mcpr__health_record_end(int lock_fd, int64_t ended_ms);
+
+/*
+ * Build the indexes on requests that the open left out (a big file that
+ * lacked them: see DEFER_INDEX_ROWS in db.c), each in one transaction
+ * under the commit lock held for the whole build — a minute at 10M rows,
+ * which writers wait out. fn (may be NULL) is called with each index's
+ * name before it is built; *held_ms (may be NULL) adds the time the lock
+ * was held. Returns an SQLite code.
+ */
+typedef void (*mcpr__index_fn)(void *ctx, const char *name);
+int mcpr__db_build_missing_indexes(sqlite3 *db, int lock_fd, mcpr__index_fn fn, void *ctx,
+                                   int64_t *held_ms);
 
 /* DDL of older schema versions, for tests that build old stores:
  * mcpr__db_legacy_ddl(v) for v in 0..4 is the full DDL of that version

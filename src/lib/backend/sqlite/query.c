@@ -1412,54 +1412,18 @@ static int forget_rollups(mcpr__rollup *r, void *arg) {
   return mcpr__rollup_forget_before(r, o->before_ms, o->proxy);
 }
 
-/* ---------- building the rollups ---------- */
+/* ---------- building the rollups (rollup_build.c) ---------- */
 
-#define ROLLUP_LOCK_TARGET_MS 50
-#define ROLLUP_CHUNK_MIN 2000
-#define ROLLUP_CHUNK_MAX 400000
-
-typedef struct catch_up_arg {
-  int64_t chunk, rolled, left;
-} catch_up_arg;
-
-static int catch_up_once(mcpr__rollup *r, void *arg) {
-  catch_up_arg *a = arg;
-  return mcpr__rollup_catch_up(r, a->chunk, false, &a->rolled, &a->left);
-}
-
-/* Chunks sized so that each transaction holds the commit lock for about
- * ROLLUP_LOCK_TARGET_MS: the size follows the time the last one took. */
 static mcpr_status sqlite_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
                                  mcpr_rollup_progress *out, mcpr_error *err) {
   sqlite_impl *impl = p;
-  int lock_fd = mcpr__commit_lock_open(impl->path);
-  catch_up_arg a = {.chunk = 20000, .left = 1};
-  mcpr_status s = MCPR_OK;
-  while (a.left > 0) {
-    int64_t ms = 0;
-    a.rolled = 0;
-    a.left = 0; /* stays 0 when the file has no rollup tables */
-    s = rollup_txn(impl->db, lock_fd, mcpr__mono_ms() + VACUUM_LOCK_WAIT_MS, catch_up_once, &a,
-                   &ms, err, "building the rollups");
-    if (s != MCPR_OK)
-      break;
-    out->rolled += a.rolled;
-    out->left = a.left;
-    out->batches++;
-    if (ms > out->longest_lock_ms)
-      out->longest_lock_ms = ms;
-    if (fn)
-      fn(ctx, out);
-    int64_t next = ms > 0 ? a.chunk * ROLLUP_LOCK_TARGET_MS / ms : a.chunk * 2;
-    if (next > a.chunk * 2)
-      next = a.chunk * 2;
-    a.chunk = next < ROLLUP_CHUNK_MIN ? ROLLUP_CHUNK_MIN
-                                      : (next > ROLLUP_CHUNK_MAX ? ROLLUP_CHUNK_MAX : next);
-    if (a.left > 0)
-      mcpr__sleep_ms(VACUUM_BATCH_PAUSE_MS);
-  }
-  mcpr__commit_lock_close(lock_fd);
-  return s;
+  return mcpr__rollup_build(impl->db, impl->path, 0, fn, ctx, out, err);
+}
+
+static mcpr_status sqlite_rollup_behind(void *p, int64_t *rows, mcpr_error *err) {
+  (void)err;
+  *rows = mcpr__rollup_behind(((sqlite_impl *)p)->db);
+  return MCPR_OK;
 }
 
 static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
@@ -1860,6 +1824,7 @@ const mcpr__query_backend mcpr__query_sqlite_backend = {
     .stats_scan = sqlite_stats_scan,
     .stats_rollup = sqlite_stats_rollup,
     .rollup = sqlite_rollup,
+    .rollup_behind = sqlite_rollup_behind,
     .session_counts = sqlite_session_counts,
     .sessions = sqlite_sessions,
     .sessions_by_prefix = sqlite_sessions_by_prefix,

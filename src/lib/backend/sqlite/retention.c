@@ -92,6 +92,7 @@ struct mcpr__retention {
   int64_t last_round_cutoff_ms; /* the cutoff of the last round finished */
   int64_t walk_ts, walk_id;     /* phase 2's position */
   int64_t *ids;                 /* phase 2's ids to delete, RETENTION_SCAN */
+  mcpr__rollup *rollup;         /* phase 4's day fix-up; made when first used */
 };
 
 static int64_t floor_div(int64_t a, int64_t b) {
@@ -126,6 +127,7 @@ void mcpr__retention_free(mcpr__retention *r) {
     return;
   for (int i = 0; i < S_COUNT; i++)
     sqlite3_finalize(r->st[i]);
+  mcpr__rollup_free(r->rollup);
   free(r->ids);
   free(r);
 }
@@ -315,8 +317,13 @@ static int step_rollups(mcpr__retention *r, int64_t now_ms, step_result *out) {
     return rc;
   sqlite3_bind_int64(del, 1, below);
   rc = delete_n(r, del, &out->rollups);
+  /* The days follow the hours (counted above, so already gone): those
+   * wholly before below go, the one it cuts is summed again. */
+  int prc = SQLITE_OK;
+  if (rc == SQLITE_DONE && !r->rollup && !(r->rollup = mcpr__rollup_new(r->db, &prc)))
+    return prc;
   if (rc == SQLITE_DONE)
-    rc = mcpr__rollup_days_follow(r->db, below);
+    rc = mcpr__rollup_forget_before(r->rollup, below * MCPR__ROLLUP_HOUR_MS, NULL);
   out->gap_delta -= calls;
   out->phase_over = below == cut;
   return rc;

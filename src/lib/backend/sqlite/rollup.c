@@ -577,33 +577,6 @@ static int forget_cut_hour(mcpr__rollup *r, int64_t hb, int64_t w, const char *p
   return rc;
 }
 
-int mcpr__rollup_days_follow(sqlite3 *db, int64_t hour) {
-  int64_t day = floor_div(hour, 24);
-  sqlite3_stmt *forget = NULL, *sum = NULL;
-  int rc = sqlite3_prepare_v2(db, SQL[ST_FORGET_DAY], -1, &forget, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(db, SQL[ST_DAY_FROM_HOURS], -1, &sum, NULL);
-  if (rc != SQLITE_OK)
-    goto out;
-  /* every day before hour's goes; hour's own, unless hour is its first,
-   * is summed again from the hours it has left */
-  bool cut = hour != day * 24;
-  sqlite3_bind_int64(forget, 1, cut ? day + 1 : day);
-  sqlite3_bind_int64(forget, 2, INT64_MIN);
-  sqlite3_bind_null(forget, 3);
-  rc = sqlite3_step(forget);
-  if (rc != SQLITE_DONE || !cut)
-    goto out;
-  sqlite3_bind_int64(sum, 1, day * 24);
-  sqlite3_bind_int64(sum, 2, day * 24 + 24);
-  sqlite3_bind_null(sum, 3);
-  rc = sqlite3_step(sum);
-out:
-  sqlite3_finalize(forget);
-  sqlite3_finalize(sum);
-  return rc == SQLITE_OK ? SQLITE_DONE : rc;
-}
-
 bool mcpr__rollup_has_days(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
   bool yes = sqlite3_prepare_v2(db,

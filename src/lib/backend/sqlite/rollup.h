@@ -35,6 +35,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mcpr/error.h"
+#include "mcpr/query.h"
+
 #define MCPR__ROLLUP_HOUR_MS 3600000
 
 /*
@@ -108,18 +111,14 @@ void mcpr__rollup_feed_drop(mcpr__rollup *r);
 /*
  * Inside a write transaction, after requests with ts < cutoff_ms (of proxy;
  * NULL: all) were deleted: drop the rollup hours before the cutoff and
- * rebuild the hour it falls in from the rows left (up to the watermark).
- * Returns SQLITE_DONE or an SQLite error.
+ * rebuild the hour it falls in from the rows left (up to the watermark);
+ * the days follow — those wholly before the cutoff go, the one it cuts is
+ * summed again from its hours. With a whole-hour cutoff and the hours
+ * before it already deleted (retention's rollup_retention), only the days
+ * change. Returns SQLITE_DONE or an SQLite error.
  */
 int mcpr__rollup_forget_before(mcpr__rollup *r, int64_t cutoff_ms, const char *proxy);
 
-/*
- * Inside a write transaction, after the rollup hours before hour were
- * deleted (retention's rollup_retention): the days follow — those wholly
- * before it go, the one it falls in is summed again from its hours.
- * Returns SQLITE_DONE or an SQLite error.
- */
-int mcpr__rollup_days_follow(sqlite3 *db, int64_t hour);
 
 /* The watermark, on any connection; -1 when the tables or the state row
  * are missing (then the rollups count nothing that can be trusted). */
@@ -127,5 +126,26 @@ int64_t mcpr__rollup_watermark(sqlite3 *db);
 
 /* Whether mcpr_rollup_day is there and complete ('day_level' = 1). */
 bool mcpr__rollup_has_days(sqlite3 *db);
+
+/* ---------- building them (rollup_build.c) ---------- */
+
+/* The most rows one chunk of a build rolls up: about 30 ms of work on an
+ * idle core, so a chunk stays near 100 ms on a loaded machine. */
+#define MCPR__ROLLUP_BUILD_CHUNK_MAX 50000
+
+/*
+ * Roll up every row above the watermark of the store at path (db: a
+ * read-write connection to it, no transaction open), in chunks of at most
+ * max_chunk_rows (<= 0 or above MCPR__ROLLUP_BUILD_CHUNK_MAX: that), each
+ * its own transaction under the commit lock. fn (may be NULL) is called
+ * after each chunk with *out, which accumulates (the caller zeroes it).
+ */
+mcpr_status mcpr__rollup_build(sqlite3 *db, const char *path, int64_t max_chunk_rows,
+                               mcpr_rollup_progress_fn fn, void *ctx,
+                               mcpr_rollup_progress *out, mcpr_error *err);
+
+/* Rows above the watermark (all of them when there are no rollup tables),
+ * by id range: an upper bound; 0 when the rows cannot be read. */
+int64_t mcpr__rollup_behind(sqlite3 *db);
 
 #endif
