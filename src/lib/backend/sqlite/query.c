@@ -888,6 +888,15 @@ static void build_sessions_walk(sqlb *b, const char *proxy, const mcpr_session_f
   sb_add(b, " ORDER BY " MCPR__SESSIONS_SEEN_KEY " DESC");
 }
 
+/* Only for the plans: the walk's own check is its INDEXED BY. */
+static bool index_exists(sqlite3 *db, const char *name) {
+  sqlb b;
+  int64_t n = 0;
+  sb_init(&b);
+  sb_text(&b, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?", name);
+  return count_one(db, &b, &n, NULL) == MCPR_OK && n > 0;
+}
+
 static void build_session_proxies(sqlb *b) {
   sb_init(b);
   sb_add(b, SESSION_PROXIES " SELECT name FROM p WHERE name IS NOT NULL");
@@ -2161,6 +2170,18 @@ mcpr_status mcpr__query_sqlite_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
   sess.client_name = "cursor";
   build_sessions(&b, &sess, now);
   PLAN("sessions --client C");
+  build_session_proxies(&b);
+  PLAN("sessions: the proxies that have sessions");
+  if (s == MCPR_OK && index_exists(db, MCPR__SESSIONS_SEEN_INDEX)) {
+    sess.since_ms = hour;
+    build_sessions_walk(&b, "api", &sess, now);
+    PLAN("sessions --since 1h: one proxy's walk (mcpr_sessions_seen)");
+    sess.active_only = true;
+    sess.since_ms = MCPR_QUERY_NO_CUTOFF;
+    build_sessions_walk(&b, "api", &sess, now);
+    PLAN("sessions --active: one proxy's walk (mcpr_sessions_seen)");
+    sess.active_only = false;
+  }
   build_session_exact(&b, "0198abcd", now);
   PLAN("session ID (exact)");
   build_session_prefix(&b, "0198", now, 4);
