@@ -78,16 +78,12 @@ static void write_store(const char *path, int64_t now, int n, int64_t span_ms) {
 /* What the original (or any other writer) adds: plain INSERTs. */
 static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
   sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method,"
-                                      " tool, latency_us, status, bytes_in, bytes_out)"
-                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
+  sqlite3_stmt *st = tu_sql_insert_begin(
+      path,
+      "INSERT INTO requests (request_id, ts, proxy, method,"
+      " tool, latency_us, status, bytes_in, bytes_out)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+      &db);
   for (int i = 0; i < n; i++) {
     char id[64];
     snprintf(id, sizeof id, "raw-%d-%llu", i, (unsigned long long)rnd());
@@ -107,9 +103,7 @@ static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_reset(st);
   }
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  tu_sql_insert_end(db, st);
 }
 
 static void exec_sql(const char *path, const char *sql) {

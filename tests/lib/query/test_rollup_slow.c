@@ -72,16 +72,12 @@ static void write_store(const char *path, int64_t now, int n, int64_t span_ms) {
 /* What another writer adds: plain INSERTs, above the watermark. */
 static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
   sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO requests (request_id, ts, proxy, method,"
-                                      " tool, latency_us, status) VALUES (?1, ?2, ?3, ?4, ?5,"
-                                      " ?6, 'ok')",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
+  sqlite3_stmt *st = tu_sql_insert_begin(
+      path,
+      "INSERT INTO requests (request_id, ts, proxy, method,"
+      " tool, latency_us, status) VALUES (?1, ?2, ?3, ?4, ?5,"
+      " ?6, 'ok')",
+      &db);
   for (int i = 0; i < n; i++) {
     char id[64];
     snprintf(id, sizeof id, "raw-%d-%llu", i, (unsigned long long)rnd());
@@ -99,9 +95,7 @@ static void insert_raw(const char *path, int64_t now, int n, int64_t span_ms) {
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_reset(st);
   }
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  tu_sql_insert_end(db, st);
 }
 
 /* The full scan: every row of the window, sorted as `slow` sorts. */

@@ -45,17 +45,13 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
 /* n sessions over the last `span_ms`, written with plain INSERTs. */
 static void insert_sessions(const char *path, int64_t now, int n, int64_t span_ms, int tag) {
   sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-  sqlite3_stmt *st = NULL;
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "INSERT INTO sessions (session_id, proxy, started_at,"
-                                      " last_seen_at, ended_at, client_name, client_version,"
-                                      " client_platform, total_calls, total_errors)"
-                                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
+  sqlite3_stmt *st = tu_sql_insert_begin(
+      path,
+      "INSERT INTO sessions (session_id, proxy, started_at,"
+      " last_seen_at, ended_at, client_name, client_version,"
+      " client_platform, total_calls, total_errors)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+      &db);
   for (int i = 0; i < n; i++) {
     char id[64];
     /* Ids not in time order: the list's tie-break is the id. */
@@ -97,9 +93,7 @@ static void insert_sessions(const char *path, int64_t now, int n, int64_t span_m
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_reset(st);
   }
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  tu_sql_insert_end(db, st);
 }
 
 static bool same_text(const char *a, const unsigned char *b) {
