@@ -58,6 +58,26 @@ typedef struct sqlite_impl {
 } sqlite_impl;
 
 /*
+ * A statement that reads each page once gains nothing from the
+ * connection's 64 MB page cache, and pays for filling it: every page read
+ * lands in freshly allocated memory, one page fault each — two thirds of
+ * the CPU of reading 100k sessions (2,500 pages) on the 2-core VM. With a
+ * small cache the same few buffers are reused. The connection's size is
+ * restored after the statement.
+ */
+#define ONE_PASS_CACHE_PAGES 64
+
+static int64_t cache_size_swap(sqlite3 *db, int64_t size) {
+  int64_t was = 0;
+  if (fixed_row(db, "PRAGMA cache_size", &was, NULL, NULL) != MCPR_OK)
+    return 0;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld", (long long)size);
+  sqlite3_exec(db, sql, NULL, NULL, NULL);
+  return was;
+}
+
+/*
  * A session's requests lie between its started_at and its last activity
  * (last_seen_at, or ended_at once closed; an open session: up to now), so
  * the ts index bounds the search to that window instead of the whole table
@@ -211,7 +231,10 @@ static mcpr_status sqlite_logs(void *p, mcpr__log_kind kind, const mcpr_log_filt
   sqlb b;
   if (kind == MCPR__SLOW && f->after_row_id <= 0) {
     bool done = false;
+    int64_t cache_size = cache_size_swap(impl->db, ONE_PASS_CACHE_PAGES);
     mcpr_status s = slow_rollup(impl, f, out, cap, &done, err);
+    if (cache_size != 0)
+      cache_size_swap(impl->db, cache_size);
     if (s != MCPR_OK || done)
       return s;
   }
@@ -449,8 +472,8 @@ static bool has_rollups(sqlite3 *db, int64_t *watermark) {
   return top == MCPR_QUERY_NULL || top - w <= ROLLUP_MAX_BEHIND;
 }
 
-static mcpr_status sqlite_stats_rollup(void *p, const mcpr_stats_filter *f,
-                                       const mcpr__stats_sinks *sinks, mcpr_error *err) {
+static mcpr_status stats_rollup_read(void *p, const mcpr_stats_filter *f,
+                                     const mcpr__stats_sinks *sinks, mcpr_error *err) {
   sqlite_impl *impl = p;
   if (mcpr__db_exec(impl->db, "BEGIN") != SQLITE_OK)
     return mcpr__db_error(impl->db, sqlite3_errcode(impl->db), err, "reading the store");
@@ -494,6 +517,16 @@ static mcpr_status sqlite_stats_rollup(void *p, const mcpr_stats_filter *f,
   }
 out:
   mcpr__db_exec(impl->db, "COMMIT");
+  return s;
+}
+
+static mcpr_status sqlite_stats_rollup(void *p, const mcpr_stats_filter *f,
+                                       const mcpr__stats_sinks *sinks, mcpr_error *err) {
+  sqlite_impl *impl = p;
+  int64_t cache_size = cache_size_swap(impl->db, ONE_PASS_CACHE_PAGES);
+  mcpr_status s = stats_rollup_read(p, f, sinks, err);
+  if (cache_size != 0)
+    cache_size_swap(impl->db, cache_size);
   return s;
 }
 
@@ -783,26 +816,6 @@ mcpr_status mcpr__query_sqlite_stats(mcpr_query *q, const mcpr_stats_filter *f,
     s = mcpr__stats_acc_finish(acc, out, err);
   mcpr__stats_acc_free(acc);
   return s;
-}
-
-/*
- * A statement that reads each page once gains nothing from the
- * connection's 64 MB page cache, and pays for filling it: every page read
- * lands in freshly allocated memory, one page fault each — two thirds of
- * the CPU of reading 100k sessions (2,500 pages) on the 2-core VM. With a
- * small cache the same few buffers are reused. The connection's size is
- * restored after the statement.
- */
-#define ONE_PASS_CACHE_PAGES 64
-
-static int64_t cache_size_swap(sqlite3 *db, int64_t size) {
-  int64_t was = 0;
-  if (fixed_row(db, "PRAGMA cache_size", &was, NULL, NULL) != MCPR_OK)
-    return 0;
-  char sql[64];
-  snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld", (long long)size);
-  sqlite3_exec(db, sql, NULL, NULL, NULL);
-  return was;
 }
 
 /* ---------- sessions ---------- */
