@@ -58,12 +58,13 @@ typedef struct sqlite_impl {
 } sqlite_impl;
 
 /*
- * A statement that reads each page once gains nothing from the
+ * A read that visits each page about once (clients, the plain session
+ * list, slow and stats from the rollups) gains nothing from the
  * connection's 64 MB page cache, and pays for filling it: every page read
  * lands in freshly allocated memory, one page fault each — two thirds of
  * the CPU of reading 100k sessions (2,500 pages) on the 2-core VM. With a
- * small cache the same few buffers are reused. The connection's size is
- * restored after the statement.
+ * small cache the same few buffers are reused. The connection's size
+ * (SPEC §4's cache_size) is restored after the read.
  */
 #define ONE_PASS_CACHE_PAGES 64
 
