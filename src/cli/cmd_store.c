@@ -227,8 +227,8 @@ static void rollup_progress(void *ctx, const mcpr_rollup_progress *p) {
   const rollup_view *v = ctx;
   if (p->building_index) {
     fprintf(stderr,
-            "%sbuilding index %s on requests: SQLite builds it in one transaction, and"
-            " writers wait until it is done (about a minute per 10M requests)\n",
+            "%sbuilding index %s: SQLite builds it in one transaction, and writers wait"
+            " until it is done (an index on requests: about a minute per 10M of them)\n",
             v->tty && p->batches ? "\n" : "", p->building_index);
     return;
   }
@@ -271,7 +271,7 @@ static int run_rollup(const mcpr_cli_ctx *ctx, int argc, char **argv) {
          (long long)p.rolled, s, s > 0 ? (double)p.rolled / s : 0.0, (long long)p.batches,
          (long long)p.longest_lock_ms, (long long)p.largest_batch_rows, (long long)p.left);
   if (p.indexes_built)
-    printf("Built %lld missing indexes on requests (the lock held %.1f s).\n",
+    printf("Built %lld missing indexes (the lock held %.1f s).\n",
            (long long)p.indexes_built, (double)p.index_lock_ms / 1000);
   mcpr_query_close(q);
   return CLI_EXIT_OK;

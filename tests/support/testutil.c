@@ -34,6 +34,23 @@ char *tu_path(const char *dir, const char *name) {
   return p;
 }
 
+sqlite3_stmt *tu_sql_insert_begin(const char *db_path, const char *sql, sqlite3 **db) {
+  *db = NULL;
+  assert_int_equal(sqlite3_open(db_path, db), SQLITE_OK);
+  sqlite3_busy_timeout(*db, 5000);
+  assert_int_equal(sqlite3_exec(*db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(*db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("sql error in '%s': %s", sql, sqlite3_errmsg(*db));
+  return st;
+}
+
+void tu_sql_insert_end(sqlite3 *db, sqlite3_stmt *st) {
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
 int64_t tu_sql_int(const char *db_path, const char *sql) {
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 /* A fresh empty directory under $TMPDIR (or /tmp); returns a new string. */
 char *tu_tmpdir(void);
@@ -14,6 +15,11 @@ char *tu_tmpdir(void);
 void tu_rmdir(char *dir);
 /* path join into a new string */
 char *tu_path(const char *dir, const char *name);
+/* Another writer of the store at db_path: a raw connection, a transaction
+ * begun and sql (an INSERT) prepared on it; the test binds and steps it,
+ * then tu_sql_insert_end commits and closes. */
+sqlite3_stmt *tu_sql_insert_begin(const char *db_path, const char *sql, sqlite3 **db);
+void tu_sql_insert_end(sqlite3 *db, sqlite3_stmt *st);
 /* Run a single SQL query returning one integer (test assertions only). */
 int64_t tu_sql_int(const char *db_path, const char *sql);
 /* The same for polling a store another process is writing: 0 while the

@@ -44,6 +44,10 @@ mcpr_status mcpr__query_v05_plans(mcpr_query *q, mcpr__plan_fn fn, void *ctx,
  * the raw path. */
 void mcpr__query_sqlite_set_rollup_raw_max(mcpr_query *q, int64_t rows);
 
+/* Sessions are listed by walking mcpr_sessions_seen (extra_schema.h) when
+ * it exists (default on); tests turn it off for the plain sorted list. */
+void mcpr__query_sqlite_set_sessions_walk(mcpr_query *q, bool on);
+
 /* Where a real vacuum's time goes, for the benchmark (milliseconds). */
 typedef struct mcpr__vacuum_timing {
   double count_ms;           /* dry run: both counts */
