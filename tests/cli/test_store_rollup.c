@@ -3,8 +3,10 @@
  * millions of row ids above the watermark gets one line on stderr from a
  * read command, whose answer is unchanged; `store rollup` builds them
  * without that line, and the next read says nothing more. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli_check.h"
 #include "store_fixtures.h"
@@ -37,6 +39,11 @@ static void test_hint_then_rollup(void **state) {
   assert_non_null(strstr(r.out, "Rolled up 4 requests in "));
   assert_non_null(strstr(r.out, "; 0 left.\n"));
   cli_result_free(&r);
+  /* nothing left in the -wal for every later command to read back */
+  char wal[4096];
+  struct stat sb;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  assert_true(stat(wal, &sb) != 0 || sb.st_size == 0);
   assert_int_equal(tu_sql_int(path, "SELECT value FROM mcpr_rollup_state WHERE key = 'watermark'"),
                    3000000);
   assert_int_equal(tu_sql_int(path, "SELECT sum(calls) FROM mcpr_rollup_hour"), 4);

@@ -1859,10 +1859,27 @@ static int forget_rollups(mcpr__rollup *r, void *arg) {
 
 /* ---------- building the rollups (rollup_build.c) ---------- */
 
+/* Empty the -wal into the file, best effort (a reader may keep part of it
+ * alive for a moment), under the commit lock as every checkpoint (db.h).
+ * For the commands that write much through a query connection, which
+ * does not checkpoint on close: a -wal left behind is read whole by the
+ * next process that opens the store while none has it open (at 6.8 MB,
+ * 30 ms of every read command after a `store rollup` at 10M rows). */
+static void checkpoint_truncate(sqlite3 *db, int lock_fd) {
+  if (mcpr__commit_lock_within(lock_fd, MCPR__CLOSE_LOCK_WAIT_MS)) {
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    mcpr__commit_unlock(lock_fd);
+  }
+}
+
 static mcpr_status sqlite_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
                                  mcpr_rollup_progress *out, mcpr_error *err) {
   sqlite_impl *impl = p;
-  return mcpr__rollup_build(impl->db, impl->path, 0, fn, ctx, out, err);
+  mcpr_status st = mcpr__rollup_build(impl->db, impl->path, 0, fn, ctx, out, err);
+  int lock_fd = mcpr__commit_lock_open(impl->path);
+  checkpoint_truncate(impl->db, lock_fd);
+  mcpr__commit_lock_close(lock_fd);
+  return st;
 }
 
 static mcpr_status sqlite_rollup_behind(void *p, int64_t *rows, mcpr_error *err) {
@@ -1950,11 +1967,7 @@ static mcpr_status vacuum_run(sqlite_impl *impl, const mcpr_vacuum_options *o,
     mcpr__commit_unlock(lock_fd);
   }
   took(&t->optimize_ms, &t0);
-  /* Best effort: a reader may keep part of the WAL alive for a moment. */
-  if (mcpr__commit_lock_within(lock_fd, MCPR__CLOSE_LOCK_WAIT_MS)) {
-    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-    mcpr__commit_unlock(lock_fd);
-  }
+  checkpoint_truncate(db, lock_fd);
   took(&t->checkpoint_ms, &t0);
   out->bytes_after = file_size(impl->path, "") + file_size(impl->path, "-wal");
 out:
