@@ -53,6 +53,8 @@ for mode in "${modes[@]}"; do
   cmake --build "$dir" -j"$jobs"
   echo "=== $mode: test ==="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # what the dynamic loader keeps of a library loaded on first use (tests/lsan.supp)
+  export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   # The PostgreSQL tests (tests/pg) run against a throwaway server that
   # scripts/pg-test-server.sh starts for this run and stops after it.
