@@ -419,12 +419,9 @@ static int flush_groups(mcpr__rollup *r, int64_t hi) {
 
 /* ---------- fed by the writer ---------- */
 
-int mcpr__rollup_feed_begin(mcpr__rollup *r) {
-  int64_t top = 0;
+int mcpr__rollup_feed_begin(mcpr__rollup *r, int64_t top) {
   groups_clear(r);
   int rc = step_one_int(r->st[ST_WATERMARK], &r->fed_from);
-  if (rc == SQLITE_DONE)
-    rc = step_one_int(r->st[ST_MAX_ID], &top);
   /* At or above the last id (retention may have deleted the newest rows):
    * the ids this batch gets are all above it (AUTOINCREMENT). */
   r->fed = rc == SQLITE_DONE && r->fed_from >= top;

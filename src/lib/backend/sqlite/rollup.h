@@ -86,7 +86,8 @@ int mcpr__rollup_catch_up(mcpr__rollup *r, int64_t max_rows, bool all_or_nothing
 /*
  * The writer's batch, rolled up from the rows it writes rather than read
  * back. Inside the batch's write transaction, before any row:
- * feed_begin notes whether the watermark is at the table's last id (no
+ * feed_begin(r, last_id: max(requests.id), which the caller has read)
+ * notes whether the watermark is at that last id (no
  * row of anyone else is waiting); then feed each row written; feed_end
  * upserts the groups and moves the watermark to the last id — or, when
  * other rows were waiting (or feeding ran out of memory), does
@@ -103,7 +104,7 @@ typedef struct mcpr__rollup_row {
   bool error;                        /* status not ok */
   int64_t bytes_in, bytes_out;       /* < 0: NULL */
 } mcpr__rollup_row;
-int mcpr__rollup_feed_begin(mcpr__rollup *r);
+int mcpr__rollup_feed_begin(mcpr__rollup *r, int64_t last_id);
 void mcpr__rollup_feed(mcpr__rollup *r, const mcpr__rollup_row *row);
 int mcpr__rollup_feed_end(mcpr__rollup *r, int64_t max_rows, int64_t *left);
 void mcpr__rollup_feed_drop(mcpr__rollup *r);

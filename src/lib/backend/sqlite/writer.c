@@ -547,7 +547,7 @@ static int attempt(writer *w, const mcpr_store_event *const *events, size_t n,
   /* A failed read of the watermark costs the batch nothing, unless it cost
    * the transaction (out of memory, an I/O error: SQLite rolled it back). */
   if (rc == SQLITE_DONE && w->rollup &&
-      (rc = mcpr__rollup_feed_begin(w->rollup)) != SQLITE_DONE && !sqlite3_get_autocommit(w->db))
+      (rc = mcpr__rollup_feed_begin(w->rollup, w->last_id)) != SQLITE_DONE && !sqlite3_get_autocommit(w->db))
     rc = SQLITE_DONE;
   for (size_t i = 0; i < n && rc == SQLITE_DONE;) {
     if (requests_ahead(events + i, n - i) == RUN_ROWS) {
