@@ -115,7 +115,9 @@ typedef struct mcpr_store_event {
 } mcpr_store_event;
 
 typedef struct mcpr_store_options {
-  /* Events per transaction (default 500). */
+  /* Events per transaction (0: the backend's default: 500 for SQLite,
+   * whose readers wait for a commit's lock; 2,000 for PostgreSQL, whose
+   * readers never do, and which writes a larger batch faster per event). */
   size_t batch_size;
   /* A non-empty batch is committed at the latest this long after its
    * first event was taken (default 200 ms). */

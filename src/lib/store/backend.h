@@ -33,6 +33,9 @@ typedef enum mcpr__outcome {
 
 typedef struct mcpr__store_backend {
   const char *name;
+  /* Events per batch when the options leave it to the backend (0: the
+   * engine's default). */
+  size_t batch_size;
   /*
    * Open target (a path or URL this backend matched), creating and
    * migrating the store. From then on impl belongs to the writer thread.

@@ -58,7 +58,7 @@ bool mcpr_request_status_parse(const char *text, mcpr_request_status *out) {
 
 void mcpr_store_options_init(mcpr_store_options *o) {
   memset(o, 0, sizeof *o);
-  o->batch_size = DEFAULT_BATCH_SIZE;
+  o->batch_size = 0; /* the backend's */
   o->flush_interval_ms = DEFAULT_FLUSH_INTERVAL_MS;
   o->queue_capacity = DEFAULT_QUEUE_CAPACITY;
   o->io_retry_limit_ms = DEFAULT_IO_RETRY_LIMIT_MS;
@@ -122,7 +122,6 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
 #define DEFAULT(field, value)                                                                      \
   if (!s->opts.field)                                                                              \
   s->opts.field = value
-  DEFAULT(batch_size, DEFAULT_BATCH_SIZE);
   DEFAULT(flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
   DEFAULT(queue_capacity, DEFAULT_QUEUE_CAPACITY);
   DEFAULT(io_retry_limit_ms, DEFAULT_IO_RETRY_LIMIT_MS);
@@ -165,6 +164,8 @@ mcpr_status mcpr_store_open(mcpr_store **out, const char *path,
     return err ? err->status : MCPR_EINVAL;
   }
   s->backend = be->store;
+  if (!s->opts.batch_size)
+    s->opts.batch_size = s->backend->batch_size ? s->backend->batch_size : DEFAULT_BATCH_SIZE;
   s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->wake_fd < 0) {
     store_free(s);

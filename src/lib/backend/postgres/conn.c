@@ -374,9 +374,11 @@ mcpr_status mcpr__pg_migrate(PGconn *c, const mcpr__pg_target *t, bool create, i
       goto rollback;
     *vp = MCPR_STORE_SCHEMA_VERSION;
   }
-  /* The rollups and retention's counters (rollup.h): added to a store
-   * of this version that lacks them, in the same locked transaction. */
-  r = PQexec(c, "SELECT to_regclass('mcpr_retention_state') IS NULL");
+  /* The rollups, their pending tables and retention's counters
+   * (rollup.h): added to a store of this version that lacks them, in the
+   * same locked transaction. */
+  r = PQexec(c, "SELECT to_regclass('mcpr_retention_state') IS NULL"
+                " OR to_regclass('mcpr_rollup_pending_sketch') IS NULL");
   bool extras = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     st = mcpr__pg_error(c, r, t, err, "reading the store's tables");

@@ -46,6 +46,7 @@ typedef struct pg_impl {
   mcpr__pg_target t;
   PGconn *conn;
   int64_t rollup_raw_max_rows; /* see mcpr__query_pg_set_rollup_raw_max() */
+  bool pending;                /* the store has the pending rollup tables */
 } pg_impl;
 
 /* ---------- statement builder ---------- */
@@ -489,10 +490,12 @@ static mcpr_status rollups_usable(pg_impl *impl, bool *yes, mcpr_error *err) {
   *yes = false;
   mcpr_status s =
       fixed(impl, "SELECT (to_regclass('mcpr_rollup_day_sketch') IS NOT NULL"
-                  " AND to_regclass('mcpr_retention_state') IS NOT NULL)::int",
+                  " AND to_regclass('mcpr_retention_state') IS NOT NULL)::int"
+                  " + (to_regclass('mcpr_rollup_pending_sketch') IS NOT NULL)::int",
             &have, NULL, err);
-  if (s != MCPR_OK || have != 1)
+  if (s != MCPR_OK || have < 1)
     return s;
+  impl->pending = have == 2; /* a store a writer of this version opened */
   pgb b;
   pb_init(&b);
   pb_int(&b, "SELECT count(*) FROM (SELECT 1 FROM requests WHERE NOT rolled LIMIT ?) x",
@@ -513,12 +516,14 @@ static int64_t first_full_hour(int64_t since_ms) {
 
 typedef struct rollup_span {
   bool hours, days;
+  bool pending; /* add the pending groups in (rollup.h) */
   int64_t hour_lo, hour_hi; /* hours [lo, hi); hi INT64_MAX: no bound */
   int64_t day_lo;           /* days >= day_lo */
 } rollup_span;
 
 static rollup_span span_of(int64_t first_hour) {
-  rollup_span sp = {false, true, first_hour, INT64_MAX, INT64_MIN};
+  rollup_span sp = {.days = true, .hour_lo = first_hour, .hour_hi = INT64_MAX,
+                    .day_lo = INT64_MIN};
   if (first_hour == INT64_MIN)
     return sp;
   sp.hours = true;
@@ -533,14 +538,39 @@ static rollup_span span_of(int64_t first_hour) {
 
 static bool level_used(const rollup_span *sp, int day) { return day ? sp->days : sp->hours; }
 
-/* " FROM <level table> WHERE <its range>" (sketch: its bucket table). */
+/* The columns of a level's table after its hour or day, and of its
+ * sketch's. */
+#define FIGURE_COLS \
+  "proxy, is_tool, name, calls, errors, sum_us, min_us, max_us, bytes_in, bytes_out, last_ts"
+#define SKETCH_COLS "proxy, is_tool, name, key, n"
+
+/* " FROM <level table> WHERE <its range>" (sketch: its bucket table),
+ * with the pending groups of its hours added in when the store has them
+ * (they belong to both levels until folded: rollup.h). */
 static void pb_rollup_from(pgb *b, const rollup_span *sp, int day, bool sketch) {
-  if (day) {
+  if (sp->pending) {
+    if (day)
+      pb_add(b, sketch ? " FROM (SELECT day, " SKETCH_COLS " FROM mcpr_rollup_day_sketch"
+                         " UNION ALL SELECT " MCPR__PG_FLOOR_DIV("hour", "24") " AS day, "
+                         SKETCH_COLS " FROM mcpr_rollup_pending_sketch) r"
+                       : " FROM (SELECT day, " FIGURE_COLS " FROM mcpr_rollup_day"
+                         " UNION ALL SELECT " MCPR__PG_FLOOR_DIV("hour", "24") " AS day, "
+                         FIGURE_COLS " FROM mcpr_rollup_pending) r");
+    else
+      pb_add(b, sketch ? " FROM (SELECT hour, " SKETCH_COLS " FROM mcpr_rollup_hour_sketch"
+                         " UNION ALL SELECT hour, " SKETCH_COLS
+                         " FROM mcpr_rollup_pending_sketch) r"
+                       : " FROM (SELECT hour, " FIGURE_COLS " FROM mcpr_rollup_hour"
+                         " UNION ALL SELECT hour, " FIGURE_COLS " FROM mcpr_rollup_pending) r");
+  } else if (day) {
     pb_add(b, sketch ? " FROM mcpr_rollup_day_sketch" : " FROM mcpr_rollup_day");
+  } else {
+    pb_add(b, sketch ? " FROM mcpr_rollup_hour_sketch" : " FROM mcpr_rollup_hour");
+  }
+  if (day) {
     pb_int(b, " WHERE day >= ?", sp->day_lo);
     return;
   }
-  pb_add(b, sketch ? " FROM mcpr_rollup_hour_sketch" : " FROM mcpr_rollup_hour");
   pb_int(b, " WHERE hour >= ?", sp->hour_lo);
   if (sp->hour_hi != INT64_MAX)
     pb_int(b, " AND hour < ?", sp->hour_hi);
@@ -644,6 +674,7 @@ static mcpr_status pg_stats_rollup(void *p, const mcpr_stats_filter *f,
   }
   int64_t h0 = first_full_hour(f->since_ms);
   rollup_span sp = span_of(h0);
+  sp.pending = impl->pending;
   pgb b;
   int64_t in_rollups = 0;
   for (int day = 0; day < 2 && s == MCPR_OK; day++) {
@@ -715,20 +746,47 @@ static void build_series_rows(pgb *b, const mcpr_series_filter *f, int64_t since
     pb_add(b, rolled ? " AND rolled" : " AND NOT rolled");
 }
 
-static void build_series_parts(pgb *b, const mcpr_series_filter *f, int64_t h_lo, int64_t h_hi,
-                               bool count_only) {
-  pb_init(b);
-  pb_add(b, count_only ? "SELECT coalesce(sum(calls), 0)::int8"
-                       : "SELECT hour, is_tool, name, calls, errors, (SELECT string_agg(k.key"
-                         " || ':' || k.n, ',') FROM mcpr_rollup_hour_sketch k"
-                         " WHERE k.hour = h.hour AND k.proxy = h.proxy"
-                         " AND k.is_tool = h.is_tool AND k.name = h.name)");
-  pb_int(b, " FROM mcpr_rollup_hour h WHERE hour >= ?", h_lo);
+/* The series' filters on a rollup hour table h (or its pending one). */
+static void pb_series_where(pgb *b, const mcpr_series_filter *f, int64_t h_lo, int64_t h_hi) {
+  pb_int(b, " WHERE hour >= ?", h_lo);
   pb_int(b, " AND hour < ?", h_hi);
   if (f->proxy)
     pb_text(b, " AND proxy = ?", f->proxy);
   if (f->tool)
     pb_text(b, " AND is_tool = 1 AND name = ?", f->tool);
+}
+
+static void build_series_parts(pgb *b, const mcpr_series_filter *f, int64_t h_lo, int64_t h_hi,
+                               bool count_only, bool pending) {
+  pb_init(b);
+  if (count_only) {
+    pb_add(b, pending ? "SELECT coalesce(sum(calls), 0)::int8 FROM (SELECT hour, " FIGURE_COLS
+                        " FROM mcpr_rollup_hour UNION ALL SELECT hour, " FIGURE_COLS
+                        " FROM mcpr_rollup_pending) h"
+                      : "SELECT coalesce(sum(calls), 0)::int8 FROM mcpr_rollup_hour h");
+    pb_series_where(b, f, h_lo, h_hi);
+    return;
+  }
+  pb_add(b, "SELECT hour, is_tool, name, calls, errors, (SELECT string_agg(k.key"
+            " || ':' || k.n, ',') FROM mcpr_rollup_hour_sketch k"
+            " WHERE k.hour = h.hour AND k.proxy = h.proxy"
+            " AND k.is_tool = h.is_tool AND k.name = h.name) FROM mcpr_rollup_hour h");
+  pb_series_where(b, f, h_lo, h_hi);
+  if (!pending)
+    return;
+  /* The pending groups as parts of their own (parts add up), each hour
+   * and label's rows summed, its buckets joined rather than looked up per
+   * part (the table has no index). */
+  pb_add(b, " UNION ALL SELECT p.hour, p.is_tool, p.name, p.calls, p.errors, k.s FROM"
+            " (SELECT hour, proxy, is_tool, name, sum(calls)::int8 AS calls,"
+            " sum(errors)::int8 AS errors FROM mcpr_rollup_pending");
+  pb_series_where(b, f, h_lo, h_hi);
+  pb_add(b, " GROUP BY 1, 2, 3, 4) p LEFT JOIN (SELECT hour, proxy, is_tool, name,"
+            " string_agg(key || ':' || n, ',') AS s FROM (SELECT hour, proxy, is_tool, name, key,"
+            " sum(n)::int8 AS n FROM mcpr_rollup_pending_sketch");
+  pb_series_where(b, f, h_lo, h_hi);
+  pb_add(b, " GROUP BY 1, 2, 3, 4, 5) x GROUP BY 1, 2, 3, 4) k"
+            " USING (hour, proxy, is_tool, name)");
 }
 
 static int pass_series(void *ctx, const PGresult *r) {
@@ -784,13 +842,13 @@ static mcpr_status series_rollup(pg_impl *impl, const mcpr_series_filter *f,
     return s;
   pgb b;
   int64_t in_rollups = 0;
-  build_series_parts(&b, f, h_lo, h_hi, true);
+  build_series_parts(&b, f, h_lo, h_hi, true, impl->pending);
   s = one_row(impl, &b, &in_rollups, NULL, err);
   /* The SQLite store's bound, which its tests' setting does not move. */
   if (s != MCPR_OK || in_rollups <= ROLLUP_RAW_MAX_ROWS)
     return s;
   *used = true;
-  build_series_parts(&b, f, h_lo, h_hi, false);
+  build_series_parts(&b, f, h_lo, h_hi, false, impl->pending);
   s = each_row(impl, &b, pass_series_part, (void *)sinks, err);
   if (s == MCPR_OK && h_hi * H < f->until_ms) {
     build_series_rows(&b, f, h_hi * H, f->until_ms, 1);
@@ -1059,6 +1117,7 @@ static mcpr_status pg_tool_usage(void *p, const char *proxy, int64_t since_ms,
   } else if (s == MCPR_OK) {
     int64_t h0 = first_full_hour(since_ms);
     rollup_span sp = span_of(h0);
+    sp.pending = impl->pending;
     for (int day = 0; day < 2 && s == MCPR_OK; day++) {
       if (!level_used(&sp, day))
         continue;
@@ -1190,6 +1249,12 @@ static mcpr_status vacuum_rollups(pg_impl *impl, const mcpr_vacuum_options *o, m
   if (s != MCPR_OK || have != 1)
     return s;
   s = mcpr__pg_run(impl->conn, &impl->t, "BEGIN", 0, NULL, NULL, err, "updating the rollups");
+  if (s == MCPR_OK) { /* two statements: not through PQexecParams */
+    PGresult *r = PQexec(impl->conn, MCPR__PG_ROLLUP_PENDING_DDL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      s = mcpr__pg_error(impl->conn, r, &impl->t, err, "updating the rollups");
+    PQclear(r);
+  }
   if (s == MCPR_OK)
     s = mcpr__pg_rollup_forget_before(impl->conn, &impl->t, o->before_ms, o->proxy, err);
   if (s == MCPR_OK)
@@ -1280,6 +1345,7 @@ static mcpr_status pg_vacuum(void *p, const mcpr_vacuum_options *o, mcpr_vacuum_
   if (s == MCPR_OK)
     s = mcpr__pg_run(impl->conn, &impl->t,
                      rollups == 1 ? "VACUUM (ANALYZE) requests, sessions, mcpr_rollup_hour,"
+                                    " mcpr_rollup_pending, mcpr_rollup_pending_sketch,"
                                     " mcpr_rollup_hour_sketch, mcpr_rollup_day,"
                                     " mcpr_rollup_day_sketch"
                                   : "VACUUM (ANALYZE) requests, sessions",

@@ -183,6 +183,12 @@ static mcpr_status step_rollups(mcpr__pg_retention *r, PGconn *c, const mcpr__pg
     st = query_ints(c, t, "DELETE FROM mcpr_rollup_hour_sketch WHERE hour < $1::int8", 1, p,
                     NULL, 0, &ignored, err);
   if (st == MCPR_OK)
+    st = query_ints(c, t, "DELETE FROM mcpr_rollup_pending WHERE hour < $1::int8", 1, p, NULL,
+                    0, &ignored, err);
+  if (st == MCPR_OK)
+    st = query_ints(c, t, "DELETE FROM mcpr_rollup_pending_sketch WHERE hour < $1::int8", 1, p,
+                    NULL, 0, &ignored, err);
+  if (st == MCPR_OK)
     st = mcpr__pg_rollup_days_follow(c, t, below, err);
   out->phase_over = below == cut;
   return st;

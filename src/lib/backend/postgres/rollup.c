@@ -13,11 +13,8 @@
 #include "backend/postgres/rollup.h"
 #include "core/sketch.h"
 
-#define COL "COLLATE \"C\" NOT NULL"
-#define FIGURES                                                                              \
-  " calls BIGINT NOT NULL, errors BIGINT NOT NULL, sum_us BIGINT NOT NULL,"                  \
-  " min_us BIGINT NOT NULL, max_us BIGINT NOT NULL, bytes_in BIGINT NOT NULL,"               \
-  " bytes_out BIGINT NOT NULL, last_ts BIGINT NOT NULL"
+#define COL MCPR__PG_ROLLUP_COL
+#define FIGURES MCPR__PG_ROLLUP_FIGURES
 
 const char MCPR__PG_ROLLUP_DDL[] =
     "ALTER TABLE requests ADD COLUMN IF NOT EXISTS rolled BOOLEAN NOT NULL DEFAULT false;"
@@ -35,7 +32,66 @@ const char MCPR__PG_ROLLUP_DDL[] =
     " proxy TEXT " COL ", is_tool INT NOT NULL, name TEXT " COL ", key INT NOT NULL,"
     " n BIGINT NOT NULL, PRIMARY KEY (day, proxy, is_tool, name, key));"
     "CREATE TABLE IF NOT EXISTS mcpr_retention_state (key TEXT COLLATE \"C\" PRIMARY KEY,"
-    " value BIGINT NOT NULL);";
+    " value BIGINT NOT NULL);" MCPR__PG_ROLLUP_PENDING_DDL;
+
+/* The pending groups, what the DELETEs removed (rows of one hour and
+ * label from many batches) grouped again into rg and rk. */
+#define PENDING_REGROUPED                                                                    \
+  "WITH d AS (DELETE FROM mcpr_rollup_pending RETURNING *),"                                 \
+  " dk AS (DELETE FROM mcpr_rollup_pending_sketch RETURNING *),"                             \
+  " rg AS (SELECT hour, proxy, is_tool, name, sum(calls)::int8 AS calls,"                    \
+  " sum(errors)::int8 AS errors, " MCPR__PG_SAT("sum(sum_us)") " AS sum_us,"                \
+  " min(min_us) AS min_us, max(max_us) AS max_us, " MCPR__PG_SAT("sum(bytes_in)")            \
+  " AS bytes_in, " MCPR__PG_SAT("sum(bytes_out)") " AS bytes_out, max(last_ts) AS last_ts"  \
+  " FROM d GROUP BY 1, 2, 3, 4),"                                                            \
+  " rk AS (SELECT hour, proxy, is_tool, name, key, sum(n)::int8 AS n FROM dk"                \
+  " GROUP BY 1, 2, 3, 4, 5)"
+
+/* [0]: compact — back into the pending tables, one row per hour, label
+ * (and bucket): an append of a few thousand rows without an index, where
+ * a batch appends up to one per request. [1]: fold — upserted into the
+ * keyed tables (each bucket's upsert costs as much as ten appends). */
+static const char *const SQL_FOLD[2] = {
+    PENDING_REGROUPED ", a AS (INSERT INTO mcpr_rollup_pending SELECT * FROM rg),"
+                      " ak AS (INSERT INTO mcpr_rollup_pending_sketch SELECT * FROM rk)"
+                      " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM dk)",
+    PENDING_REGROUPED MCPR__PG_ROLLUP_UPSERT_CTES
+    " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM dk)"};
+
+/* pg_[try_]advisory_xact_lock(FOLD_LOCK_CLASS, hashtext(current_schema())) */
+#define FOLD_LOCK_CLASS "1836282485"
+
+mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed, bool wait,
+                                 int64_t *moved, mcpr_error *err) {
+  *moved = 0;
+  mcpr_status st = mcpr__pg_run(c, t, "BEGIN", 0, NULL, NULL, err, "updating the rollups");
+  if (st != MCPR_OK)
+    return st;
+  PGresult *r = PQexec(c, wait ? "SELECT pg_advisory_xact_lock(" FOLD_LOCK_CLASS
+                                 ", hashtext(current_schema())) IS NOT NULL"
+                               : "SELECT pg_try_advisory_xact_lock(" FOLD_LOCK_CLASS
+                                 ", hashtext(current_schema()))");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    st = mcpr__pg_error(c, r, t, err, "updating the rollups");
+  } else if (PQgetvalue(r, 0, 0)[0] != 't') {
+    *moved = -1; /* another connection is folding */
+  } else {
+    PQclear(r);
+    r = PQexec(c, SQL_FOLD[keyed]);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+      st = mcpr__pg_error(c, r, t, err, "updating the rollups");
+    else
+      *moved = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  }
+  PQclear(r);
+  if (st == MCPR_OK)
+    st = mcpr__pg_run(c, t, "COMMIT", 0, NULL, NULL, err, "updating the rollups");
+  if (st != MCPR_OK) {
+    mcpr__pg_exec(c, "ROLLBACK");
+    *moved = 0;
+  }
+  return st;
+}
 
 /* Rows as arrays ($1..$9) plus the ids whose flag to set ($10). */
 static const char SQL_ROLL_ROWS[] =
@@ -158,22 +214,29 @@ static int64_t floor_div(int64_t a, int64_t b) {
 /* Both tables of a level lose [from, below) of proxy (NULL: all). */
 static mcpr_status forget(PGconn *c, const mcpr__pg_target *t, bool day, int64_t from,
                           int64_t below, const char *proxy, mcpr_error *err) {
-  static const char *const SQL[2][2] = {
+  static const char *const SQL[2][4] = {
       {"DELETE FROM mcpr_rollup_hour WHERE hour >= $1::int8 AND hour < $2::int8"
        " AND ($3::text IS NULL OR proxy = $3::text)",
        "DELETE FROM mcpr_rollup_hour_sketch WHERE hour >= $1::int8 AND hour < $2::int8"
+       " AND ($3::text IS NULL OR proxy = $3::text)",
+       /* Pending groups of those hours count in both levels: they go
+        * with the hours (a day is rebuilt from the hours left). */
+       "DELETE FROM mcpr_rollup_pending WHERE hour >= $1::int8 AND hour < $2::int8"
+       " AND ($3::text IS NULL OR proxy = $3::text)",
+       "DELETE FROM mcpr_rollup_pending_sketch WHERE hour >= $1::int8 AND hour < $2::int8"
        " AND ($3::text IS NULL OR proxy = $3::text)"},
       {"DELETE FROM mcpr_rollup_day WHERE day >= $1::int8 AND day < $2::int8"
        " AND ($3::text IS NULL OR proxy = $3::text)",
        "DELETE FROM mcpr_rollup_day_sketch WHERE day >= $1::int8 AND day < $2::int8"
-       " AND ($3::text IS NULL OR proxy = $3::text)"}};
+       " AND ($3::text IS NULL OR proxy = $3::text)",
+       NULL, NULL}};
   char a[24], b[24];
   snprintf(a, sizeof a, "%lld", (long long)from);
   snprintf(b, sizeof b, "%lld", (long long)below);
   const char *params[3] = {a, b, proxy};
-  mcpr_status st = mcpr__pg_run(c, t, SQL[day][0], 3, params, NULL, err, "updating the rollups");
-  if (st == MCPR_OK)
-    st = mcpr__pg_run(c, t, SQL[day][1], 3, params, NULL, err, "updating the rollups");
+  mcpr_status st = MCPR_OK;
+  for (int i = 0; i < 4 && SQL[day][i] && st == MCPR_OK; i++)
+    st = mcpr__pg_run(c, t, SQL[day][i], 3, params, NULL, err, "updating the rollups");
   return st;
 }
 

@@ -13,15 +13,32 @@
  *     with plain upserts, no sketch ever read back into C;
  *   mcpr_rollup_day, mcpr_rollup_day_sketch — the same per UTC day (hour
  *     div 24, rounded down), the sum of its hours;
- *   requests.rolled — true on the rows the rollups count.
+ *   requests.rolled — true on the rows the rollups count;
+ *   mcpr_rollup_pending, mcpr_rollup_pending_sketch — hours (and their
+ *     buckets) of the hourly tables' shape, not yet added to the four
+ *     tables: no key, no index, several rows per hour and label. Every
+ *     read of the rollups adds them in (UNION ALL: its sums, minima and
+ *     maxima are the same either way).
  *
  * Where the SQLite store has a watermark (every row id below it is
  * counted), rows here say themselves whether they are counted: identity
  * values are handed out before commit, so with several writers on several
  * machines a lower id may commit after a higher one and no id is a safe
- * boundary. The writer inserts its requests with rolled = true and adds
- * them to the four tables in the same statement, so a committed request
- * is counted exactly when its row says so. Rows another program inserts
+ * boundary. The writer inserts its requests with rolled = true and, in
+ * the same statement, appends their groups to the pending tables, so a
+ * committed request is counted exactly when its row says so. Upserting
+ * them into the four keyed tables with every batch cost the writer half
+ * its time (a batch of 2,000 requests touches about 1,200 sketch buckets
+ * per level: 2,400 upserts, 10 µs each); an append to a table without an
+ * index is a sixth of that. Now and then (mcpr__pg_rollup_fold: after
+ * enough batches, when idle, at close) a writer moves what is pending
+ * into the keyed tables in one statement, many batches' buckets merged
+ * into one upsert each; in between, the pending rows are compacted (each
+ * hour, label and bucket's rows replaced by their sum: no index to
+ * update, so a tenth of the cost), which keeps them few for the reads
+ * that scan them. A try-advisory lock keeps two writers from doing either
+ * at once, and DELETE … RETURNING takes exactly the rows it removed, so a
+ * row appended meanwhile waits for the next round. Rows another program inserts
  * (and those of a store written before the rollups) have rolled = false:
  * reads take them raw, through a partial index, until a catch-up
  * (mcpr__pg_rollup_catch_up: the writer's retention, `mcpr store rollup`)
@@ -45,8 +62,25 @@
 #define MCPR__PG_ROLLUP_HOUR_MS 3600000LL
 
 /* The tables of rollups and retention, and requests.rolled: run by the
- * migration whenever mcpr_retention_state (created last) is missing. */
+ * migration whenever mcpr_retention_state or the pending tables are
+ * missing. */
 extern const char MCPR__PG_ROLLUP_DDL[];
+
+#define MCPR__PG_ROLLUP_COL "COLLATE \"C\" NOT NULL"
+#define MCPR__PG_ROLLUP_FIGURES                                                              \
+  " calls BIGINT NOT NULL, errors BIGINT NOT NULL, sum_us BIGINT NOT NULL,"                  \
+  " min_us BIGINT NOT NULL, max_us BIGINT NOT NULL, bytes_in BIGINT NOT NULL,"               \
+  " bytes_out BIGINT NOT NULL, last_ts BIGINT NOT NULL"
+
+/* The pending tables alone (part of MCPR__PG_ROLLUP_DDL), for a command
+ * that deletes rollups on a store whose writers predate them. */
+#define MCPR__PG_ROLLUP_PENDING_DDL                                                          \
+  "CREATE TABLE IF NOT EXISTS mcpr_rollup_pending (hour BIGINT NOT NULL,"                    \
+  " proxy TEXT " MCPR__PG_ROLLUP_COL ", is_tool INT NOT NULL, name TEXT " MCPR__PG_ROLLUP_COL \
+  "," MCPR__PG_ROLLUP_FIGURES ");"                                                           \
+  "CREATE TABLE IF NOT EXISTS mcpr_rollup_pending_sketch (hour BIGINT NOT NULL,"             \
+  " proxy TEXT " MCPR__PG_ROLLUP_COL ", is_tool INT NOT NULL, name TEXT " MCPR__PG_ROLLUP_COL \
+  ", key INT NOT NULL, n BIGINT NOT NULL);"
 
 /* floor(x / d) in SQL, for negative x too. */
 #define MCPR__PG_FLOOR_DIV(x, d) \
@@ -59,11 +93,12 @@ extern const char MCPR__PG_ROLLUP_DDL[];
   "LEAST(GREATEST(" x ", -9223372036854775808), 9223372036854775807)::int8"
 
 /*
- * CTEs (each preceded by a comma) that add the requests of a relation rr
- * (ts, proxy, tool, method, latency_us, is_error, bytes_in, bytes_out,
- * key: the latency's sketch key) to the four rollup tables.
+ * CTEs (each preceded by a comma) that group the requests of a relation
+ * rr (ts, proxy, tool, method, latency_us, is_error, bytes_in, bytes_out,
+ * key: the latency's sketch key) by hour and label: rg their figures, rk
+ * their sketch buckets.
  */
-#define MCPR__PG_ROLLUP_CTES                                                                  \
+#define MCPR__PG_ROLLUP_GROUP_CTES                                                            \
   ", rg AS (SELECT " MCPR__PG_FLOOR_DIV("ts", "3600000") " AS hour, proxy,"                  \
   " (tool IS NOT NULL)::int4 AS is_tool, coalesce(tool, method) AS name, count(*) AS calls," \
   " count(*) FILTER (WHERE is_error) AS errors, " MCPR__PG_SAT("sum(latency_us)") " AS sum_us," \
@@ -73,8 +108,12 @@ extern const char MCPR__PG_ROLLUP_DDL[];
   " max(ts) AS last_ts FROM rr GROUP BY 1, 2, 3, 4),"                                         \
   " rk AS (SELECT " MCPR__PG_FLOOR_DIV("ts", "3600000") " AS hour, proxy,"                   \
   " (tool IS NOT NULL)::int4 AS is_tool, coalesce(tool, method) AS name, key, count(*) AS n" \
-  " FROM rr GROUP BY 1, 2, 3, 4, 5),"                                                        \
-  " rh AS (INSERT INTO mcpr_rollup_hour AS o SELECT * FROM rg"                               \
+  " FROM rr GROUP BY 1, 2, 3, 4, 5)"
+
+/* CTEs (each preceded by a comma) that add the groups rg and rk (as
+ * above) to the four rollup tables. */
+#define MCPR__PG_ROLLUP_UPSERT_CTES                                                           \
+  ", rh AS (INSERT INTO mcpr_rollup_hour AS o SELECT * FROM rg"                               \
   " ORDER BY hour, proxy, is_tool, name ON CONFLICT (hour, proxy, is_tool, name) DO UPDATE"  \
   " SET " MCPR__PG_ROLLUP_ADD "),"                                                           \
   " rhk AS (INSERT INTO mcpr_rollup_hour_sketch AS o SELECT * FROM rk"                       \
@@ -91,6 +130,16 @@ extern const char MCPR__PG_ROLLUP_DDL[];
   " ORDER BY 1, 2, 3, 4, 5"                                                                  \
   " ON CONFLICT (day, proxy, is_tool, name, key) DO UPDATE SET n = o.n + excluded.n)"
 
+/* CTEs (each preceded by a comma) that add the requests of rr to the
+ * four rollup tables at once. */
+#define MCPR__PG_ROLLUP_CTES MCPR__PG_ROLLUP_GROUP_CTES MCPR__PG_ROLLUP_UPSERT_CTES
+
+/* CTEs (each preceded by a comma) that append the requests of rr, grouped
+ * by hour and label, to the pending tables (the writer's way: see above). */
+#define MCPR__PG_ROLLUP_PENDING_CTES                                                          \
+  MCPR__PG_ROLLUP_GROUP_CTES ", rp AS (INSERT INTO mcpr_rollup_pending SELECT * FROM rg),"    \
+  " rpk AS (INSERT INTO mcpr_rollup_pending_sketch SELECT * FROM rk)"
+
 #define MCPR__PG_ROLLUP_ADD                                                                \
   "calls = o.calls + excluded.calls, errors = o.errors + excluded.errors,"                 \
   " sum_us = " MCPR__PG_SAT("o.sum_us::numeric + excluded.sum_us") ","                     \
@@ -98,6 +147,16 @@ extern const char MCPR__PG_ROLLUP_DDL[];
   " bytes_in = " MCPR__PG_SAT("o.bytes_in::numeric + excluded.bytes_in") ","               \
   " bytes_out = " MCPR__PG_SAT("o.bytes_out::numeric + excluded.bytes_out") ","            \
   " last_ts = GREATEST(o.last_ts, excluded.last_ts)"
+
+/*
+ * keyed: move the pending groups into the four keyed tables; else compact
+ * them (the pending rows of each hour, label and bucket replaced by their
+ * sum). One transaction of its own (conn must be outside one). When
+ * another connection is at either: wait for it, or (!wait) do nothing and
+ * set *moved = -1. *moved: pending rows taken.
+ */
+mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed, bool wait,
+                                 int64_t *moved, mcpr_error *err);
 
 /*
  * Count up to max_rows requests that have rolled = false, in one

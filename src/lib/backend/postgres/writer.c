@@ -30,11 +30,13 @@
  * session_id order: several writers on several machines adding to the
  * same sessions at once wait for each other and never deadlock.
  *
- * Rollups (rollup.h): the request insert also adds the rows it inserted
- * to the hourly and daily rollups, with the sketch key of each latency
- * sent beside it (computed in C, so the buckets are the SQLite store's),
- * and marks them rolled: a committed request is counted exactly once,
- * whichever writer wrote it. Rows no writer counted are counted after
+ * Rollups (rollup.h): the request insert also appends the rows it
+ * inserted, grouped by hour and label, to the pending rollup tables, with
+ * the sketch key of each latency sent beside it (computed in C, so the
+ * buckets are the SQLite store's), and marks them rolled: a committed
+ * request is counted exactly once, whichever writer wrote it. The pending
+ * groups are folded into the keyed tables after FOLD_ROWS requests or
+ * FOLD_MS, and at close (fold). Rows no writer counted are counted after
  * batches, a bounded chunk at a time (catch_up). Retention (retention.h) runs between batches
  * on the same connection, in steps of one short transaction each.
  *
@@ -66,6 +68,7 @@
 #include "backend/postgres/postgres.h"
 #include "backend/postgres/retention.h"
 #include "backend/postgres/rollup.h"
+#include "core/clock.h"
 #include "core/sketch.h"
 #include "core/buf.h"
 #include "core/schema_diff.h"
@@ -120,7 +123,7 @@ static const prepared SQL[P_COUNT] = {
          " rr AS (SELECT i.ts, i.proxy, i.tool, i.method, i.latency_us,"
          " i.status <> 'ok' AS is_error, i.bytes_in, i.bytes_out, k.key FROM ins i"
          " JOIN (SELECT DISTINCT ON (request_id) request_id, key FROM v"
-         " ORDER BY request_id, ord) k ON k.request_id = i.request_id)" MCPR__PG_ROLLUP_CTES
+         " ORDER BY request_id, ord) k ON k.request_id = i.request_id)" MCPR__PG_ROLLUP_PENDING_CTES
          " SELECT request_id FROM ins"},
     [P_INSERT_SESSIONS] =
         {"mcpr_insert_sessions", 7,
@@ -211,6 +214,9 @@ typedef struct writer {
   size_t kind_cap;
   mcpr__pg_retention *retention; /* NULL: retention is off */
   unsigned catch_up_wait;        /* batches before the next catch-up */
+  int64_t fold_rows;             /* events written since the last fold */
+  int64_t compact_rows;          /* … since the last fold or compaction */
+  int64_t fold_ms;               /* when the last fold was (monotonic) */
 } writer;
 
 /* What one step came to: go on, a row of its own failed (careful mode
@@ -795,6 +801,35 @@ static void catch_up(writer *w) {
   w->catch_up_wait = left > 0 && rolled > 0 ? 0 : CATCH_UP_LOOK_EVERY;
 }
 
+/* The pending rollup groups (rollup.h) are compacted after COMPACT_ROWS
+ * events written, and folded into the keyed tables after FOLD_ROWS or
+ * FOLD_MS, and at close. Reads add what is pending, so these bound what
+ * they scan without an index, not what they see. Measured with mcpr-bench
+ * write (server CPU a request): folding every 50,000 events, 4.8 µs. */
+#define COMPACT_ROWS 50000
+#define FOLD_ROWS 1000000
+#define FOLD_MS 60000
+
+/* Best effort, after the batch's commit, as catch_up; now (at close):
+ * fold whatever is pending, waiting for another writer's round to end
+ * (within the connection's lock_timeout) rather than leaving it. */
+static void fold(writer *w, bool now) {
+  int64_t t = mcpr__mono_ms();
+  bool keyed = now || w->fold_rows >= FOLD_ROWS || t - w->fold_ms >= FOLD_MS;
+  if (w->fold_rows == 0 || (!keyed && w->compact_rows < COMPACT_ROWS))
+    return;
+  int64_t moved = 0;
+  mcpr_error ignored = {0};
+  if (mcpr__pg_rollup_fold(w->conn, &w->t, keyed, now, &moved, &ignored) != MCPR_OK ||
+      moved < 0)
+    return; /* tried again after the next batch */
+  w->compact_rows = 0;
+  if (keyed) {
+    w->fold_rows = 0;
+    w->fold_ms = t;
+  }
+}
+
 static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events, size_t n,
                                mcpr__outcome *outcomes, int lock_wait_ms, mcpr_error *err) {
   writer *w = impl;
@@ -824,6 +859,9 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
     s = attempt(w, events, n, outcomes, true, &st, err);
   }
   if (s == STEP_OK) {
+    w->fold_rows += (int64_t)n;
+    w->compact_rows += (int64_t)n;
+    fold(w, false);
     catch_up(w);
     return MCPR_OK;
   }
@@ -866,6 +904,10 @@ static void writer_close(void *impl) {
   writer *w = impl;
   if (!w)
     return;
+  /* What this writer left pending goes to the keyed tables now, so a
+   * store no one writes to any more reads no pending rows. */
+  if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+    fold(w, true);
   disconnect(w);
   for (int c = 0; c < REQ_COLS; c++)
     mcpr__buf_release(&w->cols[c]);
@@ -897,6 +939,7 @@ static mcpr_status writer_open(const char *url, const mcpr_store_options *o, voi
     free(w);
     return st;
   }
+  w->fold_ms = mcpr__mono_ms();
   st = mcpr__pg_connect(&w->t, &w->conn, err);
   if (st == MCPR_OK)
     st = mcpr__pg_migrate(w->conn, &w->t, true, NULL, err);
@@ -910,8 +953,13 @@ static mcpr_status writer_open(const char *url, const mcpr_store_options *o, voi
   return MCPR_OK;
 }
 
+/* Measured with mcpr-bench write (one writer, server CPU per event):
+ * 41 µs at 500 events a batch, 31 µs at 2,000, rollups in the batch. */
+#define PG_BATCH_SIZE 2000
+
 const mcpr__store_backend mcpr__pg_store_backend = {
     .name = "postgres",
+    .batch_size = PG_BATCH_SIZE,
     .open = writer_open,
     .write_batch = write_batch,
     .note_health = NULL,
