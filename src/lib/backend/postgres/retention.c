@@ -176,17 +176,18 @@ static mcpr_status step_rollups(mcpr__pg_retention *r, PGconn *c, const mcpr__pg
   st = query_ints(c, t,
                   "DELETE FROM requests WHERE ts < $1::int8 * 3600000 AND rolled", 1, p, NULL,
                   0, &out->requests, err);
-  if (st == MCPR_OK)
-    st = query_ints(c, t, "DELETE FROM mcpr_rollup_hour WHERE hour < $1::int8", 1, p, NULL, 0,
-                    &out->rollups, err);
-  if (st == MCPR_OK)
-    st = query_ints(c, t, "DELETE FROM mcpr_rollup_hour_sketch WHERE hour < $1::int8", 1, p,
-                    NULL, 0, &ignored, err);
+  /* Pending rows first, as a fold locks them (rollup.h). */
   if (st == MCPR_OK)
     st = query_ints(c, t, "DELETE FROM mcpr_rollup_pending WHERE hour < $1::int8", 1, p, NULL,
                     0, &ignored, err);
   if (st == MCPR_OK)
     st = query_ints(c, t, "DELETE FROM mcpr_rollup_pending_sketch WHERE hour < $1::int8", 1, p,
+                    NULL, 0, &ignored, err);
+  if (st == MCPR_OK)
+    st = query_ints(c, t, "DELETE FROM mcpr_rollup_hour WHERE hour < $1::int8", 1, p, NULL, 0,
+                    &out->rollups, err);
+  if (st == MCPR_OK)
+    st = query_ints(c, t, "DELETE FROM mcpr_rollup_hour_sketch WHERE hour < $1::int8", 1, p,
                     NULL, 0, &ignored, err);
   if (st == MCPR_OK)
     st = mcpr__pg_rollup_days_follow(c, t, below, err);

@@ -215,15 +215,16 @@ static int64_t floor_div(int64_t a, int64_t b) {
 static mcpr_status forget(PGconn *c, const mcpr__pg_target *t, bool day, int64_t from,
                           int64_t below, const char *proxy, mcpr_error *err) {
   static const char *const SQL[2][4] = {
-      {"DELETE FROM mcpr_rollup_hour WHERE hour >= $1::int8 AND hour < $2::int8"
-       " AND ($3::text IS NULL OR proxy = $3::text)",
-       "DELETE FROM mcpr_rollup_hour_sketch WHERE hour >= $1::int8 AND hour < $2::int8"
-       " AND ($3::text IS NULL OR proxy = $3::text)",
-       /* Pending groups of those hours count in both levels: they go
-        * with the hours (a day is rebuilt from the hours left). */
-       "DELETE FROM mcpr_rollup_pending WHERE hour >= $1::int8 AND hour < $2::int8"
+      /* Pending groups of those hours count in both levels: they go
+       * with the hours (a day is rebuilt from the hours left). Pending
+       * rows first, as a fold locks them: rollup.h. */
+      {"DELETE FROM mcpr_rollup_pending WHERE hour >= $1::int8 AND hour < $2::int8"
        " AND ($3::text IS NULL OR proxy = $3::text)",
        "DELETE FROM mcpr_rollup_pending_sketch WHERE hour >= $1::int8 AND hour < $2::int8"
+       " AND ($3::text IS NULL OR proxy = $3::text)",
+       "DELETE FROM mcpr_rollup_hour WHERE hour >= $1::int8 AND hour < $2::int8"
+       " AND ($3::text IS NULL OR proxy = $3::text)",
+       "DELETE FROM mcpr_rollup_hour_sketch WHERE hour >= $1::int8 AND hour < $2::int8"
        " AND ($3::text IS NULL OR proxy = $3::text)"},
       {"DELETE FROM mcpr_rollup_day WHERE day >= $1::int8 AND day < $2::int8"
        " AND ($3::text IS NULL OR proxy = $3::text)",

@@ -38,7 +38,9 @@
  * update, so a tenth of the cost), which keeps them few for the reads
  * that scan them. A try-advisory lock keeps two writers from doing either
  * at once, and DELETE … RETURNING takes exactly the rows it removed, so a
- * row appended meanwhile waits for the next round. Rows another program inserts
+ * row appended meanwhile waits for the next round. A fold locks pending
+ * rows before keyed ones; whatever else deletes both (retention, vacuum)
+ * takes them in that order too, so the two wait rather than deadlock. Rows another program inserts
  * (and those of a store written before the rollups) have rolled = false:
  * reads take them raw, through a partial index, until a catch-up
  * (mcpr__pg_rollup_catch_up: the writer's retention, `mcpr store rollup`)

@@ -58,6 +58,7 @@
  * derived only from rows actually inserted), so nothing is stored or
  * counted twice.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +218,13 @@ typedef struct writer {
   int64_t fold_rows;             /* events written since the last fold */
   int64_t compact_rows;          /* … since the last fold or compaction */
   int64_t fold_ms;               /* when the last fold was (monotonic) */
+  /* The folder thread (see fold()), on a connection of its own. */
+  pthread_t folder;
+  bool folder_started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int want;  /* under mu: 0 nothing, 1 compact, 2 fold; taken by the folder */
+  bool stop; /* under mu: the folder exits */
 } writer;
 
 /* What one step came to: go on, a row of its own failed (careful mode
@@ -810,24 +818,81 @@ static void catch_up(writer *w) {
 #define FOLD_ROWS 1000000
 #define FOLD_MS 60000
 
-/* Best effort, after the batch's commit, as catch_up; now (at close):
- * fold whatever is pending, waiting for another writer's round to end
- * (within the connection's lock_timeout) rather than leaving it. */
-static void fold(writer *w, bool now) {
+/*
+ * The folder: compactions and folds run on a connection of their own, in
+ * a thread of their own, beside the batches (they touch only the pending
+ * rows a DELETE took and the keyed tables, which batches never lock), so
+ * the server does them on another core while the writer's next batches go
+ * in. A round that fails is dropped: the rows stay pending, read as they
+ * are, and the next round takes them.
+ */
+static void *folder_main(void *arg) {
+  writer *w = arg;
+  PGconn *conn = NULL;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (!w->want && !w->stop)
+      pthread_cond_wait(&w->cv, &w->mu);
+    if (w->stop)
+      break;
+    bool keyed = w->want == 2;
+    pthread_mutex_unlock(&w->mu);
+    mcpr_error ignored = {0};
+    if (conn && PQstatus(conn) != CONNECTION_OK) {
+      PQfinish(conn);
+      conn = NULL;
+    }
+    int64_t moved = 0;
+    if (conn || mcpr__pg_connect(&w->t, &conn, &ignored) == MCPR_OK)
+      mcpr__pg_rollup_fold(conn, &w->t, keyed, false, &moved, &ignored);
+    pthread_mutex_lock(&w->mu);
+    w->want = 0;
+  }
+  pthread_mutex_unlock(&w->mu);
+  PQfinish(conn);
+  return NULL;
+}
+
+/* After a batch's commit: hand a compaction or a fold to the folder when
+ * one is due and it is idle (else it is due again after the next batch). */
+static void fold(writer *w) {
   int64_t t = mcpr__mono_ms();
-  bool keyed = now || w->fold_rows >= FOLD_ROWS || t - w->fold_ms >= FOLD_MS;
-  if (w->fold_rows == 0 || (!keyed && w->compact_rows < COMPACT_ROWS))
+  bool keyed = w->fold_rows >= FOLD_ROWS || t - w->fold_ms >= FOLD_MS;
+  if (w->fold_rows == 0 || (!keyed && w->compact_rows < COMPACT_ROWS) || !w->folder_started)
     return;
-  int64_t moved = 0;
-  mcpr_error ignored = {0};
-  if (mcpr__pg_rollup_fold(w->conn, &w->t, keyed, now, &moved, &ignored) != MCPR_OK ||
-      moved < 0)
-    return; /* tried again after the next batch */
+  pthread_mutex_lock(&w->mu);
+  bool idle = w->want == 0;
+  if (idle) {
+    w->want = keyed ? 2 : 1;
+    pthread_cond_signal(&w->cv);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!idle)
+    return;
   w->compact_rows = 0;
   if (keyed) {
     w->fold_rows = 0;
     w->fold_ms = t;
   }
+}
+
+/* At close: the folder stopped, whatever is pending is folded on the
+ * writer's connection, waiting for another writer's round to end (within
+ * the connection's lock_timeout) rather than leaving it. */
+static void fold_at_close(writer *w) {
+  if (w->folder_started) {
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->folder, NULL);
+    w->folder_started = false;
+  }
+  if (w->fold_rows == 0 || !w->conn || PQstatus(w->conn) != CONNECTION_OK)
+    return;
+  int64_t moved = 0;
+  mcpr_error ignored = {0};
+  mcpr__pg_rollup_fold(w->conn, &w->t, true, true, &moved, &ignored);
 }
 
 static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events, size_t n,
@@ -861,7 +926,7 @@ static mcpr_status write_batch(void *impl, const mcpr_store_event *const *events
   if (s == STEP_OK) {
     w->fold_rows += (int64_t)n;
     w->compact_rows += (int64_t)n;
-    fold(w, false);
+    fold(w);
     catch_up(w);
     return MCPR_OK;
   }
@@ -906,8 +971,9 @@ static void writer_close(void *impl) {
     return;
   /* What this writer left pending goes to the keyed tables now, so a
    * store no one writes to any more reads no pending rows. */
-  if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
-    fold(w, true);
+  fold_at_close(w);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
   disconnect(w);
   for (int c = 0; c < REQ_COLS; c++)
     mcpr__buf_release(&w->cols[c]);
@@ -940,11 +1006,16 @@ static mcpr_status writer_open(const char *url, const mcpr_store_options *o, voi
     return st;
   }
   w->fold_ms = mcpr__mono_ms();
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
   st = mcpr__pg_connect(&w->t, &w->conn, err);
   if (st == MCPR_OK)
     st = mcpr__pg_migrate(w->conn, &w->t, true, NULL, err);
   if (st == MCPR_OK)
     st = connect_writer(w, err);
+  /* Without the folder (no thread to be had), the close folds it all. */
+  if (st == MCPR_OK)
+    w->folder_started = pthread_create(&w->folder, NULL, folder_main, w) == 0;
   if (st != MCPR_OK) {
     writer_close(w);
     return st;
