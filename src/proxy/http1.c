@@ -346,15 +346,16 @@ static size_t feed_head(h1_msg *m, const char *data, size_t len) {
     m->end_in = r > 0 || has_blank_line(data, take, 0);
     if (r == -1 && !m->end_in)
       r = -2; /* refused once its end is in: see the top of this file */
-    if (r > 0) {
-      if (!mcpr__buf_add(&m->text, data, (size_t)r))
-        return used + (fail(m, H1_E_NOMEM, NULL), 0);
-    } else if (r == -2 && !mcpr__buf_add(&m->text, data, take)) {
-      return used + (fail(m, H1_E_NOMEM, NULL), 0);
+    /* kept: the head's bytes, or all that came while it is not complete */
+    if (r != -1 && !mcpr__buf_add(&m->text, data, r > 0 ? (size_t)r : take)) {
+      fail(m, H1_E_NOMEM, NULL);
+      return used;
     }
   } else {
-    if (!mcpr__buf_add(&m->text, data, take))
-      return used + (fail(m, H1_E_NOMEM, NULL), 0);
+    if (!mcpr__buf_add(&m->text, data, take)) {
+      fail(m, H1_E_NOMEM, NULL);
+      return used;
+    }
     if (!m->end_in)
       m->end_in = has_blank_line(m->text.p, m->text.n, before);
     r = m->end_in ? parse_head(m, m->text.p, m->text.n, &kind) : -2;
@@ -383,8 +384,10 @@ static size_t feed_head(h1_msg *m, const char *data, size_t len) {
 static size_t feed_trailers(h1_msg *m, const char *data, size_t len) {
   size_t before = m->text.n, room = H1_HEAD_MAX_BYTES - before;
   size_t take = len < room ? len : room;
-  if (!mcpr__buf_add(&m->text, data, take))
-    return fail(m, H1_E_NOMEM, NULL), 0;
+  if (!mcpr__buf_add(&m->text, data, take)) {
+    fail(m, H1_E_NOMEM, NULL);
+    return 0;
+  }
   if (!m->end_in)
     m->end_in = has_blank_line(m->text.p + m->section, m->text.n - m->section, before - m->section);
   h1_error kind = H1_E_SYNTAX;
@@ -427,11 +430,13 @@ static void size_line_done(h1_msg *m) {
 }
 
 /* Bytes of a body: by its length, until the close, or chunk by chunk
- * (RFC 9112 §7.1; a lone LF ends a line as well as CR LF, as in heads). */
+ * (RFC 9112 §7.1; a lone LF ends a line as well as CR LF, as in heads).
+ * Stops at the message's end or an error. */
 static size_t feed_body(h1_msg *m, const char *data, size_t len) {
   size_t i = 0;
   while (i < len && !m->error && m->state != H1_S_DONE) {
     unsigned char c = (unsigned char)data[i];
+    const char *bad = NULL; /* why this byte is refused */
     switch (m->state) {
     case H1_S_LENGTH:
     case H1_S_CHUNK_DATA:
@@ -451,33 +456,34 @@ static size_t feed_body(h1_msg *m, const char *data, size_t len) {
     }
     case H1_S_CHUNK_SIZE: {
       int v = hex_value(c);
-      if (v >= 0) {
-        if (m->left >> 60)
-          return fail(m, H1_E_SYNTAX, "chunk size too large"), i;
+      if (v >= 0 && (m->left >> 60) == 0) {
         m->left = m->left * 16 + (unsigned)v;
         m->hex_digits++;
         i++;
+      } else if (v >= 0) {
+        bad = "chunk size too large";
       } else if (m->hex_digits && (c == ';' || c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
         m->state = H1_S_CHUNK_EXT;
       } else {
-        return fail(m, H1_E_SYNTAX, "invalid chunk size"), i;
+        bad = "invalid chunk size";
       }
       break;
     }
     case H1_S_CHUNK_EXT: /* extensions are skipped, control bytes refused */
-      i++;
       if (c == '\n')
         size_line_done(m);
       else if (c == '\r')
         m->state = H1_S_CHUNK_LF;
       else if ((c < 0x20 && c != '\t') || c == 0x7f)
-        return fail(m, H1_E_SYNTAX, "invalid chunk extension"), i;
+        bad = "invalid chunk extension";
+      i++;
       break;
     case H1_S_CHUNK_LF:
-      if (c != '\n')
-        return fail(m, H1_E_SYNTAX, "malformed chunk"), i;
+      if (c == '\n')
+        size_line_done(m);
+      else
+        bad = "malformed chunk";
       i++;
-      size_line_done(m);
       break;
     case H1_S_DATA_CR:
     case H1_S_DATA_LF:
@@ -487,7 +493,7 @@ static size_t feed_body(h1_msg *m, const char *data, size_t len) {
         m->state = H1_S_CHUNK_SIZE;
         m->left = 0;
       } else {
-        return fail(m, H1_E_SYNTAX, "malformed chunk"), i;
+        bad = "malformed chunk";
       }
       i++;
       break;
@@ -502,15 +508,18 @@ static size_t feed_body(h1_msg *m, const char *data, size_t len) {
       }
       break;
     case H1_S_TRAILERS_LF:
-      if (c != '\n')
-        return fail(m, H1_E_SYNTAX, "malformed chunk"), i;
+      if (c == '\n')
+        m->state = H1_S_DONE;
+      else
+        bad = "malformed chunk";
       i++;
-      m->state = H1_S_DONE;
       break;
     case H1_S_TRAILER_LINES: i += feed_trailers(m, data + i, len - i); break;
     case H1_S_HEAD:
     case H1_S_DONE: return i;
     }
+    if (bad)
+      fail(m, H1_E_SYNTAX, bad);
   }
   return i;
 }
