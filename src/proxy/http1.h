@@ -2,26 +2,27 @@
  * http1.h — one HTTP/1.x message at a time off a byte stream, for both
  * sides of the proxy (requests from clients, responses from the upstream).
  *
- * The byte-level parsing is Node's http-parser (Debian's libhttp-parser);
- * this wrapper keeps what the proxy needs of a message — method or status,
- * the request target, the reason phrase and the header list, NUL-terminated
- * and bounded — and hands the body on as it is decoded (chunked framing
- * removed), so nothing of a body is held here.
+ * The head is parsed by picohttpparser (picohttpparser.h: Debian's
+ * libh2o-evloop, loaded on first use) in a copy kept here, whose strings
+ * are NUL-terminated in place; the framing rules (Content-Length,
+ * Transfer-Encoding, no-body answers, keep-alive, upgrades) and the
+ * chunked decoding are http1.c's own. The body is handed on as it is
+ * decoded (chunked framing removed), so nothing of a body is held here.
  *
  *   h1_msg m;
- *   h1_init(&m, HTTP_REQUEST, &hooks, owner);
+ *   h1_init(&m, H1_REQUEST, &hooks, owner);
  *   n = h1_feed(&m, data, len);  // stops after a whole message or an error
  *   if (m.error) ...             // h1_error_text(&m)
  *   if (m.done) { ...; h1_next(&m); } // then feed data + n onwards
  *   h1_free(&m);
  *
  * Hooks run inside h1_feed(); a hook returning non-zero stops the message
- * with H1_E_ABORTED (the owner decided to drop it; feed no more).
+ * with H1_E_ABORTED (the owner decided to drop it; feed no more). The
+ * caller's bytes are only read, never written.
  */
 #ifndef MCPR_PROXY_HTTP1_H
 #define MCPR_PROXY_HTTP1_H
 
-#include <http_parser.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,25 @@ typedef enum h1_error {
   H1_E_ABORTED, /* a hook said stop */
 } h1_error;
 
+typedef enum h1_type { H1_REQUEST, H1_RESPONSE } h1_type;
+
+/* Where a message is (h1_msg.state). */
+typedef enum h1_state {
+  H1_S_HEAD,        /* gathering the head */
+  H1_S_LENGTH,      /* a body of Content-Length bytes (left in .left) */
+  H1_S_CLOSE,       /* a response body that runs until the close */
+  H1_S_CHUNK_SIZE,  /* chunked: the size line's hex digits */
+  H1_S_CHUNK_EXT,   /* the rest of the size line (extensions) */
+  H1_S_CHUNK_LF,    /* a CR ended the size line: its LF */
+  H1_S_CHUNK_DATA,  /* .left bytes of a chunk */
+  H1_S_DATA_CR,     /* the CRLF after a chunk's data */
+  H1_S_DATA_LF,
+  H1_S_TRAILERS,    /* after the last chunk: a blank line, or trailers */
+  H1_S_TRAILERS_LF, /* a CR began the blank line: its LF */
+  H1_S_TRAILER_LINES, /* gathering the trailer section */
+  H1_S_DONE,
+} h1_state;
+
 typedef struct h1_msg h1_msg;
 
 typedef struct h1_hooks {
@@ -56,25 +76,39 @@ typedef struct h1_field {
 } h1_field;
 
 struct h1_msg {
-  http_parser hp;
+  h1_type type;
   const h1_hooks *hooks;
   void *owner;
-  mcpr__buf text; /* target or reason, then name\0value\0 per header */
-  uint32_t target, target_len, reason, reason_len;
+  /* The head as received (then the trailer section), at most
+   * H1_HEAD_MAX_BYTES; once parsed, the method, target, reason, names and
+   * values are NUL-terminated in place (over the space, colon or line end
+   * that followed them). */
+  mcpr__buf text;
+  size_t section; /* where the trailer section begins in text */
+  bool end_in;    /* the blank line ending the head (or trailers) is in text */
+  uint32_t method, target, target_len, reason, reason_len;
   h1_field fields[H1_MAX_HEADERS];
   size_t n_fields;
-  int last; /* 0: nothing yet, 1: in a name, 2: in a value */
-  size_t head_bytes;
+  int status, minor_version;
+  h1_state state;
+  uint64_t left;  /* body bytes left: of the Content-Length, or the chunk */
+  unsigned hex_digits; /* of the chunk size line being read */
   bool started;   /* a byte of this message was seen */
   bool head_done; /* on_head ran */
   bool done;      /* the whole message was read; h1_next() before more */
   bool has_length, chunked; /* the body's framing, read at the head */
+  bool keep_alive; /* the connection may carry another message after this */
   uint64_t length;
   h1_error error;
-  enum http_errno hpe; /* for H1_E_SYNTAX */
+  const char *why; /* for H1_E_SYNTAX: static text */
 };
 
-void h1_init(h1_msg *m, enum http_parser_type type, const h1_hooks *hooks, void *owner);
+/* Load the parser's library (picohttpparser.h); false with *why (static
+ * text) when it is missing. The proxy calls it before it listens; h1_feed
+ * loads it too, and answers H1_E_SYNTAX for every head without it. */
+bool h1_load(const char **why);
+
+void h1_init(h1_msg *m, h1_type type, const h1_hooks *hooks, void *owner);
 /* Ready for the next message on the same connection (after done). */
 void h1_next(h1_msg *m);
 void h1_free(h1_msg *m);
@@ -95,6 +129,9 @@ int h1_status(const h1_msg *m);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *h1_header(const h1_msg *m, const char *name);
 bool h1_keep_alive(const h1_msg *m);
+/* The connection carries no other message after this one (the owner saw
+ * bytes past it that it will not read). */
+static inline void h1_no_reuse(h1_msg *m) { m->keep_alive = false; }
 bool h1_version_1_0(const h1_msg *m);
 /* The body's framing as sent: a Content-Length (length set), chunked, or
  * neither (a response read until the close, or no body). */

@@ -449,7 +449,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     return;
   }
   set_nodelay(fd);
-  h1_init(&c->req, HTTP_REQUEST, &request_hooks, c);
+  h1_init(&c->req, H1_REQUEST, &request_hooks, c);
   c->last_active_ms = mono_ms();
   LIST_INSERT_HEAD(&p->clients, c, link);
   p->n_clients++;
@@ -484,7 +484,7 @@ static void uconn_close(uconn *u) {
   event_del(u->timer);
   evbuffer_drain(u->out, evbuffer_get_length(u->out));
   h1_free(&u->res);
-  h1_init(&u->res, HTTP_RESPONSE, &response_hooks, u);
+  h1_init(&u->res, H1_RESPONSE, &response_hooks, u);
   u->state = U_CLOSED;
   u->reused = false;
   u->read_paused = false;
@@ -531,7 +531,7 @@ static uconn *conn_acquire(mcpr_proxy *p) {
     u->timer = NULL;
     return NULL;
   }
-  h1_init(&u->res, HTTP_RESPONSE, &response_hooks, u);
+  h1_init(&u->res, H1_RESPONSE, &response_hooks, u);
   p->n_conns++;
   return u;
 }
@@ -1026,7 +1026,7 @@ static bool up_bytes(uconn *u, const char *data, ssize_t n) {
       continue;
     }
     if (len > 0) /* bytes past the answer: not a connection to reuse */
-      u->res.hp.flags |= F_CONNECTION_CLOSE;
+      h1_no_reuse(&u->res);
     up_done(x);
     return false;
   }
@@ -1686,6 +1686,12 @@ mcpr_status mcpr_proxy_new(mcpr_proxy **out, const mcpr_proxy_options *o, mcpr_e
     return mcpr_error_set(err, MCPR_EINVAL, "the proxy needs a name and an upstream URL");
   if (o->max_concurrent_upstream < 1 || o->max_request_body < 1 || o->max_response_body < 1)
     return mcpr_error_set(err, MCPR_EINVAL, "proxy limits must be positive");
+  const char *why = NULL;
+  if (!h1_load(&why)) /* now, not as a 400 for every request */
+    return mcpr_error_set(err, MCPR_EIO,
+                          "cannot load the proxy's HTTP/1.x parser (Debian package "
+                          "libh2o-evloop0.13): %s",
+                          why ? why : "unknown error");
   mcpr_proxy *p = calloc(1, sizeof *p);
   if (p)
     p->head_ok = true;
