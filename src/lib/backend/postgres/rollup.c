@@ -58,19 +58,17 @@ static const char *const SQL_FOLD[2] = {
     PENDING_REGROUPED MCPR__PG_ROLLUP_UPSERT_CTES
     " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM dk)"};
 
-/* pg_[try_]advisory_xact_lock(FOLD_LOCK_CLASS, hashtext(current_schema())) */
+/* pg_try_advisory_xact_lock(FOLD_LOCK_CLASS, hashtext(current_schema())) */
 #define FOLD_LOCK_CLASS "1836282485"
 
-mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed, bool wait,
+mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed,
                                  int64_t *moved, mcpr_error *err) {
   *moved = 0;
   mcpr_status st = mcpr__pg_run(c, t, "BEGIN", 0, NULL, NULL, err, "updating the rollups");
   if (st != MCPR_OK)
     return st;
-  PGresult *r = PQexec(c, wait ? "SELECT pg_advisory_xact_lock(" FOLD_LOCK_CLASS
-                                 ", hashtext(current_schema())) IS NOT NULL"
-                               : "SELECT pg_try_advisory_xact_lock(" FOLD_LOCK_CLASS
-                                 ", hashtext(current_schema()))");
+  PGresult *r = PQexec(c, "SELECT pg_try_advisory_xact_lock(" FOLD_LOCK_CLASS
+                          ", hashtext(current_schema()))");
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     st = mcpr__pg_error(c, r, t, err, "updating the rollups");
   } else if (PQgetvalue(r, 0, 0)[0] != 't') {

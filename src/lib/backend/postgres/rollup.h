@@ -154,10 +154,10 @@ extern const char MCPR__PG_ROLLUP_DDL[];
  * keyed: move the pending groups into the four keyed tables; else compact
  * them (the pending rows of each hour, label and bucket replaced by their
  * sum). One transaction of its own (conn must be outside one). When
- * another connection is at either: wait for it, or (!wait) do nothing and
- * set *moved = -1. *moved: pending rows taken.
+ * another connection is at either, nothing is done and *moved = -1; else
+ * *moved: pending rows taken.
  */
-mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed, bool wait,
+mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed,
                                  int64_t *moved, mcpr_error *err);
 
 /*
