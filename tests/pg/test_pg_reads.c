@@ -505,6 +505,15 @@ static void test_reads_with_pending_rollups(void **state) {
   int64_t last = pg_int(&sp, "SELECT max(ts) FROM requests");
   vacuum_both(sqlite_db, sp.url, last - 3600000LL * 5 / 2, NULL, false);
   same_long_reads(sqlite_db, sp.url);
+  assert_true(pg_int(&sp, "SELECT count(*) FROM mcpr_rollup_pending_sketch") > 0);
+  /* `mcpr store rollup` folds what is pending, the writer still open. */
+  cli_result r;
+  cli_runv(&r, "store", "rollup", "--db", sp.url, NULL);
+  if (r.exit_code != 0)
+    fail_msg("store rollup: %s", r.err);
+  cli_result_free(&r);
+  assert_int_equal(pg_int(&sp, "SELECT count(*) FROM mcpr_rollup_pending_sketch"), 0);
+  same_long_reads(sqlite_db, sp.url);
 
   mcpr_store_stats fin;
   assert_int_equal(mcpr_store_close(s, &fin), MCPR_OK);

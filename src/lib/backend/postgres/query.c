@@ -883,7 +883,8 @@ static mcpr_status pg_series_scan(void *p, const mcpr_series_filter *f,
 
 /* `mcpr store rollup`: count the rows no writer counted (another
  * program's, or a store's from before the rollups), a chunk per
- * transaction. */
+ * transaction; then fold what writers left pending (rollup.h), unless a
+ * writer is folding at that moment. */
 static mcpr_status pg_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
                              mcpr_rollup_progress *out, mcpr_error *err) {
   pg_impl *impl = p;
@@ -907,7 +908,12 @@ static mcpr_status pg_rollup(void *p, mcpr_rollup_progress_fn fn, void *ctx,
     if (rolled == 0)
       break; /* the rest is another catch-up's, locked */
   }
-  return MCPR_OK;
+  s = fixed(impl, "SELECT (to_regclass('mcpr_rollup_pending_sketch') IS NOT NULL)::int", &have,
+            NULL, err);
+  int64_t moved = 0;
+  if (s == MCPR_OK && have == 1)
+    s = mcpr__pg_rollup_fold(impl->conn, &impl->t, true, &moved, err);
+  return s;
 }
 
 /* ---------- sessions ---------- */
