@@ -58,6 +58,17 @@ static const char *const SQL_FOLD[2] = {
     PENDING_REGROUPED MCPR__PG_ROLLUP_UPSERT_CTES
     " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM dk)"};
 
+/* The rollups' transaction committed when st is MCPR_OK so far, else
+ * rolled back; the status of the whole. */
+static mcpr_status txn_end(PGconn *c, const mcpr__pg_target *t, mcpr_status st,
+                           mcpr_error *err) {
+  if (st == MCPR_OK)
+    st = mcpr__pg_run(c, t, "COMMIT", 0, NULL, NULL, err, "updating the rollups");
+  if (st != MCPR_OK)
+    mcpr__pg_exec(c, "ROLLBACK");
+  return st;
+}
+
 /* pg_try_advisory_xact_lock(FOLD_LOCK_CLASS, hashtext(current_schema())) */
 #define FOLD_LOCK_CLASS "1836282485"
 
@@ -82,12 +93,8 @@ mcpr_status mcpr__pg_rollup_fold(PGconn *c, const mcpr__pg_target *t, bool keyed
       *moved = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   }
   PQclear(r);
-  if (st == MCPR_OK)
-    st = mcpr__pg_run(c, t, "COMMIT", 0, NULL, NULL, err, "updating the rollups");
-  if (st != MCPR_OK) {
-    mcpr__pg_exec(c, "ROLLBACK");
+  if ((st = txn_end(c, t, st, err)) != MCPR_OK)
     *moved = 0;
-  }
   return st;
 }
 
@@ -187,10 +194,7 @@ mcpr_status mcpr__pg_rollup_catch_up(PGconn *c, const mcpr__pg_target *t, int64_
     st = roll_result(c, t, r, true, err);
     PQclear(r);
   }
-  if (st == MCPR_OK)
-    st = mcpr__pg_run(c, t, "COMMIT", 0, NULL, NULL, err, "updating the rollups");
-  if (st != MCPR_OK) {
-    mcpr__pg_exec(c, "ROLLBACK");
+  if ((st = txn_end(c, t, st, err)) != MCPR_OK) {
     *rolled = 0;
     return st;
   }
