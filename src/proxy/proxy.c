@@ -1124,11 +1124,6 @@ static bool head_flush(mcpr_proxy *p, struct evbuffer *out) {
   return ok;
 }
 
-/* A received header named name (its length known: most differ at once). */
-static bool field_is(const h1_msg *m, const h1_field *f, const char *name, size_t len) {
-  return f->name_len == len && strncasecmp(h1_str(m, f->name), name, len) == 0;
-}
-
 /* The upstream's head: the client's is written at once. */
 static int on_response_head(void *owner, h1_msg *m) {
   uconn *u = owner;
@@ -1138,7 +1133,8 @@ static int on_response_head(void *owner, h1_msg *m) {
   bool interim = status >= 100 && status < 200;
   if (!interim) {
     x->status = status;
-    obs_response_start(x->ox, status, h1_header(m, "Content-Type"), h1_header(m, "Mcp-Session-Id"),
+    obs_response_start(x->ox, status, h1_known_header(m, H1_H_CONTENT_TYPE),
+                       h1_known_header(m, H1_H_MCP_SESSION_ID),
                        mono_us());
   }
   cconn *c = x->c;
@@ -1160,10 +1156,9 @@ static int on_response_head(void *owner, h1_msg *m) {
   head_add(p, " ", 1);
   head_str(p, *reason || status != 200 ? reason : "OK");
   head_add(p, "\r\n", 2);
-  const char *conn = h1_header(m, "Connection");
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
-    if (h1_hop_by_hop(h1_str(m, f->name), conn) || field_is(m, f, "Content-Length", 14))
+    if (h1_field_hop_by_hop(m, f) || f->known == H1_H_CONTENT_LENGTH)
       continue;
     head_field(p, m, f);
   }
@@ -1175,7 +1170,7 @@ static int on_response_head(void *owner, h1_msg *m) {
   bool has_length = h1_has_length(m, &length);
   bool no_body = x->head_req || status == 204 || status == 304;
   if (no_body) {
-    const char *cl = h1_header(m, "Content-Length");
+    const char *cl = h1_known_header(m, H1_H_CONTENT_LENGTH);
     if (cl && status != 204) {
       head_add(p, "Content-Length: ", 16);
       head_str(p, cl);
@@ -1232,7 +1227,7 @@ static int on_request_head(void *owner, h1_msg *m) {
   uint64_t length = 0;
   if (h1_has_length(m, &length) && length > body_limit(c->p))
     return -1; /* 413, from client_parse(): the body is not read */
-  const char *expect = h1_header(m, "Expect");
+  const char *expect = h1_known_header(m, H1_H_EXPECT);
   if (expect && strcasecmp(expect, "100-continue") == 0)
     evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   c->body.n = 0;
@@ -1274,11 +1269,10 @@ static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *targ
   head_add(p, " HTTP/1.1\r\nHost: ", 17);
   head_str(p, p->up_hostport);
   head_add(p, "\r\n", 2);
-  const char *conn = h1_header(m, "Connection");
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
-    if (h1_hop_by_hop(h1_str(m, f->name), conn) || field_is(m, f, "Host", 4) ||
-        field_is(m, f, "Content-Length", 14) || field_is(m, f, "Expect", 6))
+    if (h1_field_hop_by_hop(m, f) || f->known == H1_H_HOST || f->known == H1_H_CONTENT_LENGTH ||
+        f->known == H1_H_EXPECT)
       continue;
     head_field(p, m, f);
   }
@@ -1316,8 +1310,8 @@ static void handle_request(cconn *c) {
   char path[PATH_MAX_BYTES + 1];
   request_path(m, path);
   int64_t ts_ms = mcpr_now_ms();
-  const char *sid = h1_header(m, "Mcp-Session-Id");
-  bool origin_ok = origin_allowed(p, h1_header(m, "Origin"));
+  const char *sid = h1_known_header(m, H1_H_MCP_SESSION_ID);
+  bool origin_ok = origin_allowed(p, h1_known_header(m, H1_H_ORIGIN));
   if (!origin_ok || p->draining) {
     x->ox = obs_begin(p->obs, h1_method(m), path, sid, c->body.p, c->body.n, ts_ms, t0);
     if (!origin_ok)
@@ -1366,7 +1360,7 @@ static void refuse_request(cconn *c) {
       x->keep_alive = false;
       char path[PATH_MAX_BYTES + 1];
       request_path(m, path);
-      x->ox = obs_begin(p->obs, h1_method(m), path, h1_header(m, "Mcp-Session-Id"), NULL, 0,
+      x->ox = obs_begin(p->obs, h1_method(m), path, h1_known_header(m, H1_H_MCP_SESSION_ID), NULL, 0,
                         mcpr_now_ms(), t0);
       fail(x, 413, -32600, "request body larger than max_request_body_size", NULL);
       return;
