@@ -86,8 +86,17 @@ static bool is_tchar(unsigned char c) {
 
 _Static_assert(H1_MAX_HEADERS < 256, "h1_msg.first holds 1 + a field's index in a byte");
 
+/* strncasecmp's answer (ASCII) for a literal name, without the call: a
+ * byte differing from lit's matches only as the other case of a letter. */
 static bool name_is(const char *name, size_t n, const char *lit, size_t lit_n) {
-  return n == lit_n && strncasecmp(name, lit, n) == 0;
+  if (n != lit_n)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = (unsigned char)name[i], l = (unsigned char)lit[i];
+    if (c != l && ((c | 0x20) != (l | 0x20) || (l | 0x20) - 'a' > 'z' - 'a'))
+      return false;
+  }
+  return true;
 }
 
 /* Which known header name[0..n) is: by length first, as most differ at once. */

@@ -69,12 +69,27 @@ static int hex(unsigned c) {
   return c >= 'a' && c <= 'f' ? (int)(c - 'a' + 10) : -1;
 }
 
+/* The bytes a string holds as they are: ASCII from 0x20 on but the quote
+ * and the backslash (one look-up a byte where there were five tests). */
+#define PLAIN_ROW(c)                                                                         \
+  ((c) >= 0x20 && (c) != '"' && (c) != '\\'), ((c) + 1 >= 0x20 && (c) + 1 != '"' && (c) + 1 != '\\'), \
+      ((c) + 2 >= 0x20 && (c) + 2 != '"' && (c) + 2 != '\\'), ((c) + 3 >= 0x20 && (c) + 3 != '"' && (c) + 3 != '\\')
+static const bool plain_byte[256] = {
+    PLAIN_ROW(0),   PLAIN_ROW(4),   PLAIN_ROW(8),   PLAIN_ROW(12),  PLAIN_ROW(16),  PLAIN_ROW(20),
+    PLAIN_ROW(24),  PLAIN_ROW(28),  PLAIN_ROW(32),  PLAIN_ROW(36),  PLAIN_ROW(40),  PLAIN_ROW(44),
+    PLAIN_ROW(48),  PLAIN_ROW(52),  PLAIN_ROW(56),  PLAIN_ROW(60),  PLAIN_ROW(64),  PLAIN_ROW(68),
+    PLAIN_ROW(72),  PLAIN_ROW(76),  PLAIN_ROW(80),  PLAIN_ROW(84),  PLAIN_ROW(88),  PLAIN_ROW(92),
+    PLAIN_ROW(96),  PLAIN_ROW(100), PLAIN_ROW(104), PLAIN_ROW(108), PLAIN_ROW(112), PLAIN_ROW(116),
+    PLAIN_ROW(120), PLAIN_ROW(124), /* 0x80 on: false (UTF-8, checked apart) */
+};
+#undef PLAIN_ROW
+
 /* s->p at the opening quote. */
 static mcpr__js_result check_string(scan *s) {
   const unsigned char *p = s->p + 1, *end = s->end;
   mcpr__js_result r = MCPR__JS_OK;
   for (;;) {
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+    while (p < end && plain_byte[*p])
       p++;
     if (p >= end || *p < 0x20)
       return MCPR__JS_BAD;
