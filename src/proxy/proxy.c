@@ -94,6 +94,9 @@
  * up again. */
 #define DNS_REUSE_MS 30000
 #define READ_CHUNK (64 * 1024)
+/* Exchanges kept for reuse, and the largest request buffer one keeps. */
+#define SPARE_EXCHANGES 1024
+#define SPARE_REQUEST_BYTES (16 * 1024)
 
 typedef struct exchange exchange;
 typedef struct cconn cconn;
@@ -174,6 +177,11 @@ struct mcpr_proxy {
   char rbuf[READ_CHUNK];
   mcpr__buf head; /* a head being written (head_add) */
   bool head_ok;
+  /* Exchanges over, kept for the next requests (no calloc and free per
+   * request): at most SPARE_EXCHANGES, their request buffers kept when
+   * small. */
+  exchange *spare;
+  size_t n_spare;
 };
 
 struct exchange {
@@ -183,7 +191,7 @@ struct exchange {
   obs_exchange *ox;
   bool head_req;
   bool keep_alive;        /* the client's connection stays open after */
-  struct evbuffer *request; /* for the upstream: head and body */
+  mcpr__buf request; /* for the upstream: head and body */
   bool started;           /* the client's response head was written */
   bool chunked_out;       /* the body goes to the client chunked */
   bool close_delimited;   /* ... or until the connection closes */
@@ -199,6 +207,7 @@ struct exchange {
   LIST_ENTRY(exchange) link; /* p->live */
   exchange *wait_next;
   bool waiting;
+  exchange *next_spare; /* p->spare */
 };
 
 static int64_t mono_us(void) {
@@ -547,9 +556,17 @@ static void live_remove(mcpr_proxy *p, exchange *x) {
 static exchange *exchange_new(cconn *c) {
   mcpr_proxy *p = c->p;
   h1_msg *m = &c->req;
-  exchange *x = calloc(1, sizeof *x);
-  if (!x)
+  exchange *x = p->spare;
+  if (x) {
+    p->spare = x->next_spare;
+    p->n_spare--;
+    mcpr__buf request = x->request;
+    memset(x, 0, sizeof *x);
+    x->request = request;
+    x->request.n = 0;
+  } else if (!(x = calloc(1, sizeof *x))) {
     return NULL;
+  }
   x->p = p;
   x->c = c;
   c->x = x;
@@ -568,6 +585,20 @@ static void request_path(const h1_msg *m, char path[static PATH_MAX_BYTES + 1]) 
   char *q = strchr(path, '?');
   if (q)
     *q = '\0';
+}
+
+/* x is over: kept for a next request, or freed. */
+static void exchange_free(mcpr_proxy *p, exchange *x) {
+  if (p->n_spare >= SPARE_EXCHANGES) {
+    mcpr__buf_release(&x->request);
+    free(x);
+    return;
+  }
+  if (x->request.cap > SPARE_REQUEST_BYTES)
+    mcpr__buf_release(&x->request);
+  x->next_spare = p->spare;
+  p->spare = x;
+  p->n_spare++;
 }
 
 static void wait_remove(mcpr_proxy *p, exchange *x) {
@@ -601,9 +632,7 @@ static void finish(exchange *x, const char *error_code, const char *error_msg, c
     alive = client_flush(c); /* the client has its answer before the event is made */
   }
   obs_end(x->ox, x->status, error_code, error_msg, note, mono_us());
-  if (x->request)
-    evbuffer_free(x->request);
-  free(x);
+  exchange_free(p, x);
   if (alive)
     client_resume(c);
   if (p->draining && p->n_live == 0)
@@ -656,8 +685,7 @@ static void uconn_start(uconn *u);
 
 /* The request into u's output (x->request is kept for one retry). */
 static void queue_request(exchange *x, uconn *u) {
-  size_t len = evbuffer_get_length(x->request);
-  evbuffer_add(u->out, evbuffer_pullup(x->request, (ev_ssize_t)len), len);
+  evbuffer_add(u->out, x->request.p, x->request.n);
 }
 
 static void dispatch(exchange *x, uconn *u) {
@@ -1249,7 +1277,6 @@ static bool method_has_body(const char *m) {
  * the upstream's path), end-to-end headers, Host, the body's length. */
 static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *target) {
   h1_msg *m = &c->req;
-  struct evbuffer *b = x->request;
   const char *q = strchr(target, '?');
   size_t plen = q ? (size_t)(q - target) : strlen(target);
   bool endpoint = (plen == 1 && target[0] == '/') ||
@@ -1282,7 +1309,15 @@ static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *targ
     head_add(p, "\r\n", 2);
   }
   head_add(p, "\r\n", 2);
-  return head_flush(p, b) && (!c->body.n || evbuffer_add(b, c->body.p, c->body.n) == 0);
+  /* the head gathered becomes the request, and the request's old room
+   * the next head's: nothing copied */
+  bool ok = p->head_ok;
+  mcpr__buf room = x->request;
+  x->request = p->head;
+  p->head = room;
+  p->head.n = 0;
+  p->head_ok = true;
+  return ok && mcpr__buf_add(&x->request, c->body.p, c->body.n);
 }
 
 static void handle_request(cconn *c) {
@@ -1297,12 +1332,6 @@ static void handle_request(cconn *c) {
     return;
   }
   exchange *x = exchange_new(c);
-  if (x && !(x->request = evbuffer_new())) {
-    live_remove(p, x);
-    c->x = NULL;
-    free(x);
-    x = NULL;
-  }
   if (!x) {
     client_reply_rpc_error(c, 503, NULL, -32603, "proxy out of memory", true);
     return;
@@ -1961,5 +1990,10 @@ void mcpr_proxy_free(mcpr_proxy *p) {
   free(p->listen_addr);
   free(p->admin_addr);
   mcpr__buf_release(&p->head);
+  for (exchange *x = p->spare, *next; x; x = next) {
+    next = x->next_spare;
+    mcpr__buf_release(&x->request);
+    free(x);
+  }
   free(p);
 }
