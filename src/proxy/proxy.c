@@ -153,7 +153,9 @@ struct mcpr_proxy {
   char up_host[256];
   int up_port;
   char up_hostport[300];
+  size_t up_hostport_len;
   char *up_path; /* "/mcp" */
+  size_t up_path_len;
   bool up_numeric;
   bool up_tls; /* https: OpenSSL over the same sockets */
   SSL_CTX *ssl_ctx;
@@ -581,10 +583,12 @@ static exchange *exchange_new(cconn *c) {
 
 /* The request's path: its target without the query. */
 static void request_path(const h1_msg *m, char path[static PATH_MAX_BYTES + 1]) {
-  snprintf(path, PATH_MAX_BYTES + 1, "%s", h1_target(m));
-  char *q = strchr(path, '?');
+  size_t n = m->target_len < PATH_MAX_BYTES ? m->target_len : PATH_MAX_BYTES;
+  const char *q = memchr(h1_target(m), '?', n);
   if (q)
-    *q = '\0';
+    n = (size_t)(q - h1_target(m));
+  memcpy(path, h1_target(m), n);
+  path[n] = '\0';
 }
 
 /* x is over: kept for a next request, or freed. */
@@ -1277,24 +1281,24 @@ static bool method_has_body(const char *m) {
  * the upstream's path), end-to-end headers, Host, the body's length. */
 static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *target) {
   h1_msg *m = &c->req;
-  const char *q = strchr(target, '?');
-  size_t plen = q ? (size_t)(q - target) : strlen(target);
+  const char *q = memchr(target, '?', m->target_len);
+  size_t plen = q ? (size_t)(q - target) : m->target_len;
   bool endpoint = (plen == 1 && target[0] == '/') ||
-                  (plen == strlen(p->up_path) && strncmp(target, p->up_path, plen) == 0);
+                  (plen == p->up_path_len && memcmp(target, p->up_path, plen) == 0);
   /* The MCP endpoint maps onto the upstream's path, with the client's
    * query; any other path (OAuth discovery under /.well-known/, ...) goes
    * to the upstream's origin unchanged. */
   head_str(p, h1_method(m));
   head_add(p, " ", 1);
   if (endpoint) {
-    head_str(p, p->up_path);
+    head_add(p, p->up_path, p->up_path_len);
     if (q)
-      head_str(p, q);
+      head_add(p, q, m->target_len - plen);
   } else {
-    head_str(p, target);
+    head_add(p, target, m->target_len);
   }
   head_add(p, " HTTP/1.1\r\nHost: ", 17);
-  head_str(p, p->up_hostport);
+  head_add(p, p->up_hostport, p->up_hostport_len);
   head_add(p, "\r\n", 2);
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
@@ -1327,7 +1331,7 @@ static void handle_request(cconn *c) {
   int64_t t0 = mono_us();
   const char *target = h1_target(m);
   bool keep_alive = h1_keep_alive(m) && !p->draining;
-  if (strlen(target) > PATH_MAX_BYTES) {
+  if (m->target_len > PATH_MAX_BYTES) {
     client_reply_rpc_error(c, 414, NULL, -32600, "request URI too long", !keep_alive);
     return;
   }
@@ -1650,11 +1654,13 @@ static mcpr_status parse_upstream(mcpr_proxy *p, mcpr_error *err) {
   bool v6 = strchr(host, ':') != NULL;
   snprintf(p->up_hostport, sizeof p->up_hostport, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
            p->up_port);
+  p->up_hostport_len = strlen(p->up_hostport);
   p->up_path = strdup(path && *path ? path : "/");
   if (!p->up_path) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
     goto out;
   }
+  p->up_path_len = strlen(p->up_path);
   /* A literal address is used as it is; a name is looked up when a
    * connection is opened (without blocking the loop), and again after
    * DNS_REUSE_MS. */
