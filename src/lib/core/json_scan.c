@@ -273,32 +273,48 @@ mcpr__js_result mcpr__js_check(const char *text, size_t len) {
 
 /* --- reading a checked text --- */
 
-/* Past the checked string whose opening quote is at p. */
-static const char *skip_string(const char *p, const char *end) {
-  for (const char *q = p + 1;; q++) {
-    q = memchr(q, '"', (size_t)(end - q));
-    size_t backslashes = 0;
-    while (q[-1 - (ptrdiff_t)backslashes] == '\\')
-      backslashes++;
-    if (backslashes % 2 == 0)
-      return q + 1;
+/* Past the checked string whose opening quote is at p; *escaped: it holds
+ * a backslash. A byte at a time, not memchr: the strings read here are
+ * mostly a few bytes long, shorter than memchr's set-up. */
+static const char *skip_string(const char *p, bool *escaped) {
+  const char *q = p + 1;
+  bool esc = false;
+  for (;;) {
+    if (*q == '"')
+      break;
+    if (*q == '\\') {
+      esc = true;
+      q += 2; /* the escaped byte cannot end the string */
+      continue;
+    }
+    q++;
   }
+  *escaped = esc;
+  return q + 1;
 }
+
+/* The bytes skip_value() stops at inside a container. */
+static const bool structural[256] = {['"'] = true, ['{'] = true, ['['] = true,
+                                     ['}'] = true, [']'] = true};
 
 /* Past the checked value at p. */
 static const char *skip_value(const char *p, const char *end) {
+  bool escaped;
   if (*p == '"')
-    return skip_string(p, end);
+    return skip_string(p, &escaped);
   if (*p != '{' && *p != '[') {
     while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
            *p != '\r' && *p != '\t')
       p++;
     return p;
   }
+  /* checked: the container closes before end, so the byte loops stop */
   int depth = 0;
   do {
+    while (!structural[(unsigned char)*p])
+      p++;
     if (*p == '"') {
-      p = skip_string(p, end);
+      p = skip_string(p, &escaped);
       continue;
     }
     if (*p == '{' || *p == '[')
@@ -339,9 +355,10 @@ bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__
   if (*p == '}')
     return true;
   for (;;) {
-    const char *k = p + 1, *k_end = skip_string(p, end) - 1;
+    bool escaped;
+    const char *k = p + 1, *k_end = skip_string(p, &escaped) - 1;
     size_t k_len = (size_t)(k_end - k);
-    if (memchr(k, '\\', k_len)) {
+    if (escaped) {
       for (size_t i = 0; i < n; i++)
         out[i] = (mcpr__js_span){NULL, 0};
       return false;
@@ -350,7 +367,8 @@ bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__
     p = ws(p, end);
     const char *val_end = skip_value(p, end);
     for (size_t i = 0; i < n; i++)
-      if (i < MAX_KEYS ? key_len[i] == k_len && memcmp(keys[i], k, k_len) == 0
+      if (i < MAX_KEYS ? key_len[i] == k_len && (k_len == 0 || keys[i][0] == k[0]) &&
+                             memcmp(keys[i], k, k_len) == 0
                        : strncmp(keys[i], k, k_len) == 0 && keys[i][k_len] == '\0')
         out[i] = (mcpr__js_span){p, (size_t)(val_end - p)};
     p = ws(val_end, end);
