@@ -273,23 +273,31 @@ mcpr__js_result mcpr__js_check(const char *text, size_t len) {
 
 /* --- reading a checked text --- */
 
-/* Past the checked string whose opening quote is at p; *escaped: it holds
- * a backslash. A byte at a time, not memchr: the strings read here are
- * mostly a few bytes long, shorter than memchr's set-up. */
-static const char *skip_string(const char *p, bool *escaped) {
+/* Past the checked string whose opening quote is at p; *escaped (when
+ * not NULL): it holds a backslash. Its first bytes are read one at a
+ * time, as most strings read here are shorter than memchr's set-up; a
+ * long or escaped one goes from quote to quote by memchr. */
+static const char *skip_string(const char *p, const char *end, bool *escaped) {
   const char *q = p + 1;
-  bool esc = false;
-  for (;;) {
-    if (*q == '"')
-      break;
-    if (*q == '\\') {
-      esc = true;
-      q += 2; /* the escaped byte cannot end the string */
-      continue;
+  for (const char *stop = q + 16; q < stop && q < end; q++) {
+    if (*q == '"') {
+      if (escaped)
+        *escaped = false;
+      return q + 1;
     }
-    q++;
+    if (*q == '\\')
+      break;
   }
-  *escaped = esc;
+  for (;; q++) {
+    q = memchr(q, '"', (size_t)(end - q));
+    size_t backslashes = 0;
+    while (q[-1 - (ptrdiff_t)backslashes] == '\\')
+      backslashes++;
+    if (backslashes % 2 == 0)
+      break;
+  }
+  if (escaped)
+    *escaped = memchr(p + 1, '\\', (size_t)(q - p - 1)) != NULL;
   return q + 1;
 }
 
@@ -299,9 +307,8 @@ static const bool structural[256] = {['"'] = true, ['{'] = true, ['['] = true,
 
 /* Past the checked value at p. */
 static const char *skip_value(const char *p, const char *end) {
-  bool escaped;
   if (*p == '"')
-    return skip_string(p, &escaped);
+    return skip_string(p, end, NULL);
   if (*p != '{' && *p != '[') {
     while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
            *p != '\r' && *p != '\t')
@@ -314,7 +321,7 @@ static const char *skip_value(const char *p, const char *end) {
     while (!structural[(unsigned char)*p])
       p++;
     if (*p == '"') {
-      p = skip_string(p, &escaped);
+      p = skip_string(p, end, NULL);
       continue;
     }
     if (*p == '{' || *p == '[')
@@ -356,7 +363,7 @@ bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__
     return true;
   for (;;) {
     bool escaped;
-    const char *k = p + 1, *k_end = skip_string(p, &escaped) - 1;
+    const char *k = p + 1, *k_end = skip_string(p, end, &escaped) - 1;
     size_t k_len = (size_t)(k_end - k);
     if (escaped) {
       for (size_t i = 0; i < n; i++)
