@@ -346,15 +346,9 @@ mcpr__js_span mcpr__js_root(const char *text, size_t len) {
   return (mcpr__js_span){p, (size_t)(end - p)};
 }
 
-#define MAX_KEYS 16
-
 bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__js_span *out) {
-  size_t key_len[MAX_KEYS];
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     out[i] = (mcpr__js_span){NULL, 0};
-    if (i < MAX_KEYS)
-      key_len[i] = strlen(keys[i]);
-  }
   if (!mcpr__js_is_object(v))
     return false;
   const char *p = v.p + 1, *end = v.p + v.n;
@@ -373,10 +367,12 @@ bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__
     p = ws(k_end + 1, end) + 1; /* past ':' */
     p = ws(p, end);
     const char *val_end = skip_value(p, end);
+    /* the first byte first: most keys differ there (and no strlen of the
+     * keys wanted, which every call made before) */
     for (size_t i = 0; i < n; i++)
-      if (i < MAX_KEYS ? key_len[i] == k_len && (k_len == 0 || keys[i][0] == k[0]) &&
-                             memcmp(keys[i], k, k_len) == 0
-                       : strncmp(keys[i], k, k_len) == 0 && keys[i][k_len] == '\0')
+      if (k_len == 0 ? keys[i][0] == '\0'
+                     : keys[i][0] == k[0] && strncmp(keys[i], k, k_len) == 0 &&
+                           keys[i][k_len] == '\0')
         out[i] = (mcpr__js_span){p, (size_t)(val_end - p)};
     p = ws(val_end, end);
     if (*p == '}')
