@@ -273,20 +273,21 @@ mcpr__js_result mcpr__js_check(const char *text, size_t len) {
 
 /* --- reading a checked text --- */
 
+static const bool quote_or_backslash[256] = {['"'] = true, ['\\'] = true};
+
 /* Past the checked string whose opening quote is at p; *escaped (when
  * not NULL): it holds a backslash. Its first bytes are read one at a
  * time, as most strings read here are shorter than memchr's set-up; a
  * long or escaped one goes from quote to quote by memchr. */
 static const char *skip_string(const char *p, const char *end, bool *escaped) {
   const char *q = p + 1;
-  for (const char *stop = q + 16; q < stop && q < end; q++) {
-    if (*q == '"') {
-      if (escaped)
-        *escaped = false;
-      return q + 1;
-    }
-    if (*q == '\\')
-      break;
+  /* checked: a quote ends the string, so reading stops there at the latest */
+  for (int i = 0; i < 16 && !quote_or_backslash[(unsigned char)*q]; i++)
+    q++;
+  if (*q == '"') {
+    if (escaped)
+      *escaped = false;
+    return q + 1;
   }
   for (;; q++) {
     q = memchr(q, '"', (size_t)(end - q));
