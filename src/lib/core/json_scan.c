@@ -273,56 +273,32 @@ mcpr__js_result mcpr__js_check(const char *text, size_t len) {
 
 /* --- reading a checked text --- */
 
-static const bool quote_or_backslash[256] = {['"'] = true, ['\\'] = true};
-
-/* Past the checked string whose opening quote is at p; *escaped (when
- * not NULL): it holds a backslash. Its first bytes are read one at a
- * time, as most strings read here are shorter than memchr's set-up; a
- * long or escaped one goes from quote to quote by memchr. */
-static const char *skip_string(const char *p, const char *end, bool *escaped) {
-  const char *q = p + 1;
-  /* checked: a quote ends the string, so reading stops there at the latest */
-  for (int i = 0; i < 16 && !quote_or_backslash[(unsigned char)*q]; i++)
-    q++;
-  if (*q == '"') {
-    if (escaped)
-      *escaped = false;
-    return q + 1;
-  }
-  for (;; q++) {
+/* Past the checked string whose opening quote is at p. */
+static const char *skip_string(const char *p, const char *end) {
+  for (const char *q = p + 1;; q++) {
     q = memchr(q, '"', (size_t)(end - q));
     size_t backslashes = 0;
     while (q[-1 - (ptrdiff_t)backslashes] == '\\')
       backslashes++;
     if (backslashes % 2 == 0)
-      break;
+      return q + 1;
   }
-  if (escaped)
-    *escaped = memchr(p + 1, '\\', (size_t)(q - p - 1)) != NULL;
-  return q + 1;
 }
-
-/* The bytes skip_value() stops at inside a container. */
-static const bool structural[256] = {['"'] = true, ['{'] = true, ['['] = true,
-                                     ['}'] = true, [']'] = true};
 
 /* Past the checked value at p. */
 static const char *skip_value(const char *p, const char *end) {
   if (*p == '"')
-    return skip_string(p, end, NULL);
+    return skip_string(p, end);
   if (*p != '{' && *p != '[') {
     while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
            *p != '\r' && *p != '\t')
       p++;
     return p;
   }
-  /* checked: the container closes before end, so the byte loops stop */
   int depth = 0;
   do {
-    while (!structural[(unsigned char)*p])
-      p++;
     if (*p == '"') {
-      p = skip_string(p, end, NULL);
+      p = skip_string(p, end);
       continue;
     }
     if (*p == '{' || *p == '[')
@@ -357,10 +333,9 @@ bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__
   if (*p == '}')
     return true;
   for (;;) {
-    bool escaped;
-    const char *k = p + 1, *k_end = skip_string(p, end, &escaped) - 1;
+    const char *k = p + 1, *k_end = skip_string(p, end) - 1;
     size_t k_len = (size_t)(k_end - k);
-    if (escaped) {
+    if (memchr(k, '\\', k_len)) {
       for (size_t i = 0; i < n; i++)
         out[i] = (mcpr__js_span){NULL, 0};
       return false;
