@@ -84,6 +84,60 @@ static bool is_tchar(unsigned char c) {
          (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+_Static_assert(H1_MAX_HEADERS < 256, "h1_msg.first holds 1 + a field's index in a byte");
+
+/* strncasecmp's answer (ASCII) for a literal name, without the call: a
+ * byte differing from lit's matches only as the other case of a letter. */
+static bool name_is(const char *name, size_t n, const char *lit, size_t lit_n) {
+  if (n != lit_n)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = (unsigned char)name[i], l = (unsigned char)lit[i];
+    if (c != l && ((c | 0x20) != (l | 0x20) || (l | 0x20) - 'a' > 'z' - 'a'))
+      return false;
+  }
+  return true;
+}
+
+/* Which known header name[0..n) is: by length first, as most differ at once. */
+static h1_known known_header(const char *name, size_t n) {
+  switch (n) {
+  case 2: return name_is(name, n, "TE", 2) ? H1_H_TE : H1_H_OTHER;
+  case 4: return name_is(name, n, "Host", 4) ? H1_H_HOST : H1_H_OTHER;
+  case 6:
+    if (name_is(name, n, "Expect", 6))
+      return H1_H_EXPECT;
+    return name_is(name, n, "Origin", 6) ? H1_H_ORIGIN : H1_H_OTHER;
+  case 7:
+    if (name_is(name, n, "Upgrade", 7))
+      return H1_H_UPGRADE;
+    return name_is(name, n, "Trailer", 7) ? H1_H_TRAILER : H1_H_OTHER;
+  case 8: return name_is(name, n, "Trailers", 8) ? H1_H_TRAILERS : H1_H_OTHER;
+  case 10:
+    if (name_is(name, n, "Connection", 10))
+      return H1_H_CONNECTION;
+    return name_is(name, n, "Keep-Alive", 10) ? H1_H_KEEP_ALIVE : H1_H_OTHER;
+  case 12: return name_is(name, n, "Content-Type", 12) ? H1_H_CONTENT_TYPE : H1_H_OTHER;
+  case 14:
+    if (name_is(name, n, "Content-Length", 14))
+      return H1_H_CONTENT_LENGTH;
+    return name_is(name, n, "Mcp-Session-Id", 14) ? H1_H_MCP_SESSION_ID : H1_H_OTHER;
+  case 17: return name_is(name, n, "Transfer-Encoding", 17) ? H1_H_TRANSFER_ENCODING : H1_H_OTHER;
+  default: return H1_H_OTHER;
+  }
+}
+
+/* Hop-by-hop by name alone: as h1_hop_by_hop() with no Connection list. */
+static bool known_hop(h1_known k, const char *name, size_t n) {
+  switch (k) {
+  case H1_H_TE: case H1_H_TRAILER: case H1_H_TRAILERS: case H1_H_UPGRADE: case H1_H_CONNECTION:
+  case H1_H_KEEP_ALIVE: case H1_H_TRANSFER_ENCODING:
+    return true;
+  default:
+    return n >= 6 && (name[0] | 0x20) == 'p' && strncasecmp(name, "Proxy-", 6) == 0;
+  }
+}
+
 /* The fields picohttpparser found in a section that begins at off in the
  * buffer parsed (p), appended to the list. false: an obs-fold line. */
 static bool add_fields(h1_msg *m, const struct phr_header *h, size_t nh, const char *p, size_t off) {
@@ -98,6 +152,11 @@ static bool add_fields(h1_msg *m, const struct phr_header *h, size_t nh, const c
     f->name_len = (uint32_t)h[i].name_len;
     f->value = (uint32_t)(off + (size_t)(h[i].value - p));
     f->value_len = (uint32_t)vlen;
+    h1_known k = known_header(h[i].name, h[i].name_len);
+    f->known = (uint8_t)k;
+    f->hop = known_hop(k, h[i].name, h[i].name_len);
+    if (k != H1_H_OTHER && !m->first[k])
+      m->first[k] = (uint8_t)m->n_fields; /* 1 + its index: n_fields counts it already */
   }
   return true;
 }
@@ -131,6 +190,7 @@ static int parse_head(h1_msg *m, const char *p, size_t n, h1_error *kind) {
   *kind = H1_E_SYNTAX;
   m->why = "malformed message head";
   m->n_fields = 0;
+  memset(m->first, 0, sizeof m->first);
   if (m->type == H1_REQUEST) {
     const char *method, *path;
     size_t method_len, path_len;
@@ -248,39 +308,35 @@ static bool head_parsed(h1_msg *m) {
   unsigned te_chunked = 0;
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
-    const char *name = h1_str(m, f->name), *value = h1_str(m, f->value), *e;
+    const char *value = h1_str(m, f->value), *e;
     size_t n;
-    switch (f->name_len) {
-    case 14:
-      if (strcasecmp(name, "Content-Length") == 0) {
-        uint64_t length;
-        if (!parse_length(value, f->value_len, &length))
-          return fail(m, H1_E_SYNTAX, "invalid Content-Length");
-        if (m->has_length && length != m->length)
-          return fail(m, H1_E_SYNTAX, "differing Content-Length values");
-        m->has_length = true;
-        m->length = length;
+    switch (f->known) {
+    case H1_H_CONTENT_LENGTH: {
+      uint64_t length;
+      if (!parse_length(value, f->value_len, &length))
+        return fail(m, H1_E_SYNTAX, "invalid Content-Length");
+      if (m->has_length && length != m->length)
+        return fail(m, H1_E_SYNTAX, "differing Content-Length values");
+      m->has_length = true;
+      m->length = length;
+      break;
+    }
+    case H1_H_TRANSFER_ENCODING:
+      te = true;
+      while (list_next(&value, &e, &n)) {
+        te_chunked_last = elem_is(e, n, "chunked");
+        te_chunked += te_chunked_last;
       }
       break;
-    case 17:
-      if (strcasecmp(name, "Transfer-Encoding") == 0) {
-        te = true;
-        while (list_next(&value, &e, &n)) {
-          te_chunked_last = elem_is(e, n, "chunked");
-          te_chunked += te_chunked_last;
-        }
+    case H1_H_CONNECTION:
+      while (list_next(&value, &e, &n)) {
+        conn_close |= elem_is(e, n, "close");
+        conn_keep |= elem_is(e, n, "keep-alive");
+        conn_upgrade |= elem_is(e, n, "upgrade");
       }
       break;
-    case 10:
-      if (strcasecmp(name, "Connection") == 0) {
-        while (list_next(&value, &e, &n)) {
-          conn_close |= elem_is(e, n, "close");
-          conn_keep |= elem_is(e, n, "keep-alive");
-          conn_upgrade |= elem_is(e, n, "upgrade");
-        }
-      }
-      break;
-    case 7: upgrade |= strcasecmp(name, "Upgrade") == 0; break;
+    case H1_H_UPGRADE: upgrade = true; break;
+    default: break;
     }
   }
   /* RFC 9112 §6.1 and §6.3: a message with both is refused (a front end
@@ -530,6 +586,7 @@ static void clear_message(h1_msg *m) {
   m->end_in = false;
   m->method = m->target = m->target_len = m->reason = m->reason_len = 0;
   m->n_fields = 0;
+  memset(m->first, 0, sizeof m->first);
   m->status = m->minor_version = 0;
   m->state = H1_S_HEAD;
   m->left = 0;
@@ -606,6 +663,9 @@ int h1_status(const h1_msg *m) { return m->status; }
 
 const char *h1_header(const h1_msg *m, const char *name) {
   size_t n = strlen(name);
+  h1_known k = known_header(name, n);
+  if (k != H1_H_OTHER)
+    return h1_known_header(m, k);
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
     if (f->name_len == n && strncasecmp(m->text.p + f->name, name, n) == 0)
@@ -638,6 +698,27 @@ const char *h1_error_text(const h1_msg *m) {
   return "unknown error";
 }
 
+static bool in_connection_list(const char *name, size_t n, const char *connection_value) {
+  for (const char *s = connection_value; *s;) {
+    while (*s == ' ' || *s == ',' || *s == '\t')
+      s++;
+    const char *e = s;
+    while (*e && *e != ',' && *e != ' ' && *e != '\t')
+      e++;
+    if ((size_t)(e - s) == n && strncasecmp(s, name, n) == 0)
+      return true;
+    s = e;
+  }
+  return false;
+}
+
+bool h1_field_hop_by_hop(const h1_msg *m, const h1_field *f) {
+  if (f->hop)
+    return true;
+  const char *conn = h1_known_header(m, H1_H_CONNECTION);
+  return conn && in_connection_list(h1_str(m, f->name), f->name_len, conn);
+}
+
 bool h1_hop_by_hop(const char *name, const char *connection_value) {
   /* by length first: every header of every message passes here */
   size_t n = strlen(name);
@@ -653,17 +734,5 @@ bool h1_hop_by_hop(const char *name, const char *connection_value) {
     return true;
   if (n >= 6 && (name[0] | 0x20) == 'p' && strncasecmp(name, "Proxy-", 6) == 0)
     return true;
-  if (connection_value) {
-    for (const char *s = connection_value; *s;) {
-      while (*s == ' ' || *s == ',' || *s == '\t')
-        s++;
-      const char *e = s;
-      while (*e && *e != ',' && *e != ' ' && *e != '\t')
-        e++;
-      if ((size_t)(e - s) == n && strncasecmp(s, name, n) == 0)
-        return true;
-      s = e;
-    }
-  }
-  return false;
+  return connection_value && in_connection_list(name, n, connection_value);
 }

@@ -71,8 +71,30 @@ typedef struct h1_hooks {
   int (*on_body)(void *owner, const char *data, size_t len);
 } h1_hooks;
 
+/* The headers the framing and the proxy read, recognized once per field
+ * as the head is parsed (names compared once, not at every look-up). */
+typedef enum h1_known {
+  H1_H_OTHER = 0,
+  H1_H_CONTENT_LENGTH,
+  H1_H_TRANSFER_ENCODING,
+  H1_H_CONNECTION,
+  H1_H_UPGRADE,
+  H1_H_CONTENT_TYPE,
+  H1_H_MCP_SESSION_ID,
+  H1_H_EXPECT,
+  H1_H_ORIGIN,
+  H1_H_HOST,
+  H1_H_TE,
+  H1_H_TRAILER,
+  H1_H_TRAILERS,
+  H1_H_KEEP_ALIVE,
+  H1_H_COUNT
+} h1_known;
+
 typedef struct h1_field {
   uint32_t name, name_len, value, value_len; /* offsets into text */
+  uint8_t known; /* h1_known */
+  bool hop;      /* hop-by-hop by its name (Connection's list aside) */
 } h1_field;
 
 struct h1_msg {
@@ -89,6 +111,7 @@ struct h1_msg {
   uint32_t method, target, target_len, reason, reason_len;
   h1_field fields[H1_MAX_HEADERS];
   size_t n_fields;
+  uint8_t first[H1_H_COUNT]; /* 1 + the index of the first field of each kind; 0: none */
   int status, minor_version;
   h1_state state;
   uint64_t left;  /* body bytes left: of the Content-Length, or the chunk */
@@ -128,6 +151,10 @@ const char *h1_method(const h1_msg *m);
 int h1_status(const h1_msg *m);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *h1_header(const h1_msg *m, const char *name);
+/* The same for a header recognized at parse time (borrowed, or NULL). */
+static inline const char *h1_known_header(const h1_msg *m, h1_known h) {
+  return m->first[h] ? m->text.p + m->fields[m->first[h] - 1].value : NULL;
+}
 bool h1_keep_alive(const h1_msg *m);
 /* The connection carries no other message after this one (the owner saw
  * bytes past it that it will not read). */
@@ -142,5 +169,7 @@ const char *h1_error_text(const h1_msg *m);
 /* Hop-by-hop header (RFC 9110 §7.6.1), including those the message's own
  * Connection header lists. */
 bool h1_hop_by_hop(const char *name, const char *connection_value);
+/* h1_hop_by_hop() of one of m's fields, with m's Connection header. */
+bool h1_field_hop_by_hop(const h1_msg *m, const h1_field *f);
 
 #endif

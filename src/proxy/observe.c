@@ -41,6 +41,7 @@
 #define SESSION_BUCKETS 1024
 #define MAX_SESSIONS 100000
 #define ERROR_MSG_MAX 512
+#define SPARE_EXCHANGES 1024
 
 /* false: every body is read with jansson (the fuzz target runs both ways
  * and compares the events). */
@@ -81,6 +82,10 @@ struct obs {
   char schema_hash[N_SCHEMA_METHODS][65];
   list_pages pages[N_SCHEMA_METHODS];
   obs_stats stats;
+  /* Exchanges over, kept for the next (no calloc and free per request),
+   * at most SPARE_EXCHANGES. */
+  obs_exchange *spare;
+  size_t n_spare;
 };
 
 typedef struct call {
@@ -110,13 +115,14 @@ struct obs_exchange {
   int status;
   bool sse, json;
   call *calls;
-  size_t n_calls;
-  char *first_id;
+  size_t n_calls, calls_cap;
+  const char *first_id; /* a call's id (borrowed from calls) */
   char *body; /* bounded copy of a JSON response */
   size_t body_len;
   bool body_over;
   int64_t response_bytes;
   sse_parser sp;
+  obs_exchange *next_spare; /* o->spare */
 };
 
 /* --- small helpers --- */
@@ -275,6 +281,11 @@ void obs_free(obs *o) {
     }
   for (size_t i = 0; i < N_SCHEMA_METHODS; i++)
     pages_reset(&o->pages[i]);
+  for (obs_exchange *x = o->spare, *next; x; x = next) {
+    next = x->next_spare;
+    free(x->calls);
+    free(x);
+  }
   free(o->proxy_name);
   free(o->upstream_url);
   free(o);
@@ -409,11 +420,39 @@ static bool fast_request(obs_exchange *x, const char *body, size_t len) {
   return true;
 }
 
+/* A cleared exchange: a spare one (its calls kept), else a new one. */
+static obs_exchange *exchange_take(obs *o) {
+  obs_exchange *x = o->spare;
+  if (!x)
+    return calloc(1, sizeof *x);
+  o->spare = x->next_spare;
+  o->n_spare--;
+  call *calls = x->calls;
+  size_t cap = x->calls_cap;
+  memset(x, 0, sizeof *x);
+  x->calls = calls;
+  x->calls_cap = cap;
+  memset(calls, 0, cap * sizeof *calls);
+  return x;
+}
+
+/* x's own strings are freed: kept for a next exchange, or freed. */
+static void exchange_give(obs *o, obs_exchange *x) {
+  if (o->n_spare >= SPARE_EXCHANGES || x->calls_cap != 1) {
+    free(x->calls);
+    free(x);
+    return;
+  }
+  x->next_spare = o->spare;
+  o->spare = x;
+  o->n_spare++;
+}
+
 obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const char *session_id,
                         const char *body, size_t len, int64_t ts_ms, int64_t now_us) {
   if (!o)
     return NULL;
-  obs_exchange *x = calloc(1, sizeof *x);
+  obs_exchange *x = exchange_take(o);
   if (!x)
     return NULL;
   x->o = o;
@@ -424,16 +463,18 @@ obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const
   x->ts_ms = ts_ms;
   x->t0_us = now_us;
   x->t_up_us = -1;
-  x->calls = calloc(1, sizeof *x->calls);
   if (!x->calls) {
-    free(x->path);
-    free(x->req_session);
-    free(x);
-    return NULL;
+    if (!(x->calls = calloc(1, sizeof *x->calls))) {
+      free(x->path);
+      free(x->req_session);
+      free(x);
+      return NULL;
+    }
+    x->calls_cap = 1;
   }
   if (fast_request(x, body, len)) {
-    if (x->n_calls && x->calls[0].id)
-      x->first_id = strdup(x->calls[0].id); /* NULL reads as "null" */
+    if (x->n_calls)
+      x->first_id = x->calls[0].id; /* NULL reads as "null" */
     return x;
   }
   json_t *root = len ? json_loadb(body, len, 0, NULL) : NULL;
@@ -449,6 +490,7 @@ obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const
       return NULL;
     }
     x->calls = more;
+    x->calls_cap = n;
     memset(x->calls, 0, n * sizeof *x->calls);
   }
   if (json_is_object(root)) {
@@ -477,7 +519,7 @@ obs_exchange *obs_begin(obs *o, const char *http_method, const char *path, const
   }
   for (size_t i = 0; i < x->n_calls && !x->first_id; i++)
     if (x->calls[i].id)
-      x->first_id = strdup(x->calls[i].id);
+      x->first_id = x->calls[i].id;
   json_decref(root);
   return x;
 }
@@ -997,13 +1039,11 @@ void obs_end(obs_exchange *x, int status, const char *error_code, const char *er
   }
   for (size_t i = 0; i < x->n_calls; i++)
     call_release(&x->calls[i]);
-  free(x->calls);
-  free(x->first_id);
   free(x->path);
   free(x->req_session);
   free(x->resp_session);
   free(x->body);
   free(x->sp.line);
   free(x->sp.data);
-  free(x);
+  exchange_give(o, x);
 }

@@ -94,6 +94,9 @@
  * up again. */
 #define DNS_REUSE_MS 30000
 #define READ_CHUNK (64 * 1024)
+/* Exchanges kept for reuse, and the largest request buffer one keeps. */
+#define SPARE_EXCHANGES 1024
+#define SPARE_REQUEST_BYTES (16 * 1024)
 
 typedef struct exchange exchange;
 typedef struct cconn cconn;
@@ -150,7 +153,9 @@ struct mcpr_proxy {
   char up_host[256];
   int up_port;
   char up_hostport[300];
+  size_t up_hostport_len;
   char *up_path; /* "/mcp" */
+  size_t up_path_len;
   bool up_numeric;
   bool up_tls; /* https: OpenSSL over the same sockets */
   SSL_CTX *ssl_ctx;
@@ -174,6 +179,11 @@ struct mcpr_proxy {
   char rbuf[READ_CHUNK];
   mcpr__buf head; /* a head being written (head_add) */
   bool head_ok;
+  /* Exchanges over, kept for the next requests (no calloc and free per
+   * request): at most SPARE_EXCHANGES, their request buffers kept when
+   * small. */
+  exchange *spare;
+  size_t n_spare;
 };
 
 struct exchange {
@@ -183,7 +193,7 @@ struct exchange {
   obs_exchange *ox;
   bool head_req;
   bool keep_alive;        /* the client's connection stays open after */
-  struct evbuffer *request; /* for the upstream: head and body */
+  mcpr__buf request; /* for the upstream: head and body */
   bool started;           /* the client's response head was written */
   bool chunked_out;       /* the body goes to the client chunked */
   bool close_delimited;   /* ... or until the connection closes */
@@ -199,6 +209,7 @@ struct exchange {
   LIST_ENTRY(exchange) link; /* p->live */
   exchange *wait_next;
   bool waiting;
+  exchange *next_spare; /* p->spare */
 };
 
 static int64_t mono_us(void) {
@@ -547,9 +558,17 @@ static void live_remove(mcpr_proxy *p, exchange *x) {
 static exchange *exchange_new(cconn *c) {
   mcpr_proxy *p = c->p;
   h1_msg *m = &c->req;
-  exchange *x = calloc(1, sizeof *x);
-  if (!x)
+  exchange *x = p->spare;
+  if (x) {
+    p->spare = x->next_spare;
+    p->n_spare--;
+    mcpr__buf request = x->request;
+    memset(x, 0, sizeof *x);
+    x->request = request;
+    x->request.n = 0;
+  } else if (!(x = calloc(1, sizeof *x))) {
     return NULL;
+  }
   x->p = p;
   x->c = c;
   c->x = x;
@@ -564,10 +583,26 @@ static exchange *exchange_new(cconn *c) {
 
 /* The request's path: its target without the query. */
 static void request_path(const h1_msg *m, char path[static PATH_MAX_BYTES + 1]) {
-  snprintf(path, PATH_MAX_BYTES + 1, "%s", h1_target(m));
-  char *q = strchr(path, '?');
+  size_t n = m->target_len < PATH_MAX_BYTES ? m->target_len : PATH_MAX_BYTES;
+  const char *q = memchr(h1_target(m), '?', n);
   if (q)
-    *q = '\0';
+    n = (size_t)(q - h1_target(m));
+  memcpy(path, h1_target(m), n);
+  path[n] = '\0';
+}
+
+/* x is over: kept for a next request, or freed. */
+static void exchange_free(mcpr_proxy *p, exchange *x) {
+  if (p->n_spare >= SPARE_EXCHANGES) {
+    mcpr__buf_release(&x->request);
+    free(x);
+    return;
+  }
+  if (x->request.cap > SPARE_REQUEST_BYTES)
+    mcpr__buf_release(&x->request);
+  x->next_spare = p->spare;
+  p->spare = x;
+  p->n_spare++;
 }
 
 static void wait_remove(mcpr_proxy *p, exchange *x) {
@@ -601,9 +636,7 @@ static void finish(exchange *x, const char *error_code, const char *error_msg, c
     alive = client_flush(c); /* the client has its answer before the event is made */
   }
   obs_end(x->ox, x->status, error_code, error_msg, note, mono_us());
-  if (x->request)
-    evbuffer_free(x->request);
-  free(x);
+  exchange_free(p, x);
   if (alive)
     client_resume(c);
   if (p->draining && p->n_live == 0)
@@ -656,8 +689,7 @@ static void uconn_start(uconn *u);
 
 /* The request into u's output (x->request is kept for one retry). */
 static void queue_request(exchange *x, uconn *u) {
-  size_t len = evbuffer_get_length(x->request);
-  evbuffer_add(u->out, evbuffer_pullup(x->request, (ev_ssize_t)len), len);
+  evbuffer_add(u->out, x->request.p, x->request.n);
 }
 
 static void dispatch(exchange *x, uconn *u) {
@@ -1091,7 +1123,9 @@ static void on_up_read(evutil_socket_t fd, short what, void *arg) {
  * evbuffer_add where there were a dozen, and no printf: callgrind counted
  * the two heads of an exchange at a sixth of the loop's instructions) --- */
 
-static void head_add(mcpr_proxy *p, const char *s, size_t n) {
+/* inline: most pieces are literals of a known length, and a memcpy of a
+ * constant two bytes is then a store, not a call */
+static inline void head_add(mcpr_proxy *p, const char *s, size_t n) {
   if (!mcpr__buf_add(&p->head, s, n))
     p->head_ok = false;
 }
@@ -1109,6 +1143,19 @@ static void head_uint(mcpr_proxy *p, uint64_t v, unsigned base) {
 
 /* "Name: value\r\n" of a received header, as received. */
 static void head_field(mcpr_proxy *p, const h1_msg *m, const h1_field *f) {
+  mcpr__buf *b = &p->head;
+  size_t n = (size_t)f->name_len + f->value_len + 4;
+  if (b->n + n + 1 <= b->cap) { /* room for it all: two copies, not four adds */
+    char *d = b->p + b->n;
+    memcpy(d, h1_str(m, f->name), f->name_len);
+    d += f->name_len;
+    memcpy(d, ": ", 2);
+    memcpy(d + 2, h1_str(m, f->value), f->value_len);
+    d += 2 + f->value_len;
+    memcpy(d, "\r\n", 3); /* and the NUL the buffer keeps */
+    b->n += n;
+    return;
+  }
   head_add(p, h1_str(m, f->name), f->name_len);
   head_add(p, ": ", 2);
   head_add(p, h1_str(m, f->value), f->value_len);
@@ -1124,11 +1171,6 @@ static bool head_flush(mcpr_proxy *p, struct evbuffer *out) {
   return ok;
 }
 
-/* A received header named name (its length known: most differ at once). */
-static bool field_is(const h1_msg *m, const h1_field *f, const char *name, size_t len) {
-  return f->name_len == len && strncasecmp(h1_str(m, f->name), name, len) == 0;
-}
-
 /* The upstream's head: the client's is written at once. */
 static int on_response_head(void *owner, h1_msg *m) {
   uconn *u = owner;
@@ -1138,7 +1180,8 @@ static int on_response_head(void *owner, h1_msg *m) {
   bool interim = status >= 100 && status < 200;
   if (!interim) {
     x->status = status;
-    obs_response_start(x->ox, status, h1_header(m, "Content-Type"), h1_header(m, "Mcp-Session-Id"),
+    obs_response_start(x->ox, status, h1_known_header(m, H1_H_CONTENT_TYPE),
+                       h1_known_header(m, H1_H_MCP_SESSION_ID),
                        mono_us());
   }
   cconn *c = x->c;
@@ -1160,10 +1203,9 @@ static int on_response_head(void *owner, h1_msg *m) {
   head_add(p, " ", 1);
   head_str(p, *reason || status != 200 ? reason : "OK");
   head_add(p, "\r\n", 2);
-  const char *conn = h1_header(m, "Connection");
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
-    if (h1_hop_by_hop(h1_str(m, f->name), conn) || field_is(m, f, "Content-Length", 14))
+    if (h1_field_hop_by_hop(m, f) || f->known == H1_H_CONTENT_LENGTH)
       continue;
     head_field(p, m, f);
   }
@@ -1175,7 +1217,7 @@ static int on_response_head(void *owner, h1_msg *m) {
   bool has_length = h1_has_length(m, &length);
   bool no_body = x->head_req || status == 204 || status == 304;
   if (no_body) {
-    const char *cl = h1_header(m, "Content-Length");
+    const char *cl = h1_known_header(m, H1_H_CONTENT_LENGTH);
     if (cl && status != 204) {
       head_add(p, "Content-Length: ", 16);
       head_str(p, cl);
@@ -1232,7 +1274,7 @@ static int on_request_head(void *owner, h1_msg *m) {
   uint64_t length = 0;
   if (h1_has_length(m, &length) && length > body_limit(c->p))
     return -1; /* 413, from client_parse(): the body is not read */
-  const char *expect = h1_header(m, "Expect");
+  const char *expect = h1_known_header(m, H1_H_EXPECT);
   if (expect && strcasecmp(expect, "100-continue") == 0)
     evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   c->body.n = 0;
@@ -1254,31 +1296,29 @@ static bool method_has_body(const char *m) {
  * the upstream's path), end-to-end headers, Host, the body's length. */
 static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *target) {
   h1_msg *m = &c->req;
-  struct evbuffer *b = x->request;
-  const char *q = strchr(target, '?');
-  size_t plen = q ? (size_t)(q - target) : strlen(target);
+  const char *q = memchr(target, '?', m->target_len);
+  size_t plen = q ? (size_t)(q - target) : m->target_len;
   bool endpoint = (plen == 1 && target[0] == '/') ||
-                  (plen == strlen(p->up_path) && strncmp(target, p->up_path, plen) == 0);
+                  (plen == p->up_path_len && memcmp(target, p->up_path, plen) == 0);
   /* The MCP endpoint maps onto the upstream's path, with the client's
    * query; any other path (OAuth discovery under /.well-known/, ...) goes
    * to the upstream's origin unchanged. */
   head_str(p, h1_method(m));
   head_add(p, " ", 1);
   if (endpoint) {
-    head_str(p, p->up_path);
+    head_add(p, p->up_path, p->up_path_len);
     if (q)
-      head_str(p, q);
+      head_add(p, q, m->target_len - plen);
   } else {
-    head_str(p, target);
+    head_add(p, target, m->target_len);
   }
   head_add(p, " HTTP/1.1\r\nHost: ", 17);
-  head_str(p, p->up_hostport);
+  head_add(p, p->up_hostport, p->up_hostport_len);
   head_add(p, "\r\n", 2);
-  const char *conn = h1_header(m, "Connection");
   for (size_t i = 0; i < m->n_fields; i++) {
     const h1_field *f = &m->fields[i];
-    if (h1_hop_by_hop(h1_str(m, f->name), conn) || field_is(m, f, "Host", 4) ||
-        field_is(m, f, "Content-Length", 14) || field_is(m, f, "Expect", 6))
+    if (h1_field_hop_by_hop(m, f) || f->known == H1_H_HOST || f->known == H1_H_CONTENT_LENGTH ||
+        f->known == H1_H_EXPECT)
       continue;
     head_field(p, m, f);
   }
@@ -1288,7 +1328,15 @@ static bool build_request(mcpr_proxy *p, exchange *x, cconn *c, const char *targ
     head_add(p, "\r\n", 2);
   }
   head_add(p, "\r\n", 2);
-  return head_flush(p, b) && (!c->body.n || evbuffer_add(b, c->body.p, c->body.n) == 0);
+  /* the head gathered becomes the request, and the request's old room
+   * the next head's: nothing copied */
+  bool ok = p->head_ok;
+  mcpr__buf room = x->request;
+  x->request = p->head;
+  p->head = room;
+  p->head.n = 0;
+  p->head_ok = true;
+  return ok && mcpr__buf_add(&x->request, c->body.p, c->body.n);
 }
 
 static void handle_request(cconn *c) {
@@ -1298,17 +1346,11 @@ static void handle_request(cconn *c) {
   int64_t t0 = mono_us();
   const char *target = h1_target(m);
   bool keep_alive = h1_keep_alive(m) && !p->draining;
-  if (strlen(target) > PATH_MAX_BYTES) {
+  if (m->target_len > PATH_MAX_BYTES) {
     client_reply_rpc_error(c, 414, NULL, -32600, "request URI too long", !keep_alive);
     return;
   }
   exchange *x = exchange_new(c);
-  if (x && !(x->request = evbuffer_new())) {
-    live_remove(p, x);
-    c->x = NULL;
-    free(x);
-    x = NULL;
-  }
   if (!x) {
     client_reply_rpc_error(c, 503, NULL, -32603, "proxy out of memory", true);
     return;
@@ -1316,8 +1358,8 @@ static void handle_request(cconn *c) {
   char path[PATH_MAX_BYTES + 1];
   request_path(m, path);
   int64_t ts_ms = mcpr_now_ms();
-  const char *sid = h1_header(m, "Mcp-Session-Id");
-  bool origin_ok = origin_allowed(p, h1_header(m, "Origin"));
+  const char *sid = h1_known_header(m, H1_H_MCP_SESSION_ID);
+  bool origin_ok = origin_allowed(p, h1_known_header(m, H1_H_ORIGIN));
   if (!origin_ok || p->draining) {
     x->ox = obs_begin(p->obs, h1_method(m), path, sid, c->body.p, c->body.n, ts_ms, t0);
     if (!origin_ok)
@@ -1366,7 +1408,7 @@ static void refuse_request(cconn *c) {
       x->keep_alive = false;
       char path[PATH_MAX_BYTES + 1];
       request_path(m, path);
-      x->ox = obs_begin(p->obs, h1_method(m), path, h1_header(m, "Mcp-Session-Id"), NULL, 0,
+      x->ox = obs_begin(p->obs, h1_method(m), path, h1_known_header(m, H1_H_MCP_SESSION_ID), NULL, 0,
                         mcpr_now_ms(), t0);
       fail(x, 413, -32600, "request body larger than max_request_body_size", NULL);
       return;
@@ -1627,11 +1669,13 @@ static mcpr_status parse_upstream(mcpr_proxy *p, mcpr_error *err) {
   bool v6 = strchr(host, ':') != NULL;
   snprintf(p->up_hostport, sizeof p->up_hostport, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
            p->up_port);
+  p->up_hostport_len = strlen(p->up_hostport);
   p->up_path = strdup(path && *path ? path : "/");
   if (!p->up_path) {
     st = mcpr_error_set(err, MCPR_ENOMEM, "out of memory");
     goto out;
   }
+  p->up_path_len = strlen(p->up_path);
   /* A literal address is used as it is; a name is looked up when a
    * connection is opened (without blocking the loop), and again after
    * DNS_REUSE_MS. */
@@ -1967,5 +2011,10 @@ void mcpr_proxy_free(mcpr_proxy *p) {
   free(p->listen_addr);
   free(p->admin_addr);
   mcpr__buf_release(&p->head);
+  for (exchange *x = p->spare, *next; x; x = next) {
+    next = x->next_spare;
+    mcpr__buf_release(&x->request);
+    free(x);
+  }
   free(p);
 }

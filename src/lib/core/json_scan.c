@@ -69,12 +69,27 @@ static int hex(unsigned c) {
   return c >= 'a' && c <= 'f' ? (int)(c - 'a' + 10) : -1;
 }
 
+/* The bytes a string holds as they are: ASCII from 0x20 on but the quote
+ * and the backslash (one look-up a byte where there were five tests). */
+#define PLAIN_ROW(c)                                                                         \
+  ((c) >= 0x20 && (c) != '"' && (c) != '\\'), ((c) + 1 >= 0x20 && (c) + 1 != '"' && (c) + 1 != '\\'), \
+      ((c) + 2 >= 0x20 && (c) + 2 != '"' && (c) + 2 != '\\'), ((c) + 3 >= 0x20 && (c) + 3 != '"' && (c) + 3 != '\\')
+static const bool plain_byte[256] = {
+    PLAIN_ROW(0),   PLAIN_ROW(4),   PLAIN_ROW(8),   PLAIN_ROW(12),  PLAIN_ROW(16),  PLAIN_ROW(20),
+    PLAIN_ROW(24),  PLAIN_ROW(28),  PLAIN_ROW(32),  PLAIN_ROW(36),  PLAIN_ROW(40),  PLAIN_ROW(44),
+    PLAIN_ROW(48),  PLAIN_ROW(52),  PLAIN_ROW(56),  PLAIN_ROW(60),  PLAIN_ROW(64),  PLAIN_ROW(68),
+    PLAIN_ROW(72),  PLAIN_ROW(76),  PLAIN_ROW(80),  PLAIN_ROW(84),  PLAIN_ROW(88),  PLAIN_ROW(92),
+    PLAIN_ROW(96),  PLAIN_ROW(100), PLAIN_ROW(104), PLAIN_ROW(108), PLAIN_ROW(112), PLAIN_ROW(116),
+    PLAIN_ROW(120), PLAIN_ROW(124), /* 0x80 on: false (UTF-8, checked apart) */
+};
+#undef PLAIN_ROW
+
 /* s->p at the opening quote. */
 static mcpr__js_result check_string(scan *s) {
   const unsigned char *p = s->p + 1, *end = s->end;
   mcpr__js_result r = MCPR__JS_OK;
   for (;;) {
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+    while (p < end && plain_byte[*p])
       p++;
     if (p >= end || *p < 0x20)
       return MCPR__JS_BAD;
@@ -308,15 +323,9 @@ mcpr__js_span mcpr__js_root(const char *text, size_t len) {
   return (mcpr__js_span){p, (size_t)(end - p)};
 }
 
-#define MAX_KEYS 16
-
 bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__js_span *out) {
-  size_t key_len[MAX_KEYS];
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     out[i] = (mcpr__js_span){NULL, 0};
-    if (i < MAX_KEYS)
-      key_len[i] = strlen(keys[i]);
-  }
   if (!mcpr__js_is_object(v))
     return false;
   const char *p = v.p + 1, *end = v.p + v.n;
@@ -334,9 +343,12 @@ bool mcpr__js_members(mcpr__js_span v, const char *const *keys, size_t n, mcpr__
     p = ws(k_end + 1, end) + 1; /* past ':' */
     p = ws(p, end);
     const char *val_end = skip_value(p, end);
+    /* the first byte first: most keys differ there (and no strlen of the
+     * keys wanted, which every call made before) */
     for (size_t i = 0; i < n; i++)
-      if (i < MAX_KEYS ? key_len[i] == k_len && memcmp(keys[i], k, k_len) == 0
-                       : strncmp(keys[i], k, k_len) == 0 && keys[i][k_len] == '\0')
+      if (k_len == 0 ? keys[i][0] == '\0'
+                     : keys[i][0] == k[0] && strncmp(keys[i], k, k_len) == 0 &&
+                           keys[i][k_len] == '\0')
         out[i] = (mcpr__js_span){p, (size_t)(val_end - p)};
     p = ws(val_end, end);
     if (*p == '}')
