@@ -580,7 +580,7 @@ static void pb_rollup_from(pgb *b, const rollup_span *sp, int day, bool sketch) 
  * buckets as "key:n,key:n…". */
 static void build_rollup_parts(pgb *b, const char *proxy, const rollup_span *sp, int day) {
   pb_init(b);
-  pb_add(b, "WITH k AS (SELECT is_tool, name, key, sum(n)::int8 AS n");
+  pb_add(b, "WITH k AS MATERIALIZED (SELECT is_tool, name, key, sum(n)::int8 AS n");
   pb_rollup_from(b, sp, day, true);
   if (proxy)
     pb_text(b, " AND proxy = ?", proxy);
