@@ -20,18 +20,19 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 usage: bench/proxy.sh [--build DIR] [--duration S] [--conns "1 50"] [--streams N]
-                      [--perf FILE] [--keep]
+                      [--perf FILE] [--no-store] [--keep]
   --build DIR     where mcpr and mcpr-sample-server are (default: build)
   --duration S    seconds of wrk per case (default 10)
   --conns LIST    connection counts (default "1 50")
   --streams N     GET streams held at once through the proxy (default 1000, 0: skip)
   --perf FILE     perf record -g the proxy during its first case into FILE
+  --no-store      run the proxy with [store] enabled = false (the store's share of its cost)
   --keep          keep the temp dir (configs, logs, the store)
 needs: wrk, nginx (nginx-light), python3, sqlite3, curl — scripts/deps.sh installs them.
 EOF
 }
 
-BUILD=build DURATION=10 CONNS="1 50" STREAMS=1000 PERF_OUT="" KEEP=0
+BUILD=build DURATION=10 CONNS="1 50" STREAMS=1000 PERF_OUT="" KEEP=0 STORE=1
 while (($#)); do
   case "$1" in
     --build) BUILD=$2; shift 2 ;;
@@ -39,6 +40,7 @@ while (($#)); do
     --conns) CONNS=$2; shift 2 ;;
     --streams) STREAMS=$2; shift 2 ;;
     --perf) PERF_OUT=$2; shift 2 ;;
+    --no-store) STORE=0; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench/proxy.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -141,6 +143,7 @@ log_format = "off"
 max_concurrent_upstream = $((STREAMS + 100))
 [store]
 path = "$DB"
+enabled = $( ((STORE)) && echo true || echo false)
 EOF
 "$MCPR" proxy run -c "$TMP/mcpr.toml" >"$TMP/proxy.out" 2>"$TMP/proxy.err" &
 PROXY_PID=$!

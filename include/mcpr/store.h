@@ -147,6 +147,12 @@ typedef struct mcpr_store_options {
    * (mcpr_store_health_get() tells the same by polling). */
   void (*on_health)(void *ctx, const mcpr_store_health *health);
   void *on_health_ctx;
+  /* Run the writer thread at background priority while it keeps up
+   * (Linux SCHED_IDLE; normal again once its queue is a quarter full, and
+   * at close; only where the process may return to normal priority), so
+   * that its commits never delay the threads that produce the events.
+   * Default false; `mcpr proxy run` sets it. */
+  bool background_writer;
   /* SQLite VFS name, NULL for the default (fault-injection tests). */
   const char *vfs_name;
   /*

@@ -304,6 +304,7 @@ static int run_proxy(const mcpr_cli_ctx *ctx, int argc, char **argv) {
     mcpr_store_options so;
     mcpr_store_options_init(&so);
     so.on_health = cli_store_health_print;
+    so.background_writer = true; /* its commits never delay forwarding */
     mcpr_config_store_options(cfg, &so);
     if (mcpr_store_open(&store, db_path, &so, &err) != MCPR_OK) {
       char shown[1024];

@@ -6,6 +6,10 @@
  * schema versions and their change rows, batching options, and the stats
  * identity accepted == written + duplicates + failed.
  */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,6 +663,74 @@ static void test_stats_add_up(void **state) {
                                     " AND ts > 1010"));
 }
 
+/* The scheduling policy of this process's thread named `name`, -1 if none. */
+static int thread_policy(const char *name) {
+  DIR *d = opendir("/proc/self/task");
+  assert_non_null(d);
+  int policy = -1;
+  struct dirent *e;
+  while ((e = readdir(d)) && policy < 0) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+      continue;
+    if (fgets(comm, sizeof comm, fp))
+      comm[strcspn(comm, "\n")] = '\0';
+    fclose(fp);
+    if (strcmp(comm, name) == 0)
+      policy = sched_getscheduler(atoi(e->d_name));
+  }
+  closedir(d);
+  return policy;
+}
+
+static void *idle_and_back(void *arg) {
+  struct sched_param sp = {0};
+  *(bool *)arg = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0 &&
+                 pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0;
+  return NULL;
+}
+
+/* options.background_writer: an idle writer waits in SCHED_IDLE where the
+ * process may come back from it (as root, as CI runs: always), and every
+ * event is still written, a burst of half the queue's capacity included
+ * (which sends it back to normal priority while it catches up). Without
+ * the option it keeps normal priority. */
+static void test_background_writer(void **state) {
+  fixture *f = *state;
+  bool allowed = false;
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, idle_and_back, &allowed), 0);
+  pthread_join(t, NULL);
+  for (int on = 0; on <= 1; on++) {
+    const char *path = fresh_path(f);
+    mcpr_store_options o;
+    mcpr_store_options_init(&o);
+    o.flush_interval_ms = 20;
+    o.queue_capacity = 1024;
+    o.background_writer = on;
+    mcpr_error err = {0};
+    mcpr_store *s = NULL;
+    assert_int_equal(mcpr_store_open(&s, path, &o, &err), MCPR_OK);
+    sf_record_n(s, "a", 10);
+    flush_ok(s);
+    int want = on && allowed ? SCHED_IDLE : SCHED_OTHER, policy = -1;
+    for (int i = 0; i < 500 && policy != want; i++) { /* it gets there on its way to sleep */
+      struct timespec ts = {0, 2 * 1000000L};
+      nanosleep(&ts, NULL);
+      policy = thread_policy("mcpr-writer");
+    }
+    assert_int_equal(policy, want);
+    sf_record_n(s, "b", 512);
+    mcpr_store_stats st = close_ok(s);
+    assert_int_equal(st.written, 522);
+    assert_int_equal(tu_sql_int(path, "SELECT count(*) FROM requests"), 522);
+  }
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
   const struct CMUnitTest tests[] = {
@@ -686,6 +758,7 @@ int main(void) {
       T(test_batch_size_option),
       T(test_flush_interval_option),
       T(test_stats_add_up),
+      T(test_background_writer),
   };
 #undef T
   return cmocka_run_group_tests(tests, setup, teardown);
