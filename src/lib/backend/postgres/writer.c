@@ -112,10 +112,13 @@ static const prepared SQL[P_COUNT] = {
          " prompt_name, true FROM v ORDER BY ord ON CONFLICT (request_id) DO NOTHING"
          " RETURNING request_id, session_id, ts, status, proxy, tool, method, latency_us,"
          " bytes_in, bytes_out),"
+         /* each request id's first event in the batch (a repeat is a
+          * duplicate): its position and sketch key, sorted out once */
+         " f AS MATERIALIZED (SELECT DISTINCT ON (request_id) request_id, pos, key FROM v"
+         " ORDER BY request_id, ord),"
          " d AS (INSERT INTO mcpr_session_delta (session_id, calls, errors, last_ts)"
          " SELECT i.session_id, count(*), count(*) FILTER (WHERE i.status <> 'ok'), max(i.ts)"
-         " FROM ins i JOIN (SELECT DISTINCT ON (request_id) request_id, pos FROM v"
-         " ORDER BY request_id, ord) f ON f.request_id = i.request_id"
+         " FROM ins i JOIN f ON f.request_id = i.request_id"
          " WHERE i.session_id IS NOT NULL"
          " AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = i.session_id)"
          " AND NOT EXISTS (SELECT 1 FROM mcpr_batch_sessions n"
@@ -124,9 +127,8 @@ static const prepared SQL[P_COUNT] = {
          /* The rollups count the requests inserted (rollup.h), each with
           * the sketch key of its latency, computed in C. */
          " rr AS (SELECT i.ts, i.proxy, i.tool, i.method, i.latency_us,"
-         " i.status <> 'ok' AS is_error, i.bytes_in, i.bytes_out, k.key FROM ins i"
-         " JOIN (SELECT DISTINCT ON (request_id) request_id, key FROM v"
-         " ORDER BY request_id, ord) k ON k.request_id = i.request_id)" MCPR__PG_ROLLUP_PENDING_CTES
+         " i.status <> 'ok' AS is_error, i.bytes_in, i.bytes_out, f.key FROM ins i"
+         " JOIN f ON f.request_id = i.request_id)" MCPR__PG_ROLLUP_PENDING_CTES
          " SELECT request_id FROM ins"},
     [P_INSERT_SESSIONS] =
         {"mcpr_insert_sessions", 7,
