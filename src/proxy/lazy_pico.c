@@ -29,9 +29,6 @@ PHR(int, phr_parse_headers,
     (const char *buf, size_t len, struct phr_header *headers, size_t *num_headers,
      size_t last_len),
     (buf, len, headers, num_headers, last_len), -1)
-PHR(ssize_t, phr_decode_chunked, (struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz),
-    (decoder, buf, bufsz), -1)
-PHR(int, phr_decode_chunked_is_in_data, (struct phr_chunked_decoder *decoder), (decoder), 0)
 
 bool mcpr__pico_load(const char **why) {
   static const char *const used[] = {"phr_parse_request", "phr_parse_response",

@@ -8,8 +8,8 @@
  * below are those of the copy h2o 2.2.5 builds into it
  * (deps/picohttpparser at the v2.2.5 tag), and must match it byte for
  * byte: struct phr_header is filled by the library.
- * Newer picohttpparser releases changed struct phr_chunked_decoder (two
- * 64-bit counters were added), so a header from elsewhere does not do.
+ * (Newer releases changed struct phr_chunked_decoder, which is therefore
+ * left out: see below.)
  * The issue behind the proxy's parser names "libh2o's event loop with its
  * HTTP parser" as an allowed choice; the library is loaded with dlopen so
  * that no mcpr command pays at exec for it and its dependencies (libssl,
@@ -56,19 +56,9 @@ int phr_parse_response(const char *buf, size_t len, int *minor_version, int *sta
 int phr_parse_headers(const char *buf, size_t len, struct phr_header *headers, size_t *num_headers,
                       size_t last_len);
 
-/* Zero-filled before the first call. */
-struct phr_chunked_decoder {
-  size_t bytes_left_in_chunk;
-  char consume_trailer; /* non-zero: the trailer section is consumed too */
-  char _hex_count;
-  char _state;
-};
-
-/* Decodes IN PLACE: rewrites buf, *bufsz becomes the decoded length.
- * Returns -2 (more to come), -1 (malformed), or the bytes left after the
- * end of the body. (Not used by http1.c: see there.) */
-ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
-int phr_decode_chunked_is_in_data(struct phr_chunked_decoder *decoder);
+/* The library's chunked decoder (phr_decode_chunked) is not declared:
+ * http1.c decodes chunked bodies itself (it says why), so this project
+ * depends on no struct of the library's but phr_header. */
 
 /* --- loading (lazy_pico.c) --- */
 
