@@ -7,9 +7,13 @@
 # and stopping them, which is what a shell does.
 #
 # In one run, on this machine: `tools/call` of `echo` on the sample server
-# three ways — direct, through nginx (1 worker, upstream keepalive,
-# proxy_buffering off, HTTP/1.1 upstream) and through `mcpr proxy run` with
-# its SQLite store — at each connection count (wrk, DURATION seconds each);
+# four ways — direct; through nginx's stream module as a plain TCP relay
+# (`relay`: bytes copied both ways, no HTTP parsed — the least any
+# user-space proxy adds on this machine: its socket calls and wake-ups);
+# through nginx as an HTTP reverse proxy (1 worker, upstream keepalive,
+# proxy_buffering off, HTTP/1.1 upstream); and through `mcpr proxy run`
+# with its SQLite store — at each connection count (wrk, DURATION seconds
+# each);
 # then N GET streams held open at once through the proxy (its VmRSS and
 # thread count); then the proxy is stopped and the store is checked: every
 # JSON-RPC request the proxy received is a row or counted as dropped.
@@ -28,7 +32,8 @@ usage: bench/proxy.sh [--build DIR] [--duration S] [--conns "1 50"] [--streams N
   --perf FILE     perf record -g the proxy during its first case into FILE
   --no-store      run the proxy with [store] enabled = false (the store's share of its cost)
   --keep          keep the temp dir (configs, logs, the store)
-needs: wrk, nginx (nginx-light), python3, sqlite3, curl — scripts/deps.sh installs them.
+needs: wrk, nginx (nginx-light, libnginx-mod-stream), python3, sqlite3, curl —
+scripts/deps.sh installs them.
 EOF
 }
 
@@ -92,17 +97,27 @@ wait_for_line "$TMP/sample.out" '^listening on '
 DIRECT_URL=$(sed -n 's/^listening on //p' "$TMP/sample.out")
 UP_HOSTPORT=$(echo "$DIRECT_URL" | sed -E 's#^http://([^/]+)/.*#\1#')
 
-# --- nginx: a plain reverse proxy, everything in TMP
-NGINX_PORT=$(free_port)
+# --- nginx: a plain reverse proxy, and (stream module) a plain TCP relay;
+# everything in TMP
+NGINX_PORT=$(free_port) RELAY_PORT=$(free_port)
+STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
+[ -f "$STREAM_MODULE" ] || { echo "bench/proxy.sh: $STREAM_MODULE not found (libnginx-mod-stream; scripts/deps.sh)" >&2; exit 2; }
 mkdir -p "$TMP/nginx"
 {
   [ "$(id -u)" -eq 0 ] && echo "user root;" # the worker keeps root's rights: TMP is root's
   cat <<EOF
+load_module $STREAM_MODULE;
 worker_processes 1;
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log warn;
 events { worker_connections 4096; }
+stream {
+  server {
+    listen 127.0.0.1:$RELAY_PORT;
+    proxy_pass $UP_HOSTPORT;
+  }
+}
 http {
   access_log off;
   client_body_temp_path $TMP/nginx/body;
@@ -130,6 +145,7 @@ nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/mcp"
+RELAY_URL="http://127.0.0.1:$RELAY_PORT/mcp"
 
 # --- mcpr proxy run, store on, no stderr log
 PROXY_NAME=bench
@@ -173,12 +189,13 @@ open_session() { # URL -> session id
   esac
   echo "$sid"
 }
-declare -A URL=([direct]=$DIRECT_URL [nginx]=$NGINX_URL [mcpr]=$MCPR_URL) SID
-for way in direct nginx mcpr; do SID[$way]=$(open_session "${URL[$way]}"); done
+WAYS="direct relay nginx mcpr"
+declare -A URL=([direct]=$DIRECT_URL [relay]=$RELAY_URL [nginx]=$NGINX_URL [mcpr]=$MCPR_URL) SID
+for way in $WAYS; do SID[$way]=$(open_session "${URL[$way]}"); done
 # The process between wrk and the upstream, whose CPU time per request is
 # counted: less sensitive to the machine's load than latency is.
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
-declare -A MIDDLE=([direct]="" [nginx]=$NGINX_WORKER [mcpr]=$PROXY_PID)
+declare -A MIDDLE=([direct]="" [relay]=$NGINX_WORKER [nginx]=$NGINX_WORKER [mcpr]=$PROXY_PID)
 cpu_us() { # PID -> user+system CPU time in µs
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15) * 1e6 / hz}' "/proc/$1/stat"
 }
@@ -206,7 +223,7 @@ declare -A RPS P50 P99 NREQ CPU_MID SYS_MID CPU_UP
 MCPR_CALLS=0
 first_mcpr=1
 for c in $CONNS; do
-  for way in direct nginx mcpr; do
+  for way in $WAYS; do
     perf_pid=""
     if [ "$way" = mcpr ] && ((first_mcpr)) && [ -n "$PERF_OUT" ]; then
       perf record -g -o "$PERF_OUT" -p "$PROXY_PID" >"$TMP/perf.log" 2>&1 &
@@ -234,12 +251,12 @@ for c in $CONNS; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}'; }
-echo "(proxy CPU: user+system µs of nginx's worker or of mcpr per request, of which the kernel's" \
+echo "(proxy CPU: user+system µs of nginx's worker (relay, nginx) or of mcpr per request, of which the kernel's" \
   "(system) in brackets; upstream CPU: the sample server's)"
 printf '\n%-6s %5s %9s %8s %8s %8s %8s %16s %10s\n' way conns 'req/s' 'p50 µs' 'p99 µs' 'x direct' \
   '+p50 µs' 'proxy CPU (sys)' 'upstr. CPU'
 for c in $CONNS; do
-  for way in direct nginx mcpr; do
+  for way in $WAYS; do
     printf '%-6s %5d %9d %8d %8d %8s %8d %16s %10s\n' "$way" "$c" "${RPS[$way,$c]}" "${P50[$way,$c]}" \
       "${P99[$way,$c]}" "$(ratio "${RPS[$way,$c]}" "${RPS[direct,$c]}")" \
       $((P50[$way,$c] - P50[direct,$c])) "${CPU_MID[$way,$c]} (${SYS_MID[$way,$c]})" "${CPU_UP[$way,$c]}"
@@ -342,13 +359,16 @@ echo
 echo "targets (ratios from this run):"
 echo "  $c_lo conn: mcpr/direct req/s $ratio_lo (>= 0.75: $(verdict "awk 'BEGIN{exit !($ratio_lo >= 0.75)}'"))," \
   "added p50 ${added_p50} µs (<= 15: $(verdict "((added_p50 <= 15))"))"
+echo "          (the floor here, a TCP relay parsing nothing: $(ratio "${RPS[relay,$c_lo]}" "${RPS[direct,$c_lo]}")" \
+  "of direct, +$((P50[relay,$c_lo] - P50[direct,$c_lo])) µs p50; nginx's HTTP proxy:" \
+  "$(ratio "${RPS[nginx,$c_lo]}" "${RPS[direct,$c_lo]}"), +$((P50[nginx,$c_lo] - P50[direct,$c_lo])) µs)"
 echo "  $c_hi conn: mcpr/direct $share_mcpr vs nginx/direct $share_nginx ($(verdict "awk 'BEGIN{exit !($share_mcpr >= $share_nginx)}'"))"
 echo "  store: $STORED_PCT % stored (>= 95: $(verdict "awk 'BEGIN{exit !($STORED_PCT >= 95)}'")), all accounted for: $(verdict "((ACCOUNTED >= EXPECTED))")"
 echo "  streams: $STREAMS_OPEN open, VmRSS $((RSS_STREAMS_KB / 1024)) MB (< 100: $(verdict "((RSS_STREAMS_KB < 100 * 1024))")), threads $THREADS_STREAMS"
 
 json_cases=""
 for c in $CONNS; do
-  for way in direct nginx mcpr; do
+  for way in $WAYS; do
     json_cases+="${json_cases:+,}{\"way\":\"$way\",\"conns\":$c,\"requests\":${NREQ[$way,$c]},\"rps\":${RPS[$way,$c]},\"p50_us\":${P50[$way,$c]},\"p99_us\":${P99[$way,$c]},\"proxy_cpu_us_per_req\":${CPU_MID[$way,$c]},\"proxy_sys_us_per_req\":${SYS_MID[$way,$c]},\"upstream_cpu_us_per_req\":${CPU_UP[$way,$c]},\"rps_vs_direct\":$(ratio "${RPS[$way,$c]}" "${RPS[direct,$c]}")}"
   done
 done

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git sqlite3 libsqlite3-dev libjansson-dev
       libcurl4-openssl-dev libssl-dev libevent-dev libh2o-evloop0.13 libcmocka-dev
       libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev python3 valgrind curl
-      wrk nginx-light libpq-dev postgresql-15)
+      wrk nginx-light libnginx-mod-stream libpq-dev postgresql-15)
 # npm for scripts/interop.sh (its npm ci brings Node 22 itself); any npm will do.
 command -v npm >/dev/null || pkgs+=(npm)
 missing=()
