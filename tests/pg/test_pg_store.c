@@ -465,6 +465,113 @@ static void test_redaction(void **state) {
   assert_null(strstr(small, "secret"));
 }
 
+/* Rows after `after` that a follow returns, all of them (several calls),
+ * appended to ids; returns the last row id. */
+static int64_t follow_all(mcpr_query *q, int64_t after, char ids[][16], int *n, int cap) {
+  for (;;) {
+    mcpr_log_filter f;
+    mcpr_log_filter_init(&f);
+    f.after_row_id = after;
+    f.limit = 50;
+    mcpr_log_rows rows;
+    mcpr_error err = {0};
+    assert_int_equal(mcpr_query_follow(q, &f, &rows, &err), MCPR_OK);
+    for (size_t i = 0; i < rows.count; i++) {
+      assert_true(rows.rows[i].row_id > after); /* in id order, each once */
+      after = rows.rows[i].row_id;
+      assert_true(*n < cap);
+      snprintf(ids[(*n)++], 16, "%s", rows.rows[i].request_id);
+    }
+    size_t got = rows.count;
+    mcpr_log_rows_release(&rows);
+    if (got < 50)
+      return after;
+  }
+}
+
+/* Is a backend other than ours waiting for a row lock now? */
+static bool writer_waits(const pg_space *sp) {
+  return pg_int(sp, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND pid <> pg_backend_pid() AND datname = current_database()") > 0;
+}
+
+/*
+ * A follow under concurrent writers (pg.h, "follow order"): writer 1's
+ * batch draws its ids and then waits inside its transaction (a row lock
+ * the test holds on its session), writer 2's batch draws higher ids and
+ * commits; a follow then must not pass writer 1's ids, so that once
+ * writer 1 commits every row of both is followed, each once. (Following
+ * by id alone returned writer 2's rows at once and never writer 1's.)
+ * Writer 1 waits at most a second per attempt (then its batch is rolled
+ * back and drawn again, above writer 2's): the scenario is tried up to
+ * five times until writer 2 commits within that second.
+ */
+static void test_follow_waits_for_batches_in_flight(void **state) {
+  (void)state;
+  PG_REQUIRE();
+  int lock = pg_lock(0);
+  bool interleaved = false;
+  for (int attempt = 0; attempt < 5 && !interleaved; attempt++) {
+    pg_space sp;
+    pg_space_init(&sp, "follow");
+    mcpr_store *w1 = open_store(sp.url);
+    mcpr_store *w2 = open_store(sp.url);
+    record(w1, session("s-1", T0));
+    mcpr_error err = {0};
+    assert_int_equal(mcpr_store_flush(w1, 30000, &err), MCPR_OK);
+    mcpr_query *q = NULL;
+    assert_int_equal(mcpr_query_open(&q, sp.url, &err), MCPR_OK);
+    int64_t start = -1;
+    assert_int_equal(mcpr_query_last_row_id(q, &start, &err), MCPR_OK);
+    assert_int_equal(start, 0);
+
+    PGconn *blocker = pg_admin(sp.url);
+    pg_exec_ok(blocker, "BEGIN");
+    pg_exec_ok(blocker, "SELECT 1 FROM sessions WHERE session_id = 's-1' FOR UPDATE");
+    char id[32];
+    for (int i = 0; i < 100; i++) {
+      snprintf(id, sizeof id, "a-%03d", i);
+      record(w1, request(id, "s-1", T0 + 1 + i, false));
+    }
+    for (int i = 0; i < 500 && !writer_waits(&sp); i++)
+      usleep(2000);
+    for (int i = 0; i < 100; i++) {
+      snprintf(id, sizeof id, "b-%03d", i);
+      record(w2, request(id, NULL, T0 + 1 + i, false));
+    }
+    assert_int_equal(mcpr_store_flush(w2, 30000, &err), MCPR_OK);
+    static char ids[400][16];
+    int n = 0;
+    int64_t after = follow_all(q, start, ids, &n, 400);
+    int before_commit = n;
+    pg_exec_ok(blocker, "COMMIT");
+    PQfinish(blocker);
+    assert_int_equal(mcpr_store_flush(w1, 30000, &err), MCPR_OK);
+    follow_all(q, after, ids, &n, 400);
+    assert_int_equal(n, 200);
+    int a = 0, b = 0;
+    for (int i = 0; i < n; i++)
+      *(ids[i][0] == 'a' ? &a : &b) += 1;
+    assert_int_equal(a, 100);
+    assert_int_equal(b, 100);
+    /* Writer 1's first attempt committed, below writer 2's ids, after the
+     * first follow: that follow must have stopped under writer 1's floor. */
+    interleaved = pg_int(&sp, "SELECT count(*) FROM requests a, requests b WHERE"
+                              " a.request_id = 'a-099' AND b.request_id = 'b-000'"
+                              " AND a.id < b.id") == 1;
+    if (interleaved)
+      assert_int_equal(before_commit, 0);
+    mcpr_query_close(q);
+    mcpr_store_stats st;
+    assert_int_equal(mcpr_store_close(w1, &st), MCPR_OK);
+    assert_int_equal(mcpr_store_close(w2, &st), MCPR_OK);
+    pg_space_drop(&sp);
+  }
+  if (!interleaved)
+    print_message("writer 2 never committed within writer 1's wait: ordering not exercised\n");
+  pg_unlock(lock);
+}
+
 /* A store of an earlier version has idx_requests_tool_ts (conn.c says
  * why this one does not): a writer's first open drops it, in the
  * migration, and the rows and reads are as before. */
@@ -502,6 +609,7 @@ int main(void) {
       cmocka_unit_test(test_redaction),
       cmocka_unit_test(test_round_trip_and_idempotency),
       cmocka_unit_test(test_earlier_tool_index_dropped),
+      cmocka_unit_test(test_follow_waits_for_batches_in_flight),
       cmocka_unit_test(test_order_within_a_batch),
       cmocka_unit_test(test_bad_row_skips_only_itself),
       cmocka_unit_test(test_three_writers_share_sessions),

@@ -21,6 +21,27 @@
  * to wait without limit. */
 #define MCPR__PG_CONNECT_TIMEOUT_S "10"
 
+/*
+ * Follow order (query.c's follow, writer.c's batches). Request ids come
+ * from the table's identity sequence as each INSERT runs, but batches of
+ * several writers commit in any order: a follower that passed id N could
+ * later see a row below N committed late. So each batch's transaction
+ * first takes a shared transaction-level advisory lock whose bigint key
+ * is MCPR__PG_FOLLOW_MARK in its top 16 bits and, below, the sequence's
+ * last value at that moment (a floor under every id the batch draws); it
+ * goes with the commit. A follower reads the sequence's last value Q,
+ * then (in a later statement) the smallest floor F held, then the rows:
+ * every id up to min(Q, F) is settled — drawn before Q was read, so by a
+ * batch that held its lock then: committed and seen, or never to be — and
+ * the follower goes no further than that.
+ */
+#define MCPR__PG_FOLLOW_MARK "28003" /* 0x6D63, "mc" */
+#define MCPR__PG_FOLLOW_SEQ_LAST                                                             \
+  "coalesce(pg_sequence_last_value(pg_get_serial_sequence('requests', 'id')::regclass), 0)"
+#define MCPR__PG_FOLLOW_LOCK                                                                 \
+  "SELECT pg_advisory_xact_lock_shared((" MCPR__PG_FOLLOW_MARK "::int8 << 48) | "            \
+  MCPR__PG_FOLLOW_SEQ_LAST ")"
+
 typedef struct mcpr__pg_target {
   char *url;                      /* the URL as given: secret */
   char shown[MCPR__PG_SHOWN_MAX]; /* what messages show */

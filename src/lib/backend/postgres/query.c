@@ -390,10 +390,42 @@ static void build_logs(pgb *b, mcpr__log_kind kind, const mcpr_log_filter *f) {
   pb_int(b, " LIMIT ?", f->limit);
 }
 
+/* The highest row id a follower may pass now: every row at or below it is
+ * committed or never will be (pg.h, "follow order"). Two statements, in
+ * this order: the sequence first, then the floors of the batches in
+ * flight; the rows are read after, in a later snapshot. */
+static mcpr_status settled_row_id(pg_impl *impl, int64_t *out, mcpr_error *err) {
+  int64_t last = 0, floor = MCPR_QUERY_NULL;
+  mcpr_status s = fixed(impl, "SELECT " MCPR__PG_FOLLOW_SEQ_LAST, &last, NULL, err);
+  if (s == MCPR_OK)
+    s = fixed(impl,
+              "SELECT min(((classid::int8 << 32) | objid::int8) & 281474976710655)"
+              " FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
+              " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+              " AND ((classid::int8 << 32) | objid::int8) >> 48 = " MCPR__PG_FOLLOW_MARK,
+              &floor, NULL, err);
+  *out = floor != MCPR_QUERY_NULL && floor < last ? floor : last;
+  return s;
+}
+
 static mcpr_status pg_logs(void *p, mcpr__log_kind kind, const mcpr_log_filter *f,
                            mcpr_log_rows *out, size_t *cap, mcpr_error *err) {
   pg_impl *impl = p;
   pgb b;
+  mcpr_log_filter settled;
+  if (kind == MCPR__FOLLOW) { /* no further than the settled rows */
+    int64_t h = 0;
+    mcpr_status s = settled_row_id(impl, &h, err);
+    if (s != MCPR_OK)
+      return s;
+    if (h <= 0 || h <= f->after_row_id ||
+        (f->up_to_row_id > 0 && f->up_to_row_id <= f->after_row_id))
+      return MCPR_OK; /* nothing settled past the cursor yet */
+    settled = *f;
+    if (settled.up_to_row_id <= 0 || settled.up_to_row_id > h)
+      settled.up_to_row_id = h;
+    f = &settled;
+  }
   build_logs(&b, kind, f);
   mcpr_status s = read_rows(impl, &b, (void **)&out->rows, &out->count, cap, sizeof *out->rows,
                             out->pool, read_log_row, err);
@@ -418,10 +450,17 @@ static mcpr_status pg_logs(void *p, mcpr__log_kind kind, const mcpr_log_filter *
                    out->pool, read_log_row, err);
 }
 
+/* Where a follow starts: the newest row, or below it the settled ones
+ * (rows past it may still be joined by a batch in flight). */
 static mcpr_status pg_last_row_id(void *p, int64_t *out, mcpr_error *err) {
-  mcpr_status s = fixed(p, "SELECT max(id) FROM requests", out, NULL, err);
+  int64_t h = 0;
+  mcpr_status s = settled_row_id(p, &h, err);
+  if (s == MCPR_OK)
+    s = fixed(p, "SELECT max(id) FROM requests", out, NULL, err);
   if (s == MCPR_OK && *out == MCPR_QUERY_NULL)
     *out = 0;
+  if (s == MCPR_OK && h < *out)
+    *out = h;
   return s;
 }
 

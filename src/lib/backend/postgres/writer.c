@@ -541,7 +541,7 @@ typedef struct pipe_cmd {
   size_t first; /* where they are in w->kind_ev / kind_pos / kind_out */
 } pipe_cmd;
 
-#define PIPE_MAX 8
+#define PIPE_MAX 10
 
 static bool send_fixed(writer *w, const char *sql) {
   return PQsendQueryParams(w->conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
@@ -618,7 +618,8 @@ static step write_fast(writer *w, const mcpr_store_event *const *events, size_t 
     schemas += events[i]->kind == MCPR_STORE_EVENT_SCHEMA_VERSION;
   if (!PQenterPipelineMode(w->conn))
     return fail(w, NULL, st, err, "starting a pipeline");
-  bool sent = send_fixed(w, "BEGIN");
+  bool sent = send_fixed(w, "BEGIN") && send_fixed(w, MCPR__PG_FOLLOW_LOCK); /* pg.h */
+  cmds[nc++] = (pipe_cmd){.kind = -1};
   cmds[nc++] = (pipe_cmd){.kind = -1};
   for (int k = 0; k < 3 && sent; k++) {
     size_t m = gather(KINDS[k], events, 0, n, w->kind_ev + used, w->kind_pos + used);
@@ -699,6 +700,10 @@ static step attempt(writer *w, const mcpr_store_event *const *events, size_t n,
   }
   if (!exec_ok(w, "BEGIN", st, err, "starting a batch"))
     return STEP_FAIL;
+  if (!exec_ok(w, MCPR__PG_FOLLOW_LOCK, st, err, "starting a batch")) {
+    res = STEP_FAIL;
+    goto out;
+  }
   for (size_t i = 0; i < n && res == STEP_OK;) {
     size_t j = i + 1;
     if (careful && !exec_ok(w, "SAVEPOINT mcpr_event", st, err, "writing a batch")) {
