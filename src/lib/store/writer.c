@@ -33,8 +33,8 @@
  * With options.background_writer (the proxy's store), the thread runs under
  * Linux's SCHED_IDLE while it keeps up: it then never delays a thread of
  * normal priority on its core (measured in bench/proxy.sh at one
- * connection: its commits put the proxy's p99 at 1.6-1.9 ms, at 0.24-0.44
- * ms in SCHED_IDLE, nginx's 0.2-0.3 ms). It returns to normal priority as
+ * connection: its commits put the proxy's p99 at 1.6-1.9 ms; 0.24-0.66 ms
+ * in SCHED_IDLE, about nginx's). It returns to normal priority as
  * soon as its queue holds a quarter of its capacity, and at close, so a
  * busy machine cannot starve it into dropping events; it leaves normal
  * priority only where it can come back (probed once at start by a
