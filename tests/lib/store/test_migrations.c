@@ -286,14 +286,18 @@ static void race_child(int gate, const char *path, bool via_db_open) {
   if (via_db_open) {
     sqlite3 *db = NULL;
     mcpr_status st = mcpr__db_open(path, MCPR__DB_EXISTING, NULL, &db, &err);
-    if (st != MCPR_OK)
+    if (st != MCPR_OK) {
+      fprintf(stderr, "race child: %s\n", err.message); /* why, in the test's log */
       _exit(10 + (int)st);
+    }
     _exit(sqlite3_close_v2(db) == SQLITE_OK ? 0 : 81);
   }
   mcpr_store *s = NULL;
   mcpr_status st = mcpr_store_open(&s, path, NULL, &err);
-  if (st != MCPR_OK)
+  if (st != MCPR_OK) {
+    fprintf(stderr, "race child: %s\n", err.message);
     _exit(10 + (int)st);
+  }
   _exit(mcpr_store_close(s, NULL) == MCPR_OK ? 0 : 80);
 }
 

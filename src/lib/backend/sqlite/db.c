@@ -954,13 +954,34 @@ mcpr_status mcpr__db_refuse_v05(const char *path, mcpr_error *err) {
                         path);
 }
 
+static int identify_reads(sqlite3 *db, const char *path, mcpr__db_layout *layout,
+                          mcpr_error *err, mcpr_status *st);
+
 /*
  * Read db's version and layout (reads only). Returns the version; *st is
  * MCPR_OK, or the refusal (err filled) of a file that is not a store this
  * mcpr can use: not SQLite, corrupt, someone else's database, newer.
+ * *ext: the connection's extended result code when the reads ended (a
+ * hot journal shows as SQLITE_READONLY_ROLLBACK).
+ *
+ * The reads are one read transaction: another process may be migrating
+ * the file at this moment (two proxies started at once on an original's
+ * store), and version and columns read in separate snapshots could mix
+ * its before and after (a v0 version with v5 columns: "not an mcpr
+ * store"; seen once in CI's migration race test).
  */
 static int identify_open(sqlite3 *db, const char *path, mcpr__db_layout *layout,
-                         mcpr_error *err, mcpr_status *st) {
+                         mcpr_error *err, mcpr_status *st, int *ext) {
+  bool tx = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+  int version = identify_reads(db, path, layout, err, st);
+  *ext = sqlite3_extended_errcode(db);
+  if (tx && !sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* reads only: nothing to keep or lose */
+  return version;
+}
+
+static int identify_reads(sqlite3 *db, const char *path, mcpr__db_layout *layout,
+                          mcpr_error *err, mcpr_status *st) {
   mcpr_error ident = {0};
   char missing[128];
   *st = MCPR_OK;
@@ -1029,6 +1050,52 @@ static int identify_open(sqlite3 *db, const char *path, mcpr__db_layout *layout,
   return version;
 }
 
+/* One look at the file (mcpr__db_identify), on a connection that writes
+ * nothing. */
+static mcpr_status identify_file(const char *path, const char *vfs, mcpr__db_layout *layout,
+                                 int *version, mcpr_error *err) {
+  mcpr_status st = MCPR_OK;
+  sqlite3 *db = NULL;
+  int rc = mcpr__db_open_untouched(path, vfs, &db);
+  if (rc != SQLITE_OK) {
+    st = mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s", path,
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  } else {
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    int ext = SQLITE_OK;
+    *version = identify_open(db, path, layout, err, &st, &ext);
+    if (st != MCPR_OK && ext == SQLITE_READONLY_ROLLBACK) {
+      /* A hot journal: a writer died mid-transaction. Rolling it back is
+       * what any connection that can write does on its first read (the
+       * file goes back to its last commit); only then can it be told. */
+      sqlite3_close_v2(db);
+      db = NULL;
+      rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+      st = rc == SQLITE_OK ? MCPR_OK
+                           : mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s",
+                                            path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+      if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(db, 1);
+        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        *version = identify_open(db, path, layout, err, &st, &ext);
+      }
+    }
+  }
+  sqlite3_close_v2(db);
+  return st;
+}
+
+/* The file, or its -wal beside it, changed since *before (had_wal: its
+ * -wal was there then). */
+static bool file_moved(const char *path, const struct stat *before, bool had_wal) {
+  struct stat now;
+  return stat(path, &now) != 0 || now.st_size != before->st_size ||
+         now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+         now.st_mtim.tv_nsec != before->st_mtim.tv_nsec ||
+         (sidecar_size(path, "-wal") >= 0) != had_wal;
+}
+
 mcpr_status mcpr__db_identify(const char *path, const char *vfs, mcpr__db_layout *layout,
                               int *version, mcpr_error *err) {
   *layout = MCPR__LAYOUT_EMPTY;
@@ -1044,35 +1111,25 @@ mcpr_status mcpr__db_identify(const char *path, const char *vfs, mcpr__db_layout
   if (!looks_like_sqlite(path))
     return mcpr_error_set(err, MCPR_ENOTSTORE,
                           "%s is not an mcpr store (not an SQLite database)", path);
-  sqlite3 *db = NULL;
-  int rc = mcpr__db_open_untouched(path, vfs, &db);
-  mcpr_status st = MCPR_OK;
-  if (rc != SQLITE_OK) {
-    st = mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s", path,
-                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  } else {
-    sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    *version = identify_open(db, path, layout, err, &st);
-    if (st != MCPR_OK && sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK) {
-      /* A hot journal: a writer died mid-transaction. Rolling it back is
-       * what any connection that can write does on its first read (the
-       * file goes back to its last commit); only then can it be told. */
-      sqlite3_close_v2(db);
-      db = NULL;
-      rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
-      st = rc == SQLITE_OK ? MCPR_OK
-                           : mcpr_error_set(err, mcpr__db_status(rc), "cannot open %s: %s",
-                                            path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-      if (rc == SQLITE_OK) {
-        sqlite3_extended_result_codes(db, 1);
-        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-        *version = identify_open(db, path, layout, err, &st);
-      }
+  /* A WAL file without its -wal and -shm is read without locks
+   * (open_immutable): another process that opens it to write meanwhile
+   * (two proxies started at once on the same old store) may rewrite
+   * pages under the read, which then sees no store. A refusal is
+   * believed only if the file did not change while it was read; else the
+   * file is read again. */
+  for (int attempt = 0;; attempt++) {
+    struct stat before;
+    bool had_wal = sidecar_size(path, "-wal") >= 0;
+    if (stat(path, &before) != 0)
+      memset(&before, 0, sizeof before);
+    mcpr_error look = {0};
+    mcpr_status st = identify_file(path, vfs, layout, version, &look);
+    if (st == MCPR_OK || attempt == 4 || !file_moved(path, &before, had_wal)) {
+      if (st != MCPR_OK && err)
+        *err = look;
+      return st;
     }
   }
-  sqlite3_close_v2(db);
-  return st;
 }
 
 mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
@@ -1143,7 +1200,8 @@ mcpr_status mcpr__db_open(const char *path, mcpr__db_mode mode, const char *vfs,
   /* Identify the file again, now on this connection (it may have been
    * replaced since): reads only. */
   mcpr__db_layout layout;
-  int version = identify_open(db, path, &layout, err, &st);
+  int ext = SQLITE_OK;
+  int version = identify_open(db, path, &layout, err, &st, &ext);
   if (st != MCPR_OK)
     goto fail;
   if (layout == MCPR__LAYOUT_ORIGINAL_V05) {
