@@ -26,21 +26,30 @@
  * from the table's identity sequence as each INSERT runs, but batches of
  * several writers commit in any order: a follower that passed id N could
  * later see a row below N committed late. So each batch's transaction
- * first takes a shared transaction-level advisory lock whose bigint key
- * is MCPR__PG_FOLLOW_MARK in its top 16 bits and, below, the sequence's
- * last value at that moment (a floor under every id the batch draws); it
- * goes with the commit. A follower reads the sequence's last value Q,
- * then (in a later statement) the smallest floor F held, then the rows:
- * every id up to min(Q, F) is settled — drawn before Q was read, so by a
- * batch that held its lock then: committed and seen, or never to be — and
- * the follower goes no further than that.
+ * first takes a shared transaction-level advisory lock keyed (two int4
+ * keys) by the store's requests table (its OID: stores in other schemas
+ * of the database do not hold each other's followers back) and by the
+ * sequence's last value at that moment divided by 65536 (a floor under
+ * every id the batch draws, rounded down to fit); it goes with the
+ * commit. A follower reads the sequence's last value Q, then (in a later
+ * statement) the lowest floor F held on its table, then the rows: every id
+ * up to min(Q, F) is settled — drawn before Q was read, so by a batch that
+ * held its lock then: committed and seen, or never to be — and the
+ * follower goes no further than that.
  */
-#define MCPR__PG_FOLLOW_MARK "28003" /* 0x6D63, "mc" */
 #define MCPR__PG_FOLLOW_SEQ_LAST                                                             \
   "coalesce(pg_sequence_last_value(pg_get_serial_sequence('requests', 'id')::regclass), 0)"
+/* The table's OID as the int4 an advisory key takes (pg_locks shows it
+ * back as the unsigned classid). */
+#define MCPR__PG_FOLLOW_TABLE_KEY                                                            \
+  "(('requests'::regclass::oid::int8 + 2147483648) % 4294967296 - 2147483648)::int4"
 #define MCPR__PG_FOLLOW_LOCK                                                                 \
-  "SELECT pg_advisory_xact_lock_shared((" MCPR__PG_FOLLOW_MARK "::int8 << 48) | "            \
-  MCPR__PG_FOLLOW_SEQ_LAST ")"
+  "SELECT pg_advisory_xact_lock_shared(" MCPR__PG_FOLLOW_TABLE_KEY ", (" MCPR__PG_FOLLOW_SEQ_LAST \
+  " >> 16)::int4)"
+#define MCPR__PG_FOLLOW_FLOOR                                                                \
+  "SELECT min(objid::int8 << 16) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"  \
+  " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"         \
+  " AND classid = 'requests'::regclass::oid"
 
 typedef struct mcpr__pg_target {
   char *url;                      /* the URL as given: secret */

@@ -398,11 +398,7 @@ static mcpr_status settled_row_id(pg_impl *impl, int64_t *out, mcpr_error *err) 
   int64_t last = 0, floor = MCPR_QUERY_NULL;
   mcpr_status s = fixed(impl, "SELECT " MCPR__PG_FOLLOW_SEQ_LAST, &last, NULL, err);
   if (s == MCPR_OK)
-    s = fixed(impl,
-              "SELECT min(((classid::int8 << 32) | objid::int8) & 281474976710655)"
-              " FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
-              " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-              " AND ((classid::int8 << 32) | objid::int8) >> 48 = " MCPR__PG_FOLLOW_MARK,
+    s = fixed(impl, MCPR__PG_FOLLOW_FLOOR,
               &floor, NULL, err);
   *out = floor != MCPR_QUERY_NULL && floor < last ? floor : last;
   return s;
