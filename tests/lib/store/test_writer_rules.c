@@ -680,8 +680,22 @@ static int thread_policy(const char *name) {
     if (fgets(comm, sizeof comm, fp))
       comm[strcspn(comm, "\n")] = '\0';
     fclose(fp);
-    if (strcmp(comm, name) == 0)
-      policy = sched_getscheduler(atoi(e->d_name));
+    if (strcmp(comm, name) != 0)
+      continue;
+    /* its scheduling policy: field 41 of stat, the 39th after the ")"
+     * that ends the name */
+    char stat[1024] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    if ((fp = fopen(path, "r"))) {
+      size_t n = fread(stat, 1, sizeof stat - 1, fp);
+      stat[n] = '\0';
+      fclose(fp);
+    }
+    const char *f = strrchr(stat, ')');
+    for (int field = 2; f && field < 41; field++)
+      f = strchr(f + 1, ' ');
+    if (f)
+      policy = atoi(f + 1);
   }
   closedir(d);
   return policy;
